@@ -1,0 +1,1 @@
+"""skillexp: skill-targeted post-training studies."""

@@ -1,0 +1,40 @@
+"""`python -m skillexp` / `skillexp`: compose the Hydra config, validate it, run the pipeline.
+
+A config error exits with status 2 and one message naming the key and the fix, before any heavy work.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+log = logging.getLogger("skillexp")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    from skillexp.config import load_run_config
+    from skillexp.utils.schema import ConfigError
+
+    try:
+        run = load_run_config(cfg)
+    except ConfigError as e:
+        print(f"skillexp: config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    from skillexp.pipeline import run_pipeline
+
+    summary = run_pipeline(run, Path(HydraConfig.get().runtime.output_dir))
+    return summary.get(f"avg/mean@{run.eval.k}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Typed schema of a run, validated once at start-up from the composed Hydra config.
+
+Config groups mirror the package: `model/` → models.config, `generation/` → generation.config, `task/` and the
+eval suite's variants → tasks (validated by each task's own dataclass), and the small schemas below for the rest.
+`load_run_config` turns a DictConfig into a `RunConfig` or raises a `ConfigError` naming the key and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+
+from skillexp.generation.config import GenerationConfig
+from skillexp.models.config import ModelConfig
+from skillexp.utils.schema import ConfigError, from_dict
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str  # where relative paths in configs resolve from (the directory the command ran in)
+    cache_dir: str  # converted models, built tiny models, downloaded wheels; shared across runs
+    log_dir: str  # parent of Hydra's run and sweep dirs
+
+
+@dataclass
+class LoggerConfig:
+    backend: Literal["wandb", "none"] = "wandb"
+    # offline by default: online W&B without network blocks for init_timeout (90 s) before failing
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "skillexp"
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    job_type: str = "study"
+    init_timeout_s: float = 60.0
+
+
+@dataclass
+class EvalSampling:
+    """Sampling for the k samples per question (greedy decoding is separate: `EvalConfig.greedy`)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    repetition_penalty: float = 1.0
+    max_tokens: int = 512
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalConfig:
+    """A suite: task variants, each evaluated on `num_items` questions of `split` with k samples."""
+
+    name: str
+    variants: dict[str, dict[str, Any]]  # variant name -> {kind: <task>, ...task params}
+    split: Literal["val", "test"] = "test"
+    num_items: int | None = 100  # per variant; null = the whole split
+    k: int = 4
+    pass_k: list[int] = field(default_factory=lambda: [1])
+    greedy: bool = True
+    sampling: EvalSampling = field(default_factory=EvalSampling)
+    score_workers: int = 2  # processes scoring completions; 0 = in-process
+    score_timeout_s: float = 60.0  # wall-clock guard per scoring call
+    log_samples: int = 8  # completions per variant shown in the W&B table and the console
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"eval.k must be >= 1, got {self.k}.")
+        bad = [p for p in self.pass_k if not 1 <= p <= self.k]
+        if bad:
+            raise ValueError(f"eval.pass_k values must lie in [1, eval.k={self.k}], got {bad}.")
+        if not self.variants:
+            raise ValueError("eval.variants is empty: name at least one task variant.")
+
+
+@dataclass
+class StageConfig:
+    """Placeholder schema for stage groups that later stages fill (method, rl, trainer): `name: none`."""
+
+    name: Literal["none"] = "none"
+
+
+@dataclass
+class RunConfig:
+    seed: int
+    run_name: str
+    paths: PathsConfig
+    model: ModelConfig
+    task: dict[str, Any]  # the training task: {kind: <task>, ...params}; validated by tasks.build_task
+    method: StageConfig
+    rl: StageConfig
+    trainer: StageConfig
+    eval: EvalConfig
+    generation: GenerationConfig
+    logger: LoggerConfig
+    tags: list[str] = field(default_factory=list)
+
+
+def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
+    """Split `{kind: countdown, num_numbers: 4}` into ("countdown", {num_numbers: 4})."""
+    params = dict(spec)
+    kind = params.pop("kind", None)
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}.kind is required: the task type, e.g. 'countdown', 'multiplication' or 'math'.")
+    return kind, params
+
+
+def load_run_config(cfg: DictConfig) -> RunConfig:
+    """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
+    from skillexp.tasks import build_task
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("hydra", None)
+    run = from_dict(RunConfig, data)
+    kind, params = task_spec(run.task, "task")
+    build_task(kind, params, path="task")
+    for name, spec in run.eval.variants.items():
+        path = f"eval.variants.{name}"
+        kind, params = task_spec(spec, path)
+        build_task(kind, params, name=name, path=path)
+    return run

@@ -1,0 +1,120 @@
+"""The eval stage: sample every variant of a suite, score with the tasks' own checkers, write metrics.
+
+All variants' prompts go to the engine in one call, so vLLM batches across variants; scoring runs in worker
+processes (math-verify needs a main thread, and model output gets a wall-clock bound).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from skillexp.config import RunConfig, task_spec
+from skillexp.eval.metrics import variant_metrics
+from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
+from skillexp.tasks import build_task
+from skillexp.tasks.base import Item, Task
+from skillexp.tasks.scoring import ScorePool
+from skillexp.tracking import Tracker
+from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Variant:
+    task: Task
+    items: list[Item]
+    start: int  # offset of this variant's prompts in the combined batch
+
+
+def _build_variants(run: RunConfig) -> dict[str, _Variant]:
+    variants, start = {}, 0
+    for name, spec in run.eval.variants.items():
+        kind, params = task_spec(spec, f"eval.variants.{name}")
+        task = build_task(kind, params, name=name, path=f"eval.variants.{name}")
+        items = task.items(run.eval.split)
+        if run.eval.num_items is not None:
+            items = items[: run.eval.num_items]
+        if not items:
+            raise ValueError(f"eval variant {name!r} has no items in split {run.eval.split!r}.")
+        variants[name] = _Variant(task, items, start)
+        start += len(items)
+    return variants
+
+
+def _rows(name: str, items: list[Item], comps: list[list[Completion]], scores: list[list[float]],
+          task: Task, greedy: bool) -> list[dict]:
+    rows = []
+    for item, cs, ss in zip(items, comps, scores):
+        for j, (c, s) in enumerate(zip(cs, ss)):
+            rows.append({
+                "variant": name, "item_id": item.id, "sample": j, "greedy": greedy, "question": item.question,
+                "gold": item.answer, "completion": c.text, "extracted": task.extract(c.text), "score": s,
+                "num_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
+            })
+    return rows
+
+
+def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Tracker,
+             prefix: str = "") -> dict[str, float]:
+    """Evaluate the suite with `generator`; returns {"<variant>/<metric>": value}. Writes generations JSONL."""
+    ev = run.eval
+    variants = _build_variants(run)
+    conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
+    prompts = render_chat(generator.tokenizer, conversations)
+    s = ev.sampling
+    sampled = generator.generate(prompts, SamplingParams(
+        n=ev.k, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty,
+        max_tokens=s.max_tokens, stop=list(s.stop), seed=run.seed))
+    greedy = None
+    if ev.greedy:
+        greedy = generator.generate(prompts, SamplingParams(
+            n=1, temperature=0.0, repetition_penalty=s.repetition_penalty, max_tokens=s.max_tokens,
+            stop=list(s.stop), seed=run.seed))
+
+    summary: dict[str, float] = {}
+    table = []
+    with ScorePool(workers=ev.score_workers, timeout_s=ev.score_timeout_s) as pool:
+        for name, v in variants.items():
+            sl = slice(v.start, v.start + len(v.items))
+            comps = sampled[sl]
+            flat = pool.score(v.task, [it for it, cs in zip(v.items, comps) for _ in cs],
+                              [c.text for cs in comps for c in cs])
+            scores = [flat[i * ev.k:(i + 1) * ev.k] for i in range(len(v.items))]
+            rows = _rows(name, v.items, comps, scores, v.task, greedy=False)
+            greedy_scores = None
+            if greedy is not None:
+                g = [cs[0] for cs in greedy[sl]]
+                greedy_scores = pool.score(v.task, v.items, [c.text for c in g])
+                rows += _rows(name, v.items, [[c] for c in g], [[x] for x in greedy_scores], v.task, greedy=True)
+            atomic_write_jsonl(out_dir / "generations" / f"{prefix}{name}.jsonl", rows)
+            metrics = variant_metrics(
+                scores, [[len(c.token_ids) for c in cs] for cs in comps],
+                [[c.truncated for c in cs] for cs in comps], ev.pass_k, greedy_scores)
+            summary.update({f"{prefix}{name}/{k}": val for k, val in metrics.items()})
+            table += [[name, r["sample"], r["question"], r["completion"], r["extracted"], r["score"]]
+                      for r in rows[: ev.log_samples]]
+    k_key = f"mean@{ev.k}"
+    summary[f"{prefix}avg/{k_key}"] = sum(summary[f"{prefix}{n}/{k_key}"] for n in variants) / len(variants)
+    tracker.log(summary)
+    tracker.log_table(f"{prefix}eval/samples", ["variant", "sample", "question", "completion", "extracted", "score"],
+                      table)
+    atomic_write_json(out_dir / f"{prefix}eval_metrics.json", summary)
+    return summary
+
+
+def format_table(summary: dict[str, float], prefix: str = "") -> str:
+    """A Markdown table, one row per variant, one column per metric."""
+    rows: dict[str, dict[str, float]] = {}
+    for key, val in summary.items():
+        if not key.startswith(prefix):
+            continue
+        variant, metric = key[len(prefix):].rsplit("/", 1)
+        rows.setdefault(variant, {})[metric] = val
+    metrics = sorted({m for r in rows.values() for m in r}, key=lambda m: (m != "num_items", m))
+    lines = ["| variant | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for variant, r in rows.items():
+        cells = ["" if m not in r else f"{r[m]:.0f}" if m == "num_items" else f"{r[m]:.3f}" for m in metrics]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

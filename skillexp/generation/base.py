@@ -1,0 +1,59 @@
+"""The Generator protocol shared by the HF and vLLM backends.
+
+Prompts are token ids rendered once by `render_chat`, so both backends see byte-identical inputs and any
+difference in output comes from the engine, not from templating.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+
+@dataclass
+class SamplingParams:
+    """Decoding settings. temperature 0 means greedy; top_k -1 / top_p 1.0 disable those filters."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    repetition_penalty: float = 1.0
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    logprobs: bool = False  # return the sampled tokens' log-probs (GRPO needs them)
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    finish_reason: Literal["stop", "length"]
+    logprobs: list[float] | None = None  # one per token in token_ids when asked for
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+class Generator(ABC):
+    """A text generator over a fixed model. One instance is reused for a whole stage."""
+
+    tokenizer: "object"  # a transformers tokenizer; used by callers to render prompts
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        """For each prompt (token ids), `params.n` completions, in prompt order."""
+
+    def close(self) -> None:
+        """Release engines, processes and memory."""
+
+
+def render_chat(tokenizer, conversations: Sequence[list[dict[str, str]]]) -> list[list[int]]:
+    """Token ids of each conversation with the model's chat template and a generation prompt appended."""
+    out = []
+    for messages in conversations:
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return out
