@@ -1,0 +1,20 @@
+"""Generation backends behind one interface; `build_generator` picks one from `generation.backend`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
+from skillexp.generation.config import GenerationConfig
+from skillexp.models.config import ModelConfig
+
+__all__ = ["Completion", "Generator", "SamplingParams", "build_generator", "render_chat"]
+
+
+def build_generator(model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int = 0) -> Generator:
+    if cfg.backend == "vllm":
+        from skillexp.generation.vllm import VLLMGenerator
+
+        return VLLMGenerator(model_dir, model_cfg, cfg, seed)
+    from skillexp.generation.hf import HFGenerator
+
+    return HFGenerator(model_dir, model_cfg, cfg, seed)
