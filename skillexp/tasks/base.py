@@ -9,6 +9,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from skillexp.tasks.answer import last_tag
+from skillexp.tasks.prompts import build_messages
+
 SPLITS = ("train", "rl", "val", "test")
 
 
@@ -23,27 +26,69 @@ class Item:
 
 
 class Task(ABC):
-    """A task variant, e.g. `countdown_4`. Subclasses are constructed from validated config dataclasses."""
+    """A task variant, e.g. `countdown_4`, built from a validated config dataclass.
 
-    name: str  # the variant name used in metric keys ("countdown_4/mean@4")
-    answer_type: str = "answer"  # fills the SkillFactory prompts' {answer_type_str}
+    Subclasses implement `_build_splits`, `check` and `reference_solution`; items are built lazily once and are
+    not pickled, so sending a task to scoring workers stays cheap.
+    """
+
+    answer_type: str = "answer"  # fills the prompts' {answer_type_str}
+
+    def __init__(self, name: str, lenient: bool = False):
+        self.name = name  # the variant name used in metric keys ("countdown_4/mean@4")
+        self.lenient = lenient  # fall back to a task-specific guess when the <answer> tag is missing
+        self._splits: dict[str, list[Item]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_splits": None}
 
     @abstractmethod
+    def _build_splits(self) -> dict[str, list[Item]]:
+        """All splits at once, so that they are disjoint by construction."""
+
     def items(self, split: str) -> list[Item]:
-        """Items of one split in SPLITS; deterministic for a given config and seed; splits are disjoint."""
+        """Items of one split in SPLITS; deterministic for a given config."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+        if self._splits is None:
+            self._splits = self._build_splits()
+        return self._splits[split]
 
-    @abstractmethod
-    def messages(self, item: Item) -> list[dict[str, str]]:
-        """Chat messages (HF format) that pose `item` to a model."""
+    def messages(self, item: Item, variant: str = "original") -> list[dict[str, str]]:
+        """Chat messages that pose `item`, under one of SkillFactory's prompt variants."""
+        return build_messages(item.question, self.answer_type, variant)
 
-    @abstractmethod
     def extract(self, completion: str) -> str | None:
-        """The final answer in a completion (last `<answer>` span for tag tasks), or None if there is none."""
+        """The final answer: the last `<answer>` span, or with `lenient` a task-specific fallback."""
+        tagged = last_tag(completion)
+        if tagged is not None or not self.lenient:
+            return tagged
+        return self._lenient_extract(completion)
+
+    def _lenient_extract(self, completion: str) -> str | None:
+        return None
 
     @abstractmethod
-    def score(self, item: Item, completion: str) -> float:
-        """Reward in [0, 1]. Must be bounded in time and memory and never raise on model output."""
+    def check(self, item: Item, answer: str) -> bool:
+        """Is the extracted `answer` correct for `item`? Bounded in time and memory; never raises."""
 
+    def score(self, item: Item, completion: str) -> float:
+        """Reward in [0, 1]: 1 when the extracted answer is correct."""
+        answer = self.extract(completion)
+        return float(answer is not None and self.check(item, answer))
+
+    @abstractmethod
     def reference_solution(self, item: Item) -> str:
-        """A correct completion in this task's answer format (used by `method=sft` later)."""
-        return f"<answer>{item.answer}</answer>"
+        """A correct completion in this task's answer format (`method=sft` trains on these)."""
+
+
+def partition(rows: list[Any], sizes: dict[str, int]) -> dict[str, list[Any]]:
+    """Cut `rows` into splits in the order test, val, rl, train, so that growing the training split never
+    changes the test set. A size of -1 takes all remaining rows."""
+    out, start = {}, 0
+    for split in ("test", "val", "rl", "train"):
+        n = sizes[split]
+        end = len(rows) if n < 0 else start + n
+        out[split] = rows[start:end]
+        start = end
+    return out

@@ -1,0 +1,60 @@
+"""Long multiplication, D digits x D digits: an out-of-domain task in SkillFactory's evaluation."""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from skillexp.tasks.answer import last_integer
+from skillexp.tasks.base import Item, Task, partition
+
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+|-?\d+")  # thousands separators allowed, nothing else
+
+
+@dataclass
+class MultiplicationConfig:
+    digits: int = 2
+    data_seed: int = 1234
+    num_train: int = 4000
+    num_rl: int = 1000
+    num_val: int = 200
+    num_test: int = 500
+    lenient: bool = False  # without an <answer> tag, grade the last integer in the completion
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.digits <= 9:
+            raise ValueError(f"digits must be in [1, 9], got {self.digits}")
+
+
+class MultiplicationTask(Task):
+    answer_type = "number"
+
+    def __init__(self, cfg: MultiplicationConfig, name: str):
+        super().__init__(name, cfg.lenient)
+        self.cfg = cfg
+
+    def _build_splits(self) -> dict[str, list[Item]]:
+        c = self.cfg
+        lo, hi = 10 ** (c.digits - 1), 10**c.digits - 1
+        rng = random.Random(f"multiplication-{c.digits}-{c.data_seed}")
+        sizes = {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train}
+        # small digit counts have few distinct pairs: the splits shrink (test first) rather than repeat
+        total = min(sum(sizes.values()), (hi - lo + 1) ** 2)
+        pairs: dict[tuple[int, int], None] = {}  # insertion-ordered set
+        while len(pairs) < total:
+            pairs[(rng.randint(lo, hi), rng.randint(lo, hi))] = None
+        return {
+            split: [Item(id=f"{self.name}-{split}-{i}", question=f"What is {a} x {b}?", answer=str(a * b),
+                         meta={"a": a, "b": b}) for i, (a, b) in enumerate(rows)]
+            for split, rows in partition(list(pairs), sizes).items()
+        }
+
+    def _lenient_extract(self, completion: str) -> str | None:
+        return last_integer(completion)
+
+    def check(self, item: Item, answer: str) -> bool:
+        answer = answer.strip().rstrip(".")
+        return bool(_NUMBER.fullmatch(answer)) and answer.replace(",", "") == item.answer
+
+    def reference_solution(self, item: Item) -> str:
+        return f"{item.meta['a']} x {item.meta['b']} = {item.answer}\n<answer>{item.answer}</answer>"
