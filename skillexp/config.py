@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from skillexp.generation.config import GenerationConfig
 from skillexp.models.config import ModelConfig
@@ -111,8 +111,10 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
     from skillexp.tasks import build_task
 
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.pop("hydra", None)  # Hydra's own node (present in tests' compose) is not ours to validate
     data = OmegaConf.to_container(cfg, resolve=True)
-    data.pop("hydra", None)
     run = from_dict(RunConfig, data)
     kind, params = task_spec(run.task, "task")
     build_task(kind, params, path="task")
