@@ -1,0 +1,65 @@
+"""Scoring throughput: Countdown checks/s and math-verify checks/s, in-process vs a 2-worker ScorePool.
+
+Run: .venv/bin/python benchmarks/bench_scoring.py [--n 4000]
+Completions are a realistic mix: correct, wrong, and garbage/hostile answers. Pool start-up is timed apart.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from skillexp.tasks import build_task
+from skillexp.tasks.base import Task
+from skillexp.tasks.scoring import ScorePool
+
+GARBAGE = ["<answer>9**9**9</answer>", "<answer>" + "(" * 300 + "</answer>", "no answer at all " * 50,
+           "<answer>__import__('os')</answer>", "<answer>\\frac{" * 20 + "</answer>"]
+
+
+def workload(task: Task, n: int, rng: random.Random) -> tuple[list, list[str]]:
+    items = task.items("test") + task.items("train")
+    chosen = [rng.choice(items) for _ in range(n)]
+    completions = []
+    for item in chosen:
+        r = rng.random()
+        if r < 0.4:
+            completions.append("Let me think step by step.\n" + task.reference_solution(item))
+        elif r < 0.8:
+            completions.append(f"I think it is this.\n<answer>{rng.choice(items).answer}</answer>")
+        else:
+            completions.append(rng.choice(GARBAGE))
+    return chosen, completions
+
+
+def measure(task: Task, items, completions, workers: int) -> tuple[float, float, float]:
+    """(start-up seconds, checks/s, mean score)"""
+    with ScorePool(workers=workers) as pool:
+        t0 = time.perf_counter()
+        pool.score(task, items[:8], completions[:8])  # spawns and warms the workers (imports, first parse)
+        t1 = time.perf_counter()
+        scores = pool.score(task, items, completions)
+        t2 = time.perf_counter()
+    return t1 - t0, len(items) / (t2 - t1), sum(scores) / len(scores)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=4000, help="completions per task")
+    args = ap.parse_args()
+    rng = random.Random(0)
+    rows = []
+    for kind, params, n in [("countdown", {"num_numbers": 4}, args.n), ("math", {}, args.n // 2)]:
+        task = build_task(kind, params)
+        items, completions = workload(task, n, rng)
+        for workers in (0, 2):
+            startup, rate, acc = measure(task, items, completions, workers)
+            rows.append((task.name, "in-process" if workers == 0 else f"ScorePool({workers})", n, startup, rate, acc))
+    print("| task | scorer | completions | start-up s | checks/s | mean score |")
+    print("|---|---|---|---|---|---|")
+    for name, how, n, startup, rate, acc in rows:
+        print(f"| {name} | {how} | {n} | {startup:.2f} | {rate:,.0f} | {acc:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
