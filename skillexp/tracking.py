@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class Tracker:
     def __init__(self, cfg: LoggerConfig, run_dir: Path, config: dict[str, Any]):
         self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
         self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
         self._wandb = None
         if cfg.backend == "wandb" and cfg.mode != "disabled":

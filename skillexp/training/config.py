@@ -1,0 +1,57 @@
+"""What a `trainer=` config says: the DeepSpeed engine (ZeRO stage, offload, precision) and the optimisation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class TrainerConfig:
+    name: str = "none"  # "none" when no stage trains; preset names otherwise
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    offload_optimizer: bool = False  # ZeRO 1-3: optimizer states in CPU memory (JIT-builds cpu_adam once)
+    offload_param: bool = False  # ZeRO 3 only: parameters in CPU memory
+    precision: Literal["fp32", "bf16"] = "fp32"
+    lr: float = 1e-6
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    micro_batch_size: int = 1  # sequences per device per forward
+    grad_accum: int = 1
+    gradient_checkpointing: bool = False
+    lora: LoraConfig | None = None  # null: full fine-tune (the papers' setting)
+    save_every_steps: int = 50  # resumable checkpoints; the last one is always kept
+    keep_checkpoints: int = 1
+    log_every_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.offload_param and self.zero_stage != 3:
+            raise ValueError("trainer.offload_param needs trainer.zero_stage=3.")
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise ValueError("trainer.offload_optimizer needs trainer.zero_stage >= 1.")
+        if len(self.betas) != 2:
+            raise ValueError(f"trainer.betas must be two numbers, got {self.betas}.")
+
+
+@dataclass
+class SFTConfig:
+    """The SFT stage's data and schedule; optimisation lives in `trainer`."""
+
+    epochs: float = 2.0  # SkillFactory: two epochs
+    max_steps: int | None = None  # optimizer steps; overrides epochs when set
+    max_length: int = 4096
+    truncation: Literal["right", "drop"] = "right"  # cut long examples, or drop them; both are counted
+    val_fraction: float = 0.05
+    max_val_examples: int = 256
+    eval_every_steps: int = 50

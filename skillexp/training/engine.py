@@ -1,0 +1,160 @@
+"""The DeepSpeed engine shared by SFT and GRPO: one process on a CPU, many on GPUs, the same code.
+
+Checkpoints resume exactly: DeepSpeed saves module, optimizer and LR scheduler; we add the data position and every
+RNG state as client state, and publish a checkpoint only after it is fully written, by atomically replacing
+`latest.json`. A kill mid-save leaves the previous checkpoint as the one that is used.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skillexp.training.config import TrainerConfig
+from skillexp.utils.io import atomic_write_json
+
+LATEST = "latest.json"
+
+
+def init_distributed() -> None:
+    """Join (or, launched as a plain script, create) the process group; gloo on CPU, nccl on GPUs."""
+    import deepspeed
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return
+    if "RANK" not in os.environ:  # a plain single process: deepspeed would otherwise try MPI discovery
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
+def lr_lambda(cfg: TrainerConfig, total_steps: int):
+    """Linear warmup, then cosine decay to `min_lr_ratio` (or constant): a multiplier of the base lr per step."""
+    warmup = int(cfg.warmup_ratio * total_steps)
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def ds_config(cfg: TrainerConfig) -> dict[str, Any]:
+    zero: dict[str, Any] = {"stage": cfg.zero_stage}
+    if cfg.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu"}
+    if cfg.offload_param:
+        zero["offload_param"] = {"device": "cpu"}
+    if cfg.zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    out = {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if cfg.offload_optimizer:  # DeepSpeed's CPU Adam; a client torch optimizer cannot be offloaded
+        out["optimizer"] = {"type": "AdamW", "params": {"lr": cfg.lr, "betas": list(cfg.betas),
+                                                        "weight_decay": cfg.weight_decay}}
+    return out
+
+
+def build_engine(model: torch.nn.Module, cfg: TrainerConfig, total_steps: int):
+    """A DeepSpeed engine over `model` with AdamW and the configured schedule (stepped once per optimizer step)."""
+    import deepspeed
+
+    init_distributed()
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.lora is not None:
+        if cfg.zero_stage == 3:
+            raise ValueError("trainer.lora is supported with zero_stage 0-2.")
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                                                 lora_dropout=cfg.lora.dropout,
+                                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = None
+    if not cfg.offload_optimizer:
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    config = ds_config(cfg)
+    # the scheduler wraps DeepSpeed's optimizer; engine.step() steps it at each accumulation boundary
+    engine, *_ = deepspeed.initialize(
+        model=model, model_parameters=params, optimizer=optimizer, config=config,
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_steps)))
+    return engine
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(engine, ckpt_dir: Path, step: int, client_state: dict[str, Any], keep: int = 1) -> None:
+    """Write `ckpt_dir/step_<n>`, then publish it in latest.json, then prune older ones."""
+    tag = f"step_{step}"
+    engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state={**client_state, "rng": rng_state()},
+                           save_latest=False)
+    if engine.global_rank == 0:
+        atomic_write_json(ckpt_dir / LATEST, {"tag": tag, "step": step})
+        tags = sorted((p for p in ckpt_dir.glob("step_*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+        for old in tags[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    import torch.distributed as dist
+
+    dist.barrier()
+
+
+def load_checkpoint(engine, ckpt_dir: Path) -> dict[str, Any] | None:
+    """Restore the published checkpoint, if any; returns its client state (data position etc.)."""
+    import json
+
+    latest = ckpt_dir / LATEST
+    if not latest.exists():
+        return None
+    tag = json.loads(latest.read_text())["tag"]
+    _, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+    set_rng_state(client["rng"])
+    return client
+
+
+def export_hf(engine, tokenizer, out_dir: Path) -> None:
+    """Save a plain HF model directory (weights in the model's dtype, tokenizer included), atomically."""
+    import torch.distributed as dist
+
+    module = engine.module
+    state = engine._zero3_consolidated_16bit_state_dict() if engine.zero_optimization_stage() == 3 else None
+    if engine.global_rank == 0:
+        tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if hasattr(module, "merge_and_unload"):  # LoRA: export merged full weights
+            module = module.merge_and_unload()
+        module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    dist.barrier()

@@ -1,0 +1,114 @@
+"""The SFT stage: a flat, explicit loop over a DeepSpeed engine (no Trainer class), resumable at any step.
+
+Input: a JSONL file of {"messages": [...]} conversations. Output: an HF model directory. Killed and restarted
+with the same command, it continues from the last published checkpoint and ends with the same weights.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from skillexp.models import load_tokenizer
+from skillexp.models.config import ModelConfig
+from skillexp.tracking import Tracker
+from skillexp.training.config import SFTConfig, TrainerConfig
+from skillexp.training.engine import build_engine, export_hf, init_distributed, load_checkpoint, save_checkpoint
+from skillexp.training.sft_data import IGNORE, Example, collate, length_grouped_batches, tokenize_dataset
+from skillexp.utils.io import atomic_write_json, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def split_val(examples: list[Example], cfg: SFTConfig, seed: int) -> tuple[list[Example], list[Example]]:
+    order = list(range(len(examples)))
+    random.Random(f"val-{seed}").shuffle(order)
+    n_val = min(cfg.max_val_examples, int(len(examples) * cfg.val_fraction))
+    return [examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]]
+
+
+@torch.no_grad()
+def val_loss(engine, examples: list[Example], batch_size: int, pad_id: int) -> float:
+    """Loss per target token over the whole validation set."""
+    engine.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        batch = collate(examples[i: i + batch_size], pad_id)
+        n = int((batch["labels"][:, 1:] != IGNORE).sum())
+        out = engine(**{k: v.to(engine.device) for k, v in batch.items()})
+        total += float(out.loss) * n
+        count += n
+    engine.train()
+    return total / max(count, 1)
+
+
+def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: TrainerConfig, cfg: SFTConfig,
+            out_dir: Path, tracker: Tracker, seed: int) -> Path:
+    """Fine-tune `model_dir` on `data_path`; returns `out_dir/model`. Checkpoints live in `out_dir/checkpoints`."""
+    from transformers import AutoModelForCausalLM
+
+    final = out_dir / "model"
+    tokenizer = load_tokenizer(model_dir, model_cfg)
+    conversations = [row["messages"] for row in read_jsonl(data_path)]
+    examples, stats = tokenize_dataset(tokenizer, conversations, cfg.max_length, cfg.truncation)
+    if not examples:
+        raise ValueError(f"no SFT examples left in {data_path} (dropped {stats.dropped}); check max_length.")
+    train, val = split_val(examples, cfg, seed)
+    log.info("SFT data: %d train / %d val examples, %d truncated, %d dropped, %.1f%% target tokens",
+             len(train), len(val), stats.truncated, stats.dropped, 100 * stats.target_tokens / stats.tokens)
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    init_distributed()
+    rank, world = dist.get_rank(), dist.get_world_size()
+    per_epoch = len(length_grouped_batches([len(e.input_ids) for e in train], trainer.micro_batch_size, seed, 0))
+    per_epoch //= world
+    steps_per_epoch = max(1, per_epoch // trainer.grad_accum)
+    total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+    engine = build_engine(model, trainer, total)
+    ckpt = out_dir / "checkpoints"
+    state = load_checkpoint(engine, ckpt) or {"epoch": 0, "batch": 0, "step": 0}
+    if state["step"]:
+        log.info("resuming SFT at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch"])
+    tracker.log({"sft/train_examples": len(train), "sft/val_examples": len(val), "sft/truncated": stats.truncated,
+                 "sft/dropped": stats.dropped, "sft/total_steps": total}, step=state["step"])
+
+    step, epoch, pad = state["step"], state["epoch"], tokenizer.pad_token_id
+    tokens, t0 = 0, time.perf_counter()
+    engine.train()
+    while step < total:
+        batches = length_grouped_batches([len(e.input_ids) for e in train], trainer.micro_batch_size, seed, epoch)
+        batches = batches[rank::world][:per_epoch]
+        start = state["batch"] if epoch == state["epoch"] else 0
+        for b in range(start, len(batches) - len(batches) % trainer.grad_accum):
+            batch = {k: v.to(engine.device) for k, v in collate([train[i] for i in batches[b]], pad).items()}
+            loss = engine(**batch).loss
+            engine.backward(loss)
+            engine.step()
+            tokens += int(batch["attention_mask"].sum())
+            if (b + 1) % trainer.grad_accum:
+                continue
+            step += 1
+            if step % trainer.log_every_steps == 0 or step == total:
+                dt = time.perf_counter() - t0
+                tracker.log({"sft/loss": loss.item(), "sft/lr": engine.get_lr()[0], "sft/epoch": epoch + b / len(batches),
+                             "sft/tokens_per_s": tokens * world / dt}, step=step)
+                tokens, t0 = 0, time.perf_counter()
+            if val and (step % cfg.eval_every_steps == 0 or step == total):
+                tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad)}, step=step)
+            if step % trainer.save_every_steps == 0 or step == total:
+                save_checkpoint(engine, ckpt, step, {"epoch": epoch, "batch": b + 1, "step": step},
+                                trainer.keep_checkpoints)
+            if step >= total:
+                break
+        else:
+            epoch += 1
+    export_hf(engine, tokenizer, final)
+    if rank == 0:
+        atomic_write_json(out_dir / "sft_metrics.json", {"steps": step, "examples": len(train)})
+    return final

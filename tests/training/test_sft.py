@@ -1,0 +1,107 @@
+"""SFT on the tiny model: the assistant-only mask is exact, loss falls, and kill/resume reproduces the weights."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from skillexp.config import LoggerConfig
+from skillexp.models import load_tokenizer
+from skillexp.tasks import build_task
+from skillexp.tracking import Tracker
+from skillexp.training.config import SFTConfig, TrainerConfig
+from skillexp.training.sft import run_sft
+from skillexp.training.sft_data import IGNORE, tokenize_conversation, tokenize_dataset
+from skillexp.utils.io import read_jsonl
+from tests.conftest import ROOT, TINY
+
+
+def write_dataset(path: Path, n: int = 96) -> Path:
+    task = build_task("countdown", {"num_numbers": 3, "num_train": n, "num_rl": 0, "num_val": 0, "num_test": 0})
+    rows = [{"messages": task.messages(it) + [{"role": "assistant", "content": task.reference_solution(it)}]}
+            for it in task.items("train")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_mask_covers_exactly_the_assistant_turns(tiny_model_dir: Path) -> None:
+    tok = load_tokenizer(tiny_model_dir, TINY)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 3?"},
+                {"role": "assistant", "content": "<answer>5</answer>"}, {"role": "user", "content": "And 2 + 4?"},
+                {"role": "assistant", "content": "<answer>6</answer>"}]
+    ex = tokenize_conversation(tok, messages)
+    trained = tok.decode([t for t, label in zip(ex.input_ids, ex.labels) if label != IGNORE])
+    assert trained == "<answer>5</answer><|im_end|>\n<answer>6</answer><|im_end|>\n"
+    assert tok.decode(ex.input_ids) == tok.apply_chat_template(messages, tokenize=False)
+
+
+def test_truncation_policy_is_counted(tiny_model_dir: Path) -> None:
+    tok = load_tokenizer(tiny_model_dir, TINY)
+    conv = [[{"role": "user", "content": "hi " * 10}, {"role": "assistant", "content": "yo " * 80}]]
+    kept, stats = tokenize_dataset(tok, conv, max_length=80, truncation="right")
+    assert stats.truncated == 1 and len(kept[0].input_ids) == 80
+    kept, stats = tokenize_dataset(tok, conv, max_length=80, truncation="drop")
+    assert stats.dropped == 1 and not kept
+
+
+TRAINER = TrainerConfig(name="cpu", lr=3e-3, warmup_ratio=0.1, micro_batch_size=8, grad_accum=1,
+                        save_every_steps=4, log_every_steps=1)
+
+
+def _sft(data: Path, model_dir: Path, out: Path, max_steps: int) -> Path:
+    tracker = Tracker(LoggerConfig(backend="none"), out.parent, {})
+    try:
+        return run_sft(data, model_dir, TINY, TRAINER, SFTConfig(max_steps=max_steps, max_length=256,
+                                                                 val_fraction=0.15, eval_every_steps=4),
+                       out, tracker, seed=0)
+    finally:
+        tracker.finish()
+
+
+def test_sft_lowers_validation_loss_and_exports(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_dataset(tmp_path / "data.jsonl")
+    model = _sft(data, tiny_model_dir, tmp_path / "sft", max_steps=12)
+    val = [r["sft/val_loss"] for r in read_jsonl(tmp_path / "metrics.jsonl") if "sft/val_loss" in r]
+    assert len(val) == 3 and val[-1] < val[0] - 0.5, val
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(model)
+    assert not reloaded.config.tie_word_embeddings
+    assert (model / "tokenizer.json").exists()
+
+
+def test_killed_sft_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_dataset(tmp_path / "data.jsonl")
+    full = _sft(data, tiny_model_dir, tmp_path / "a" / "sft", max_steps=12)
+    # the same run in a child process, SIGKILLed once its first checkpoint (step 4) is published
+    out = tmp_path / "b" / "sft"
+    code = (f"from pathlib import Path; from tests.training.test_sft import _sft; "
+            f"_sft(Path({str(data)!r}), Path({str(tiny_model_dir)!r}), Path({str(out)!r}), max_steps=12)")
+    env = {k: v for k, v in os.environ.items()  # a fresh process group, not this process's
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    log = open(tmp_path / "child.log", "w")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log)
+    latest = out / "checkpoints" / "latest.json"
+    deadline = time.time() + 300
+    while not latest.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
+    step = json.loads(latest.read_text())["step"]
+    assert step < 12 and not (out / "model").exists(), (tmp_path / "child.log").read_text()[-3000:]
+    resumed = _sft(data, tiny_model_dir, out, max_steps=12)
+    logged = read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    assert min(r["step"] for r in logged if "sft/loss" in r) <= step  # the child trained before dying
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
