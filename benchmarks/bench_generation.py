@@ -54,7 +54,9 @@ def main() -> None:
     task = build_task("countdown", {"num_numbers": 3})
     conversations = [task.messages(it) for it in task.items("test")[: args.prompts]]
     sample = SamplingParams(n=args.n, temperature=0.7, top_p=0.8, top_k=20, max_tokens=args.max_tokens)
+    plain = SamplingParams(n=args.n, temperature=0.7, max_tokens=args.max_tokens)  # no top-k/top-p filtering
     greedy = SamplingParams(n=1, temperature=0.0, max_tokens=args.max_tokens)
+    settings = (("sample top-k/p", sample), ("sample plain", plain), ("greedy", greedy))
     rows = []
 
     from skillexp.generation.hf import HFGenerator
@@ -62,7 +64,7 @@ def main() -> None:
     hf = HFGenerator(model_dir, model_cfg, GenerationConfig(backend="hf", batch_size=64, show_progress=False))
     prompts = render_chat(hf.tokenizer, conversations)
     hf.generate(prompts[:2], SamplingParams(n=2, temperature=0.7, max_tokens=8))
-    for name, p in (("sample", sample), ("greedy", greedy)):
+    for name, p in settings:
         sec, tok = ours(hf, prompts, p)
         rows.append(("HF generate (ours)", name, tok, sec))
     hf.close()
@@ -75,10 +77,10 @@ def main() -> None:
     t0 = time.perf_counter()
     vl = VLLMGenerator(model_dir, model_cfg, GenerationConfig(backend="vllm", show_progress=False))
     start = time.perf_counter() - t0
-    vl.generate(prompts[:4], sample)
-    vl.generate(prompts[:4], greedy)
+    for _, p in settings:
+        vl.generate(prompts[:4], p)
     raw_prompts = [TokensPrompt(prompt_token_ids=p) for p in prompts]
-    for name, p in (("sample", sample), ("greedy", greedy)):
+    for name, p in settings:
         vsp = vl._params(p)
         # interleave ours and raw so drift in machine load hits both alike
         runs: dict[str, list[tuple[float, int]]] = {"vLLM (ours)": [], "vLLM engine direct": []}
@@ -97,7 +99,7 @@ def main() -> None:
     for label, name, tok, sec in rows:
         print(f"| {label} | {name} | {tok} | {sec:.2f} | {tok / sec:,.0f} |")
     by = {(label, name): (tok, sec) for label, name, tok, sec in rows}
-    for name in ("sample", "greedy"):
+    for name, _ in settings:
         (t1, s1), (t2, s2) = by[("vLLM (ours)", name)], by[("vLLM engine direct", name)]
         print(f"\nwrapper overhead ({name}): {100 * ((s1 / t1) / (s2 / t2) - 1):+.1f}% seconds per token vs direct")
 

@@ -36,7 +36,7 @@ def measure(task: Task, items, completions, workers: int) -> tuple[float, float,
     """(start-up seconds, checks/s, mean score)"""
     with ScorePool(workers=workers) as pool:
         t0 = time.perf_counter()
-        pool.score(task, items[:8], completions[:8])  # spawns and warms the workers (imports, first parse)
+        pool.score(task, items[:64], completions[:64])  # spawns and warms every worker (imports, first parse)
         t1 = time.perf_counter()
         scores = pool.score(task, items, completions)
         t2 = time.perf_counter()
