@@ -12,7 +12,9 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from skillexp.generation.config import GenerationConfig
+from skillexp.methods.config import MethodConfig
 from skillexp.models.config import ModelConfig
+from skillexp.training.config import TrainerConfig
 from skillexp.utils.schema import ConfigError, from_dict
 
 
@@ -76,8 +78,8 @@ class EvalConfig:
 
 
 @dataclass
-class StageConfig:
-    """Placeholder schema for stage groups that later stages fill (method, rl, trainer): `name: none`."""
+class RLConfig:
+    """The RL stage (GRPO lands next); `name: none` skips it."""
 
     name: Literal["none"] = "none"
 
@@ -89,9 +91,9 @@ class RunConfig:
     paths: PathsConfig
     model: ModelConfig
     task: dict[str, Any]  # the training task: {kind: <task>, ...params}; validated by tasks.build_task
-    method: StageConfig
-    rl: StageConfig
-    trainer: StageConfig
+    method: MethodConfig
+    rl: RLConfig
+    trainer: TrainerConfig
     eval: EvalConfig
     generation: GenerationConfig
     logger: LoggerConfig

@@ -19,8 +19,10 @@ from omegaconf import OmegaConf
 from skillexp.config import RunConfig
 from skillexp.eval.stage import run_eval
 from skillexp.generation import build_generator
+from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
 from skillexp.tracking import Tracker
+from skillexp.training.sft import run_sft
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     tracker = Tracker(run.logger, run_dir, config)
     try:
+        if "sft" in stages(run):
+            data = build_sft_data(run, model_dir, run_dir / "sft_data", tracker)
+            model_dir = run_sft(data, model_dir, run.model, run.trainer, run.method.sft, run_dir / "sft", tracker,
+                                run.seed)
         done = run_dir / "eval_metrics.json"
         if done.exists():
             log.info("eval already done in %s; reusing it", done)

@@ -23,6 +23,7 @@ class Tracker:
         run_dir.mkdir(parents=True, exist_ok=True)
         self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
         self._wandb = None
+        self._stages: set[str] = set()
         if cfg.backend == "wandb" and cfg.mode != "disabled":
             import wandb
 
@@ -47,7 +48,14 @@ class Tracker:
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
         if self._wandb is not None:
-            self._wandb.log(metrics, step=step)
+            payload = dict(metrics)
+            if step is not None:  # each stage has its own x-axis ("sft/step", "rl/step"), so stages never clash
+                stage = next(iter(metrics)).split("/")[0]
+                if stage not in self._stages:
+                    self._wandb.define_metric(f"{stage}/*", step_metric=f"{stage}/step")
+                    self._stages.add(stage)
+                payload[f"{stage}/step"] = step
+            self._wandb.log(payload)
 
     def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
         """Sample completions and the like: a W&B table (the same rows are in the run dir's JSONL files)."""

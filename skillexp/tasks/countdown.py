@@ -1,8 +1,17 @@
 """Countdown: reach a target from N numbers with + - * /, each number used at most once (SkillFactory's task).
 
-Items are solvable by construction: the target is the value of a random expression tree over all N numbers with
-integer, non-negative intermediates. The checker accepts any exact rational arithmetic that reaches the target with
-a sub-multiset of the numbers, optionally written as `expr = target`.
+Generation: numbers are drawn uniformly from [min_number, max_number] (1-100 by default, as in the paper's
+Countdown data); the target is the value of a random binary expression over ALL N numbers whose intermediates are
+non-negative integers (subtraction keeps the larger operand first, division only when exact). That expression is
+the stored reference solution, so every item is solvable. Problems whose target falls outside
+[min_target, max_target] or equals one of the numbers (trivially solved by writing it down) are redrawn. One seeded
+stream of unique problems (deduplicated on (sorted numbers, target)) is cut test, val, rl, train.
+
+Grading: the answer is the last `<answer>` span, an expression such as `(3 + 5) * 2`, optionally followed by
+`= 16`; the `= rhs` form is accepted only when rhs is exactly the target, so a wrong claimed result scores 0.
+The checker accepts any exact rational arithmetic (fractions along the way are fine) that reaches the target
+using a sub-multiset of the numbers: the paper's rule is "each number can be used at most once", so not every
+number has to appear. Evaluation is the bounded AST walk of `safe_arith`, never `eval`.
 """
 from __future__ import annotations
 
@@ -16,7 +25,7 @@ from skillexp.tasks.safe_arith import evaluate, uses_at_most_once
 
 @dataclass
 class CountdownConfig:
-    num_numbers: int = 3
+    num_numbers: int = 3  # SkillFactory trains on 3 and evaluates 3-6
     min_number: int = 1
     max_number: int = 100
     min_target: int = 1
@@ -30,31 +39,39 @@ class CountdownConfig:
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_numbers <= 8:
-            raise ValueError(f"num_numbers must be in [2, 8], got {self.num_numbers}")
-        if not 1 <= self.min_number <= self.max_number:
-            raise ValueError("need 1 <= min_number <= max_number")
-        if not self.min_target <= self.max_target:
-            raise ValueError("need min_target <= max_target")
+            raise ValueError(f"num_numbers must be in [2, 8] (SkillFactory uses 3-6), got {self.num_numbers}")
+        if not 1 <= self.min_number <= self.max_number <= 10_000:
+            raise ValueError("need 1 <= min_number <= max_number <= 10000")
+        if not 0 <= self.min_target <= self.max_target:
+            raise ValueError("need 0 <= min_target <= max_target")
+        if min(self.num_train, self.num_rl, self.num_val, self.num_test) < 0:
+            raise ValueError("split sizes (num_train, num_rl, num_val, num_test) must be >= 0")
 
 
-def _random_solution(rng: random.Random, numbers: list[int]) -> tuple[str, int] | None:
-    """Combine all numbers pairwise in random order into (expression, value); None if a step is invalid."""
+def random_solution(rng: random.Random, numbers: list[int]) -> tuple[str, int]:
+    """Combine all numbers pairwise in random order into (expression, value), integer intermediates >= 0."""
     terms = [(str(n), n) for n in numbers]
     rng.shuffle(terms)
     while len(terms) > 1:
         (ea, a), (eb, b) = terms.pop(), terms.pop()
-        op = rng.choice("+-*/")
-        if op == "-" and a < b:
+        if a < b:
             (ea, a), (eb, b) = (eb, b), (ea, a)
-        if op == "/" and (b == 0 or a % b):
-            op = "+"
+        ops = "+-*/" if b and a % b == 0 else "+-*"
+        op = rng.choice(ops)
         value = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b else 0}[op]
-        wrap = lambda e: e if e.isdigit() else f"({e})"  # noqa: E731
-        terms.insert(rng.randrange(len(terms) + 1), (f"{wrap(ea)} {op} {wrap(eb)}", value))
+        expr = f"{_wrap(ea)} {op} {_wrap(eb)}"
+        terms.insert(rng.randrange(len(terms) + 1), (expr, value))
     return terms[0]
 
 
-_EQUATION = re.compile(r"[\d(][\d\s()+\-*/×÷]*[\d)](?:\s*=\s*\d+)?")
+def _wrap(expr: str) -> str:
+    return expr if expr.isdigit() else f"({expr})"
+
+
+# For lenient grading only: runs of digits, operators, parentheses and spaces, optionally "= <int>". Character
+# classes with one quantifier each keep matching linear; the scanned tail is capped at 2,000 chars.
+_EQUATION = re.compile(r"[0-9(][0-9 ()+\-*/×÷]{0,200}(?:=[ ]{0,4}[0-9]{1,12})?")
+_OPERATOR = re.compile(r"[0-9)][ ]{0,4}[+\-*/×÷][ ]{0,4}[0-9(]")
 
 
 class CountdownTask(Task):
@@ -66,48 +83,48 @@ class CountdownTask(Task):
 
     def _build_splits(self) -> dict[str, list[Item]]:
         c = self.cfg
-        rng = random.Random(f"countdown-{c.num_numbers}-{c.data_seed}")
+        rng = random.Random(f"countdown-{c.num_numbers}-{c.data_seed}")  # str seeds hash stably (sha512)
         total = c.num_test + c.num_val + c.num_rl + c.num_train
-        seen: set[tuple] = set()
+        seen: set[tuple[tuple[int, ...], int]] = set()
         rows: list[tuple[list[int], int, str]] = []
         attempts = 0
         while len(rows) < total:
             attempts += 1
             if attempts > 200 * total + 10_000:
-                raise ValueError(f"countdown: could not make {total} distinct problems with these ranges; "
-                                 "widen min/max_number or min/max_target, or ask for fewer items.")
+                raise ValueError(f"countdown: could not make {total} distinct problems with these ranges; widen "
+                                 "min/max_number or min/max_target, or ask for fewer items.")
             numbers = [rng.randint(c.min_number, c.max_number) for _ in range(c.num_numbers)]
-            expr, target = _random_solution(rng, numbers)
+            expr, target = random_solution(rng, numbers)
             key = (tuple(sorted(numbers)), target)
-            if not c.min_target <= target <= c.max_target or key in seen:
-                continue
-            seen.add(key)
-            rows.append((numbers, target, expr))
-        splits = partition(rows, {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train})
+            if (c.min_target <= target <= c.max_target and target not in numbers and key not in seen
+                    and evaluate(expr) is not None):  # the reference must pass the checker's size bounds
+                seen.add(key)
+                rows.append((numbers, target, expr))
+        sizes = {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train}
         return {
             split: [Item(id=f"{self.name}-{split}-{i}", question=self.question(nums, target), answer=expr,
                          meta={"numbers": nums, "target": target})
-                    for i, (nums, target, expr) in enumerate(rows_)]
-            for split, rows_ in splits.items()
+                    for i, (nums, target, expr) in enumerate(part)]
+            for split, part in partition(rows, sizes).items()
         }
 
     @staticmethod
     def question(numbers: list[int], target: int) -> str:
         return (f"Using the numbers in the list {numbers}, create an equation that equals {target}. You can use "
-                f"basic arithmetic operations (+, -, *, /) and each number can only be used once.")
+                "basic arithmetic operations (+, -, *, /) and each number can only be used once.")
 
     def _lenient_extract(self, completion: str) -> str | None:
-        spans = [s for s in _EQUATION.findall(completion[-2_000:]) if re.search(r"[+\-*/×÷]", s)]
-        return spans[-1].strip() if spans else None
+        spans = [s.strip() for s in _EQUATION.findall(completion[-2_000:]) if _OPERATOR.search(s)]
+        return spans[-1] if spans else None
 
     def check(self, item: Item, answer: str) -> bool:
         target = item.meta["target"]
-        expr, _, rhs = answer.partition("=")
-        if rhs and rhs.strip() != str(target):
-            return False  # "expr = target" is accepted only with the right target on the right
+        expr, eq, rhs = answer.partition("=")
+        if eq and rhs.strip() != str(target):
+            return False
         result = evaluate(expr)
         return (result is not None and result.value == target
-                and uses_at_most_once(result.numbers, tuple(item.meta["numbers"])))
+                and uses_at_most_once(result.numbers, item.meta["numbers"]))
 
     def reference_solution(self, item: Item) -> str:
         return f"<answer>{item.answer}</answer>"

@@ -1,4 +1,11 @@
-"""Long multiplication, D digits x D digits: an out-of-domain task in SkillFactory's evaluation."""
+"""Long multiplication, D digits x D digits: an out-of-domain task in SkillFactory's evaluation (2-5 digits).
+
+Both factors are uniform D-digit integers (leading digit non-zero); pairs are unique within the task, and the
+splits are cut test, val, rl, train from one seeded stream. Answer format: one integer in `<answer>`, ASCII
+digits, optionally with correctly placed thousands commas (`1,234,567`) and a trailing period. Spaces inside the
+number (`1 234`) and anything else (`= 408`, units) score 0, since they are ambiguous to parse and the prompt
+asks for a number.
+"""
 from __future__ import annotations
 
 import random
@@ -8,13 +15,13 @@ from dataclasses import dataclass
 from skillexp.tasks.answer import last_integer
 from skillexp.tasks.base import Item, Task, partition
 
-_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+|-?\d+")  # thousands separators allowed, nothing else
+_NUMBER = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+|-?[0-9]+")
 
 
 @dataclass
 class MultiplicationConfig:
     digits: int = 2
-    data_seed: int = 1234
+    data_seed: int = 1234  # fixes the items; independent of the run seed
     num_train: int = 4000
     num_rl: int = 1000
     num_val: int = 200
@@ -23,7 +30,9 @@ class MultiplicationConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.digits <= 9:
-            raise ValueError(f"digits must be in [1, 9], got {self.digits}")
+            raise ValueError(f"digits must be in [1, 9] (SkillFactory uses 2-5), got {self.digits}")
+        if min(self.num_train, self.num_rl, self.num_val, self.num_test) < 0:
+            raise ValueError("split sizes (num_train, num_rl, num_val, num_test) must be >= 0")
 
 
 class MultiplicationTask(Task):
@@ -38,9 +47,9 @@ class MultiplicationTask(Task):
         lo, hi = 10 ** (c.digits - 1), 10**c.digits - 1
         rng = random.Random(f"multiplication-{c.digits}-{c.data_seed}")
         sizes = {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train}
-        # small digit counts have few distinct pairs: the splits shrink (test first) rather than repeat
+        # 1 digit has only 81 pairs: the splits shrink (train first, test last) rather than repeat a pair
         total = min(sum(sizes.values()), (hi - lo + 1) ** 2)
-        pairs: dict[tuple[int, int], None] = {}  # insertion-ordered set
+        pairs: dict[tuple[int, int], None] = {}  # an insertion-ordered set
         while len(pairs) < total:
             pairs[(rng.randint(lo, hi), rng.randint(lo, hi))] = None
         return {
@@ -53,7 +62,7 @@ class MultiplicationTask(Task):
         return last_integer(completion)
 
     def check(self, item: Item, answer: str) -> bool:
-        answer = answer.strip().rstrip(".")
+        answer = answer.strip().removesuffix(".")
         return bool(_NUMBER.fullmatch(answer)) and answer.replace(",", "") == item.answer
 
     def reference_solution(self, item: Item) -> str:

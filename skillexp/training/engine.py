@@ -24,17 +24,22 @@ LATEST = "latest.json"
 
 
 def init_distributed() -> None:
-    """Join (or, launched as a plain script, create) the process group; gloo on CPU, nccl on GPUs."""
+    """Join the process group a launcher (deepspeed, torchrun, srun) set up, adopt one that another library
+    (vLLM) already created, or create a single-process one; gloo on CPU, nccl on GPUs."""
     import deepspeed
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        return
-    if "RANK" not in os.environ:  # a plain single process: deepspeed would otherwise try MPI discovery
+    if "LOCAL_RANK" not in os.environ:  # a plain process: deepspeed would otherwise try MPI discovery
+        if dist.is_available() and dist.is_initialized():
+            rank, world = dist.get_rank(), dist.get_world_size()
+        else:
+            rank, world = 0, 1
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        for key, value in dict(RANK=rank, LOCAL_RANK=rank, WORLD_SIZE=world, MASTER_ADDR="127.0.0.1",
+                               MASTER_PORT=port).items():
+            os.environ.setdefault(key, str(value))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
 
 

@@ -37,10 +37,15 @@ class Trace:
         return len(self.attempts)
 
 
-def keep_question(attempts: list[Attempt], min_attempts: int) -> bool:
-    """The released code's per-question filter: enough reflected attempts, and at least one correct."""
-    reflected = [a for a in attempts if a.reflections]
-    return len(reflected) >= min_attempts and any(a.correct for a in reflected)
+def usable(attempts: list[Attempt], ablation: str = "none") -> list[Attempt]:
+    """Attempts that can enter a trace: those with a valid reflection (any attempt when reflections are ablated)."""
+    return [a for a in attempts if a.reflections or ablation == "no_reflections"]
+
+
+def keep_question(attempts: list[Attempt], min_attempts: int, ablation: str = "none") -> bool:
+    """The released code's per-question filter: enough usable attempts, and at least one correct."""
+    ok = usable(attempts, ablation)
+    return len(ok) >= min_attempts and any(a.correct for a in ok)
 
 
 def render(parts: list[Attempt], final: Attempt, rng: random.Random, with_reflections: bool = True,
@@ -74,14 +79,14 @@ def sample_cfull(attempts: list[Attempt], rng: random.Random, max_attempts: int 
                  split_fused: bool = False) -> list[Trace]:
     """`*C_full`: for N = 1..max_attempts one trace whose last attempt is a random correct one and whose first
     N-1 are drawn without replacement from all other attempts, whatever their correctness."""
-    usable = [a for a in attempts if a.reflections]
-    correct = [a for a in usable if a.correct]
+    pool = usable(attempts, ablation)
+    correct = [a for a in pool if a.correct]
     traces = []
     for n in range(1, max_attempts + 1):
-        if not correct or len(usable) < n:
+        if not correct or len(pool) < n:
             break
         last = rng.choice(correct)
-        prefix = rng.sample([a for a in usable if a is not last], n - 1)
+        prefix = rng.sample([a for a in pool if a is not last], n - 1)
         parts = _order(prefix, last, rng, ablation)
         traces.append(_trace(parts, last, rng, "cfull", ablation != "no_reflections", split_fused))
     return traces
@@ -92,8 +97,8 @@ def sample_alg1(attempts: list[Attempt], rng: random.Random, l_max: int = 5, abl
     """Paper Algorithm 1, one trace per call: n+ ~ U[1, L_max] correct and n- ~ U[0, n+ - 1] incorrect attempts
     (capped by what exists), shuffled, ending on a correct one. We read its `while |Y+| > 0` header as "one trace
     per question per repeat" (its consumption semantics are not recoverable)."""
-    usable = [a for a in attempts if a.reflections]
-    pos, neg = [a for a in usable if a.correct], [a for a in usable if not a.correct]
+    pool = usable(attempts, ablation)
+    pos, neg = [a for a in pool if a.correct], [a for a in pool if not a.correct]
     if not pos:
         return []
     n_pos = min(rng.randint(1, l_max), len(pos))

@@ -1,0 +1,58 @@
+"""The sft_data stage: dispatch on `method.name`, write the dataset (with provenance columns) and its statistics."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from skillexp.config import RunConfig, task_spec
+from skillexp.generation import build_generator
+from skillexp.methods.reference import reference_rows
+from skillexp.methods.sampling import sample
+from skillexp.methods.star import star_rows
+from skillexp.tasks import build_task
+from skillexp.tasks.scoring import ScorePool
+from skillexp.tracking import Tracker
+from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker) -> Path:
+    """Write `out_dir/sft_data.jsonl` ({"messages": [...], provenance...} per row), or reuse it if present."""
+    path = out_dir / "sft_data.jsonl"
+    if path.exists():
+        log.info("SFT data already built: %s", path)
+        return path
+    m = run.method
+    kind, params = task_spec(run.task, "task")
+    task = build_task(kind, params)
+    items = task.items("train")[: m.num_questions]
+    if m.name == "sft":
+        rows, stats = reference_rows(task, items), {}
+    else:
+        gen = build_generator(model_dir, run.model, run.generation, seed=run.seed)
+        try:
+            with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
+                if m.name == "star":
+                    comps = sample(gen, [task.messages(it) for it in items], m.samples_per_question, m.sampling,
+                                   run.seed)
+                    flat = pool.score(task, [it for it, cs in zip(items, comps) for _ in cs],
+                                      [c.text for cs in comps for c in cs])
+                    k = m.samples_per_question
+                    scores = [flat[i * k:(i + 1) * k] for i in range(len(items))]
+                    rows, stats = star_rows(task, items, comps, scores, keep_per_question=k)
+                else:
+                    from skillexp.methods.skillfactory.build import build_skillfactory
+
+                    rows, stats = build_skillfactory(task, items, gen, pool, m, run.seed)
+        finally:
+            gen.close()
+    if not rows:
+        raise RuntimeError(f"method={m.name} produced no SFT rows from {len(items)} questions (stats: {stats}). "
+                           "The base model may never succeed on this task: sample more, or use an easier task.")
+    stats = {**stats, f"{m.name}/rows": float(len(rows)), f"{m.name}/questions": float(len(items))}
+    atomic_write_jsonl(path, rows)
+    atomic_write_json(out_dir / "sft_data_stats.json", stats)
+    tracker.log(stats)
+    log.info("method=%s: %d SFT rows from %d questions -> %s", m.name, len(rows), len(items), path)
+    return path

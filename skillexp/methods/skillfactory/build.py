@@ -1,0 +1,97 @@
+"""`method=skillfactory`: sample attempts under four prompt variants, reflect on each, keep the reflections whose
+verdict is right, and stitch traces that retry until a correct attempt (paper §3).
+
+Model output is untrusted: attempts that already contain trace tags, or no or several answers, would corrupt a
+trace's structure; they are skipped and counted.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from statistics import fmean
+
+from skillexp.generation.base import Generator
+from skillexp.methods.config import MethodConfig
+from skillexp.methods.sampling import sample
+from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
+from skillexp.methods.skillfactory.traces import Attempt, keep_question, sample_alg1, sample_cfull
+from skillexp.tasks.base import Item, Task
+from skillexp.tasks.scoring import ScorePool
+
+TRACE_TAGS = ("<think>", "</think>", "<sample>", "</sample>", "<reflect>", "</reflect>", "<verdict>")
+
+
+def _malformed(text: str) -> str | None:
+    """Why an attempt cannot be stitched, or None."""
+    if any(t in text for t in TRACE_TAGS):
+        return "trace_tags"
+    n = text.count("<answer>")
+    if n == 0 or text.count("</answer>") == 0:
+        return "no_answer"
+    if n > 1:
+        return "several_answers"
+    return None
+
+
+def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: ScorePool, cfg: MethodConfig,
+                       seed: int) -> tuple[list[dict], dict[str, float]]:
+    sf = cfg.skillfactory
+    variants = ["original"] if sf.ablation == "no_prompt_diversity" else list(sf.prompt_variants)
+    pairs = [(item, v) for item in items for v in variants]
+    comps = sample(gen, [task.messages(item, v) for item, v in pairs], cfg.samples_per_question, cfg.sampling, seed)
+    flat = [(item, v, c.text) for (item, v), cs in zip(pairs, comps) for c in cs if not c.truncated]
+    truncated = sum(c.truncated for cs in comps for c in cs)
+    scores = pool.score(task, [f[0] for f in flat], [f[2] for f in flat])
+    accuracy = {v: fmean([s for (_, fv, _), s in zip(flat, scores) if fv == v] or [0.0]) for v in variants}
+
+    skipped: Counter[str] = Counter()
+    candidates = []
+    for (item, v, text), score in zip(flat, scores):
+        why = _malformed(text)
+        if why:
+            skipped[why] += 1
+        else:
+            candidates.append((item, v, text, score >= 1))
+    reflections: list[list[str]] = [[] for _ in candidates]
+    rstats = ReflectionFilterStats()
+    if sf.ablation != "no_reflections" and candidates:
+        refl = sample(gen, [reflection_messages(item.question, text) for item, _, text, _ in candidates],
+                      sf.reflections_per_attempt, cfg.sampling, seed + 1, max_tokens=sf.reflection_max_tokens)
+        reflections = [valid_reflections([c.text for c in cs], ok, list(sf.drop_reflection_substrings), rstats)
+                       for cs, (_, _, _, ok) in zip(refl, candidates)]
+
+    by_item: dict[str, list[Attempt]] = {}
+    for (item, v, text, ok), refls in zip(candidates, reflections):
+        group = by_item.setdefault(item.id, [])
+        group.append(Attempt(len(group), text, task.extract(text), ok, v, tuple(refls)))
+    rng = random.Random(f"skillfactory-{seed}")
+    rows, kept_questions = [], 0
+    for item in items:
+        attempts = by_item.get(item.id, [])
+        if not keep_question(attempts, sf.min_attempts, sf.ablation):
+            continue
+        kept_questions += 1
+        sampler = sample_cfull if sf.sampler == "cfull" else sample_alg1
+        for trace in sampler(attempts, rng, sf.max_attempts, sf.ablation):
+            rows.append({"messages": task.messages(item) + [{"role": "assistant", "content": trace.text}],
+                         "question_id": item.id, "attempts": trace.attempts, "correctness": trace.correctness,
+                         "variants": trace.variants, "num_attempts": trace.num_attempts, "sampler": trace.sampler,
+                         "source": "skillfactory"})
+
+    verdicts = rstats.total - rstats.no_verdict
+    stats = {f"skillfactory/base_accuracy/{v}": a for v, a in accuracy.items()}
+    stats.update({
+        "skillfactory/attempts": len(flat) + truncated, "skillfactory/attempts_truncated": truncated,
+        **{f"skillfactory/attempts_skipped/{k}": float(n) for k, n in skipped.items()},
+        "skillfactory/reflections": rstats.total, "skillfactory/reflections_kept": rstats.kept,
+        "skillfactory/reflection_acceptance": rstats.kept / max(rstats.total, 1),
+        "skillfactory/reflection_no_verdict": rstats.no_verdict / max(rstats.total, 1),
+        "skillfactory/verdict_accuracy": (verdicts - rstats.wrong_verdict) / max(verdicts, 1),
+        "skillfactory/attempts_with_valid_reflection": sum(bool(r) for r in reflections) / max(len(candidates), 1),
+        "skillfactory/question_acceptance": kept_questions / max(len(items), 1),
+        "skillfactory/traces": len(rows),
+        "skillfactory/trace_chars_mean": fmean([len(r["messages"][-1]["content"]) for r in rows] or [0.0]),
+    })
+    for n, count in sorted(Counter(r["num_attempts"] for r in rows).items()):
+        stats[f"skillfactory/traces_with_{n}_attempts"] = float(count)
+    return rows, stats
