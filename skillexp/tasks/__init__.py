@@ -9,7 +9,7 @@ from skillexp.tasks.math import MathConfig, MathTask
 from skillexp.tasks.multiplication import MultiplicationConfig, MultiplicationTask
 from skillexp.utils.schema import ConfigError, from_dict
 
-__all__ = ["Item", "Task", "TASKS", "build_task"]
+__all__ = ["Item", "Task", "TASKS", "build_task", "default_name"]
 
 TASKS: dict[str, tuple[type, type[Task]]] = {
     "countdown": (CountdownConfig, CountdownTask),
@@ -18,18 +18,23 @@ TASKS: dict[str, tuple[type, type[Task]]] = {
 }
 
 
-def default_name(kind: str, cfg: Any) -> str:
-    if kind == "countdown":
-        return f"countdown_{cfg.num_numbers}"
-    if kind == "multiplication":
-        return f"multiplication_{cfg.digits}"
-    return kind
+def default_name(task: str, cfg: Any) -> str:
+    """The variant name used in metric keys when the config gives none: `countdown_4`, `multiplication_3`."""
+    if isinstance(cfg, CountdownConfig):
+        return f"{task}_{cfg.num_numbers}"
+    if isinstance(cfg, MultiplicationConfig):
+        return f"{task}_{cfg.digits}"
+    return task
 
 
-def build_task(kind: str, params: Mapping[str, Any], name: str | None = None, path: str = "task") -> Task:
-    """Construct task `kind` from `params`; a bad kind or parameter raises ConfigError naming it."""
-    if kind not in TASKS:
-        raise ConfigError(f"{path}.kind={kind!r} is not a task; choose one of {sorted(TASKS)}.")
-    cfg_cls, task_cls = TASKS[kind]
+def build_task(task: str, params: Mapping[str, Any], name: str | None = None, path: str = "task") -> Task:
+    """Construct task `task` from `params`; an unknown task or a bad parameter raises ConfigError naming it.
+
+    Items are not built here (that happens once, on the first `items()` call), so validating every task of a
+    config at start-up stays cheap.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"{path}.kind={task!r} is not a task; choose one of {sorted(TASKS)}.")
+    cfg_cls, task_cls = TASKS[task]
     cfg = from_dict(cfg_cls, params, path)
-    return task_cls(cfg, name or default_name(kind, cfg))
+    return task_cls(cfg, name or default_name(task, cfg))

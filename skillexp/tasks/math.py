@@ -1,56 +1,98 @@
 r"""MATH-style questions with free-form answers, graded by math-verify.
 
-Items come from a local JSONL/Parquet file, an HF dataset, or (path null) the small generated set shipped in
-`skillexp/data/`. math-verify bounds its own work with `signal.alarm`, which only works in a process's main
-thread, so `score` refuses to run elsewhere: use `ScorePool`, whose workers call it from their main threads.
+Items come from a local `.jsonl`/`.parquet` file, an HF dataset name (`datasets.load_dataset`), or, with
+`path: null`, the small generated set shipped in `skillexp/data/` (so the whole path runs offline). Field names
+are configurable; a gold field holding a full solution (MATH's `solution`) is reduced to its last `\boxed{}`.
+Without a split column, items are ordered by a hash of the question and cut test, val, rl, train, so the split
+of a question does not depend on the file's row order.
+
+The model's answer is read from the last `<answer>` span (`answer_format: tag`, matching the prompts; `lenient`
+falls back to the last `\boxed{}`) or from the last `\boxed{}` (`answer_format: boxed`). math-verify bounds its
+own work with `signal.alarm`, which only works in a process's main thread; `check` refuses to run elsewhere
+(a programming error, not a model error), so score through `ScorePool`, whose workers call it from their main
+threads. Answers longer than MAX_ANSWER_CHARS or nested deeper than MAX_NESTING are refused before parsing:
+nothing honest looks like that, and math-verify would spend its whole timeout on them.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_tag
-from skillexp.tasks.base import Item, Task, partition
+from skillexp.tasks.base import SPLITS, Item, Task, partition
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "math_small.jsonl"
+MAX_NESTING = 24  # depth of {[( brackets in an answer
 
 
 @dataclass
 class MathConfig:
     path: str | None = None  # .jsonl / .parquet file, or an HF dataset name; null = the shipped small set
     hf_config: str | None = None  # dataset config name (HF datasets only)
-    hf_split: str = "train"  # which split of the HF dataset / file to read
+    hf_split: str = "test"  # the split of the HF dataset to read (MATH-500, AIME and AMC ship only "test")
     question_field: str = "problem"
-    answer_field: str = "answer"
+    answer_field: str = "answer"  # a solution text works too: its last \boxed{} is taken as the gold answer
     subject_field: str | None = "subject"
     level_field: str | None = "level"
     split_field: str | None = None  # a column naming our split (train/rl/val/test); else split by question hash
     answer_format: Literal["tag", "boxed"] = "tag"  # where the model's final answer is read from
-    num_test: int = 100
+    num_test: int = 100  # -1 = all remaining items
     num_val: int = 50
     num_rl: int = 100
-    num_train: int = -1  # -1: everything left
-    parsing_timeout_s: int = 5
-    verify_timeout_s: int = 5
+    num_train: int = -1
+    parsing_timeout_s: int = 3  # math-verify's signal.alarm timeouts, whole seconds
+    verify_timeout_s: int = 3
     lenient: bool = False  # with answer_format=tag, fall back to the last \boxed{} when the tag is missing
 
+    def __post_init__(self) -> None:
+        if self.parsing_timeout_s < 1 or self.verify_timeout_s < 1:
+            raise ValueError("parsing_timeout_s and verify_timeout_s must be >= 1 (signal.alarm takes whole seconds)")
 
-def _load_rows(cfg: MathConfig) -> list[dict]:
+
+def _load_rows(cfg: MathConfig) -> list[dict[str, Any]]:
     path = Path(cfg.path) if cfg.path else SHIPPED
-    if path.suffix == ".jsonl" and path.exists():
+    if path.is_file() and path.suffix == ".jsonl":
         with open(path, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
+    if path.is_file() and path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    if path.suffix in (".jsonl", ".parquet", ".json", ".csv") or path.exists():
+        raise FileNotFoundError(f"math task: {path} is not an existing .jsonl or .parquet file.")
     import datasets
 
-    if path.suffix == ".parquet" and path.exists():
-        return list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
-    if cfg.path and not path.exists() and not Path(cfg.path).suffix:
-        return list(datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split))
-    raise FileNotFoundError(f"math task: {path} is not an existing .jsonl/.parquet file or an HF dataset name.")
+    return list(datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split))
+
+
+def _gold(value: Any) -> str:
+    text = str(value).strip()
+    return (last_boxed(text) or text) if "\\boxed" in text else text
+
+
+def _too_nested(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        if ch in "{[(":
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif ch in "}])":
+            depth -= 1
+    return False
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_gold(answer: str, timeout_s: int) -> list:
+    """Gold answers repeat across k samples and RL rollouts; parse each once per worker."""
+    from math_verify import parse
+
+    return parse(f"${answer}$", parsing_timeout=timeout_s)
 
 
 class MathTask(Task):
@@ -62,18 +104,32 @@ class MathTask(Task):
     def _build_splits(self) -> dict[str, list[Item]]:
         c = self.cfg
         rows = _load_rows(c)
-        for field in (c.question_field, c.answer_field):
-            if rows and field not in rows[0]:
-                raise KeyError(f"math task: no field {field!r} in {c.path or SHIPPED}; columns: {sorted(rows[0])}. "
-                               "Set question_field / answer_field.")
-        items = [Item(id=f"{self.name}-{hashlib.sha1(r[c.question_field].encode()).hexdigest()[:10]}",
-                      question=r[c.question_field], answer=str(r[c.answer_field]),
-                      meta={"subject": r.get(c.subject_field or ""), "level": r.get(c.level_field or ""),
-                            "split": r.get(c.split_field or "")}) for r in rows]
-        if c.split_field:
-            return {s: [it for it in items if it.meta["split"] == s] for s in ("train", "rl", "val", "test")}
-        items.sort(key=lambda it: it.id)  # a stable order that does not depend on the file's order
-        return partition(items, {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train})
+        where = c.path or SHIPPED
+        for key, field in (("question_field", c.question_field), ("answer_field", c.answer_field),
+                           ("split_field", c.split_field)):
+            if rows and field is not None and field not in rows[0]:
+                raise KeyError(f"math task: no field {field!r} in {where}; columns: {sorted(rows[0])}. Set {key}.")
+        items, seen = [], set()
+        for r in rows:
+            question = str(r[c.question_field])
+            digest = hashlib.sha1(question.encode()).hexdigest()[:12]
+            if digest in seen:
+                continue
+            seen.add(digest)
+            meta = {"subject": r.get(c.subject_field) if c.subject_field else None,
+                    "level": r.get(c.level_field) if c.level_field else None,
+                    "split": r.get(c.split_field) if c.split_field else None}
+            items.append(Item(id=f"{self.name}-{digest}", question=question, answer=_gold(r[c.answer_field]),
+                              meta=meta))
+        items.sort(key=lambda it: it.id)  # an order that does not depend on the file's order
+        sizes = {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train}
+        if not c.split_field:
+            return partition(items, sizes)
+        out = {s: [it for it in items if it.meta["split"] == s] for s in SPLITS}
+        if items and not any(out.values()):
+            found = sorted({str(it.meta["split"]) for it in items})[:10]
+            raise ValueError(f"math task: {c.split_field!r} holds {found}, none of {list(SPLITS)}.")
+        return {s: v if sizes[s] < 0 else v[: sizes[s]] for s, v in out.items()}
 
     def extract(self, completion: str) -> str | None:
         if self.cfg.answer_format == "boxed":
@@ -84,12 +140,12 @@ class MathTask(Task):
     def check(self, item: Item, answer: str) -> bool:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("math-verify needs a process's main thread: score math through ScorePool.")
-        if len(answer) > MAX_ANSWER_CHARS:
+        if not answer or len(answer) > MAX_ANSWER_CHARS or _too_nested(answer):
             return False
         from math_verify import parse, verify
 
         try:
-            gold = parse(f"${item.answer}$", parsing_timeout=self.cfg.parsing_timeout_s)
+            gold = _parse_gold(item.answer, self.cfg.parsing_timeout_s)
             pred = parse(f"${answer}$", parsing_timeout=self.cfg.parsing_timeout_s)
             return bool(gold and pred and verify(gold, pred, timeout_seconds=self.cfg.verify_timeout_s))
         except Exception:  # noqa: BLE001 - untrusted input: any parser failure means "not correct"

@@ -1,82 +1,176 @@
-"""Score completions in worker processes.
+"""Score completions in worker processes, with a wall-clock guard against runaway checkers.
 
-Workers call `task.score` from their own main thread, which math-verify's signal-based timeouts require, and keep
-untrusted text away from the process that holds the model. Workers are spawned (never forked: the parent may hold
-vLLM and torch threads). A stall guard bounds the wall-clock time: if no chunk finishes for `timeout_s`, the pool
-is killed and replaced, and every unfinished completion scores 0 and is counted in `timeouts`.
+Why processes: math-verify's timeouts use `signal.alarm`, which works only in a process's main thread; a
+C-level computation (a huge integer power inside sympy) cannot be interrupted by any signal, only killed; and
+untrusted text stays away from the process that holds the model. Workers are spawned, never forked: the parent
+may hold vLLM and torch threads.
+
+Each worker takes one chunk at a time over its own pipe and streams scores back as it goes (at least every
+FLUSH_S). A busy worker that reports nothing for `timeout_s` is killed and replaced; the completions of its chunk
+that had not been reported score 0 and are counted in `lost` (so are those of a worker that dies). Other workers
+keep going, so one hostile completion costs one chunk, not the batch.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Sequence
+import os
+import signal
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any, Sequence
 
 from skillexp.tasks.base import Item, Task
 
 log = logging.getLogger(__name__)
+FLUSH_S = 0.05
 
 
-def _score_chunk(task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:
-    return [task.score(item, text) for item, text in zip(items, completions)]
+def score_in_process(task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:
+    """The plain path for pure-Python tasks, or any task from a main thread."""
+    if len(items) != len(completions):
+        raise ValueError(f"{len(items)} items but {len(completions)} completions")
+    return [float(task.score(item, text)) for item, text in zip(items, completions)]
+
+
+def _worker_main(conn: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
+    task: Task | None = None
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if msg is None:
+            return
+        new_task, items, completions = msg
+        task = new_task if new_task is not None else task
+        out: list[float] = []
+        last = time.monotonic()
+        try:
+            for item, text in zip(items, completions):
+                out.append(float(task.score(item, text)))
+                if time.monotonic() - last > FLUSH_S:
+                    conn.send(("ok", out))
+                    out, last = [], time.monotonic()
+            if out:
+                conn.send(("ok", out))
+        except Exception:  # noqa: BLE001 - a bug in a task (score must not raise): report it to the parent
+            conn.send(("error", traceback.format_exc()))
+
+
+@dataclass
+class _Worker:
+    proc: Any  # a SpawnProcess
+    conn: Connection
+    task: Task | None = None  # the task this worker holds, so it is pickled once per worker and score call
+    start: int = 0  # the chunk being scored: completions [start, end); done counts those reported
+    end: int = 0
+    done: int = 0
+    last: float = 0.0  # when the worker last reported progress
+
+    @property
+    def busy(self) -> bool:
+        return self.start + self.done < self.end
 
 
 class ScorePool:
-    """`with ScorePool(workers=2) as pool: pool.score(task, items, completions)`; workers=0 scores in-process."""
+    """`with ScorePool(workers=2) as pool: pool.score(task, items, completions)`; workers=0 scores in-process.
 
-    def __init__(self, workers: int = 2, timeout_s: float = 60.0, chunk_size: int = 64):
-        self.workers = workers
+    Workers start lazily and are reused across calls; `lost` accumulates completions scored 0 by the guard.
+    """
+
+    def __init__(self, workers: int | None = None, timeout_s: float = 60.0, chunk_size: int = 64):
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        if self.workers < 0 or timeout_s <= 0 or chunk_size < 1:
+            raise ValueError("need workers >= 0, timeout_s > 0 and chunk_size >= 1")
         self.timeout_s = timeout_s
         self.chunk_size = chunk_size
-        self.timeouts = 0  # completions scored 0 because the stall guard fired
-        self._executor: ProcessPoolExecutor | None = None
+        self.lost = 0
+        self._ctx = mp.get_context("spawn")
+        self._pool: list[_Worker] = []
 
-    def __enter__(self) -> "ScorePool":
+    def __enter__(self) -> ScorePool:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
-        return self._executor
-
-    def _kill(self) -> None:
-        if self._executor is not None:
-            for proc in list(getattr(self._executor, "_processes", {}).values()):
-                proc.kill()
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for w in self._pool:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+        for w in self._pool:
+            w.proc.join(timeout=2)
+            self._kill(w)
+        self._pool = []
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True, name="skillexp-score")
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    @staticmethod
+    def _kill(w: _Worker) -> None:
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join(timeout=5)
+        w.conn.close()
+
+    def _drop(self, w: _Worker, why: str) -> None:
+        """Kill a hung or dead worker; its unreported completions keep their score 0 and are counted."""
+        lost = w.end - w.start - w.done
+        self.lost += lost
+        log.warning("scoring worker %s: killed, %d completions score 0", why, lost)
+        self._kill(w)
+        self._pool.remove(w)
 
     def score(self, task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:
+        """Scores in the order of `items`; never slower than ~timeout_s per hung worker."""
         if len(items) != len(completions):
             raise ValueError(f"{len(items)} items but {len(completions)} completions")
         if self.workers == 0:
-            return _score_chunk(task, items, completions)
-        # chunks small enough to spread over the workers, large enough to amortise pickling
-        size = max(1, min(self.chunk_size, -(-len(items) // (4 * self.workers))))
-        pool = self._pool()
-        futures: dict[Future, int] = {
-            pool.submit(_score_chunk, task, items[i:i + size], completions[i:i + size]): i
-            for i in range(0, len(items), size)
-        }
-        scores = [0.0] * len(items)
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=self.timeout_s, return_when=FIRST_COMPLETED)
-            if not done:  # stalled: something hangs in a worker
-                lost = sum(min(size, len(items) - futures[f]) for f in pending)
-                self.timeouts += lost
-                log.warning("scoring stalled for %.0f s: killing workers, %d completions score 0", self.timeout_s, lost)
-                self._kill()
-                break
-            for f in done:
-                start = futures[f]
-                scores[start:start + size] = f.result()
+            return score_in_process(task, items, completions)
+        n = len(items)
+        size = max(1, min(self.chunk_size, -(-n // (4 * self.workers))))  # >= 4 chunks per worker when small
+        todo = deque((i, min(i + size, n)) for i in range(0, n, size))
+        scores = [0.0] * n
+        for w in self._pool:
+            w.task = None  # a previous call may have been a different task object
+        while todo or any(w.busy for w in self._pool):
+            while todo and len(self._pool) < self.workers:
+                self._pool.append(self._spawn())
+            for w in self._pool:
+                if todo and not w.busy:
+                    w.start, w.end = todo.popleft()
+                    w.done, w.last = 0, time.monotonic()
+                    w.conn.send((task if w.task is not task else None, items[w.start:w.end],
+                                 completions[w.start:w.end]))
+                    w.task = task
+            busy = [w for w in self._pool if w.busy]
+            deadline = min(w.last for w in busy) + self.timeout_s
+            ready = wait([w.conn for w in busy], timeout=max(0.0, deadline - time.monotonic()))
+            for w in busy:
+                if w.conn in ready:
+                    try:
+                        status, payload = w.conn.recv()
+                    except (EOFError, OSError):
+                        self._drop(w, "died")
+                        continue
+                    if status == "error":
+                        self.close()
+                        raise RuntimeError(f"task {task.name!r} raised in a scoring worker:\n{payload}")
+                    at = w.start + w.done
+                    scores[at:at + len(payload)] = payload
+                    w.done += len(payload)
+                    w.last = time.monotonic()
+                elif time.monotonic() - w.last >= self.timeout_s:
+                    self._drop(w, f"silent for {self.timeout_s:.0f} s")
         return scores
