@@ -16,6 +16,9 @@ from omegaconf import DictConfig
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from skillexp.config import register_schemas  # noqa: E402
+
+register_schemas()
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("skillexp")
 

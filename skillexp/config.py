@@ -6,6 +6,7 @@ eval suite's variants → tasks (validated by each task's own dataclass), and th
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -98,6 +99,34 @@ class RunConfig:
     generation: GenerationConfig
     logger: LoggerConfig
     tags: list[str] = field(default_factory=list)
+
+
+def schema_defaults(cls: type) -> dict[str, Any]:
+    """Every field of a schema dataclass with its default ("???" when required), as plain data."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = "???"
+        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+SCHEMAS = {"model": ModelConfig, "method": MethodConfig, "trainer": TrainerConfig, "generation": GenerationConfig,
+           "logger": LoggerConfig}
+
+
+def register_schemas() -> None:
+    """Store each group's full key set as `<group>/_schema`, which every option file lists first in its defaults,
+    so that any key can be overridden from the command line without `+` and the composed config shows them all."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for group, cls in SCHEMAS.items():
+        cs.store(group=group, name="_schema", node=schema_defaults(cls))
 
 
 def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:

