@@ -116,7 +116,7 @@ def schema_defaults(cls: type) -> dict[str, Any]:
 
 
 SCHEMAS = {"model": ModelConfig, "method": MethodConfig, "trainer": TrainerConfig, "generation": GenerationConfig,
-           "logger": LoggerConfig}
+           "logger": LoggerConfig, "eval": EvalConfig}
 
 
 def register_schemas() -> None:

@@ -30,17 +30,19 @@ def memorizer(tmp_path_factory, tiny_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("memorizer")
     task = build_task("countdown", {k: v for k, v in TASK.items() if k != "kind"})
     rows = []
-    for item in task.items("train"):
-        ref = task.reference_solution(item)
+    items = task.items("train")
+    for item, other in zip(items, items[1:] + items[:1]):
+        ref, wrong = task.reference_solution(item), task.reference_solution(other)
         rows += [{"messages": task.messages(item, v) + [{"role": "assistant", "content": ref}]} for v in VARIANTS]
-        rows.append({"messages": reflection_messages(item.question, ref) + [
-            {"role": "assistant", "content": "Recomputing it gives the target. <verdict>Correct</verdict>"}]})
+        for attempt, verdict in ((ref, "Correct"), (wrong, "Incorrect")):
+            rows += [{"messages": reflection_messages(item.question, attempt) + [
+                {"role": "assistant", "content": f"Checked. <verdict>{verdict}</verdict>"}]}] * 2
     (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     tracker = Tracker(LoggerConfig(backend="none"), root, {})
     trainer = TrainerConfig(name="memorize", lr=5e-3, warmup_ratio=0.05, schedule="constant", micro_batch_size=8,
                             save_every_steps=10_000)
     model = run_sft(root / "data.jsonl", tiny_model_dir, TINY, trainer,
-                    SFTConfig(max_steps=250, max_length=512, val_fraction=0.0), root / "sft", tracker, seed=0)
+                    SFTConfig(max_steps=300, max_length=512, val_fraction=0.0), root / "sft", tracker, seed=0)
     tracker.finish()
     return model
 
@@ -56,7 +58,7 @@ def _common(model: Path) -> list[str]:
 @pytest.mark.slow
 def test_skillfactory_builds_traces_and_trains(memorizer: Path, tmp_path: Path) -> None:
     run_cli([*_common(memorizer), "method=skillfactory", "method.samples_per_question=4",
-             "method.skillfactory.reflections_per_attempt=2", "method.skillfactory.reflection_max_tokens=24",
+             "method.skillfactory.reflections_per_attempt=2", "method.skillfactory.reflection_max_tokens=40",
              "method.skillfactory.min_attempts=3"], tmp_path)
     stats = json.loads((tmp_path / "sft_data" / "sft_data_stats.json").read_text())
     assert stats["skillfactory/base_accuracy/original"] > 0.3, stats

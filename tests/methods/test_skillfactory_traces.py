@@ -1,104 +1,215 @@
-"""SkillFactory traces on fixed inputs: exact text for a seed, sampler properties, ablations, verdict parsing."""
+"""SkillFactory traces on fixed inputs: exact text per seed for both samplers and every ablation, sampler
+properties, the released phrase lists, and verdict parsing on garbage.
+
+The exact strings are written out literally so that any change of the trace format fails here.
+"""
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from skillexp.methods.skillfactory import phrases
-from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, parse_verdict, valid_reflections
-from skillexp.methods.skillfactory.traces import Attempt, keep_question, sample_alg1, sample_cfull
+from skillexp.methods.skillfactory.reflect import (ReflectionFilterStats, parse_verdict, reflection_messages,
+                                                   valid_reflections)
+from skillexp.methods.skillfactory.traces import (Attempt, keep_question, original_prompt_only, sample_alg1,
+                                                  sample_cfull, sft_row)
 
-R_OK, R_BAD = "Recomputed: fine. <verdict>Correct</verdict>", "3+5 is 8, not 16. <verdict>Incorrect</verdict>"
+R_OK = "Recompute: (3 + 5) * 2 = 16. <verdict>Correct</verdict>"
+R_OK2 = "All numbers used once, result 16. <verdict>Correct</verdict>"
+R_BAD = "That gives the wrong number, not 16. <verdict>Incorrect</verdict>"
 ATTEMPTS = [
-    Attempt(0, "3 + 5 = 8 <answer>3 + 5</answer>", "3 + 5", False, "original", (R_BAD,)),
-    Attempt(1, "(3 + 5) * 2 = 16 <answer>(3 + 5) * 2</answer>", "(3 + 5) * 2", True, "rephrase", (R_OK,)),
-    Attempt(2, "3 * 5 = 15 <answer>3 * 5</answer>", "3 * 5", False, "alternatively", (R_BAD,)),
-    Attempt(3, "2 * (5 + 3) <answer>2 * (5 + 3)</answer>", "2 * (5 + 3)", True, "plan_and_execute", (R_OK,)),
+    Attempt(0, "3 + 5 = 8\n<answer>3 + 5</answer>", "3 + 5", False, "original", (R_BAD,)),
+    Attempt(1, "(3 + 5) * 2 = 16\n<answer>(3 + 5) * 2</answer>", "(3 + 5) * 2", True, "rephrase", (R_OK, R_OK2)),
+    Attempt(2, "3 * 5 = 15\n<answer>3 * 5</answer>", "3 * 5", False, "alternatively", (R_BAD,)),
+    Attempt(3, "2 * (5 + 3) = 16\n<answer>2 * (5 + 3)</answer>", "2 * (5 + 3)", True, "plan_and_execute", (R_OK,)),
+    Attempt(4, "(5 + 3) * 2 = 16\n<answer>(5 + 3) * 2</answer>", "(5 + 3) * 2", True, "original", (R_OK2,)),
+    Attempt(5, "5 - 3 + 2 = 4\n<answer>5 - 3 + 2</answer>", "5 - 3 + 2", False, "original", (R_BAD,)),
 ]
+S = {a.index: f"<sample>\n{a.text}\n</sample>\n" for a in ATTEMPTS}  # the sample blocks, to keep expectations short
+OK, OK2, BAD = (f"<reflect>\n{r}\n</reflect>\n" for r in (R_OK, R_OK2, R_BAD))
 
 
-def test_cfull_exact_trace_for_seed_0() -> None:
-    traces = sample_cfull(ATTEMPTS, random.Random(0), max_attempts=5)
-    assert [t.num_attempts for t in traces] == [1, 2, 3, 4]  # N=5 needs five attempts
-    assert traces[1].text == (
-        "<think>\n"
-        "<sample>\n3 * 5 = 15 <answer>3 * 5</answer>\n</sample>\n"
-        "<reflect>\n3+5 is 8, not 16. <verdict>Incorrect</verdict>\n</reflect>\n"
-        "My last attempt wasn't correct, but I'll refine it and try again.\n"
-        "<sample>\n2 * (5 + 3) <answer>2 * (5 + 3)</answer>\n</sample>\n"
-        "<reflect>\nRecomputed: fine. <verdict>Correct</verdict>\n</reflect>\n"
-        "</think>\n\n\n"
-        "In conclusion, the answer is:\n\n"
-        "<answer>\n2 * (5 + 3)\n</answer>")
-    assert traces[1].attempts == [2, 3] and traces[1].variants == ["alternatively", "plan_and_execute"]
-    assert traces == sample_cfull(ATTEMPTS, random.Random(0), max_attempts=5)  # deterministic per seed
+def test_cfull_exact_text() -> None:
+    traces = sample_cfull(ATTEMPTS, random.Random(2))
+    assert [t.attempts for t in traces] == [[1], [1, 3], [0, 1, 4], [2, 0, 3, 4], [2, 0, 4, 5, 1]]
+    assert traces[2].text == (
+        "<think>\n" + S[0] + BAD + "Time to review my response one more time.\n"
+        + S[1] + OK2 + "Wait! I should double check my answer.\n"
+        + S[4] + OK2 + "</think>\n\n\nIn conclusion, the answer is:\n\n<answer>\n(5 + 3) * 2\n</answer>")
+    assert traces[0].text == (
+        "<think>\n" + S[1] + OK + "</think>\n\n\nThe final answer is:\n\n<answer>\n(3 + 5) * 2\n</answer>")
+    assert traces[2].variants == ["original", "rephrase", "original"] and traces[2].sampler == "cfull"
+    assert traces == sample_cfull(ATTEMPTS, random.Random(2))  # deterministic per seed
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_cfull_properties(seed: int) -> None:
-    for t in sample_cfull(ATTEMPTS, random.Random(seed)):
-        assert t.correctness[-1] is True and len(set(t.attempts)) == t.num_attempts
-        assert t.text.count("<sample>") == t.num_attempts == t.text.count("<reflect>")
-        assert t.text.rstrip().endswith("</answer>") and t.text.startswith("<think>\n<sample>")
+def test_alg1_exact_text() -> None:
+    (trace,) = sample_alg1(ATTEMPTS, random.Random(4))
+    assert (trace.attempts, trace.correctness, trace.sampler) == ([1, 2, 3], [True, False, True], "alg1")
+    assert trace.text == (
+        "<think>\n" + S[1] + OK + "This previous answer was correct, but I should double check it to be sure.\n"
+        + S[2] + BAD + "I should check my response again.\n"
+        + S[3] + OK + "</think>\n\n\nThe final answer is:\n\n<answer>\n2 * (5 + 3)\n</answer>")
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_alg1_has_fewer_incorrect_than_correct(seed: int) -> None:
-    (t,) = sample_alg1(ATTEMPTS, random.Random(seed), l_max=5)
-    assert t.correctness[-1] and t.correctness.count(False) < t.correctness.count(True)
+def test_no_reflections_exact_text() -> None:
+    trace = sample_cfull(ATTEMPTS, random.Random(2), ablation="no_reflections")[2]
+    assert trace.attempts == [2, 5, 4]
+    assert trace.text == (  # the blank lines are where the released `.replace` removed "<reflect>\n\n</reflect>"
+        "<think>\n" + S[2] + "\nLet me verify my answer.\n" + S[5] + "\nI'll recheck what I said earlier.\n"
+        + S[4] + "\n</think>\n\n\nSo after checking, the final result is:\n\n<answer>\n(5 + 3) * 2\n</answer>")
 
 
-def test_glue_follows_the_previous_attempts_correctness() -> None:
-    incorrect_only = set(phrases.incorrect_glue()) - set(phrases.GENERIC_GLUE)
-    correct_only = set(phrases.correct_glue()) - set(phrases.GENERIC_GLUE)
-    for seed in range(30):
-        for t in sample_cfull(ATTEMPTS, random.Random(seed)):
-            lines = t.text.split("\n")
-            glues = [lines[i + 1] for i, line in enumerate(lines) if line == "</reflect>" and lines[i + 1] != "</think>"]
-            for glue, ok in zip(glues, t.correctness):
-                assert glue not in (incorrect_only if ok else correct_only)
+def test_no_sample_order_exact_text() -> None:
+    trace = sample_cfull(ATTEMPTS, random.Random(0), ablation="no_sample_order")[1]
+    assert (trace.attempts, trace.correctness) == ([3, 0], [True, False])  # ends on an incorrect attempt
+    assert trace.text == (
+        "<think>\n" + S[3] + OK + "I can resolve this question to be sure.\n"
+        + S[0] + BAD + "</think>\n\n\nSo after checking, the final result is:\n\n<answer>\n3 + 5\n</answer>")
 
 
-def test_ablations() -> None:
-    t = sample_cfull(ATTEMPTS, random.Random(1), ablation="no_reflections")[2]
-    assert "<reflect>" not in t.text and t.correctness[-1]
-    glue = [line for line in t.text.split("\n") if line in phrases.GENERIC_GLUE]
-    assert len(glue) == t.num_attempts - 1
-    last = [t.correctness[-1] for seed in range(40)
-            for t in sample_cfull(ATTEMPTS, random.Random(seed), ablation="no_sample_order")]
-    assert not all(last), "no_sample_order must not always end on a correct attempt"
-    ends = [t.text.rsplit("<answer>", 1)[1] for t in sample_cfull(ATTEMPTS, random.Random(3), ablation="no_sample_order")]
-    assert all(e.strip().removesuffix("</answer>").strip() in ("(3 + 5) * 2", "2 * (5 + 3)") for e in ends)
+def test_no_prompt_diversity_exact_text() -> None:
+    traces = sample_cfull(ATTEMPTS, random.Random(0), ablation="no_prompt_diversity")
+    assert [t.attempts for t in traces] == [[4], [5, 4], [5, 0, 4]]  # only 3 `original` attempts exist
+    assert traces[2].text == (
+        "<think>\n" + S[5] + BAD + "Oops, that wasn't right. Let me take another shot.\n"
+        + S[0] + BAD + "I may have missed the mark earlier. Let me rethink and attempt again.\n"
+        + S[4] + OK2 + "</think>\n\n\nSo after checking, the final result is:\n\n<answer>\n(5 + 3) * 2\n</answer>")
+    assert original_prompt_only(ATTEMPTS) == [ATTEMPTS[0], ATTEMPTS[4], ATTEMPTS[5]]
 
 
-def test_fused_phrases_reproduced_or_split() -> None:
-    assert len(phrases.correct_glue()) == 10 and len(phrases.incorrect_glue()) == 13
-    assert len(phrases.correct_glue(split_fused=True)) == 14 and len(phrases.incorrect_glue(split_fused=True)) == 14
-    assert any("just in case.That answer" in p for p in phrases.correct_glue())
+def _random_attempts(rng: random.Random) -> list[Attempt]:
+    out = []
+    for i in range(rng.randint(5, 12)):
+        ok = i == 0 or rng.random() < 0.4
+        verdict = "Correct" if ok else "Incorrect"
+        refl = tuple(f"check {i}.{j} <verdict>{verdict}</verdict>" for j in range(rng.randint(1, 3)))
+        out.append(Attempt(i, f"try {i}\n<answer>{i}</answer>", str(i), ok, rng.choice(["original", "rephrase"]),
+                           refl))
+    return out
 
 
-def test_question_filter() -> None:
-    assert keep_question(ATTEMPTS, min_attempts=4)
-    assert not keep_question(ATTEMPTS, min_attempts=5)
+def _blocks(text: str, tag: str) -> list[str]:
+    return re.findall(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.DOTALL)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_sampler_properties(seed: int) -> None:
+    rng = random.Random(seed)
+    attempts = _random_attempts(rng)
+    by_index = {a.index: a for a in attempts}
+    traces = sample_cfull(attempts, rng) + sample_alg1(attempts, rng) + sample_alg1(attempts, rng, ablation="none",
+                                                                                    fix_phrase_concatenation=True)
+    assert [t.num_attempts for t in traces[:5]] == [1, 2, 3, 4, 5]  # *C_full: N = 1..5, one trace each
+    for t in traces:
+        assert t.correctness[-1] is True and len(set(t.attempts)) == t.num_attempts == len(t.correctness)
+        assert t.text.startswith("<think>\n<sample>\n") and t.text.endswith(f"<answer>\n{t.attempts[-1]}\n</answer>")
+        assert _blocks(t.text, "sample") == [by_index[i].text for i in t.attempts]
+        reflections = _blocks(t.text, "reflect")
+        assert [parse_verdict(r) for r in reflections] == t.correctness  # each reflection's verdict is right
+        assert all(r in by_index[i].reflections for r, i in zip(reflections, t.attempts))
+    alg1 = traces[5:]
+    assert all(t.correctness.count(False) < t.correctness.count(True) for t in alg1)  # n- < n+
+    assert all(t.correctness.count(True) <= 5 for t in alg1)  # n+ <= L_max
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_glue_follows_correctness(seed: int) -> None:
+    rng = random.Random(seed)
+    attempts = _random_attempts(rng)
+    for fix in (False, True):
+        after_ok = set(phrases.correct_glue(fix)) | set(phrases.GENERIC_GLUE)
+        after_bad = set(phrases.incorrect_glue(fix)) | set(phrases.GENERIC_GLUE)
+        for t in sample_cfull(attempts, rng, fix_phrase_concatenation=fix):
+            glues = re.findall(r"</reflect>\n(.*)\n<sample>", t.text)
+            assert len(glues) == t.num_attempts - 1
+            assert all(g in (after_ok if ok else after_bad) for g, ok in zip(glues, t.correctness))
+        for t in sample_cfull(attempts, rng, ablation="no_reflections"):
+            assert "<reflect>" not in t.text and t.correctness[-1]
+            glues = re.findall(r"</sample>\n\n(.*)\n<sample>", t.text)
+            assert len(glues) == t.num_attempts - 1 and all(g in phrases.GENERIC_GLUE for g in glues)
+
+
+def test_no_sample_order_may_end_wrong_and_answers_with_the_last_attempt() -> None:
+    traces = [t for seed in range(20) for t in sample_cfull(ATTEMPTS, random.Random(seed), ablation="no_sample_order")]
+    assert not all(t.correctness[-1] for t in traces) and any(t.correctness[-1] for t in traces)
+    answers = {a.index: a.answer for a in ATTEMPTS}
+    assert all(t.text.endswith(f"<answer>\n{answers[t.attempts[-1]]}\n</answer>") for t in traces)
+    alg1 = [sample_alg1(ATTEMPTS, random.Random(s), ablation="no_sample_order")[0] for s in range(40)]
+    assert not all(t.correctness[-1] for t in alg1)
+
+
+def test_question_filter_and_empty_cases() -> None:
+    assert keep_question(ATTEMPTS, min_attempts=6) and not keep_question(ATTEMPTS, min_attempts=7)
     assert not keep_question([a for a in ATTEMPTS if not a.correct], min_attempts=1)
-    unreflected = [Attempt(a.index, a.text, a.answer, a.correct, a.variant) for a in ATTEMPTS]
-    assert not keep_question(unreflected, 1) and keep_question(unreflected, 4, ablation="no_reflections")
+    bare = [Attempt(a.index, a.text, a.answer, a.correct, a.variant) for a in ATTEMPTS]  # no valid reflection
+    assert not keep_question(bare, 1) and keep_question(bare, 6, ablation="no_reflections")
+    assert not keep_question(ATTEMPTS, 4, ablation="no_prompt_diversity")  # 3 `original` attempts
+    assert sample_cfull(bare, random.Random(0)) == [] and sample_alg1(bare, random.Random(0)) == []
+    assert [t.num_attempts for t in sample_cfull(ATTEMPTS[:3], random.Random(0))] == [1, 2, 3]  # N skipped
+    with pytest.raises(ValueError):
+        sample_cfull(ATTEMPTS, random.Random(0), ablation="no_glue")
+
+
+def test_sft_row() -> None:
+    trace = sample_cfull(ATTEMPTS, random.Random(2))[1]
+    row = sft_row([{"role": "user", "content": "Make 16."}], trace, question_id="cd-7")
+    assert row["messages"] == [{"role": "user", "content": "Make 16."},
+                               {"role": "assistant", "content": trace.text}]
+    assert (row["attempts"], row["correctness"], row["num_attempts"], row["question_id"]) == ([1, 3], [True] * 2,
+                                                                                            2, "cd-7")
+
+
+def test_phrase_lists_as_released() -> None:
+    sizes = [len(phrases.GENERIC_GLUE), len(phrases.correct_glue()), len(phrases.correct_glue(True)),
+             len(phrases.incorrect_glue()), len(phrases.incorrect_glue(True)), len(phrases.ENDING),
+             len(phrases.BACKTRACK), len(phrases.CORRECT_CONFIRM)]
+    assert sizes == [11, 10, 14, 13, 14, 7, 9, 7]
+    assert ("That response looks right, and I have verified it. It might be worth doinng it again just in case."
+            "That answer seems fine, but I'd like to double-check for to be safe.") in phrases.correct_glue()
+    assert ("On review, my last response falls short, so I'll attempt a new one.After reconsideration, I can see "
+            "my earlier answer wasn't right, and I'll try again.") in phrases.incorrect_glue()
+    assert "That answer seems fine, but I'd like to double-check for to be safe." in phrases.correct_glue(True)
+    assert "".join(phrases.correct_glue(True)) == "".join(phrases.correct_glue())
 
 
 @pytest.mark.parametrize(("text", "verdict"), [
     ("ok <verdict>Correct</verdict>", True), ("<verdict> INCORRECT </verdict>", False),
-    ("<verdict>correctly</verdict>", None), ("<verdict>Correct", None), ("no tags", None), ("", None), (None, None),
-    ("<verdict><verdict>Correct</verdict></verdict>", None), ("<verdict>Incorrect</verdict><verdict>Correct</verdict>", False),
-    ("x" * 100_000 + "<verdict>Correct</verdict>", None),
+    ("<verdict>CORRECT </verdict>", True), ("<verdict>\ncorrect\n</verdict> trailing", True),
+    ("<verdict>correctly</verdict>", None), ("<verdict>Correct.</verdict>", None), ("<verdict></verdict>", None),
+    ("<verdict>Correct", None), ("Correct</verdict>", None), ("</verdict><verdict>Correct", None),
+    ("no tags at all", None), ("", None), (None, None), (42, None), ("<VERDICT>Correct</VERDICT>", None),
+    ("<verdict><verdict>Correct</verdict></verdict>", None),
+    ("<verdict>Incorrect</verdict> then <verdict>Correct</verdict>", False),
+    ("x" * 100_000 + "<verdict>Correct</verdict>", None), ("<verdict>" * 50_000, None),
 ])
-def test_parse_verdict(text, verdict) -> None:
-    assert parse_verdict(text) is verdict
+def test_parse_verdict(text: object, verdict: bool | None) -> None:
+    assert parse_verdict(text) is verdict  # type: ignore[arg-type]
+
+
+def test_parse_verdict_never_raises_on_garbage() -> None:
+    rng = random.Random(0)
+    pieces = ["<verdict>", "</verdict>", "<", ">", "/", "Correct", "incorrect", " ", "\n", "\x00", "é", "verdict"]
+    for _ in range(2_000):
+        assert parse_verdict("".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))) in (True, False, None)
 
 
 def test_valid_reflections_counts_why() -> None:
     stats = ReflectionFilterStats()
-    kept = valid_reflections([R_OK, R_BAD, "no verdict", "a fast check <verdict>Correct</verdict>"], True,
-                             ["idea", "fast"], stats)
-    assert kept == [R_OK]
-    assert (stats.total, stats.kept, stats.no_verdict, stats.wrong_verdict, stats.banned_substring) == (4, 1, 1, 1, 1)
+    texts = [R_OK, R_BAD, "no verdict", "A Fast check. <verdict>Correct</verdict>",
+             "Good idea <verdict>Correct</verdict>"]
+    assert valid_reflections(texts, True, stats=stats) == [R_OK]
+    assert stats.as_dict() == {"total": 5, "kept": 1, "no_verdict": 1, "wrong_verdict": 1, "banned_substring": 2}
+    assert valid_reflections(texts, False, stats=stats) == [R_BAD]
+    assert (stats.total, stats.kept, stats.wrong_verdict) == (10, 2, 4)
+    assert len(valid_reflections(texts, True, drop_substrings=())) == 3  # the undocumented filter switched off
+    assert valid_reflections([" padded <verdict>Correct</verdict>\n"], True) == [" padded <verdict>Correct</verdict>\n"]
+
+
+def test_reflection_prompt_shows_question_and_attempt() -> None:
+    msgs = reflection_messages("Make 16 from 3, 5, 2.", "(3 + 5) * 2 <answer>(3 + 5) * 2</answer>")
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    user = msgs[-1]["content"]
+    assert "Make 16 from 3, 5, 2." in user and "<answer>(3 + 5) * 2</answer>" in user
+    assert "<verdict>Correct</verdict>" in user and "<verdict>Incorrect</verdict>" in user

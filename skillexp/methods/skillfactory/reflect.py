@@ -1,14 +1,19 @@
 """Reflections: the model judges one of its own attempts and ends with a verdict tag.
 
-The paper's reflection prompt did not survive (App. E.3 is an image), so this one is ours: it shows the question
-and the attempt, asks for an independent re-check, and requires `<verdict>Correct</verdict>` or
-`<verdict>Incorrect</verdict>`. Only reflections whose verdict matches the truth are kept.
+The paper's reflection prompt did not survive (App. E.3 is an image in every copy we have), so this one is ours: it
+shows the question and the attempt, asks for an independent step-by-step re-check, and requires
+`<verdict>Correct</verdict>` or `<verdict>Incorrect</verdict>`. The filter is the released code's
+(`Response.filter_invalid_reflections`): keep a reflection only when its verdict matches the attempt's true
+correctness, and (an undocumented extra) drop any whose lower-cased text contains "idea" or "fast".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-MAX_REFLECTION_CHARS = 20_000
+MAX_REFLECTION_CHARS = 20_000  # far above `reflection_max_tokens`; a longer "reflection" is rejected unread
+VERDICT_OPEN, VERDICT_CLOSE = "<verdict>", "</verdict>"
+DROP_SUBSTRINGS = ("idea", "fast")  # released code: `Reflection.is_valid_reflection`
 
 REFLECTION_SYSTEM = (
     "You check solutions carefully. Re-derive the result yourself instead of trusting the solution, then say "
@@ -17,6 +22,7 @@ REFLECTION_SYSTEM = (
 
 
 def reflection_messages(question: str, attempt: str) -> list[dict[str, str]]:
+    """Chat messages asking the model to verify `attempt` at `question` and end with a verdict tag."""
     user = (f"Here is a question and a proposed solution.\n\n# Question\n{question}\n\n# Proposed solution\n"
             f"{attempt}\n\nLet us verify this answer step by step: recompute every step of the solution, check that "
             "its final answer (inside <answer> tags) satisfies every condition of the question, and then end with "
@@ -25,48 +31,56 @@ def reflection_messages(question: str, attempt: str) -> list[dict[str, str]]:
 
 
 def parse_verdict(text: str | None) -> bool | None:
-    """True/False for a verdict of exactly "correct"/"incorrect" (case and spaces aside) in the first
-    `<verdict>` span; None when the tag is missing, unclosed, or says anything else."""
-    if not text or len(text) > MAX_REFLECTION_CHARS:
+    """True/False when the text between the first `<verdict>` and the next `</verdict>` is exactly "correct" or
+    "incorrect" after lower() and strip() (as the released code reads it); None for anything else: no tag, an
+    unclosed tag, a nested or empty span, "correctly", a non-string, or a text over MAX_REFLECTION_CHARS.
+    Linear time; never raises."""
+    if not isinstance(text, str) or len(text) > MAX_REFLECTION_CHARS:
         return None
-    start = text.find("<verdict>")
-    end = text.find("</verdict>", start + 1)
-    if start < 0 or end < 0:
+    start = text.find(VERDICT_OPEN)
+    if start < 0:
         return None
-    verdict = text[start + len("<verdict>"): end].strip().lower()
-    return {"correct": True, "incorrect": False}.get(verdict)
+    start += len(VERDICT_OPEN)
+    end = text.find(VERDICT_CLOSE, start)
+    if end < 0:
+        return None
+    return {"correct": True, "incorrect": False}.get(text[start:end].lower().strip())
 
 
 @dataclass
 class ReflectionFilterStats:
+    """Why reflections were dropped, accumulated over calls, so that acceptance rates can be logged."""
+
     total: int = 0
     kept: int = 0
-    no_verdict: int = 0
-    wrong_verdict: int = 0
-    banned_substring: int = 0
-    by_truth: dict[str, int] = field(default_factory=lambda: {"correct_right": 0, "incorrect_right": 0,
-                                                              "correct_total": 0, "incorrect_total": 0})
+    no_verdict: int = 0  # missing, malformed or unrecognised verdict
+    wrong_verdict: int = 0  # verdict disagrees with the attempt's true correctness
+    banned_substring: int = 0  # right verdict, but contains one of the drop substrings
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total": self.total, "kept": self.kept, "no_verdict": self.no_verdict,
+                "wrong_verdict": self.wrong_verdict, "banned_substring": self.banned_substring}
 
 
-def valid_reflections(reflections: list[str], attempt_correct: bool, banned: list[str],
-                      stats: ReflectionFilterStats) -> list[str]:
-    """Reflections whose verdict matches the attempt's true correctness and that contain no banned substring
-    (the released code drops reflections mentioning "idea" or "fast")."""
+def valid_reflections(reflections: Iterable[str], attempt_correct: bool,
+                      drop_substrings: Sequence[str] = DROP_SUBSTRINGS,
+                      stats: ReflectionFilterStats | None = None) -> list[str]:
+    """Reflections whose verdict matches `attempt_correct` and whose lower-cased text contains none of
+    `drop_substrings` (pass () to switch the released code's "idea"/"fast" filter off). Texts are kept verbatim,
+    as the released code inserts them into traces; counts of each drop reason go to `stats`."""
+    stats = stats if stats is not None else ReflectionFilterStats()
+    banned = [s.lower() for s in drop_substrings]
     kept = []
-    key = "correct" if attempt_correct else "incorrect"
-    for r in reflections:
+    for text in reflections:
         stats.total += 1
-        stats.by_truth[f"{key}_total"] += 1
-        verdict = parse_verdict(r)
+        verdict = parse_verdict(text)
         if verdict is None:
             stats.no_verdict += 1
         elif verdict != attempt_correct:
             stats.wrong_verdict += 1
-        elif any(b in r.lower() for b in banned):
-            stats.by_truth[f"{key}_right"] += 1
+        elif any(b in text.lower() for b in banned):
             stats.banned_substring += 1
         else:
-            stats.by_truth[f"{key}_right"] += 1
             stats.kept += 1
-            kept.append(r.strip())
+            kept.append(text)
     return kept

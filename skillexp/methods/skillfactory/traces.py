@@ -1,118 +1,169 @@
-"""Stitch attempts and reflections into SkillFactory traces: attempt → <reflect> verdict → glue → retry.
+"""Stitch a question's attempts and reflections into SkillFactory traces: attempt, <reflect> verdict, glue, retry.
 
-Two samplers: the released code's `*C_full` (the default: it produced the paper's data) and the paper's
-Algorithm 1. Both end on a correct attempt whose answer becomes the trace's final answer. Ablations (paper App. C):
-`no_reflections` drops the <reflect> blocks (generic glue only); `no_sample_order` puts the correct attempt at a
-random position instead of last (our reading of "no sample order": the trace no longer teaches "retry until
-right"); `no_prompt_diversity` is applied upstream (only the `original` prompt is sampled).
+Two samplers (spec §9.2): the released code's `*C_full` (the default: it produced the released SFT data) and the
+paper's Algorithm 1. `sample_cfull` and `render_trace` draw from the rng in the released script's order
+(`QA_Tuple.sample_responses`, then ending phrase, then per attempt reflection and glue), so with the same attempt
+list and seed they make the same choices as `sft_data_creation.py --formats '*C_full'`.
+
+Ablations (paper App. C; the App. C text is not in our copy, so these are our readings):
+- `no_reflections`: the released `no_reflection` format: `<reflect>` blocks removed (leaving the blank line the
+  released `.replace` leaves), generic glue only. Attempts need no reflection to be usable (none are generated).
+- `no_prompt_diversity`: only attempts sampled with the `original` prompt ("Let's think step by step") are used.
+- `no_sample_order`: the released `random` format ("correctness is ignored"): the last attempt is drawn from all
+  usable attempts, so a trace may end on an incorrect attempt, and its final answer is that attempt's answer. It is
+  the only released format that drops the "retry until right, then stop" order, and it fits the paper's skill-use
+  table (the No-Sample-Order model gives many more answers per response: it never learned to stop when right).
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from skillexp.methods.skillfactory import phrases
+
+ABLATIONS = ("none", "no_reflections", "no_prompt_diversity", "no_sample_order")
 
 
 @dataclass(frozen=True)
 class Attempt:
+    """One sampled response to a question, graded, with its valid reflections (see `reflect.valid_reflections`)."""
+
     index: int  # position among the question's attempts (provenance)
-    text: str
-    answer: str | None
+    text: str  # raw model output, inserted verbatim
+    answer: str | None  # extracted answer; the trace's final answer when this attempt comes last
     correct: bool
-    variant: str
-    reflections: tuple[str, ...] = ()  # valid reflections only
+    variant: str  # prompt variant it was sampled under
+    reflections: tuple[str, ...] = ()
 
 
 @dataclass
 class Trace:
+    """One stitched assistant turn and where its parts came from."""
+
     text: str
-    attempts: list[int] = field(default_factory=list)
-    correctness: list[bool] = field(default_factory=list)
-    variants: list[str] = field(default_factory=list)
-    sampler: str = "cfull"
-
-    @property
-    def num_attempts(self) -> int:
-        return len(self.attempts)
+    attempts: list[int]  # Attempt.index of each part, in trace order
+    correctness: list[bool]
+    variants: list[str]
+    num_attempts: int
+    sampler: str  # "cfull" or "alg1"
 
 
-def usable(attempts: list[Attempt], ablation: str = "none") -> list[Attempt]:
-    """Attempts that can enter a trace: those with a valid reflection (any attempt when reflections are ablated)."""
-    return [a for a in attempts if a.reflections or ablation == "no_reflections"]
+def _check_ablation(ablation: str) -> None:
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown ablation {ablation!r}; choose one of {list(ABLATIONS)}")
 
 
-def keep_question(attempts: list[Attempt], min_attempts: int, ablation: str = "none") -> bool:
-    """The released code's per-question filter: enough usable attempts, and at least one correct."""
-    ok = usable(attempts, ablation)
-    return len(ok) >= min_attempts and any(a.correct for a in ok)
+def original_prompt_only(attempts: Sequence[Attempt]) -> list[Attempt]:
+    """The No-Prompt-Diversity filter: attempts sampled under the plain `original` prompt."""
+    return [a for a in attempts if a.variant == "original"]
 
 
-def render(parts: list[Attempt], final: Attempt, rng: random.Random, with_reflections: bool = True,
-           split_fused: bool = False) -> str:
-    """The released template: blocks joined by newlines, a glue phrase after every block but the last."""
+def usable(attempts: Sequence[Attempt], ablation: str = "none") -> list[Attempt]:
+    """Attempts that may enter a trace: those with >= 1 valid reflection (any, when reflections are ablated),
+    restricted to the `original` prompt under `no_prompt_diversity`."""
+    _check_ablation(ablation)
+    pool = original_prompt_only(attempts) if ablation == "no_prompt_diversity" else list(attempts)
+    return [a for a in pool if a.reflections or ablation == "no_reflections"]
+
+
+def keep_question(attempts: Sequence[Attempt], min_attempts: int = 5, ablation: str = "none") -> bool:
+    """The released per-question filter: >= `min_attempts` usable attempts, at least one of them correct (the
+    released `random` format, our `no_sample_order`, is gated on a correct attempt too)."""
+    pool = usable(attempts, ablation)
+    return len(pool) >= min_attempts and any(a.correct for a in pool)
+
+
+def render_trace(parts: Sequence[Attempt], rng: random.Random, with_reflections: bool = True,
+                 fix_phrase_concatenation: bool = False) -> str:
+    """The released template (`generate_dynamic_prompt_template`): lines joined by "\\n", a glue line after every
+    block but the last, then `</think>`, two blank lines, the ending phrase and the last part's answer.
+
+    Glue after part i comes from correct_glue + generic_glue when part i was correct, else incorrect_glue +
+    generic_glue; without reflections the `<reflect>` block becomes an empty line and the glue is generic only.
+    """
+    if not parts:
+        raise ValueError("a trace needs at least one attempt")
+    ending = rng.choice(phrases.ENDING)
     lines = ["<think>"]
-    for i, a in enumerate(parts):
-        lines.append(f"<sample>\n{a.text.strip()}\n</sample>")
+    for i, part in enumerate(parts):
+        lines.append(f"<sample>\n{part.text}\n</sample>")
         if with_reflections:
-            lines.append(f"<reflect>\n{rng.choice(a.reflections).strip()}\n</reflect>")
+            if not part.reflections:
+                raise ValueError(f"attempt {part.index} has no valid reflection")
+            lines.append(f"<reflect>\n{rng.choice(part.reflections)}\n</reflect>")
+        else:
+            lines.append("")  # what the released `.replace("<reflect>\n\n</reflect>", "")` leaves behind
         if i < len(parts) - 1:
             if not with_reflections:
-                pool = phrases.GENERIC_GLUE
-            elif a.correct:
-                pool = phrases.correct_glue(split_fused) + phrases.GENERIC_GLUE
+                pool = list(phrases.GENERIC_GLUE)
+            elif part.correct:
+                pool = phrases.correct_glue(fix_phrase_concatenation) + list(phrases.GENERIC_GLUE)
             else:
-                pool = phrases.incorrect_glue(split_fused) + phrases.GENERIC_GLUE
+                pool = phrases.incorrect_glue(fix_phrase_concatenation) + list(phrases.GENERIC_GLUE)
             lines.append(rng.choice(pool))
     lines.append("</think>")
-    lines.append(f"\n\n{rng.choice(phrases.ENDING)}\n\n<answer>\n{final.answer}\n</answer>")
+    lines.append(f"\n\n{ending}\n\n<answer>\n{parts[-1].answer}\n</answer>")
     return "\n".join(lines)
 
 
-def _trace(parts: list[Attempt], final: Attempt, rng: random.Random, sampler: str, with_reflections: bool,
-           split_fused: bool) -> Trace:
-    return Trace(text=render(parts, final, rng, with_reflections, split_fused), attempts=[a.index for a in parts],
-                 correctness=[a.correct for a in parts], variants=[a.variant for a in parts], sampler=sampler)
+def _trace(parts: list[Attempt], rng: random.Random, sampler: str, ablation: str,
+           fix_phrase_concatenation: bool) -> Trace:
+    text = render_trace(parts, rng, ablation != "no_reflections", fix_phrase_concatenation)
+    return Trace(text=text, attempts=[a.index for a in parts], correctness=[a.correct for a in parts],
+                 variants=[a.variant for a in parts], num_attempts=len(parts), sampler=sampler)
 
 
-def sample_cfull(attempts: list[Attempt], rng: random.Random, max_attempts: int = 5, ablation: str = "none",
-                 split_fused: bool = False) -> list[Trace]:
-    """`*C_full`: for N = 1..max_attempts one trace whose last attempt is a random correct one and whose first
-    N-1 are drawn without replacement from all other attempts, whatever their correctness."""
+def sample_cfull(attempts: Sequence[Attempt], rng: random.Random, max_attempts: int = 5, ablation: str = "none",
+                 fix_phrase_concatenation: bool = False) -> list[Trace]:
+    """The released `*C_full` format: for N = 1..max_attempts one trace whose last attempt is a random correct one
+    and whose first N-1 are drawn uniformly without replacement from all OTHER usable attempts, whatever their
+    correctness (so the correct:incorrect mix follows the base model's accuracy). N is skipped when there are
+    fewer than N usable attempts (the released code requires min_attempts >= max_attempts instead)."""
     pool = usable(attempts, ablation)
-    correct = [a for a in pool if a.correct]
+    last_pool = pool if ablation == "no_sample_order" else [a for a in pool if a.correct]
+    if not last_pool:
+        return []
     traces = []
-    for n in range(1, max_attempts + 1):
-        if not correct or len(pool) < n:
-            break
-        last = rng.choice(correct)
-        prefix = rng.sample([a for a in pool if a is not last], n - 1)
-        parts = _order(prefix, last, rng, ablation)
-        traces.append(_trace(parts, last, rng, "cfull", ablation != "no_reflections", split_fused))
+    for n in range(1, min(max_attempts, len(pool)) + 1):
+        last = rng.choice(last_pool)
+        prefix = rng.sample([a for a in pool if a.index != last.index], n - 1)
+        traces.append(_trace(prefix + [last], rng, "cfull", ablation, fix_phrase_concatenation))
     return traces
 
 
-def sample_alg1(attempts: list[Attempt], rng: random.Random, l_max: int = 5, ablation: str = "none",
-                split_fused: bool = False) -> list[Trace]:
-    """Paper Algorithm 1, one trace per call: n+ ~ U[1, L_max] correct and n- ~ U[0, n+ - 1] incorrect attempts
-    (capped by what exists), shuffled, ending on a correct one. We read its `while |Y+| > 0` header as "one trace
-    per question per repeat" (its consumption semantics are not recoverable)."""
+def sample_alg1(attempts: Sequence[Attempt], rng: random.Random, l_max: int = 5, ablation: str = "none",
+                fix_phrase_concatenation: bool = False) -> list[Trace]:
+    """Paper Algorithm 1, one trace per call: n+ = min(U[1, L_max], |Y+|) correct and n- = min(U[0, n+ - 1], |Y-|)
+    incorrect attempts, sampled without replacement; trace = shuffle(T- + T+[:-1]) + [T+[-1]], so it ends on a
+    correct attempt and n- < n+.
+
+    The extracted Algorithm 1 wraps this in `while |Y+| > 0` without saying what is removed from Y+ per iteration.
+    We read it as "one trace per question per repeat" (the loop runs over the repeats, nothing is consumed), which
+    matches the released `--num_repeats_per_question`; call this once per question per repeat. Under
+    `no_sample_order` all n- + n+ attempts are shuffled and the last one's answer is the final answer.
+    """
     pool = usable(attempts, ablation)
     pos, neg = [a for a in pool if a.correct], [a for a in pool if not a.correct]
     if not pos:
         return []
     n_pos = min(rng.randint(1, l_max), len(pos))
     n_neg = min(rng.randint(0, n_pos - 1), len(neg))
-    chosen_pos, chosen_neg = rng.sample(pos, n_pos), rng.sample(neg, n_neg)
-    last = chosen_pos[-1]
-    parts = _order(chosen_neg + chosen_pos[:-1], last, rng, ablation)
-    return [_trace(parts, last, rng, "alg1", ablation != "no_reflections", split_fused)]
-
-
-def _order(prefix: list[Attempt], last: Attempt, rng: random.Random, ablation: str) -> list[Attempt]:
-    prefix = list(prefix)
-    rng.shuffle(prefix)
+    t_pos, t_neg = rng.sample(pos, n_pos), rng.sample(neg, n_neg)
     if ablation == "no_sample_order":
-        prefix.insert(rng.randint(0, len(prefix)), last)
-        return prefix
-    return prefix + [last]
+        parts = t_neg + t_pos
+        rng.shuffle(parts)
+    else:
+        head = t_neg + t_pos[:-1]
+        rng.shuffle(head)
+        parts = head + [t_pos[-1]]
+    return [_trace(parts, rng, "alg1", ablation, fix_phrase_concatenation)]
+
+
+def sft_row(question_messages: Sequence[dict[str, str]], trace: Trace, **provenance: Any) -> dict[str, Any]:
+    """One SFT conversation: the question's user (and system) turns, then the trace as the assistant turn, plus
+    provenance columns (`provenance` adds e.g. question_id, source)."""
+    return {"messages": [*question_messages, {"role": "assistant", "content": trace.text}],
+            "attempts": trace.attempts, "correctness": trace.correctness, "variants": trace.variants,
+            "num_attempts": trace.num_attempts, "sampler": trace.sampler, **provenance}
