@@ -68,7 +68,12 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     rank, world = dist.get_rank(), dist.get_world_size()
     per_epoch = len(length_grouped_batches([len(e.input_ids) for e in train], trainer.micro_batch_size, seed, 0))
     per_epoch //= world
-    steps_per_epoch = max(1, per_epoch // trainer.grad_accum)
+    if per_epoch < trainer.grad_accum:
+        raise ValueError(
+            f"SFT has {per_epoch} micro-batches per epoch per rank ({len(train)} examples), fewer than "
+            f"trainer.grad_accum={trainer.grad_accum}: lower trainer.grad_accum or trainer.micro_batch_size, "
+            "or build more SFT data.")
+    steps_per_epoch = per_epoch // trainer.grad_accum
     total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
     engine = build_engine(model, trainer, total)
     ckpt = out_dir / "checkpoints"

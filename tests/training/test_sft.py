@@ -105,3 +105,13 @@ def test_killed_sft_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: 
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_too_little_data_for_grad_accum_fails_clearly(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_dataset(tmp_path / "data.jsonl", n=4)
+    tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
+    trainer = TrainerConfig(name="cpu", micro_batch_size=8, grad_accum=2)
+    with pytest.raises(ValueError, match="fewer than trainer.grad_accum=2"):
+        run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(max_steps=2, val_fraction=0.0), tmp_path / "sft",
+                tracker, seed=0)
+    tracker.finish()
