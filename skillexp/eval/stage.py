@@ -11,6 +11,7 @@ from pathlib import Path
 
 from skillexp.config import RunConfig, task_spec
 from skillexp.eval.metrics import variant_metrics
+from skillexp.eval.skill_use import SkillUse
 from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item, Task
@@ -92,6 +93,12 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
             metrics = variant_metrics(
                 scores, [[len(c.token_ids) for c in cs] for cs in comps],
                 [[c.truncated for c in cs] for cs in comps], ev.pass_k, greedy_scores)
+            if ev.skill_use:
+                use = SkillUse()
+                for item, cs in zip(v.items, comps):
+                    for c in cs:
+                        use.add(v.task, item, c.text)
+                metrics.update(use.metrics())
             summary.update({f"{prefix}{name}/{k}": val for k, val in metrics.items()})
             table += [[name, r["sample"], r["question"], r["completion"], r["extracted"], r["score"]]
                       for r in rows[: ev.log_samples]]
