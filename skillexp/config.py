@@ -53,6 +53,16 @@ class EvalSampling:
 
 
 @dataclass
+class BudgetForcing:
+    """SkillFactory §6: continue completions that stop early, re-opened with a trigger, up to a larger budget."""
+
+    enabled: bool = False
+    trigger: str = "<sample>"
+    max_total_tokens: int = 8192  # the paper: generate 4,096 tokens, then force up to 8,192 in total
+    rounds: int = 1
+
+
+@dataclass
 class EvalConfig:
     """A suite: task variants, each evaluated on `num_items` questions of `split` with k samples."""
 
@@ -70,6 +80,7 @@ class EvalConfig:
     # answers tried, reflections and verdict F1 per completion (SkillFactory's skill-use table); runs the task's
     # checker on every attempt in the main process, so it costs about one more scoring pass
     skill_use: bool = True
+    budget_forcing: BudgetForcing = field(default_factory=BudgetForcing)
 
     def __post_init__(self) -> None:
         if self.k < 1:

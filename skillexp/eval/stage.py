@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skillexp.config import RunConfig, task_spec
+from skillexp.eval.budget_forcing import force_budget
 from skillexp.eval.metrics import variant_metrics
 from skillexp.eval.skill_use import SkillUse
 from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
@@ -65,9 +66,14 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
     conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
     prompts = render_chat(generator.tokenizer, conversations)
     s = ev.sampling
-    sampled = generator.generate(prompts, SamplingParams(
+    params = SamplingParams(
         n=ev.k, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty,
-        max_tokens=s.max_tokens, stop=list(s.stop), seed=run.seed))
+        max_tokens=s.max_tokens, stop=list(s.stop), seed=run.seed)
+    sampled = generator.generate(prompts, params)
+    if ev.budget_forcing.enabled:
+        bf = ev.budget_forcing
+        unforced = sampled
+        sampled = force_budget(generator, prompts, sampled, params, bf.trigger, bf.max_total_tokens, bf.rounds)
     greedy = None
     if ev.greedy:
         greedy = generator.generate(prompts, SamplingParams(
@@ -93,6 +99,10 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
             metrics = variant_metrics(
                 scores, [[len(c.token_ids) for c in cs] for cs in comps],
                 [[c.truncated for c in cs] for cs in comps], ev.pass_k, greedy_scores)
+            if ev.budget_forcing.enabled:  # the same samples before forcing, for the paper's Std -> BF comparison
+                before = pool.score(v.task, [it for it, cs in zip(v.items, unforced[sl]) for _ in cs],
+                                    [c.text for cs in unforced[sl] for c in cs])
+                metrics[f"mean@{ev.k}_unforced"] = sum(before) / len(before)
             if ev.skill_use:
                 use = SkillUse()
                 for item, cs in zip(v.items, comps):
