@@ -16,6 +16,7 @@ test: setup  ## the test suite
 bench: setup
 	$(PY) benchmarks/bench_scoring.py
 	$(PY) benchmarks/bench_generation.py
+	$(PY) benchmarks/bench_sft.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,134 @@
+"""SFT throughput and peak memory: our DeepSpeed SFT loop vs TRL's SFTTrainer, same data, batch, length, precision.
+
+Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8] [--precision fp32]
+Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. Both
+train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts) with the loss on
+assistant tokens only and no packing. tokens/s counts non-padding tokens.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_data(path: Path, n: int) -> None:
+    from skillexp.tasks import build_task
+
+    task = build_task("countdown", {"num_numbers": 3, "num_train": n, "num_rl": 0, "num_val": 0, "num_test": 0})
+    variants = ("original", "plan_and_execute", "alternatively", "rephrase")
+    rows = [{"messages": task.messages(it, variants[i % 4]) + [
+        {"role": "assistant", "content": f"Let me work it out. {task.reference_solution(it)}"}]}
+        for i, it in enumerate(task.items("train"))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def model_dir(name: str) -> Path:
+    from benchmarks.bench_generation import MODELS
+    from skillexp.models import resolve_model_dir
+
+    return resolve_model_dir(MODELS[name], ROOT / ".cache")
+
+
+def run_ours(args, data: Path, out: Path) -> dict:
+    from benchmarks.bench_generation import MODELS
+    from skillexp.config import LoggerConfig
+    from skillexp.tracking import Tracker
+    from skillexp.training.config import SFTConfig, TrainerConfig
+    from skillexp.training.sft import run_sft
+    from skillexp.utils.io import read_jsonl
+
+    trainer = TrainerConfig(name="bench", precision=args.precision, lr=1e-5, micro_batch_size=args.batch,
+                            grad_accum=1, save_every_steps=10**6, warmup_ratio=0.0)
+    tracker = Tracker(LoggerConfig(backend="none"), out, {})
+    run_sft(data, model_dir(args.model), MODELS[args.model], trainer,
+            SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0), out / "sft", tracker, seed=0)
+    tracker.finish()
+    rates = [r["sft/tokens_per_s"] for r in read_jsonl(out / "metrics.jsonl") if "sft/tokens_per_s" in r][1:]
+    return {"tokens_per_s": sum(rates) / len(rates)}
+
+
+def run_trl(args, data: Path, out: Path) -> dict:
+    import datasets
+    import torch
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from benchmarks.bench_generation import MODELS
+    from skillexp.models import load_causal_lm
+
+    cfg = MODELS[args.model]
+    tok = AutoTokenizer.from_pretrained(model_dir(args.model))
+    model = load_causal_lm(model_dir(args.model), cfg).float().train()
+    ds = datasets.load_dataset("json", data_files=str(data), split="train")
+    times, tokens = [], []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+    trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=ds, callbacks=[Clock()], args=SFTConfig(
+        output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=1e-5,
+        assistant_only_loss=False, completion_only_loss=None, packing=False, max_length=1024, use_cpu=True,
+        bf16=args.precision == "bf16", report_to="none", save_strategy="no", logging_steps=1,
+        dataloader_drop_last=True))
+    loader = trainer.get_train_dataloader()
+    for i, batch in enumerate(loader):
+        if i >= args.steps:
+            break
+        tokens.append(int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel())
+    trainer.train()
+    return {"tokens_per_s": sum(tokens[1:]) / sum(times[1:])}
+
+
+def child(args) -> None:
+    out = Path(args.out)
+    result = (run_ours if args.which == "ours" else run_trl)(args, Path(args.data), out)
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--which")
+    ap.add_argument("--data")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.which:
+        return child(args)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sft-"))
+    make_data(tmp / "data.jsonl", n=args.batch * (args.steps + 2))
+    rows = []
+    for which in ("ours", "trl"):
+        proc = subprocess.run([sys.executable, __file__, "--which", which, "--data", str(tmp / "data.jsonl"),
+                               "--out", str(tmp / which), "--model", args.model, "--steps", str(args.steps),
+                               "--batch", str(args.batch), "--precision", args.precision],
+                              capture_output=True, text=True, cwd=ROOT)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise RuntimeError(f"{which} failed:\n{proc.stderr[-3000:]}")
+        rows.append((which, json.loads(line[7:])))
+    print(f"model={args.model} batch={args.batch} steps={args.steps} precision={args.precision}\n")
+    print("| trainer | tokens/s | peak RSS GB |\n|---|---|---|")
+    for which, r in rows:
+        label = "skillexp (DeepSpeed ZeRO-0)" if which == "ours" else "TRL SFTTrainer"
+        print(f"| {label} | {r['tokens_per_s']:,.0f} | {r['peak_rss_gb']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
