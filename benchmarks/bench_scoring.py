@@ -1,7 +1,9 @@
 """Scoring throughput: Countdown checks/s and math-verify checks/s, in-process vs a 2-worker ScorePool.
 
 Run: .venv/bin/python benchmarks/bench_scoring.py [--n 4000]
-Completions are a realistic mix: correct, wrong, and garbage/hostile answers. Pool start-up is timed apart.
+Completions are a realistic mix: a few hundred characters of reasoning, then a correct answer (40%), a wrong
+answer (40%), no answer at all (truncated, 15%), or a hostile one (5%). Pool start-up (spawning the workers,
+imports, math-verify's first call) is timed apart from the steady-state rate.
 """
 from __future__ import annotations
 
@@ -10,48 +12,51 @@ import random
 import time
 
 from skillexp.tasks import build_task
-from skillexp.tasks.base import Task
+from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
 
-GARBAGE = ["<answer>9**9**9</answer>", "<answer>" + "(" * 300 + "</answer>", "no answer at all " * 50,
-           "<answer>__import__('os')</answer>", "<answer>\\frac{" * 20 + "</answer>"]
+REASONING = "Let me think step by step. First I look at the numbers and try a few combinations. " * 5
+HOSTILE = ["<answer>9**9**9</answer>", "<answer>" + "(" * 300 + "</answer>", "<answer>__import__('os')</answer>",
+           "<answer>" + "\\frac{" * 20 + "</answer>", "<answer>３ + ５</answer>", "<answer>x^2+2x+1</answer>"]
 
 
-def workload(task: Task, n: int, rng: random.Random) -> tuple[list, list[str]]:
+def workload(task: Task, n: int, rng: random.Random) -> tuple[list[Item], list[str]]:
     items = task.items("test") + task.items("train")
     chosen = [rng.choice(items) for _ in range(n)]
     completions = []
     for item in chosen:
         r = rng.random()
         if r < 0.4:
-            completions.append("Let me think step by step.\n" + task.reference_solution(item))
+            completions.append(REASONING + task.reference_solution(item))
         elif r < 0.8:
-            completions.append(f"I think it is this.\n<answer>{rng.choice(items).answer}</answer>")
+            completions.append(f"{REASONING}\n<answer>{rng.choice(items).answer}</answer>")
+        elif r < 0.95:
+            completions.append(REASONING * 4)  # ran out of tokens before answering
         else:
-            completions.append(rng.choice(GARBAGE))
+            completions.append(REASONING + rng.choice(HOSTILE))
     return chosen, completions
 
 
-def measure(task: Task, items, completions, workers: int) -> tuple[float, float, float]:
+def measure(task: Task, items: list[Item], completions: list[str], workers: int) -> tuple[float, float, float]:
     """(start-up seconds, checks/s, mean score)"""
     with ScorePool(workers=workers) as pool:
         t0 = time.perf_counter()
-        pool.score(task, items[:64], completions[:64])  # spawns and warms every worker (imports, first parse)
+        pool.score(task, items[:64], completions[:64])  # spawns and warms every worker
         t1 = time.perf_counter()
         scores = pool.score(task, items, completions)
         t2 = time.perf_counter()
+        assert pool.lost == 0
     return t1 - t0, len(items) / (t2 - t1), sum(scores) / len(scores)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=4000, help="completions per task")
+    ap.add_argument("--n", type=int, default=4000, help="completions per task (math uses half)")
     args = ap.parse_args()
-    rng = random.Random(0)
     rows = []
     for kind, params, n in [("countdown", {"num_numbers": 4}, args.n), ("math", {}, args.n // 2)]:
         task = build_task(kind, params)
-        items, completions = workload(task, n, rng)
+        items, completions = workload(task, n, random.Random(0))
         for workers in (0, 2):
             startup, rate, acc = measure(task, items, completions, workers)
             rows.append((task.name, "in-process" if workers == 0 else f"ScorePool({workers})", n, startup, rate, acc))

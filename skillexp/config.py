@@ -75,7 +75,7 @@ class EvalConfig:
     greedy: bool = True
     sampling: EvalSampling = field(default_factory=EvalSampling)
     score_workers: int = 2  # processes scoring completions; 0 = in-process
-    score_timeout_s: float = 60.0  # wall-clock guard per scoring call
+    score_timeout_s: float = 60.0  # seconds a scoring worker may go without progress (about one completion)
     log_samples: int = 8  # completions per variant shown in the W&B table and the console
     # answers tried, reflections and verdict F1 per completion (SkillFactory's skill-use table); runs the task's
     # checker on every attempt in the main process, so it costs about one more scoring pass

@@ -15,6 +15,7 @@ number has to appear. Evaluation is the bounded AST walk of `safe_arith`, never 
 """
 from __future__ import annotations
 
+import operator
 import random
 import re
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class CountdownConfig:
             raise ValueError("split sizes (num_train, num_rl, num_val, num_test) must be >= 0")
 
 
+_INT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
+
+
 def random_solution(rng: random.Random, numbers: list[int]) -> tuple[str, int]:
     """Combine all numbers pairwise in random order into (expression, value), integer intermediates >= 0."""
     terms = [(str(n), n) for n in numbers]
@@ -58,7 +62,7 @@ def random_solution(rng: random.Random, numbers: list[int]) -> tuple[str, int]:
             (ea, a), (eb, b) = (eb, b), (ea, a)
         ops = "+-*/" if b and a % b == 0 else "+-*"
         op = rng.choice(ops)
-        value = {"+": a + b, "-": a - b, "*": a * b, "/": a // b if b else 0}[op]
+        value = _INT_OPS[op](a, b)
         expr = f"{_wrap(ea)} {op} {_wrap(eb)}"
         terms.insert(rng.randrange(len(terms) + 1), (expr, value))
     return terms[0]

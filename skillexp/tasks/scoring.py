@@ -5,10 +5,11 @@ C-level computation (a huge integer power inside sympy) cannot be interrupted by
 untrusted text stays away from the process that holds the model. Workers are spawned, never forked: the parent
 may hold vLLM and torch threads.
 
-Each worker takes one chunk at a time over its own pipe and streams scores back as it goes (at least every
-FLUSH_S). A busy worker that reports nothing for `timeout_s` is killed and replaced; the completions of its chunk
-that had not been reported score 0 and are counted in `lost` (so are those of a worker that dies). Other workers
-keep going, so one hostile completion costs one chunk, not the batch.
+Each worker takes one chunk at a time over its own pipe and streams scores back as it goes (whenever FLUSH_S has
+passed since its last report). A busy worker that reports nothing for `timeout_s` (so, in effect, one completion
+that takes that long) is killed and replaced; the completions of its chunk that it had not reported score 0 and
+are counted in `lost`, as are those of a worker that dies. Other workers keep going, so a hostile completion
+costs at most one chunk, not the batch.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from skillexp.tasks.base import Item, Task
 
 log = logging.getLogger(__name__)
 FLUSH_S = 0.05
+STARTUP_TIMEOUT_S = 120.0
 
 
 def score_in_process(task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:
@@ -38,12 +40,16 @@ def score_in_process(task: Task, items: Sequence[Item], completions: Sequence[st
 
 def _worker_main(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
+    conn.send(("ready", None))  # start-up (spawn, imports) must not count against the guard
     task: Task | None = None
     while True:
         try:
             msg = conn.recv()
         except (EOFError, OSError):  # the parent is gone
             return
+        except Exception:  # noqa: BLE001 - the task could not be unpickled here (e.g. its module is not importable)
+            conn.send(("error", traceback.format_exc()))
+            continue
         if msg is None:
             return
         new_task, items, completions = msg
@@ -100,22 +106,36 @@ class ScorePool:
         self.close()
 
     def close(self) -> None:
+        """Stop idle workers politely and kill busy ones (they may be hung)."""
         for w in self._pool:
-            try:
-                w.conn.send(None)
-            except OSError:
-                pass
+            if not w.busy:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
         for w in self._pool:
-            w.proc.join(timeout=2)
+            if not w.busy:
+                w.proc.join(timeout=2)
             self._kill(w)
         self._pool = []
 
-    def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True, name="skillexp-score")
-        proc.start()
-        child.close()
-        return _Worker(proc, parent)
+    def _start(self, count: int) -> None:
+        """Start `count` workers in parallel and wait until each has imported what it needs."""
+        new = []
+        for _ in range(count):
+            parent, child = self._ctx.Pipe()
+            proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True, name="skillexp-score")
+            proc.start()
+            child.close()
+            new.append(_Worker(proc, parent))
+        self._pool += new
+        for w in new:
+            try:
+                ready = w.conn.poll(STARTUP_TIMEOUT_S) and w.conn.recv()[0] == "ready"
+            except (EOFError, OSError):
+                ready = False
+            if not ready:
+                raise RuntimeError(f"a scoring worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
 
     @staticmethod
     def _kill(w: _Worker) -> None:
@@ -132,12 +152,30 @@ class ScorePool:
         self._kill(w)
         self._pool.remove(w)
 
+    def _assign(self, w: _Worker, task: Task, items: Sequence[Item], completions: Sequence[str],
+                todo: deque[tuple[int, int]]) -> None:
+        w.start, w.end = todo.popleft()
+        w.done, w.last = 0, time.monotonic()
+        try:
+            w.conn.send((task if w.task is not task else None, items[w.start:w.end], completions[w.start:w.end]))
+        except OSError:  # the worker died while idle (e.g. the OOM killer)
+            self._drop(w, "gone")
+            return
+        w.task = task
+
     def score(self, task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:
         """Scores in the order of `items`; never slower than ~timeout_s per hung worker."""
         if len(items) != len(completions):
             raise ValueError(f"{len(items)} items but {len(completions)} completions")
         if self.workers == 0:
             return score_in_process(task, items, completions)
+        try:
+            return self._score(task, items, completions)
+        except BaseException:  # a task bug or Ctrl-C: no worker may keep a chunk of this call
+            self.close()
+            raise
+
+    def _score(self, task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:
         n = len(items)
         size = max(1, min(self.chunk_size, -(-n // (4 * self.workers))))  # >= 4 chunks per worker when small
         todo = deque((i, min(i + size, n)) for i in range(0, n, size))
@@ -145,16 +183,14 @@ class ScorePool:
         for w in self._pool:
             w.task = None  # a previous call may have been a different task object
         while todo or any(w.busy for w in self._pool):
-            while todo and len(self._pool) < self.workers:
-                self._pool.append(self._spawn())
-            for w in self._pool:
+            if todo and len(self._pool) < self.workers:
+                self._start(min(self.workers - len(self._pool), len(todo)))
+            for w in list(self._pool):
                 if todo and not w.busy:
-                    w.start, w.end = todo.popleft()
-                    w.done, w.last = 0, time.monotonic()
-                    w.conn.send((task if w.task is not task else None, items[w.start:w.end],
-                                 completions[w.start:w.end]))
-                    w.task = task
+                    self._assign(w, task, items, completions, todo)
             busy = [w for w in self._pool if w.busy]
+            if not busy:
+                continue
             deadline = min(w.last for w in busy) + self.timeout_s
             ready = wait([w.conn for w in busy], timeout=max(0.0, deadline - time.monotonic()))
             for w in busy:
@@ -165,7 +201,6 @@ class ScorePool:
                         self._drop(w, "died")
                         continue
                     if status == "error":
-                        self.close()
                         raise RuntimeError(f"task {task.name!r} raised in a scoring worker:\n{payload}")
                     at = w.start + w.done
                     scores[at:at + len(payload)] = payload

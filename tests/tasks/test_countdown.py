@@ -44,7 +44,7 @@ def test_growing_train_keeps_the_test_set_and_seed_changes_it() -> None:
 def test_ranges_are_configurable_and_impossible_ranges_fail_clearly() -> None:
     task = build_task("countdown", {**SMALL, "max_number": 9, "max_target": 50})
     assert all(max(i.meta["numbers"]) <= 9 and i.meta["target"] <= 50 for i in task.items("train"))
-    tiny = build_task("countdown", {"num_numbers": 2, "max_number": 2, "num_train": 100})
+    tiny = build_task("countdown", {"num_numbers": 2, "max_number": 2, **SMALL})
     with pytest.raises(ValueError, match="could not make"):
         tiny.items("test")
 
