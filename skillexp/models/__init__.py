@@ -1,8 +1,14 @@
 """Build or locate a Hugging Face model directory for a `model=` config, and load it.
 
 Every later stage (generation engines, trainers) takes a plain HF directory, so locally built models (tiny) and
-converted ones (GGUF) are materialised once into the shared cache. Builds are atomic and locked: a killed or
-concurrent build never leaves a half-written directory that is used.
+converted ones (GGUF) are materialised once into the shared cache:
+
+    <cache_dir>/models/tiny-<recipe hash>/        the tiny model; the same for every `model.name`
+    <cache_dir>/models/<name>-<source hash>/      a GGUF conversion, keyed by the file and the recipe
+    <cache_dir>/models/<dir>.lock                 held while building
+
+Builds are atomic and locked: a build writes into a temp dir next to the target and `os.replace`s it into place,
+under a file lock, so a killed or concurrent build never leaves a half-written directory that is used.
 """
 from __future__ import annotations
 
@@ -11,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,17 +25,20 @@ from filelock import FileLock
 from skillexp.models.config import ModelConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PROVENANCE = "skillexp_model.json"  # written into built dirs: what they were built from
 
 
-def _cache_key(cfg: ModelConfig) -> str:
-    from skillexp.models import tiny
+def _target(cfg: ModelConfig, cache_dir: Path) -> tuple[Path, dict[str, object]]:
+    """Where `cfg` is built, and the recipe that the directory name hashes."""
+    if cfg.source == "tiny":
+        from skillexp.models.tiny import recipe_digest
 
-    fields = {"source": cfg.source, "path": cfg.path, "gguf_file": cfg.gguf_file,
-              "tiny_recipe": tiny.RECIPE_VERSION if cfg.source == "tiny" else None}
-    if cfg.source == "gguf":
-        p = Path(cfg.path)
-        fields["size"] = p.stat().st_size if p.is_file() else None
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        return cache_dir / "models" / f"tiny-{recipe_digest()}", {"source": "tiny", "recipe": recipe_digest()}
+    from skillexp.models.gguf import check_source
+
+    recipe = {"source": "gguf", **check_source(cfg, cache_dir)}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir / "models" / f"{cfg.name}-{digest}", recipe
 
 
 def _build(cfg: ModelConfig, out_dir: Path, work_dir: Path) -> None:
@@ -47,23 +55,24 @@ def _build(cfg: ModelConfig, out_dir: Path, work_dir: Path) -> None:
 def resolve_model_dir(cfg: ModelConfig, cache_dir: Path) -> Path:
     """An HF directory for `cfg`: built once into `cache_dir/models/` for tiny/gguf; the hub id or path for hf."""
     if cfg.source == "hf":
-        local = Path(cfg.path).expanduser()
-        if local.exists():
-            return local
-        if os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in cfg.path:
-            raise FileNotFoundError(f"model.path={cfg.path} is neither a local directory nor a hub id.")
-        return Path(cfg.path)  # a hub id: transformers and vLLM download or find it in the HF cache
-    target = Path(cache_dir) / "models" / f"{cfg.source}-{cfg.name}-{_cache_key(cfg)}"
-    if (target / "config.json").exists():
+        from skillexp.models.hf import resolve_hf
+
+        return resolve_hf(cfg)
+    target, recipe = _target(cfg, Path(cache_dir))
+    if (target / PROVENANCE).exists():  # written last: its presence means a complete build
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "config.json").exists():  # another process built it while we waited
+    with FileLock(f"{target}.lock"):
+        if (target / PROVENANCE).exists():  # another process built it while we waited
             return target
+        for stale in target.parent.glob(f".{target.name}.*"):  # left by a killed build; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        if target.exists():  # a directory without provenance predates atomic builds: not trusted
+            shutil.rmtree(target)
         work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
             _build(cfg, work / "model", work)
-            json.dump(asdict(cfg), open(work / "model" / "skillexp_model.json", "w"), indent=2)
+            (work / "model" / PROVENANCE).write_text(json.dumps(recipe, indent=2, sort_keys=True))
             os.replace(work / "model", target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -71,16 +80,17 @@ def resolve_model_dir(cfg: ModelConfig, cache_dir: Path) -> Path:
 
 
 def resolve_dtype(cfg: ModelConfig, device: str) -> torch.dtype:
-    """'auto' means bf16 on a GPU that supports it and fp32 elsewhere (fp32 is the safe CPU default for HF)."""
+    """'auto' means bf16 on a GPU that supports it and fp32 elsewhere: HF on CPU is not faster in bf16 on most
+    machines, and fp32 keeps tests exact. An explicit dtype is used as is."""
     if cfg.dtype != "auto":
         return DTYPES[cfg.dtype]
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
 
 
 def load_tokenizer(model_dir: Path | str, cfg: ModelConfig):
-    """The model's tokenizer with left padding (decoder-only batching) and a pad token."""
+    """The model's tokenizer with left padding (decoder-only batching), a pad token, and `cfg.chat_template`."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.trust_remote_code,
@@ -94,6 +104,7 @@ def load_tokenizer(model_dir: Path | str, cfg: ModelConfig):
 
 
 def load_causal_lm(model_dir: Path | str, cfg: ModelConfig, device: str = "cpu"):
+    """The model in eval mode on `device`, in the dtype `resolve_dtype` picks."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(

