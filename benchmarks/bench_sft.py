@@ -1,9 +1,10 @@
 """SFT throughput and peak memory: our DeepSpeed SFT loop vs TRL's SFTTrainer, same data, batch, length, precision.
 
 Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8] [--precision fp32]
-Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. Both
-train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts) with the loss on
-assistant tokens only and no packing. tokens/s counts non-padding tokens.
+Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. All
+train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts), unpacked (batch =
+sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasing with a block-diagonal mask, TRL's
+`bfd` padding-free packing). tokens/s counts non-padding tokens.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def run_ours(args, data: Path, out: Path) -> dict:
                             grad_accum=1, save_every_steps=10**6, warmup_ratio=0.0)
     tracker = Tracker(LoggerConfig(backend="none"), out, {})
     run_sft(data, model_dir(args.model), MODELS[args.model], trainer,
-            SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0), out / "sft", tracker, seed=0)
+            SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0, packing=args.packing), out / "sft",
+            tracker, seed=0)
     tracker.finish()
     rates = [r["sft/tokens_per_s"] for r in read_jsonl(out / "metrics.jsonl") if "sft/tokens_per_s" in r][1:]
     return {"tokens_per_s": sum(rates) / len(rates)}
@@ -80,13 +82,14 @@ def run_trl(args, data: Path, out: Path) -> dict:
 
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=ds, callbacks=[Clock()], args=SFTConfig(
         output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=1e-5,
-        assistant_only_loss=False, completion_only_loss=None, packing=False, max_length=1024, use_cpu=True,
+        assistant_only_loss=False, completion_only_loss=None, packing=args.packing, max_length=1024, use_cpu=True,
         bf16=args.precision == "bf16", report_to="none", save_strategy="no", logging_steps=1,
         dataloader_drop_last=True))
     loader = trainer.get_train_dataloader()
     for i, batch in enumerate(loader):
         if i >= args.steps:
             break
+        # padding-free (packed) batches carry no attention mask and no padding
         tokens.append(int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel())
     trainer.train()
     return {"tokens_per_s": sum(tokens[1:]) / sum(times[1:])}
@@ -105,6 +108,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--packing", action="store_true")
     ap.add_argument("--which")
     ap.add_argument("--data")
     ap.add_argument("--out")
@@ -112,22 +116,23 @@ def main() -> None:
     if args.which:
         return child(args)
     tmp = Path(tempfile.mkdtemp(prefix="bench-sft-"))
-    make_data(tmp / "data.jsonl", n=args.batch * (args.steps + 2))
+    make_data(tmp / "data.jsonl", n=args.batch * (args.steps + 2) * 8)  # enough rows to fill packed batches
     rows = []
-    for which in ("ours", "trl"):
+    for which, packing in (("ours", False), ("trl", False), ("ours", True), ("trl", True)):
+        flags = ["--packing"] if packing else []
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--data", str(tmp / "data.jsonl"),
-                               "--out", str(tmp / which), "--model", args.model, "--steps", str(args.steps),
-                               "--batch", str(args.batch), "--precision", args.precision],
+                               "--out", str(tmp / f"{which}{len(flags)}"), "--model", args.model, "--steps",
+                               str(args.steps), "--batch", str(args.batch), "--precision", args.precision, *flags],
                               capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"{which} failed:\n{proc.stderr[-3000:]}")
-        rows.append((which, json.loads(line[7:])))
+        rows.append((which, packing, json.loads(line[7:])))
     print(f"model={args.model} batch={args.batch} steps={args.steps} precision={args.precision}\n")
-    print("| trainer | tokens/s | peak RSS GB |\n|---|---|---|")
-    for which, r in rows:
+    print("| trainer | batches | tokens/s | peak RSS GB |\n|---|---|---|---|")
+    for which, packing, r in rows:
         label = "skillexp (DeepSpeed ZeRO-0)" if which == "ours" else "TRL SFTTrainer"
-        print(f"| {label} | {r['tokens_per_s']:,.0f} | {r['peak_rss_gb']:.2f} |")
+        print(f"| {label} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | {r['peak_rss_gb']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ class SFTConfig:
     max_steps: int | None = None  # optimizer steps; overrides epochs when set
     max_length: int = 4096
     truncation: Literal["right", "drop"] = "right"  # cut long examples, or drop them; both are counted
+    packing: bool = False  # pack examples into rows (no cross-attention); trainer.micro_batch_size counts rows
+    pack_length: int | None = None  # tokens per packed row; null: max_length
     val_fraction: float = 0.05
     max_val_examples: int = 256
     eval_every_steps: int = 50

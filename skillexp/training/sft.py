@@ -19,7 +19,8 @@ from skillexp.models.config import ModelConfig
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTConfig, TrainerConfig
 from skillexp.training.engine import build_engine, export_hf, init_distributed, load_checkpoint, save_checkpoint
-from skillexp.training.sft_data import IGNORE, Example, collate, length_grouped_batches, tokenize_dataset
+from skillexp.training.sft_data import (IGNORE, Batch, Example, collate, forward, length_grouped_batches,
+                                        packed_batches, tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,22 @@ def split_val(examples: list[Example], cfg: SFTConfig, seed: int) -> tuple[list[
     return [examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]]
 
 
+def epoch_batches(train: list[Example], cfg: SFTConfig, batch_size: int, seed: int, epoch: int) -> list[Batch]:
+    lengths = [len(e.input_ids) for e in train]
+    if cfg.packing:
+        return packed_batches(lengths, batch_size, cfg.pack_length or cfg.max_length, seed, epoch)
+    return length_grouped_batches(lengths, batch_size, seed, epoch)
+
+
 @torch.no_grad()
 def val_loss(engine, examples: list[Example], batch_size: int, pad_id: int) -> float:
     """Loss per target token over the whole validation set."""
     engine.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = collate(examples[i: i + batch_size], pad_id)
+        batch = collate([[e] for e in examples[i: i + batch_size]], pad_id)
         n = int((batch["labels"][:, 1:] != IGNORE).sum())
-        out = engine(**{k: v.to(engine.device) for k, v in batch.items()})
+        out = forward(engine, batch)
         total += float(out.loss) * n
         count += n
     engine.train()
@@ -66,8 +74,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
-    per_epoch = len(length_grouped_batches([len(e.input_ids) for e in train], trainer.micro_batch_size, seed, 0))
-    per_epoch //= world
+    per_epoch = len(epoch_batches(train, cfg, trainer.micro_batch_size, seed, 0)) // world
     if per_epoch < trainer.grad_accum:
         raise ValueError(
             f"SFT has {per_epoch} micro-batches per epoch per rank ({len(train)} examples), fewer than "
@@ -87,15 +94,14 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     tokens, t0 = 0, time.perf_counter()
     engine.train()
     while step < total:
-        batches = length_grouped_batches([len(e.input_ids) for e in train], trainer.micro_batch_size, seed, epoch)
-        batches = batches[rank::world][:per_epoch]
+        batches = epoch_batches(train, cfg, trainer.micro_batch_size, seed, epoch)[rank::world][:per_epoch]
         start = state["batch"] if epoch == state["epoch"] else 0
         for b in range(start, len(batches) - len(batches) % trainer.grad_accum):
-            batch = {k: v.to(engine.device) for k, v in collate([train[i] for i in batches[b]], pad).items()}
-            loss = engine(**batch).loss
+            rows = [[train[i] for i in row] for row in batches[b]]
+            loss = forward(engine, collate(rows, pad)).loss
             engine.backward(loss)
             engine.step()
-            tokens += int(batch["attention_mask"].sum())
+            tokens += sum(len(e.input_ids) for row in rows for e in row)
             if (b + 1) % trainer.grad_accum:
                 continue
             step += 1

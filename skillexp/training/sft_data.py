@@ -1,4 +1,4 @@
-"""Chat conversations → token ids with an assistant-only loss mask, and length-grouped batches.
+"""Chat conversations → token ids with an assistant-only loss mask, and length-grouped or packed batches.
 
 The mask comes from rendering growing prefixes of the conversation with the model's own chat template: the tokens
 between "…up to the assistant header" and "…through this assistant turn" are the assistant's, end-of-turn token
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 
@@ -76,8 +76,11 @@ def tokenize_dataset(tokenizer, conversations: Sequence[Sequence[dict]], max_len
     return out, stats
 
 
+Batch = list[list[int]]  # one micro-batch: rows of example indices (one per row unpacked, several when packed)
+
+
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
-                           group: int = 64) -> list[list[int]]:
+                           group: int = 64) -> list[Batch]:
     """Batches of similar-length examples in a random order that depends only on (seed, epoch), so a resumed run
     sees the same batches. Sorting within windows of `group` batches cuts padding without ordering by length."""
     rng = random.Random(f"{seed}-{epoch}")
@@ -87,26 +90,64 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, e
     batches = []
     for w in range(0, len(order), window):
         chunk = sorted(order[w: w + window], key=lambda i: lengths[i])
-        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+        batches += [[[i] for i in chunk[j: j + batch_size]] for j in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded tensors for training (padding never carries loss)."""
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[row, :n] = torch.tensor(e.input_ids)
-        labels[row, :n] = torch.tensor(e.labels)
-        mask[row, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+def packed_batches(lengths: Sequence[int], rows: int, pack_length: int, seed: int, epoch: int,
+                   window: int = 1024) -> list[Batch]:
+    """Best-fit-decreasing packing of examples into rows of at most `pack_length` tokens, `rows` rows per batch.
+
+    Packing runs over shuffled windows of `window` examples, so which examples share a row changes every epoch
+    while the result depends only on (seed, epoch), as a resumed run needs."""
+    if max(lengths, default=0) > pack_length:
+        raise ValueError(f"an example has {max(lengths)} tokens, more than sft.pack_length={pack_length}; "
+                         "set sft.pack_length >= sft.max_length.")
+    rng = random.Random(f"pack-{seed}-{epoch}")
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    bins: list[list[int]] = []
+    for w in range(0, len(order), window):
+        free: list[int] = []  # tokens left in each of this window's rows
+        start = len(bins)
+        for i in sorted(order[w: w + window], key=lambda i: -lengths[i]):
+            fits = [r for r, room in enumerate(free) if room >= lengths[i]]
+            if fits:
+                r = min(fits, key=lambda r: free[r])
+                bins[start + r].append(i)
+                free[r] -= lengths[i]
+            else:
+                bins.append([i])
+                free.append(pack_length - lengths[i])
+    rng.shuffle(bins)
+    return [bins[j: j + rows] for j in range(0, len(bins), rows)]
 
 
-def iterate(examples: Sequence[Example], batches: list[list[int]], pad_id: int,
-            start: int = 0) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    for b in range(start, len(batches)):
-        yield b, collate([examples[i] for i in batches[b]], pad_id)
+def collate(rows: Sequence[Sequence[Example]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors for training; each row holds one example or several packed end to end.
+
+    No attention mask: position ids restart at 0 for every example, and transformers turns those restarts into a
+    block-diagonal causal mask, so packed examples never attend to each other. Padding continues the last
+    example's positions; causality keeps real tokens from seeing it, and it carries no loss. The first token of
+    every example is never a target, so no example is trained to follow its row neighbour."""
+    width = max(sum(len(e.input_ids) for e in row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for e in row:
+            n = len(e.input_ids)
+            ids[r, at: at + n] = torch.tensor(e.input_ids)
+            labels[r, at + 1: at + n] = torch.tensor(e.labels[1:])
+            positions[r, at: at + n] = torch.arange(n)
+            at += n
+        positions[r, at:] = torch.arange(n, n + width - at)
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+def forward(model, batch: dict[str, torch.Tensor]):
+    """The model on a collated batch. `use_cache=False` is load-bearing: with a KV cache, transformers skips the
+    position-id check that keeps packed examples apart, and they would silently attend to each other."""
+    return model(**{k: v.to(model.device) for k, v in batch.items()}, use_cache=False)
