@@ -22,7 +22,7 @@ from skillexp.generation import build_generator
 from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
 from skillexp.tracking import Tracker
-from skillexp.training.sft import run_sft
+from skillexp.training.launch import sft_stage
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     try:
         if "sft" in stages(run):
             data = build_sft_data(run, model_dir, run_dir / "sft_data", tracker)
-            model_dir = run_sft(data, model_dir, run.model, run.trainer, run.method.sft, run_dir / "sft", tracker,
-                                run.seed)
+            model_dir = sft_stage(run, data, model_dir, run_dir, tracker)
         done = run_dir / "eval_metrics.json"
         if done.exists():
             log.info("eval already done in %s; reusing it", done)

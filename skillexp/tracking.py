@@ -1,49 +1,82 @@
 """One small logging interface: every scalar goes to `metrics.jsonl`, and to W&B when it is enabled.
 
 W&B runs offline unless configured otherwise, so a machine without network never waits on it; the JSONL file is
-the source of truth that reports read, whatever the W&B mode.
+the source of truth that reports read, whatever the W&B mode. Only rank 0 of a multi-process stage logs. The W&B run
+id is kept in the run dir, so a resumed run, or training ranks the pipeline hands the run to, continue the same run.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import secrets
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from skillexp.config import LoggerConfig
+from skillexp.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 
 class Tracker:
     def __init__(self, cfg: LoggerConfig, run_dir: Path, config: dict[str, Any]):
-        self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.run_dir, self.cfg, self.config = run_dir, cfg, config
+        self.active = int(os.environ.get("RANK", "0")) == 0
+        self._metrics = None
         self._wandb = None
         self._stages: set[str] = set()
-        if cfg.backend == "wandb" and cfg.mode != "disabled":
-            import wandb
+        if self.active:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+            self._open_wandb()
 
-            os.environ.setdefault("WANDB_DIR", str(run_dir))
-            self._wandb = wandb.init(
-                project=cfg.project,
-                entity=cfg.entity,
-                group=cfg.group,
-                name=cfg.name,
-                tags=list(cfg.tags) or None,
-                job_type=cfg.job_type,
-                mode=cfg.mode,
-                dir=str(run_dir),
-                config=config,
-                settings=wandb.Settings(init_timeout=cfg.init_timeout_s, quiet=True),
-            )
-            log.info("W&B run %s (%s mode) in %s", self._wandb.id, cfg.mode, run_dir)
+    def _open_wandb(self) -> None:
+        cfg = self.cfg
+        if cfg.backend != "wandb" or cfg.mode == "disabled":
+            return
+        import wandb
+
+        id_file = self.run_dir / "wandb_id.txt"
+        run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)
+        atomic_write_text(id_file, run_id + "\n")
+        os.environ.setdefault("WANDB_DIR", str(self.run_dir))
+        self._wandb = wandb.init(
+            id=run_id,
+            resume="allow",
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group,
+            name=cfg.name,
+            tags=list(cfg.tags) or None,
+            job_type=cfg.job_type,
+            mode=cfg.mode,
+            dir=str(self.run_dir),
+            config=self.config,
+            settings=wandb.Settings(init_timeout=cfg.init_timeout_s, quiet=True),
+        )
+        self._stages.clear()
+        log.info("W&B run %s (%s mode) in %s", run_id, cfg.mode, self.run_dir)
+
+    @contextmanager
+    def handed_off(self) -> Iterator[None]:
+        """Let another process (the ranks of a launched stage) log to this run meanwhile: W&B allows one writer."""
+        if self._wandb is None:
+            yield
+            return
+        self._wandb.finish()
+        self._wandb = None
+        try:
+            yield
+        finally:
+            self._open_wandb()
 
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log scalars; `step` is the stage's own counter (None for one-off metrics such as final eval)."""
+        if self._metrics is None:
+            return
         row = {"time": time.time(), "step": step, **metrics}
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
@@ -70,7 +103,9 @@ class Tracker:
                 self._wandb.summary[k] = v
 
     def finish(self) -> None:
-        self._metrics.close()
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None

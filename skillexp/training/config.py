@@ -16,6 +16,7 @@ class LoraConfig:
 @dataclass
 class TrainerConfig:
     name: str = "none"  # "none" when no stage trains; preset names otherwise
+    num_processes: int = 1  # training ranks on this node, launched through torchrun; 0: one per visible GPU
     zero_stage: Literal[0, 1, 2, 3] = 0
     offload_optimizer: bool = False  # ZeRO 1-3: optimizer states in CPU memory (JIT-builds cpu_adam once)
     offload_param: bool = False  # ZeRO 3 only: parameters in CPU memory
@@ -36,6 +37,8 @@ class TrainerConfig:
     log_every_steps: int = 1
 
     def __post_init__(self) -> None:
+        if self.num_processes < 0:
+            raise ValueError(f"trainer.num_processes must be >= 0 (0: one per GPU), got {self.num_processes}.")
         if self.offload_param and self.zero_stage != 3:
             raise ValueError("trainer.offload_param needs trainer.zero_stage=3.")
         if self.offload_optimizer and self.zero_stage == 0:

@@ -1,0 +1,73 @@
+"""Training stages on several processes: only training fans out; the pipeline itself stays one process.
+
+Data building and evaluation run in the pipeline's process on the generation backend (vLLM brings its own
+parallelism); a training stage with `trainer.num_processes` > 1 is handed to `torchrun` on this node, whose
+ranks read the stage's arguments from a JSON file in the stage directory. While the ranks run, rank 0 owns the
+W&B run (the pipeline hands it over and takes it back), so live curves keep flowing into the same run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from skillexp.config import RunConfig
+from skillexp.tracking import Tracker
+from skillexp.training.sft import run_sft
+from skillexp.utils.io import atomic_write_json
+from skillexp.utils.schema import from_dict
+
+log = logging.getLogger(__name__)
+LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                "TORCHELASTIC_RUN_ID", "GROUP_RANK", "ROLE_RANK")
+
+
+def num_processes(requested: int) -> int:
+    """`trainer.num_processes`; 0 means one per visible GPU (one on a CPU-only machine)."""
+    return requested or max(1, torch.cuda.device_count())
+
+
+def sft_stage(run: RunConfig, data: Path, model_dir: Path, run_dir: Path, tracker: Tracker) -> Path:
+    """The SFT stage in this process, or on `trainer.num_processes` ranks through torchrun."""
+    out_dir = run_dir / "sft"
+    n = num_processes(run.trainer.num_processes)
+    if n == 1:
+        return run_sft(data, model_dir, run.model, run.trainer, run.method.sft, out_dir, tracker, run.seed)
+    spec = out_dir / "launch.json"
+    atomic_write_json(spec, {"stage": "sft", "run": asdict(run), "data": str(data), "model_dir": str(model_dir),
+                             "run_dir": str(run_dir)})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           "-m", "skillexp.training.launch", str(spec)]
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
+    log.info("SFT on %d processes: %s", n, " ".join(cmd))
+    with tracker.handed_off():
+        code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise RuntimeError(f"the SFT ranks exited with status {code}; their logs are above. Re-running the same "
+                           f"command resumes from the last checkpoint in {out_dir / 'checkpoints'}.")
+    return out_dir / "model"
+
+
+def main(spec_path: str) -> None:
+    """One rank of a launched stage (torchrun sets RANK/WORLD_SIZE; the engine joins the group)."""
+    spec = json.loads(Path(spec_path).read_text())
+    run = from_dict(RunConfig, spec["run"])
+    run_dir = Path(spec["run_dir"])
+    tracker = Tracker(run.logger, run_dir, spec["run"])
+    try:
+        run_sft(Path(spec["data"]), Path(spec["model_dir"]), run.model, run.trainer, run.method.sft,
+                run_dir / "sft", tracker, run.seed)
+    finally:
+        tracker.finish()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][rank " + os.environ.get("RANK", "0")
+                        + "][%(name)s] %(message)s")
+    main(sys.argv[1])
