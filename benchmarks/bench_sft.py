@@ -60,7 +60,6 @@ def run_ours(args, data: Path, out: Path) -> dict:
 
 def run_trl(args, data: Path, out: Path) -> dict:
     import datasets
-    import torch
     from transformers import AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 

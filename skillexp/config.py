@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from skillexp.generation.config import GenerationConfig
+from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.methods.config import MethodConfig
 from skillexp.models.config import ModelConfig
 from skillexp.training.config import TrainerConfig
@@ -41,18 +41,6 @@ class LoggerConfig:
 
 
 @dataclass
-class EvalSampling:
-    """Sampling for the k samples per question (greedy decoding is separate: `EvalConfig.greedy`)."""
-
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
-    repetition_penalty: float = 1.0
-    max_tokens: int = 512
-    stop: list[str] = field(default_factory=list)
-
-
-@dataclass
 class BudgetForcing:
     """SkillFactory §6: continue completions that stop early, re-opened with a trigger, up to a larger budget."""
 
@@ -73,7 +61,7 @@ class EvalConfig:
     k: int = 4
     pass_k: list[int] = field(default_factory=lambda: [1])
     greedy: bool = True
-    sampling: EvalSampling = field(default_factory=EvalSampling)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     score_workers: int = 2  # processes scoring completions; 0 = in-process
     score_timeout_s: float = 60.0  # seconds a scoring worker may go without progress (about one completion)
     log_samples: int = 8  # completions per variant shown in the W&B table and the console

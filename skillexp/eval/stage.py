@@ -13,7 +13,7 @@ from skillexp.config import RunConfig, task_spec
 from skillexp.eval.budget_forcing import force_budget
 from skillexp.eval.metrics import variant_metrics
 from skillexp.eval.skill_use import SkillUse
-from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
+from skillexp.generation.base import Completion, Generator, render_chat
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
@@ -66,9 +66,7 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
     conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
     prompts = render_chat(generator.tokenizer, conversations)
     s = ev.sampling
-    params = SamplingParams(
-        n=ev.k, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, repetition_penalty=s.repetition_penalty,
-        max_tokens=s.max_tokens, stop=list(s.stop), seed=run.seed)
+    params = s.params(ev.k, run.seed)
     sampled = generator.generate(prompts, params)
     if ev.budget_forcing.enabled:
         bf = ev.budget_forcing
@@ -76,9 +74,7 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
         sampled = force_budget(generator, prompts, sampled, params, bf.trigger, bf.max_total_tokens, bf.rounds)
     greedy = None
     if ev.greedy:
-        greedy = generator.generate(prompts, SamplingParams(
-            n=1, temperature=0.0, repetition_penalty=s.repetition_penalty, max_tokens=s.max_tokens,
-            stop=list(s.stop), seed=run.seed))
+        greedy = generator.generate(prompts, s.params(1, run.seed, temperature=0.0))
 
     summary: dict[str, float] = {}
     table = []

@@ -4,18 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from skillexp.generation.config import SamplingConfig
 from skillexp.training.config import SFTConfig
-
-
-@dataclass
-class MethodSampling:
-    """Sampling from the base model. Defaults: SkillFactory App. B.3 (Qwen2.5's standard generation config)."""
-
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
-    repetition_penalty: float = 1.1
-    max_tokens: int = 4096
 
 
 @dataclass
@@ -37,6 +27,7 @@ class MethodConfig:
     name: Literal["none", "sft", "star", "skillfactory"] = "none"
     num_questions: int | None = None  # questions from the task's train split (null: all of them)
     samples_per_question: int = 16  # star: samples per question; skillfactory: per prompt variant
-    sampling: MethodSampling = field(default_factory=MethodSampling)
+    # SkillFactory App. B.3: Qwen2.5's generation config, with its repetition penalty, and long answers
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=4096))
     sft: SFTConfig = field(default_factory=SFTConfig)
     skillfactory: SkillFactoryConfig = field(default_factory=SkillFactoryConfig)
