@@ -11,17 +11,19 @@ from skillexp.tasks.base import Item, Task
 
 def star_rows(task: Task, items: list[Item], completions: list[list[Completion]], scores: list[list[float]],
               keep_per_question: int) -> tuple[list[dict], dict[str, float]]:
-    rows = []
+    rows, tagged = [], 0
     for item, comps, ss in zip(items, completions, scores):
         seen: set[str] = set()
         for j, (c, s) in enumerate(zip(comps, ss)):
-            if s < 1 or c.text in seen or c.truncated or len(seen) >= keep_per_question:
+            text = task.tag_answer(c.text)
+            if s < 1 or text is None or text in seen or c.truncated or len(seen) >= keep_per_question:
                 continue
-            seen.add(c.text)
-            rows.append({"messages": task.messages(item) + [{"role": "assistant", "content": c.text}],
+            seen.add(text)
+            tagged += text != c.text
+            rows.append({"messages": task.messages(item) + [{"role": "assistant", "content": text}],
                          "question_id": item.id, "sample": j, "source": "star"})
     n = sum(len(c) for c in completions)
     stats = {"star/base_accuracy": sum(map(sum, scores)) / max(n, 1),
              "star/questions_with_a_correct_sample": sum(any(s >= 1 for s in ss) for ss in scores) / max(len(items), 1),
-             "star/rows": len(rows)}
+             "star/rows": len(rows), "star/answer_tags_added": tagged}
     return rows, stats

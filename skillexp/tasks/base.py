@@ -65,6 +65,15 @@ class Task(ABC):
             return tagged
         return self._lenient_extract(completion)
 
+    def tag_answer(self, completion: str) -> str | None:
+        """The completion with its final answer in `<answer>` tags, or None when it has none. Tagged completions
+        come back unchanged; with `lenient`, an untagged one gets its fallback answer appended in tags, so SFT data
+        built from a model that never writes tags (SmolLM2) still teaches the answer format."""
+        if last_tag(completion) is not None:
+            return completion
+        answer = self._lenient_extract(completion) if self.lenient else None
+        return None if answer is None else f"{completion.rstrip()}\n<answer>{answer}</answer>"
+
     def _lenient_extract(self, completion: str) -> str | None:
         return None
 

@@ -182,3 +182,14 @@ def test_lenient_grades_the_last_equation() -> None:
     assert lenient.score(ITEM, "The equation is 3 + 5 + 2 = 10.") == 0.0
     assert lenient.score(ITEM, "The answer is 16.") == 0.0
     assert lenient.score(ITEM, "<answer>3 + 5</answer> and (3 + 5) * 2") == 0.0  # a tag always wins
+
+
+def test_tag_answer_adds_tags_only_for_lenient_tasks() -> None:
+    lenient = build_task("countdown", {"num_numbers": 4, "lenient": True})
+    text = "So the equation is (3 + 5) * 2 = 16."
+    tagged = lenient.tag_answer(text)
+    assert tagged is not None and tagged.startswith(text) and tagged.endswith("</answer>")
+    assert TASK.score(ITEM, tagged) == 1.0  # a strict grader accepts the repaired text
+    assert lenient.tag_answer("<answer>(3 + 5) * 2</answer>") == "<answer>(3 + 5) * 2</answer>"
+    assert lenient.tag_answer("No idea.") is None
+    assert TASK.tag_answer(text) is None  # strict tasks never invent an answer

@@ -7,6 +7,7 @@ trace's structure; they are skipped and counted.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from statistics import fmean
 
@@ -38,27 +39,34 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
     sf = cfg.skillfactory
     variants = ["original"] if sf.ablation == "no_prompt_diversity" else list(sf.prompt_variants)
     pairs = [(item, v) for item in items for v in variants]
+    t0 = time.perf_counter()
     comps = sample(gen, [task.messages(item, v) for item, v in pairs], cfg.samples_per_question, cfg.sampling, seed)
+    t1 = time.perf_counter()
     flat = [(item, v, c.text) for (item, v), cs in zip(pairs, comps) for c in cs if not c.truncated]
     truncated = sum(c.truncated for cs in comps for c in cs)
     scores = pool.score(task, [f[0] for f in flat], [f[2] for f in flat])
+    t2 = time.perf_counter()
     accuracy = {v: fmean([s for (_, fv, _), s in zip(flat, scores) if fv == v] or [0.0]) for v in variants}
 
     skipped: Counter[str] = Counter()
-    candidates = []
-    for (item, v, text), score in zip(flat, scores):
+    candidates, tagged = [], 0
+    for (item, v, raw), score in zip(flat, scores):
+        text = task.tag_answer(raw) or raw  # lenient tasks: an untagged answer gets its tags (counted)
+        tagged += text != raw
         why = _malformed(text)
         if why:
             skipped[why] += 1
         else:
             candidates.append((item, v, text, score >= 1))
     reflections: list[list[str]] = [[] for _ in candidates]
-    rstats = ReflectionFilterStats()
+    rstats, reflected_tokens = ReflectionFilterStats(), 0
     if sf.ablation != "no_reflections" and candidates:
         refl = sample(gen, [reflection_messages(item.question, text) for item, _, text, _ in candidates],
                       sf.reflections_per_attempt, cfg.sampling, seed + 1, max_tokens=sf.reflection_max_tokens)
         reflections = [valid_reflections([c.text for c in cs], ok, list(sf.drop_reflection_substrings), rstats)
                        for cs, (_, _, _, ok) in zip(refl, candidates)]
+        reflected_tokens = sum(len(c.token_ids) for cs in refl for c in cs)
+    t3 = time.perf_counter()
 
     by_item: dict[str, list[Attempt]] = {}
     for (item, v, text, ok), refls in zip(candidates, reflections):
@@ -82,6 +90,11 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
     stats = {f"skillfactory/base_accuracy/{v}": a for v, a in accuracy.items()}
     stats.update({
         "skillfactory/attempts": len(flat) + truncated, "skillfactory/attempts_truncated": truncated,
+        "skillfactory/attempts_answer_tags_added": tagged,
+        "skillfactory/seconds_sampling": t1 - t0, "skillfactory/seconds_scoring": t2 - t1,
+        "skillfactory/seconds_reflecting": t3 - t2,
+        "skillfactory/tokens_sampled": sum(len(c.token_ids) for cs in comps for c in cs),
+        "skillfactory/tokens_reflected": reflected_tokens,
         **{f"skillfactory/attempts_skipped/{k}": float(n) for k, n in skipped.items()},
         "skillfactory/reflections": rstats.total, "skillfactory/reflections_kept": rstats.kept,
         "skillfactory/reflection_acceptance": rstats.kept / max(rstats.total, 1),
