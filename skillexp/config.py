@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.methods.config import MethodConfig
 from skillexp.models.config import ModelConfig
+from skillexp.rl.config import GRPOConfig
 from skillexp.training.config import TrainerConfig
 from skillexp.utils.schema import ConfigError, from_dict
 
@@ -81,13 +82,6 @@ class EvalConfig:
 
 
 @dataclass
-class RLConfig:
-    """The RL stage (GRPO lands next); `name: none` skips it."""
-
-    name: Literal["none"] = "none"
-
-
-@dataclass
 class RunConfig:
     seed: int
     run_name: str
@@ -95,7 +89,7 @@ class RunConfig:
     model: ModelConfig
     task: dict[str, Any]  # the training task: {kind: <task>, ...params}; validated by tasks.build_task
     method: MethodConfig
-    rl: RLConfig
+    rl: GRPOConfig
     trainer: TrainerConfig
     eval: EvalConfig
     generation: GenerationConfig
@@ -118,7 +112,7 @@ def schema_defaults(cls: type) -> dict[str, Any]:
 
 
 SCHEMAS = {"model": ModelConfig, "method": MethodConfig, "trainer": TrainerConfig, "generation": GenerationConfig,
-           "logger": LoggerConfig, "eval": EvalConfig}
+           "logger": LoggerConfig, "eval": EvalConfig, "rl": GRPOConfig}
 
 
 def register_schemas() -> None:

@@ -21,6 +21,7 @@ from skillexp.eval.stage import run_eval
 from skillexp.generation import build_generator
 from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
+from skillexp.rl.grpo import run_grpo
 from skillexp.tracking import Tracker
 from skillexp.training.launch import sft_stage
 from skillexp.utils.io import atomic_write_json, atomic_write_text
@@ -44,6 +45,19 @@ def stages(run: RunConfig) -> list[str]:
     return out + ["eval"]
 
 
+def evaluate(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, prefix: str = "") -> dict[str, float]:
+    """The eval suite on `model_dir`, or the metrics a previous run of this stage left in `out_dir`."""
+    done = out_dir / f"{prefix}eval_metrics.json"
+    if done.exists():
+        log.info("eval already done in %s; reusing it", done)
+        return json.loads(done.read_text())
+    generator = build_generator(model_dir, run.model, run.generation, seed=run.seed)
+    try:
+        return run_eval(run, generator, out_dir, tracker, prefix=prefix)
+    finally:
+        generator.close()
+
+
 def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     """Run every stage of `run` in `run_dir`; returns the final metrics, also written to summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -58,16 +72,11 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
         if "sft" in stages(run):
             data = build_sft_data(run, model_dir, run_dir / "sft_data", tracker)
             model_dir = sft_stage(run, data, model_dir, run_dir, tracker)
-        done = run_dir / "eval_metrics.json"
-        if done.exists():
-            log.info("eval already done in %s; reusing it", done)
-            summary = json.loads(done.read_text())
-        else:
-            generator = build_generator(model_dir, run.model, run.generation, seed=run.seed)
-            try:
-                summary = run_eval(run, generator, run_dir, tracker)
-            finally:
-                generator.close()
+        summary: dict[str, float] = {}
+        if "rl" in stages(run):
+            summary.update(evaluate(run, model_dir, run_dir / "pre_rl", tracker, prefix="pre_rl/"))
+            model_dir = run_grpo(run, model_dir, run_dir / "rl", tracker)
+        summary.update(evaluate(run, model_dir, run_dir, tracker))
         tracker.set_summary(summary)
         atomic_write_json(run_dir / "summary.json", summary)
         return summary

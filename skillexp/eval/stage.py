@@ -59,7 +59,7 @@ def _rows(name: str, items: list[Item], comps: list[list[Completion]], scores: l
 
 
 def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Tracker,
-             prefix: str = "") -> dict[str, float]:
+             prefix: str = "", step: int | None = None) -> dict[str, float]:
     """Evaluate the suite with `generator`; returns {"<variant>/<metric>": value}. Writes generations JSONL."""
     ev = run.eval
     variants = _build_variants(run)
@@ -110,7 +110,7 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
                       for r in rows[: ev.log_samples]]
     k_key = f"mean@{ev.k}"
     summary[f"{prefix}avg/{k_key}"] = sum(summary[f"{prefix}{n}/{k_key}"] for n in variants) / len(variants)
-    tracker.log(summary)
+    tracker.log(summary, step=step)
     tracker.log_table(f"{prefix}eval/samples", ["variant", "sample", "question", "completion", "extracted", "score"],
                       table)
     atomic_write_json(out_dir / f"{prefix}eval_metrics.json", summary)

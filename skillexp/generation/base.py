@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Iterable, Literal, Sequence
+
+import torch
 
 
 @dataclass
@@ -45,6 +47,10 @@ class Generator(ABC):
     @abstractmethod
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
         """For each prompt (token ids), `params.n` completions, in prompt order."""
+
+    @abstractmethod
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Replace the model's weights in place with HF-named tensors (GRPO: the policy after an update)."""
 
     def close(self) -> None:
         """Release engines, processes and memory."""

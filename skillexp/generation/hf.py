@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -48,14 +48,20 @@ def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tens
 class HFGenerator(Generator):
     """`generate` over `gen_cfg.batch_size` prompts at a time, each expanded to `params.n` samples."""
 
-    def __init__(self, model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int = 0):
+    def __init__(self, model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int = 0,
+                 model: torch.nn.Module | None = None):
+        """`model`: generate with this (training) model itself instead of loading one; GRPO's HF rollouts do, so
+        no weights are ever copied between policy and sampler."""
         from transformers import GenerationConfig as HFGenerationConfig
 
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
         self._seeds = random.Random(seed)  # per-call seeds for calls without one: a fixed sequence per generator
         self.tokenizer = load_tokenizer(model_dir, model_cfg)
-        self.model = load_causal_lm(model_dir, model_cfg, self.device)
+        if model is None:
+            self.device = resolve_device(cfg.device)
+            self.model = load_causal_lm(model_dir, model_cfg, self.device)
+        else:
+            self.device, self.model = str(next(model.parameters()).device), model
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = sorted({e for e in eos if e is not None} | {self.tokenizer.eos_token_id})
@@ -106,7 +112,22 @@ class HFGenerator(Generator):
             bos_token_id=self.model.generation_config.bos_token_id)
 
     @torch.no_grad()
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        params = dict(self.model.named_parameters())
+        for name, tensor in weights:
+            if params[name].data_ptr() != tensor.data_ptr():  # a shared training model needs no copy
+                params[name].copy_(tensor)
+
+    @torch.no_grad()
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        training = self.model.training  # a shared training model: sample in eval mode, then hand it back
+        self.model.eval()
+        try:
+            return self._generate(prompts, params)
+        finally:
+            self.model.train(training)
+
+    def _generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
         if params.temperature == 0 and params.n > 1:
             raise ValueError("greedy decoding (temperature 0) with n > 1 would return n identical samples.")
         seed = params.seed if params.seed is not None else self._seeds.randrange(2**31)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 
@@ -65,6 +65,7 @@ class VLLMGenerator(Generator):
             max_model_len=model_cfg.max_model_len, enforce_eager=cfg.enforce_eager, max_num_seqs=cfg.max_num_seqs,
             gpu_memory_utilization=cfg.gpu_memory_utilization, tensor_parallel_size=cfg.tensor_parallel_size,
             trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision, **extra)
+        self._tied = bool(getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False))
 
     @staticmethod
     def sampling_params(params: SamplingParams):
@@ -88,6 +89,15 @@ class VLLMGenerator(Generator):
                             logprobs=[step[t].logprob for step, t in zip(c.logprobs, c.token_ids)]
                             if params.logprobs else None)
                  for c in out.outputs] for out in outs]
+
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """The policy's new weights into the running engine, in place, through vLLM's `reload_weights` on each
+        worker; the prefix cache is dropped, as its KV entries came from the old weights."""
+        if self._tied and not torch.cuda.is_available():
+            raise ValueError("vLLM on the CPU does not refresh a tied lm_head on reload, so its samples would silently "
+                             "come from stale weights: untie the embeddings (GGUF conversions here already do).")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights)})
+        self.llm.reset_prefix_cache()
 
     def close(self) -> None:
         """Shut the engine down now (its KV cache is gigabytes), not whenever the garbage collector gets to it."""

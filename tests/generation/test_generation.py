@@ -115,6 +115,36 @@ def test_vllm_and_hf_greedy_agree(hf_tiny, vllm_tiny, prompts) -> None:
 
 
 @pytest.mark.vllm
+def test_weight_sync_makes_vllm_follow_the_updated_policy(hf_tiny, vllm_tiny, prompts) -> None:
+    """GRPO's sync: perturbed weights reach the running vLLM engine, whose greedy output then equals HF's."""
+    original = {n: q.detach().clone() for n, q in hf_tiny.model.named_parameters()}
+    p = SamplingParams(temperature=0.0, max_tokens=24)
+    before = ids(vllm_tiny.generate(prompts, p))
+    try:
+        torch.manual_seed(0)
+        hf_tiny.load_weights((n, q + 0.3 * torch.randn_like(q)) for n, q in original.items())
+        vllm_tiny.load_weights(hf_tiny.model.named_parameters())
+        after = ids(vllm_tiny.generate(prompts, p))
+        assert after != before
+        assert after == ids(hf_tiny.generate(prompts, p))
+    finally:  # both fixtures are shared: put the original weights back
+        hf_tiny.load_weights(original.items())
+        vllm_tiny.load_weights(original.items())
+    assert ids(vllm_tiny.generate(prompts, p)) == before
+
+
+def test_hf_generator_can_sample_with_the_training_model_itself(hf_tiny, tiny_model_dir, prompts) -> None:
+    from skillexp.generation.hf import HFGenerator
+
+    model = hf_tiny.model.train()
+    gen = HFGenerator(tiny_model_dir, TINY, GenerationConfig(backend="hf", show_progress=False), model=model)
+    p = SamplingParams(temperature=0.0, max_tokens=12)
+    assert ids(gen.generate(prompts[:2], p)) == ids(hf_tiny.generate(prompts[:2], p))
+    assert model.training, "the training model goes back to train mode after sampling"
+    model.eval()
+
+
+@pytest.mark.vllm
 def test_vllm_and_hf_cut_stop_strings_alike(hf_tiny, vllm_tiny, prompts) -> None:
     free = hf_tiny.generate(prompts, SamplingParams(temperature=0.0, max_tokens=24))
     stops = [g[0].text[3:5] for g in free[:2] if len(g[0].text) > 5]

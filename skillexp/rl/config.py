@@ -1,0 +1,77 @@
+"""What an `rl=` config says: GRPO's batch shape, rewards, advantage and loss variants, and its optimisation.
+
+Knobs are named for what they do; the preset files say which paper or framework each setting comes from. Batch
+sizes count prompts, as verl's do: one step samples `prompts_per_step` x `group_size` completions, then makes
+`prompts_per_step / mini_batch_prompts` optimizer updates per pass, `epochs_per_batch` passes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from skillexp.generation.config import SamplingConfig
+
+
+@dataclass
+class RewardTerm:
+    """`fn`: "task" (the task's own score), "format" (exactly one <answer> span), or a dotted import path
+    "package.module.function" called as f(completion: str, item: Item) -> float in this process."""
+
+    fn: str = "task"
+    weight: float = 1.0
+
+
+@dataclass
+class GRPOConfig:
+    name: str = "none"  # the preset; "none" skips the RL stage
+    steps: int = 150  # rollout batches (SkillFactory: 150)
+    prompts_per_step: int = 256
+    group_size: int = 16  # completions per prompt
+    mini_batch_prompts: int = 32  # prompts per optimizer update
+    epochs_per_batch: int = 1  # passes over each rollout batch (verl ppo_epochs, TRL num_iterations)
+    # rollouts: verl's defaults (temperature 1, no top-k/top-p), long answers
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        temperature=1.0, top_p=1.0, top_k=-1, max_tokens=4096))
+    # reward = sum of weight x term (a list, so an override replaces it whole)
+    rewards: list[RewardTerm] = field(default_factory=lambda: [RewardTerm("task", 1.0)])
+    # advantages: (r - group mean) / (group std + eps); "none" = Dr.GRPO (no division)
+    advantage_scale: Literal["group", "none"] = "group"
+    advantage_eps: float = 1e-6
+    drop_zero_std_groups: bool = False  # DAPO dynamic sampling: refill the batch with groups that teach something
+    max_sampling_rounds: int = 3  # rollout batches tried per step to refill it; then zero-std groups fill the rest
+    # loss
+    clip_low: float = 0.2
+    clip_high: float = 0.2  # DAPO clip-higher: 0.28
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    loss_norm_constant: int | None = None  # seq_mean_token_sum_norm (Dr.GRPO) divisor; null: sampling.max_tokens
+    kl_coef: float = 0.0  # > 0 keeps a frozen reference model and adds kl_coef x KL(pi || ref) per token
+    kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
+    # optimisation for this stage (the trainer group keeps ZeRO, precision and batch geometry): verl's defaults
+    lr: float = 1e-6
+    schedule: Literal["cosine", "constant"] = "constant"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.01
+    # operation
+    val_every_steps: int = 25  # validation on the eval suite's val split; 0 = never
+    val_num_items: int | None = 64  # per eval variant
+    val_before_train: bool = True
+    sample_table_every_steps: int = 5  # a W&B table of completions
+    save_every_steps: int = 25
+
+    def __post_init__(self) -> None:
+        if self.name == "none":
+            return
+        if self.prompts_per_step % self.mini_batch_prompts:
+            raise ValueError(f"rl.prompts_per_step={self.prompts_per_step} must be a multiple of "
+                             f"rl.mini_batch_prompts={self.mini_batch_prompts}.")
+        if self.group_size < 2:
+            raise ValueError(f"rl.group_size must be >= 2 (a group needs a baseline), got {self.group_size}.")
+        if not self.rewards:
+            raise ValueError("rl.rewards is empty: give at least one term, e.g. [{fn: task, weight: 1.0}].")
+        names = [t.fn for t in self.rewards]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rl.rewards names a term twice: {names}.")
+        if not 0 <= self.clip_low < 1 or self.clip_high < 0:
+            raise ValueError(f"rl.clip_low must lie in [0, 1) and rl.clip_high be >= 0, got "
+                             f"{self.clip_low}, {self.clip_high}.")

@@ -1,0 +1,266 @@
+"""The GRPO stage: a flat loop of sample → score → advantages → clipped policy-gradient updates → weight sync.
+
+One step: `prompts_per_step` prompts from the task's rl split, `group_size` rollouts each on the generation
+backend (vLLM, whose weights follow the policy after every step, or HF generate on the training model itself),
+rewards in the scoring workers, group-relative advantages, then `epochs_per_batch` passes of mini-batch updates on
+the DeepSpeed engine. The loss printed is about 0 with one update per batch: the ratio is exactly 1 and the
+advantages are centred per group, yet the gradient is not 0. Progress shows in the reward, not in the loss.
+Checkpoints hold the engine, the prompt position and every RNG, so a killed run resumes to the same weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from skillexp.config import RunConfig, task_spec
+from skillexp.eval.stage import run_eval
+from skillexp.generation import Generator, build_generator
+from skillexp.models import load_tokenizer
+from skillexp.rl.algorithms import group_advantages, policy_loss, token_entropy, token_logprobs, zero_std_groups
+from skillexp.rl.config import GRPOConfig
+from skillexp.rl.rewards import Reward
+from skillexp.rl.rollout import PromptStream, Rollouts, collect, rollout_tensors
+from skillexp.tasks import build_task
+from skillexp.tasks.scoring import ScorePool
+from skillexp.tracking import Tracker
+from skillexp.training.engine import build_engine, export_hf, load_checkpoint, save_checkpoint
+from skillexp.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def completion_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
+    """Logits that predict each completion token, [B, C, V], at the sampling temperature (the distribution the
+    rollouts came from; verl does the same)."""
+    length = batch["completion_mask"].shape[1]
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], logits_to_keep=length + 1, use_cache=False).logits
+    logits = logits[:, :-1].float()
+    return logits / temperature if temperature > 0 else logits
+
+
+def update_geometry(cfg: GRPOConfig, micro: int) -> int:
+    """Micro-batches per optimizer update (DeepSpeed's gradient accumulation)."""
+    rows = cfg.mini_batch_prompts * cfg.group_size
+    if rows % micro:
+        raise ValueError(f"rl.mini_batch_prompts x rl.group_size = {rows} sequences per update is not a multiple of "
+                         f"trainer.micro_batch_size={micro}.")
+    return rows // micro
+
+
+class GRPO:
+    """The stage's state: engine, optional frozen reference, sampler, reward and prompt stream."""
+
+    def __init__(self, run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, pool: ScorePool):
+        from transformers import AutoModelForCausalLM
+
+        self.run, self.cfg, self.out_dir, self.tracker = run, run.rl, out_dir, tracker
+        cfg = self.cfg
+        kind, params = task_spec(run.task, "task")
+        self.task = build_task(kind, params)
+        self.tokenizer = load_tokenizer(model_dir, run.model)
+        self.gas = update_geometry(cfg, run.trainer.micro_batch_size)
+        self.updates_per_step = cfg.prompts_per_step // cfg.mini_batch_prompts * cfg.epochs_per_batch
+        trainer = dataclasses.replace(run.trainer, lr=cfg.lr, schedule=cfg.schedule, warmup_ratio=cfg.warmup_ratio,
+                                      weight_decay=cfg.weight_decay, grad_accum=self.gas,
+                                      save_every_steps=cfg.save_every_steps)
+        if trainer.lora is not None:
+            raise ValueError("rl=grpo does not support trainer.lora yet (the sampler needs merged weights).")
+        torch.manual_seed(run.seed)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        self.engine = build_engine(model, trainer, cfg.steps * self.updates_per_step)
+        if torch.distributed.get_world_size() > 1:
+            raise ValueError("rl=grpo runs on one process for now: set trainer.num_processes=1.")
+        self.ref = None
+        if cfg.kl_coef > 0:
+            self.ref = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+            self.ref.to(self.engine.device).eval()
+            self.ref.requires_grad_(False)
+        state = load_checkpoint(self.engine, out_dir / "checkpoints") or {"step": 0, "consumed": 0}
+        self.step = state["step"]
+        self.stream = PromptStream(self.task.items("rl"), run.seed, state["consumed"])
+        if run.generation.backend == "hf":  # the policy samples itself: nothing to sync
+            from skillexp.generation.hf import HFGenerator
+
+            self.gen: Generator = HFGenerator(model_dir, run.model, run.generation, run.seed, model=self.engine.module)
+        else:
+            self.gen = build_generator(model_dir, run.model, run.generation, seed=run.seed)
+            if self.step:
+                self.sync()
+        self.reward = Reward(cfg.rewards, self.task, pool)
+        if self.step:
+            log.info("resuming GRPO at step %d (%d prompts consumed)", self.step, self.stream.consumed)
+
+    def sync(self) -> None:
+        """The policy's weights into the sampler (ZeRO-3 gathers each rank's shards first)."""
+        module = self.engine.module
+        if self.engine.zero_optimization_stage() == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters())):
+                self.gen.load_weights(module.named_parameters())
+        else:
+            self.gen.load_weights(module.named_parameters())
+
+    def _forward_logprobs(self, batch: dict[str, torch.Tensor], model, grad: bool):
+        with torch.set_grad_enabled(grad):
+            logits = completion_logits(model, batch, self.cfg.sampling.temperature)
+            targets = batch["input_ids"][:, -batch["completion_mask"].shape[1]:]
+            return token_logprobs(logits, targets), logits
+
+    def _micro_batches(self, rows: list[int]) -> list[list[int]]:
+        micro = self.run.trainer.micro_batch_size
+        return [rows[i: i + micro] for i in range(0, len(rows), micro)]
+
+    def _batch(self, ro: Rollouts, rows: list[int]) -> dict[str, torch.Tensor]:
+        batch = rollout_tensors(ro, rows, self.tokenizer.pad_token_id)
+        if self.cfg.mask_truncated:
+            cut = torch.tensor([ro.completions[i].truncated for i in rows])
+            batch["completion_mask"][cut] = 0
+        return {k: v.to(self.engine.device) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def _fixed_logprobs(self, ro: Rollouts, model) -> list[torch.Tensor]:
+        """Per-row log-probs under a model that does not change during the updates (old policy or reference)."""
+        out: list[torch.Tensor] = [torch.empty(0)] * len(ro)
+        for rows in self._micro_batches(list(range(len(ro)))):
+            logp, _ = self._forward_logprobs(self._batch(ro, rows), model, grad=False)
+            for r, i in enumerate(rows):
+                out[i] = logp[r]
+        return out
+
+    def train_step(self, ro: Rollouts) -> dict[str, float]:
+        """Advantages, then `epochs_per_batch` passes of mini-batch updates over the step's rollouts."""
+        cfg = self.cfg
+        rewards = torch.tensor(ro.rewards, dtype=torch.float32)
+        adv = group_advantages(rewards, cfg.group_size, cfg.advantage_scale, cfg.advantage_eps)
+        on_policy = self.updates_per_step == 1  # then old log-probs are the current ones, detached
+        old = None if on_policy else self._fixed_logprobs(ro, self.engine.module)
+        ref = self._fixed_logprobs(ro, self.ref) if self.ref is not None else None
+        norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
+        rng = random.Random(f"grpo-{self.run.seed}-{self.step}")
+        sums: dict[str, float] = {}
+        count, loss_total = 0, 0.0
+        self.engine.train()
+        for _ in range(cfg.epochs_per_batch):
+            order = list(range(len(ro)))
+            rng.shuffle(order)
+            size = cfg.mini_batch_prompts * cfg.group_size
+            for m in range(0, len(order), size):
+                micro = self._micro_batches(order[m: m + size])
+                batches = [self._batch(ro, rows) for rows in micro]
+                tokens = sum(float(b["completion_mask"].sum()) for b in batches)
+                for rows, batch in zip(micro, batches):
+                    logp, logits = self._forward_logprobs(batch, self.engine, grad=True)
+                    mask = batch["completion_mask"]
+                    width = mask.shape[1]
+
+                    def stack(values: list[torch.Tensor] | None) -> torch.Tensor | None:
+                        if values is None:
+                            return None
+                        out = torch.zeros((len(rows), width), device=logp.device)
+                        for r, i in enumerate(rows):
+                            out[r, : min(width, values[i].shape[0])] = values[i][:width]
+                        return out
+
+                    old_logp = logp.detach() if old is None else stack(old)
+                    # token_mean over the whole update: each micro-batch divides by the update's token count;
+                    # DeepSpeed divides every micro-batch loss by gas, hence the factor back
+                    loss, stats = policy_loss(
+                        logp, old_logp, adv[rows].to(logp.device), mask, cfg.clip_low, cfg.clip_high, cfg.loss_agg,
+                        norm_constant=norm, num_tokens=max(tokens, 1.0) / self.gas, ref_logp=stack(ref),
+                        kl_coef=cfg.kl_coef, kl_kind=cfg.kl_kind)
+                    self.engine.backward(loss)
+                    self.engine.step()
+                    with torch.no_grad():
+                        entropy = (token_entropy(logits) * mask).sum() / mask.sum().clamp(min=1)
+                    for k, v in {**stats, "entropy": entropy}.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                    count += 1
+                    loss_total += float(loss) / self.gas  # the update's loss is the sum over its micro-batches
+        out = {k: v / count for k, v in sums.items()}
+        out["loss"] = loss_total / self.updates_per_step
+        out["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        out["lr"] = self.engine.get_lr()[0]
+        return out
+
+    def validate(self) -> dict[str, float]:
+        ev = dataclasses.replace(self.run.eval, split="val", num_items=self.cfg.val_num_items, greedy=False,
+                                 budget_forcing=dataclasses.replace(self.run.eval.budget_forcing, enabled=False))
+        run = dataclasses.replace(self.run, eval=ev)
+        return run_eval(run, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker, prefix="rl_val/",
+                        step=self.step)
+
+    def diagnostics(self, ro: Rollouts, rounds: int) -> dict[str, float]:
+        rewards = torch.tensor(ro.rewards)
+        lengths = torch.tensor([len(c.token_ids) for c in ro.completions], dtype=torch.float32)
+        out = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
+               "frac_zero_std_groups": zero_std_groups(rewards, self.cfg.group_size).float().mean().item(),
+               "completion_len_mean": lengths.mean().item(), "completion_len_max": lengths.max().item(),
+               "completion_len_min": lengths.min().item(),
+               "truncation_rate": sum(c.truncated for c in ro.completions) / len(ro),
+               "sampling_rounds": rounds, "prompts_consumed": self.stream.consumed}
+        out.update({f"reward/{name}": sum(v) / len(v) for name, v in ro.terms.items()})
+        return out
+
+    def log_samples(self, ro: Rollouts) -> None:
+        rows = [[self.step, ro.items[i].question, ro.completions[i].text, ro.rewards[i]]
+                for i in range(0, len(ro), max(1, len(ro) // 8))][:8]
+        self.tracker.log_table("rl/samples", ["step", "question", "completion", "reward"], rows)
+
+    def run_loop(self) -> Path:
+        cfg = self.cfg
+        if cfg.val_before_train and self.step == 0 and cfg.val_every_steps:
+            self.validate()
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
+                                 seed=self.run.seed * 1_000_003 + self.step)
+            t1 = time.perf_counter()
+            metrics = self.train_step(ro)
+            t2 = time.perf_counter()
+            if self.run.generation.backend != "hf":
+                self.sync()
+            t3 = time.perf_counter()
+            self.step += 1
+            tokens = sum(len(c.token_ids) for c in ro.completions)
+            metrics.update(self.diagnostics(ro, rounds))
+            metrics.update({"time/rollout_s": t1 - t0, "time/train_s": t2 - t1, "time/sync_s": t3 - t2,
+                            "time/step_s": t3 - t0, "rollout_tokens_per_s": tokens / max(t1 - t0, 1e-9),
+                            "train_tokens_per_s": tokens / max(t2 - t1, 1e-9)})
+            self.tracker.log({f"rl/{k}": v for k, v in metrics.items()}, step=self.step)
+            log.info("GRPO step %d/%d: reward %.3f, zero-std groups %.2f, %.1f s", self.step, cfg.steps,
+                     metrics["reward_mean"], metrics["frac_zero_std_groups"], t3 - t0)
+            if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
+                self.log_samples(ro)
+            if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
+                self.validate()
+            if self.step % cfg.save_every_steps == 0 or self.step == cfg.steps:
+                save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
+                                {"step": self.step, "consumed": self.stream.consumed},
+                                self.run.trainer.keep_checkpoints)
+        final = self.out_dir / "model"
+        export_hf(self.engine, self.tokenizer, final)
+        atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})
+        return final
+
+    def close(self) -> None:
+        self.gen.close()
+
+
+def run_grpo(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker) -> Path:
+    """GRPO from `model_dir`; returns `out_dir/model` (reused if a finished run left it there)."""
+    if (out_dir / "rl_metrics.json").exists() and (out_dir / "model").exists():
+        log.info("GRPO already done in %s; reusing it", out_dir)
+        return out_dir / "model"
+    with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
+        stage = GRPO(run, model_dir, out_dir, tracker, pool)
+        try:
+            return stage.run_loop()
+        finally:
+            stage.close()
