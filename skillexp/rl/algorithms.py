@@ -34,8 +34,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: Literal["gro
     std = torch.where(n > 1, var.sqrt(), torch.ones_like(var))
     mean = torch.where(n > 1, mean, torch.zeros_like(mean))
     adv = r - mean
-    if scale == "group":
-        adv = adv / (std + eps)
+    if scale == "group":  # a group with equal rewards has 0 / 0 with eps = 0: its advantage is 0
+        adv = torch.where(adv == 0, torch.zeros_like(adv), adv / (std + eps))
     return torch.where(valid, adv, torch.zeros_like(adv)).view(-1)
 
 

@@ -93,6 +93,7 @@ class GRPO:
             if self.step:
                 self.sync()
         self.reward = Reward(cfg.rewards, self.task, pool)
+        self.val_variants = self._val_variants()
         if self.step:
             log.info("resuming GRPO at step %d (%d prompts consumed)", self.step, self.stream.consumed)
 
@@ -182,15 +183,28 @@ class GRPO:
                     for k, v in {**stats, "entropy": entropy}.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
                     count += 1
-                    loss_total += float(loss) / self.gas  # the update's loss is the sum over its micro-batches
+                    loss_total += loss.item() / self.gas  # the update's loss is the sum over its micro-batches
         out = {k: v / count for k, v in sums.items()}
         out["loss"] = loss_total / self.updates_per_step
         out["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         out["lr"] = self.engine.get_lr()[0]
         return out
 
+    def _val_variants(self) -> dict[str, dict]:
+        """The eval suite's variants that have a val split (tiny ones, e.g. 1-digit multiplication, may not)."""
+        out = {}
+        for name, spec in self.run.eval.variants.items():
+            kind, params = task_spec(spec, f"eval.variants.{name}")
+            if build_task(kind, params, name=name).items("val"):
+                out[name] = spec
+        if not out and self.cfg.val_every_steps:
+            raise ValueError(f"no eval variant of eval={self.run.eval.name} has a val split for RL validation: set "
+                             "rl.val_every_steps=0 or give the tasks num_val > 0.")
+        return out
+
     def validate(self) -> dict[str, float]:
         ev = dataclasses.replace(self.run.eval, split="val", num_items=self.cfg.val_num_items, greedy=False,
+                                 variants=self.val_variants,
                                  budget_forcing=dataclasses.replace(self.run.eval.budget_forcing, enabled=False))
         run = dataclasses.replace(self.run, eval=ev)
         return run_eval(run, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker, prefix="rl_val/",

@@ -1,0 +1,102 @@
+"""GRPO on the tiny model: a learnable reward rises, a killed run resumes to the same weights, and the whole
+`method=none rl=grpo_cpu` pipeline runs with vLLM rollouts."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from skillexp.config import RunConfig, load_run_config
+from skillexp.models import resolve_model_dir
+from skillexp.rl.grpo import run_grpo
+from skillexp.tracking import Tracker
+from skillexp.utils.io import read_jsonl
+from tests.conftest import ROOT
+from tests.test_configs import _compose
+from tests.test_main import run_cli
+
+TINY_RL = ["model=tiny", "generation=hf", "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=64",
+           "rl.prompts_per_step=8", "rl.group_size=8", "rl.mini_batch_prompts=8", "rl.sampling.max_tokens=32",
+           "rl.lr=1e-2", "rl.val_every_steps=0", "rl.rewards=[{fn: tests.rl.rewards.letter_a, weight: 1.0}]",
+           "trainer.micro_batch_size=16", "eval.score_workers=0"]
+
+
+def tiny_run(extra: list[str]) -> RunConfig:
+    return load_run_config(_compose([*TINY_RL, *extra]))
+
+
+def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
+    run = tiny_run([f"rl.steps={steps}", f"rl.save_every_steps={save_every}"])
+    tracker = Tracker(run.logger, out, {})
+    try:
+        return run_grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out / "rl", tracker)
+    finally:
+        tracker.finish()
+
+
+def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path) -> None:
+    run = tiny_run(["rl.steps=12"])
+    tracker = Tracker(run.logger, tmp_path, {})
+    run_grpo(run, tiny_model_dir, tmp_path / "rl", tracker)
+    tracker.finish()
+    logged = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "rl/reward_mean" in r]
+    rewards = [r["rl/reward_mean"] for r in logged]
+    assert len(rewards) == 12
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert last > 2 * first and last > first + 0.05, rewards
+    row = logged[-1]
+    for key in ("rl/loss", "rl/clip_frac_low", "rl/clip_frac_high", "rl/entropy", "rl/frac_zero_std_groups",
+                "rl/completion_len_mean", "rl/truncation_rate", "rl/time/rollout_s", "rl/time/train_s",
+                "rl/rollout_tokens_per_s", "rl/grad_norm", "rl/reward/tests.rl.rewards.letter_a"):
+        assert key in row, key
+    assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
+
+
+def test_killed_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    full = _grpo(tmp_path / "a", steps=6, save_every=2)
+    out = tmp_path / "b"
+    code = f"from pathlib import Path; from tests.rl.test_grpo import _grpo; _grpo(Path({str(out)!r}), 6, 2)"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    log = open(tmp_path / "child.log", "w")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log)
+    latest = out / "rl" / "checkpoints" / "latest.json"
+    deadline = time.time() + 300
+    while not latest.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
+    assert json.loads(latest.read_text())["step"] < 6
+    resumed = _grpo(out, steps=6, save_every=2)
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
+    run_cli(["model=tiny", "generation=vllm", "method=none", "rl=grpo_cpu", "+task.num_rl=32", "rl.steps=3",
+             "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16",
+             "rl.val_every_steps=2", "rl.val_num_items=2", "rl.save_every_steps=2", "rl.sample_table_every_steps=1",
+             "rl.rewards=[{fn: task, weight: 1.0}, {fn: format, weight: 0.5}]", "trainer.micro_batch_size=4",
+             "eval=countdown_cpu", "eval.num_items=2", "eval.k=2", "eval.pass_k=[1]", "eval.sampling.max_tokens=16",
+             "eval.score_workers=2"], tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "pre_rl/countdown_3/mean@2" in summary and "countdown_3/mean@2" in summary
+    logged = read_jsonl(tmp_path / "metrics.jsonl")
+    steps = [r["step"] for r in logged if "rl/reward_mean" in r]
+    assert steps == [1, 2, 3]
+    assert [r["step"] for r in logged if "rl_val/avg/mean@2" in r] == [0, 2, 3]
+    sync = [r["rl/time/sync_s"] for r in logged if "rl/time/sync_s" in r]
+    assert len(sync) == 3 and all(s > 0 for s in sync)
+    assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
