@@ -46,6 +46,9 @@ class GRPOConfig:
     loss_norm_constant: int | None = None  # seq_mean_token_sum_norm (Dr.GRPO) divisor; null: sampling.max_tokens
     kl_coef: float = 0.0  # > 0 keeps a frozen reference model and adds kl_coef x KL(pi || ref) per token
     kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    # run each group's prompt once per micro-batch, its completions attending to the prompt's KV cache (exact, and
+    # about G x fewer prompt tokens); applies when trainer.micro_batch_size is a multiple of group_size
+    share_prompt: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
     # optimisation for this stage (the trainer group keeps ZeRO, precision and batch geometry): verl's defaults
     lr: float = 1e-6

@@ -24,7 +24,7 @@ from skillexp.models import load_tokenizer
 from skillexp.rl.algorithms import group_advantages, policy_loss, token_entropy, token_logprobs, zero_std_groups
 from skillexp.rl.config import GRPOConfig
 from skillexp.rl.rewards import Reward
-from skillexp.rl.rollout import PromptStream, Rollouts, collect, rollout_tensors
+from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, rollout_tensors
 from skillexp.tasks import build_task
 from skillexp.tasks.scoring import ScorePool
 from skillexp.tracking import Tracker
@@ -41,7 +41,30 @@ def completion_logits(model, batch: dict[str, torch.Tensor], temperature: float)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    position_ids=batch["position_ids"], logits_to_keep=length + 1, use_cache=False).logits
     logits = logits[:, :-1].float()
-    return logits / temperature if temperature > 0 else logits
+    return logits / temperature if temperature > 0 and temperature != 1 else logits
+
+
+def shared_prompt_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
+    """The same logits as `completion_logits`, computed with each group's prompt run once: a forward over the
+    prompts fills a KV cache (with gradients), repeated for the group's completions, which then attend to it. The
+    prompt's last position predicts the first completion token. With G completions per prompt this cuts the
+    tokens a step processes from G x (prompt + completion) to prompt + G x completion."""
+    group = batch["completion_ids"].shape[0] // batch["prompt_ids"].shape[0]
+    attention = batch["prompt_attention"]
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=batch["prompt_ids"], attention_mask=attention, position_ids=positions, use_cache=True,
+                logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(group)
+    first = out.logits.repeat_interleave(group, 0)  # [B, 1, V]: predicts each completion's first token
+    comp = batch["completion_ids"]
+    lengths = attention.sum(-1).repeat_interleave(group, 0)
+    comp_positions = lengths[:, None] + torch.arange(comp.shape[1], device=comp.device)[None]
+    full_attention = torch.cat([attention.repeat_interleave(group, 0), torch.ones_like(comp)], 1)
+    rest = model(input_ids=comp[:, :-1], attention_mask=full_attention[:, :-1], position_ids=comp_positions[:, :-1],
+                 past_key_values=cache, use_cache=True).logits if comp.shape[1] > 1 else first[:, :0]
+    logits = torch.cat([first, rest], 1).float()
+    return logits / temperature if temperature > 0 and temperature != 1 else logits
 
 
 def update_geometry(cfg: GRPOConfig, micro: int) -> int:
@@ -65,6 +88,7 @@ class GRPO:
         self.task = build_task(kind, params)
         self.tokenizer = load_tokenizer(model_dir, run.model)
         self.gas = update_geometry(cfg, run.trainer.micro_batch_size)
+        self.share_prompt = cfg.share_prompt and run.trainer.micro_batch_size % cfg.group_size == 0
         self.updates_per_step = cfg.prompts_per_step // cfg.mini_batch_prompts * cfg.epochs_per_batch
         trainer = dataclasses.replace(run.trainer, lr=cfg.lr, schedule=cfg.schedule, warmup_ratio=cfg.warmup_ratio,
                                       weight_decay=cfg.weight_decay, grad_accum=self.gas,
@@ -109,9 +133,13 @@ class GRPO:
             self.gen.load_weights(module.named_parameters())
 
     def _forward_logprobs(self, batch: dict[str, torch.Tensor], model, grad: bool):
+        temperature = self.cfg.sampling.temperature
         with torch.set_grad_enabled(grad):
-            logits = completion_logits(model, batch, self.cfg.sampling.temperature)
-            targets = batch["input_ids"][:, -batch["completion_mask"].shape[1]:]
+            if "prompt_ids" in batch:
+                logits, targets = shared_prompt_logits(model, batch, temperature), batch["completion_ids"]
+            else:
+                logits = completion_logits(model, batch, temperature)
+                targets = batch["input_ids"][:, -batch["completion_mask"].shape[1]:]
             return token_logprobs(logits, targets), logits
 
     def _micro_batches(self, rows: list[int]) -> list[list[int]]:
@@ -119,7 +147,12 @@ class GRPO:
         return [rows[i: i + micro] for i in range(0, len(rows), micro)]
 
     def _batch(self, ro: Rollouts, rows: list[int]) -> dict[str, torch.Tensor]:
-        batch = rollout_tensors(ro, rows, self.tokenizer.pad_token_id)
+        """Tensors for rows that are whole groups in order (shared-prompt forward), or for any rows."""
+        g = self.cfg.group_size
+        if self.share_prompt:
+            batch = group_tensors(ro, [rows[i] // g for i in range(0, len(rows), g)], self.tokenizer.pad_token_id)
+        else:
+            batch = rollout_tensors(ro, rows, self.tokenizer.pad_token_id)
         if self.cfg.mask_truncated:
             cut = torch.tensor([ro.completions[i].truncated for i in rows])
             batch["completion_mask"][cut] = 0
@@ -149,8 +182,9 @@ class GRPO:
         count, loss_total = 0, 0.0
         self.engine.train()
         for _ in range(cfg.epochs_per_batch):
-            order = list(range(len(ro)))
-            rng.shuffle(order)
+            groups = list(range(len(ro) // cfg.group_size))  # shuffled whole groups keep micro-batches aligned
+            rng.shuffle(groups)
+            order = [k * cfg.group_size + j for k in groups for j in range(cfg.group_size)]
             size = cfg.mini_batch_prompts * cfg.group_size
             for m in range(0, len(order), size):
                 micro = self._micro_batches(order[m: m + size])

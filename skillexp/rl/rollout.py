@@ -118,3 +118,24 @@ def rollout_tensors(rollouts: Rollouts, rows: Sequence[int], pad_id: int) -> dic
         mask[r, : len(c)] = 1
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     return {"input_ids": ids, "attention_mask": attention, "position_ids": positions, "completion_mask": mask}
+
+
+def group_tensors(rollouts: Rollouts, groups: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Each group's prompt once (left-padded, [n, W]) and its completions ([n x G, C], right-padded): the
+    shared-prompt forward runs the prompt once per group instead of once per completion."""
+    g = rollouts.group_size
+    prompts = [rollouts.prompts[k * g] for k in groups]
+    comps = [rollouts.completions[k * g + j].token_ids for k in groups for j in range(g)]
+    width, length = max(map(len, prompts)), max(1, max(map(len, comps)))
+    prompt_ids = torch.full((len(groups), width), pad_id, dtype=torch.long)
+    prompt_attention = torch.zeros_like(prompt_ids)
+    for r, p in enumerate(prompts):
+        prompt_ids[r, width - len(p):] = torch.tensor(p)
+        prompt_attention[r, width - len(p):] = 1
+    ids = torch.full((len(comps), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(comps), length))
+    for r, c in enumerate(comps):
+        ids[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+        mask[r, : len(c)] = 1
+    return {"prompt_ids": prompt_ids, "prompt_attention": prompt_attention, "completion_ids": ids,
+            "completion_mask": mask}

@@ -100,3 +100,36 @@ def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
     sync = [r["rl/time/sync_s"] for r in logged if "rl/time/sync_s" in r]
     assert len(sync) == 3 and all(s > 0 for s in sync)
     assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
+
+
+def test_shared_prompt_forward_matches_the_full_forward(tiny_model_dir: Path) -> None:
+    """Each group's prompt run once (KV cache repeated for its completions) gives the same completion log-probs
+    and the same gradients as running every prompt + completion in full."""
+    from transformers import AutoModelForCausalLM
+
+    from skillexp.generation.base import Completion
+    from skillexp.rl.algorithms import token_logprobs
+    from skillexp.rl.grpo import completion_logits, shared_prompt_logits
+    from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    prompts = [torch.randint(5, 300, (n,)).tolist() for n in (7, 12)]
+    comps = [torch.randint(5, 300, (n,)).tolist() for n in (4, 9, 1, 6, 3, 9)]
+    ro = Rollouts(3, [None] * 6, [prompts[i // 3] for i in range(6)],  # type: ignore[list-item]
+                  [Completion("", c, "stop") for c in comps], [0.0] * 6)
+    full, shared = rollout_tensors(ro, list(range(6)), 0), group_tensors(ro, [0, 1], 0)
+    mask = full["completion_mask"]
+    assert torch.equal(mask, shared["completion_mask"])
+
+    def logprobs_and_grads(logits_fn, batch, targets):
+        model.zero_grad()
+        lp = token_logprobs(logits_fn(model, batch, 0.7), targets) * mask
+        lp.sum().backward()
+        return lp.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    lp_full, g_full = logprobs_and_grads(completion_logits, full, full["input_ids"][:, -mask.shape[1]:])
+    lp_shared, g_shared = logprobs_and_grads(shared_prompt_logits, shared, shared["completion_ids"])
+    torch.testing.assert_close(lp_shared, lp_full, atol=1e-5, rtol=1e-5)
+    for name in g_full:
+        torch.testing.assert_close(g_shared[name], g_full[name], atol=1e-5, rtol=1e-4, msg=name)

@@ -1,0 +1,245 @@
+"""skillexp.rl.algorithms on small tensors; the expected numbers are worked out by hand in the comments."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from skillexp.rl.algorithms import (aggregate, group_advantages, kl_estimate, policy_loss, token_entropy,
+                                    token_logprobs, zero_std_groups)
+
+NAN = float("nan")
+
+
+def close(a: torch.Tensor, b: list | float, tol: float = 1e-5) -> None:
+    torch.testing.assert_close(a.detach(), torch.tensor(b, dtype=a.dtype), atol=tol, rtol=0)
+
+
+def grad_of(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.autograd.grad(loss, x)[0]
+
+
+# --- advantages -------------------------------------------------------------------------------------------------
+
+def test_group_scale_divides_by_the_unbiased_group_std() -> None:
+    # [1, 0, 0, 1]: mean .5, unbiased var (4 x .25) / 3 -> std .57735; .5 / .57735 = .86603. [0, 0, 0, 0]: all 0
+    r = torch.tensor([1.0, 0, 0, 1, 0, 0, 0, 0])
+    close(group_advantages(r, 4, "group", eps=0.0), [0.86603, -0.86603, -0.86603, 0.86603, 0, 0, 0, 0])
+    close(group_advantages(r, 4), [0.86603, -0.86603, -0.86603, 0.86603, 0, 0, 0, 0])  # eps 1e-6 is invisible
+    # [3, 1, 2]: mean 2, unbiased var (1 + 1 + 0) / 2 = 1; eps = 1 halves it: 1 / (1 + 1)
+    close(group_advantages(torch.tensor([3.0, 1, 2]), 3, "group", eps=0.0), [1.0, -1.0, 0.0])
+    close(group_advantages(torch.tensor([3.0, 1, 2]), 3, "group", eps=1.0), [0.5, -0.5, 0.0])
+
+
+def test_scale_none_only_centres() -> None:  # Dr.GRPO
+    close(group_advantages(torch.tensor([1.0, 0, 0, 1, 5, 5]), 2, "none"), [0.5, -0.5, -0.5, 0.5, 0, 0])
+    close(group_advantages(torch.tensor([3.0, 1, 2]), 3, "none"), [1.0, -1.0, 0.0])
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+def test_nan_rewards_get_zero_and_stay_out_of_the_statistics(scale: str) -> None:
+    # [1, nan, 0, 2]: scored 1, 0, 2 -> mean 1, unbiased std 1 -> [0, 0, -1, 1] under both scales
+    close(group_advantages(torch.tensor([1.0, NAN, 0, 2]), 4, scale, eps=0.0), [0.0, 0.0, -1.0, 1.0])
+    # one scored reward has no baseline (its nanmean is itself); no scored reward at all: zeros, never NaN
+    close(group_advantages(torch.tensor([NAN, 5.0, NAN, NAN, NAN, NAN]), 3, scale, eps=0.0), [0.0] * 6)
+
+
+def test_nan_reward_with_std_scaling() -> None:
+    # [1, nan, 0]: mean .5, unbiased std sqrt(.5) = .70711 -> .5 / .70711 = .70711
+    close(group_advantages(torch.tensor([1.0, NAN, 0.0]), 3, "group", eps=0.0), [0.70711, 0.0, -0.70711])
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+def test_groups_of_one_keep_the_raw_reward(scale: str) -> None:  # verl: mean 0, std 1
+    close(group_advantages(torch.tensor([0.3, 2.0, -1.0, NAN]), 1, scale, eps=0.0), [0.3, 2.0, -1.0, 0.0])
+
+
+def test_advantage_errors() -> None:
+    with pytest.raises(ValueError, match="6 rewards do not split into groups of 4"):
+        group_advantages(torch.zeros(6), 4)
+    with pytest.raises(ValueError, match="'group' or 'none'"):
+        group_advantages(torch.zeros(4), 2, "batch")  # type: ignore[arg-type]
+
+
+def test_zero_std_groups() -> None:
+    assert zero_std_groups(torch.tensor([1.0, 1, 0, 1, 0.5, 0.5]), 2).tolist() == [True, False, True]
+    # NaNs are ignored: [1, nan, 1] is flat, an all-NaN group has no signal, [0, nan, 1] is not flat
+    r = torch.tensor([1.0, NAN, 1, NAN, NAN, NAN, 0, NAN, 1])
+    assert zero_std_groups(r, 3).tolist() == [True, True, False]
+    assert zero_std_groups(torch.tensor([0.0, 1.0]), 1).tolist() == [True, True]
+    with pytest.raises(ValueError, match="groups of 2"):
+        zero_std_groups(torch.zeros(3), 2)
+
+
+# --- log-probs and entropy --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1024])  # per-row position blocks, blocks of 2 / of 7 // 3 = 2 rows, all
+def test_token_logprobs_equal_log_softmax_gather_with_the_same_gradient(chunk: int) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3, 11, requires_grad=True)
+    targets = torch.randint(0, 11, (5, 3))
+    ours = token_logprobs(logits, targets, chunk=chunk)
+    ref = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    torch.testing.assert_close(ours, ref)
+    weights = torch.randn(5, 3)  # a gradient that differs per position
+    torch.testing.assert_close(grad_of((ours * weights).sum(), logits), grad_of((ref * weights).sum(), logits))
+
+
+def test_token_logprobs_on_a_non_contiguous_slice_and_a_hand_value() -> None:
+    torch.manual_seed(1)
+    full = torch.randn(2, 6, 5)
+    logits, targets = full[:, 1:4], torch.randint(0, 5, (2, 3))  # the trainer slices completion columns
+    ref = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    torch.testing.assert_close(token_logprobs(logits, targets, chunk=2), ref)
+    # logits [0, ln 3] -> p = [.25, .75]
+    close(token_logprobs(torch.tensor([[[0.0, math.log(3)]]]), torch.tensor([[1]])), [[-0.28768]])  # ln .75
+    close(token_logprobs(torch.tensor([[[0.0, math.log(3)]]]), torch.tensor([[0]])), [[-1.38629]])  # ln .25
+
+
+def test_entropy() -> None:
+    close(token_entropy(torch.zeros(2, 3, 8), chunk=2), [[2.07944] * 3] * 2)  # uniform over 8: ln 8
+    close(token_entropy(torch.tensor([[[100.0, 0.0, 0.0]]])), [[0.0]])  # certain
+    # p = [.25, .75]: -(.25 ln .25 + .75 ln .75) = .34657 + .21576 = .56233
+    close(token_entropy(torch.tensor([[[0.0, math.log(3)]]])), [[0.56233]])
+    logits = torch.randn(4, 5, 9)
+    torch.testing.assert_close(token_entropy(logits, chunk=3), token_entropy(logits))
+
+
+# --- KL ---------------------------------------------------------------------------------------------------------
+
+def test_kl_estimators_on_two_tokens() -> None:
+    logp, ref = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])  # logp - ref = [.5, -1]
+    close(kl_estimate(logp, ref, "k1"), [0.5, -1.0])
+    close(kl_estimate(logp, ref, "k2"), [0.125, 0.5])  # .5 x .25, .5 x 1
+    # e^(ref - logp) - (ref - logp) - 1: e^-.5 + .5 - 1 = .10653; e^1 - 1 - 1 = .71828
+    close(kl_estimate(logp, ref, "k3"), [0.10653, 0.71828])
+    torch.manual_seed(2)
+    assert (kl_estimate(torch.randn(1000), torch.randn(1000), "k3") >= 0).all()
+    close(kl_estimate(torch.tensor([0.0]), torch.tensor([30.0]), "k3"), [10.0])  # e^30 - 31, clamped
+    with pytest.raises(ValueError, match="k1, k2 or k3"):
+        kl_estimate(logp, ref, "k4")  # type: ignore[arg-type]
+
+
+# --- aggregation ------------------------------------------------------------------------------------------------
+
+VALUES = torch.tensor([[1.0, 2.0, 3.0], [4.0, NAN, 0.0], [9.0, 9.0, 9.0]])  # the NaN is masked out
+MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # the last row has no tokens
+
+
+def test_aggregation_modes() -> None:
+    close(aggregate(VALUES, MASK, "token_mean"), 2.5)  # (1 + 2 + 3 + 4) / 4
+    close(aggregate(VALUES, MASK.bool(), "token_mean"), 2.5)
+    close(aggregate(VALUES, MASK, "seq_mean_token_mean"), 3.0)  # mean(6 / 3, 4 / 1); the empty row is skipped
+    close(aggregate(VALUES, MASK, "seq_mean_token_sum_norm", norm_constant=5), 0.66667)  # 10 / (3 rows x 5)
+
+
+def test_num_tokens_splits_a_token_mean_over_micro_batches() -> None:
+    close(aggregate(VALUES, MASK, "token_mean", num_tokens=8), 1.25)  # 10 / 8
+    # micro-batches [row 0] and [rows 1, 2] with the update's 4 tokens: 6 / 4 + 4 / 4 = the full 2.5
+    parts = [aggregate(VALUES[s], MASK[s], "token_mean", num_tokens=4) for s in (slice(0, 1), slice(1, 3))]
+    close(parts[0], 1.5)
+    close(parts[1], 1.0)
+    # without it each divides by its own count: 6 / 3 + 4 / 1 = 6, not a mean of anything
+    close(sum(aggregate(VALUES[s], MASK[s], "token_mean") for s in (slice(0, 1), slice(1, 3))), 6.0)
+
+
+@pytest.mark.parametrize("mode", ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"])
+def test_fully_masked_rows_give_zero_not_nan(mode: str) -> None:
+    values = VALUES.clone().requires_grad_(True)
+    out = aggregate(values, torch.zeros_like(MASK), mode, norm_constant=3)
+    close(out, 0.0)
+    close(grad_of(out, values), [[0.0] * 3] * 3)
+
+
+def test_aggregation_errors() -> None:
+    with pytest.raises(ValueError, match="norm_constant"):
+        aggregate(VALUES, MASK, "seq_mean_token_sum_norm")
+    with pytest.raises(ValueError, match="unknown loss aggregation"):
+        aggregate(VALUES, MASK, "seq_sum")  # type: ignore[arg-type]
+
+
+# --- policy loss ------------------------------------------------------------------------------------------------
+
+def test_on_policy_loss_is_minus_mean_advantage_and_gradient_minus_a_over_tokens() -> None:
+    logp = torch.tensor([[-1.0, -2.0], [-0.5, -0.7]], requires_grad=True)
+    loss, stats = policy_loss(logp, logp.detach(), torch.tensor([1.0, -1.0]), torch.ones(2, 2), 0.2, 0.2,
+                              "token_mean")
+    close(loss, 0.0)  # -(1 + 1 - 1 - 1) / 4: "loss about 0" is normal with centred advantages...
+    close(grad_of(loss, logp), [[-0.25, -0.25], [0.25, 0.25]])  # ...the gradient -A / 4 tokens is not
+    close(stats["ratio_mean"], 1.0)
+    close(stats["clip_frac_low"], 0.0)
+    close(stats["clip_frac_high"], 0.0)
+    assert "kl" not in stats
+    # A = [2, 1], 3 tokens: loss -(2 + 2 + 1) / 3, gradient -A / 3, 0 on the masked token
+    loss, stats = policy_loss(logp, logp.detach(), torch.tensor([2.0, 1.0]), torch.tensor([[1, 1], [1, 0]]),
+                              0.2, 0.2, "token_mean")
+    close(loss, -1.66667)
+    close(stats["pg_loss"], -1.66667)
+    close(grad_of(loss, logp), [[-0.66667, -0.66667], [-0.33333, 0.0]])
+
+
+def test_other_aggregations_of_the_policy_loss() -> None:
+    logp = torch.zeros(2, 3)
+    mask = torch.tensor([[1.0, 0, 0], [1, 1, 1]])
+    adv = torch.tensor([1.0, 3.0])  # per-token losses -1 and -3, -3, -3
+    close(policy_loss(logp, logp, adv, mask, 0.2, 0.2, "token_mean")[0], -2.5)  # -10 / 4
+    close(policy_loss(logp, logp, adv, mask, 0.2, 0.2, "seq_mean_token_mean")[0], -2.0)  # mean(-1, -3)
+    close(policy_loss(logp, logp, adv, mask, 0.2, 0.2, "seq_mean_token_sum_norm", norm_constant=5)[0], -1.0)  # -10/10
+
+
+# ratios e^.5 = 1.648721, e^-.5 = .606531, e^.05 = 1.051271, e^.1 = 1.105171 (old log-probs 0)
+CLIP_LOGP = [[0.5, -0.5, 0.05, 0.1]]
+
+
+def test_ratio_above_one_plus_clip_high_with_positive_advantage_is_clipped() -> None:
+    logp = torch.tensor(CLIP_LOGP, requires_grad=True)
+    loss, stats = policy_loss(logp, torch.zeros(1, 4), torch.tensor([1.0]), torch.ones(1, 4), 0.2, 0.2, "token_mean")
+    # -min(r, clip(r, .8, 1.2)) per token: -1.2 (clipped), -.606531 (min keeps r < .8), -1.051271, -1.105171
+    close(loss, -0.990743)  # -3.962973 / 4
+    close(grad_of(loss, logp), [[0.0, -0.151633, -0.262818, -0.276293]])  # -r / 4, 0 where clipped
+    close(stats["clip_frac_high"], 0.25)
+    close(stats["clip_frac_low"], 0.0)
+    close(stats["ratio_mean"], 1.102924)  # 4.411694 / 4
+
+
+def test_ratio_below_one_minus_clip_low_with_negative_advantage_is_clipped() -> None:
+    logp = torch.tensor(CLIP_LOGP, requires_grad=True)
+    loss, stats = policy_loss(logp, torch.zeros(1, 4), torch.tensor([-1.0]), torch.ones(1, 4), 0.2, 0.2, "token_mean")
+    # max(r, clip(r, .8, 1.2)) per token: 1.648721 (not clipped: pessimistic), .8 (clipped), 1.051271, 1.105171
+    close(loss, 1.151291)  # 4.605163 / 4
+    close(grad_of(loss, logp), [[0.412180, 0.0, 0.262818, 0.276293]])  # r / 4, 0 where clipped
+    close(stats["clip_frac_low"], 0.25)
+    close(stats["clip_frac_high"], 0.0)
+
+
+def test_asymmetric_clip_higher() -> None:  # DAPO: clip_low .2, clip_high .28
+    logp = torch.tensor([[math.log(1.25)], [math.log(0.75)]])  # ratios 1.25 (A = 1) and .75 (A = -1)
+    adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 1)
+    loss, stats = policy_loss(logp, torch.zeros(2, 1), adv, mask, 0.2, 0.2, "token_mean")
+    close(loss, -0.2)  # (-1.2 + .8) / 2: both clipped
+    close(stats["clip_frac_high"], 0.5)
+    close(stats["clip_frac_low"], 0.5)
+    loss, stats = policy_loss(logp, torch.zeros(2, 1), adv, mask, 0.2, 0.28, "token_mean")
+    close(loss, -0.225)  # (-1.25 + .8) / 2: 1.25 < 1.28 is free to grow, the low side still clips at .8
+    close(stats["clip_frac_high"], 0.0)
+    close(stats["clip_frac_low"], 0.5)
+
+
+def test_kl_penalty_is_added_per_token() -> None:
+    logp = torch.tensor([[-1.0, -2.0]], requires_grad=True)
+    ref = torch.tensor([[-1.5, -1.0]])
+    args = (logp, logp.detach(), torch.tensor([0.0]), torch.ones(1, 2), 0.2, 0.2, "token_mean")
+    loss, stats = policy_loss(*args, ref_logp=ref, kl_coef=0.1)  # k3 by default: [.10653, .71828]
+    close(stats["kl"], 0.41241)
+    close(stats["pg_loss"], 0.0)
+    close(loss, 0.041241)  # .1 x .41241
+    # d/dlogp of .1 x mean(k3) = .05 x (1 - e^(ref - logp)) = .05 x [.39347, -1.71828]
+    close(grad_of(loss, logp), [[0.019673, -0.085914]])
+    loss, stats = policy_loss(*args, ref_logp=ref, kl_coef=0.1, kl_kind="k1")
+    close(stats["kl"], -0.25)  # mean(.5, -1)
+    close(loss, -0.025)
+    close(grad_of(loss, logp), [[0.05, 0.05]])
+    loss, stats = policy_loss(*args, ref_logp=ref, kl_coef=0.0)  # measured, not penalised
+    close(loss, 0.0)
+    close(stats["kl"], 0.41241)
