@@ -49,7 +49,8 @@ def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Trac
             gen.close()
     if not rows:
         raise RuntimeError(f"method={m.name} produced no SFT rows from {len(items)} questions (stats: {stats}). "
-                           "The base model may never succeed on this task: sample more, or use an easier task.")
+                           "Read the rates: no correct samples means an easier task or more samples; no kept reflections "
+                           "means a model that writes verdict tags, or a lenient task (+task.lenient=true).")
     stats = {**stats, f"{m.name}/rows": float(len(rows)), f"{m.name}/questions": float(len(items))}
     atomic_write_jsonl(path, rows)
     atomic_write_json(out_dir / "sft_data_stats.json", stats)

@@ -29,6 +29,8 @@ def init_distributed() -> None:
     import deepspeed
     import torch.distributed as dist
 
+    if not dist.is_initialized():
+        _forget_stale_groups()
     if "LOCAL_RANK" not in os.environ:  # a plain process: deepspeed would otherwise try MPI discovery
         if dist.is_available() and dist.is_initialized():
             rank, world = dist.get_rank(), dist.get_world_size()
@@ -41,6 +43,19 @@ def init_distributed() -> None:
                                MASTER_PORT=port).items():
             os.environ.setdefault(key, str(value))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _forget_stale_groups() -> None:
+    """DeepSpeed caches the process groups it saw; an in-process vLLM engine that closed (or an earlier run in a
+    Hydra multirun) may have destroyed them since. With no live group, drop those caches so that the next engine
+    builds fresh ones instead of failing with "Group ... is not registered"."""
+    import deepspeed.comm.comm as ds_comm
+    from deepspeed.utils import groups
+
+    ds_comm.cdb = None
+    for name, value in vars(groups).copy().items():
+        if name.startswith("_") and name.endswith(("_GROUP", "_GROUP_RANKS")):
+            setattr(groups, name, {} if isinstance(value, dict) else None)
 
 
 def lr_lambda(cfg: TrainerConfig, total_steps: int):

@@ -200,7 +200,8 @@ def test_valid_reflections_counts_why() -> None:
     texts = [R_OK, R_BAD, "no verdict", "A Fast check. <verdict>Correct</verdict>",
              "Good idea <verdict>Correct</verdict>"]
     assert valid_reflections(texts, True, stats=stats) == [R_OK]
-    assert stats.as_dict() == {"total": 5, "kept": 1, "no_verdict": 1, "wrong_verdict": 1, "banned_substring": 2}
+    assert stats.as_dict() == {"total": 5, "kept": 1, "no_verdict": 1, "wrong_verdict": 1, "banned_substring": 2,
+                               "verdict_tags_added": 0}
     assert valid_reflections(texts, False, stats=stats) == [R_BAD]
     assert (stats.total, stats.kept, stats.wrong_verdict) == (10, 2, 4)
     assert len(valid_reflections(texts, True, drop_substrings=())) == 3  # the undocumented filter switched off
@@ -213,3 +214,18 @@ def test_reflection_prompt_shows_question_and_attempt() -> None:
     user = msgs[-1]["content"]
     assert "Make 16 from 3, 5, 2." in user and "<answer>(3 + 5) * 2</answer>" in user
     assert "<verdict>Correct</verdict>" in user and "<verdict>Incorrect</verdict>" in user
+
+
+def test_lenient_reflections_get_verdict_tags_from_their_closing_words() -> None:
+    from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, tag_verdict, valid_reflections
+
+    assert tag_verdict("3 x 4 is 12, so the answer is correct.") == \
+        "3 x 4 is 12, so the answer is correct.\n<verdict>Correct</verdict>"
+    assert tag_verdict("Correct at first sight, but 3 x 4 is 12: INCORRECT").endswith("<verdict>Incorrect</verdict>")
+    assert tag_verdict("The answer is correctly formatted.") is None  # "correctly" is not a verdict
+    stats = ReflectionFilterStats()
+    texts = ["It is correct.", "It is incorrect.", "No opinion.", "<verdict>maybe</verdict> correct"]
+    kept = valid_reflections(texts, True, (), stats, lenient=True)
+    assert kept == ["It is correct.\n<verdict>Correct</verdict>"]
+    assert (stats.verdict_tags_added, stats.wrong_verdict, stats.no_verdict) == (2, 1, 2)
+    assert valid_reflections(texts, True, (), ReflectionFilterStats()) == []  # strict by default

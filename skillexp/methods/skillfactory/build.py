@@ -63,8 +63,8 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
     if sf.ablation != "no_reflections" and candidates:
         refl = sample(gen, [reflection_messages(item.question, text) for item, _, text, _ in candidates],
                       sf.reflections_per_attempt, cfg.sampling, seed + 1, max_tokens=sf.reflection_max_tokens)
-        reflections = [valid_reflections([c.text for c in cs], ok, list(sf.drop_reflection_substrings), rstats)
-                       for cs, (_, _, _, ok) in zip(refl, candidates)]
+        reflections = [valid_reflections([c.text for c in cs], ok, list(sf.drop_reflection_substrings), rstats,
+                                         lenient=task.lenient) for cs, (_, _, _, ok) in zip(refl, candidates)]
         reflected_tokens = sum(len(c.token_ids) for cs in refl for c in cs)
     t3 = time.perf_counter()
 
@@ -99,6 +99,7 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
         "skillfactory/reflections": rstats.total, "skillfactory/reflections_kept": rstats.kept,
         "skillfactory/reflection_acceptance": rstats.kept / max(rstats.total, 1),
         "skillfactory/reflection_no_verdict": rstats.no_verdict / max(rstats.total, 1),
+        "skillfactory/reflection_verdict_tags_added": rstats.verdict_tags_added,
         "skillfactory/verdict_accuracy": (verdicts - rstats.wrong_verdict) / max(verdicts, 1),
         "skillfactory/attempts_with_valid_reflection": sum(bool(r) for r in reflections) / max(len(candidates), 1),
         "skillfactory/question_acceptance": kept_questions / max(len(items), 1),
