@@ -39,7 +39,7 @@ def memorizer(tmp_path_factory, tiny_model_dir: Path) -> Path:
                 {"role": "assistant", "content": f"Checked. <verdict>{verdict}</verdict>"}]}] * 2
     (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     tracker = Tracker(LoggerConfig(backend="none"), root, {})
-    trainer = TrainerConfig(name="memorize", lr=5e-3, warmup_ratio=0.05, schedule="constant", micro_batch_size=8,
+    trainer = TrainerConfig(name="memorize", lr=5e-3, warmup_ratio=0.05, schedule="cosine", micro_batch_size=8,
                             save_every_steps=10_000)
     model = run_sft(root / "data.jsonl", tiny_model_dir, TINY, trainer,
                     SFTConfig(max_steps=300, max_length=512, val_fraction=0.0), root / "sft", tracker, seed=0)
