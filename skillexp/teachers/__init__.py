@@ -1,0 +1,1 @@
+"""Teachers for STAT: one interface (base.Teacher), API / local-model / oracle backends."""
