@@ -16,6 +16,7 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.methods.config import MethodConfig
 from skillexp.models.config import ModelConfig
 from skillexp.rl.config import GRPOConfig
+from skillexp.teachers.config import TeacherConfig
 from skillexp.training.config import TrainerConfig
 from skillexp.utils.schema import ConfigError, from_dict
 
@@ -94,6 +95,7 @@ class RunConfig:
     eval: EvalConfig
     generation: GenerationConfig
     logger: LoggerConfig
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)  # STAT's teacher (teacher=none: no teacher)
     tags: list[str] = field(default_factory=list)
 
 
@@ -112,7 +114,7 @@ def schema_defaults(cls: type) -> dict[str, Any]:
 
 
 SCHEMAS = {"model": ModelConfig, "method": MethodConfig, "trainer": TrainerConfig, "generation": GenerationConfig,
-           "logger": LoggerConfig, "eval": EvalConfig, "rl": GRPOConfig}
+           "logger": LoggerConfig, "eval": EvalConfig, "rl": GRPOConfig, "teacher": TeacherConfig}
 
 
 def register_schemas() -> None:

@@ -23,8 +23,9 @@ def _tag_patterns(tag: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return _TAGS[tag]
 
 
-def last_tag(text: str | None, tag: str = "answer") -> str | None:
-    """Stripped content of the last complete `<tag>…</tag>` span, or None (no span, no closing tag, or huge).
+def last_tag(text: str | None, tag: str = "answer", max_chars: int = MAX_ANSWER_CHARS) -> str | None:
+    """Stripped content of the last complete `<tag>…</tag>` span, or None (no span, no closing tag, or longer
+    than `max_chars`).
 
     "Last complete" means the last closing tag and the opening tag nearest before it, so an attempt that opened
     a tag and was cut off before closing it leaves the previous complete answer in force.
@@ -44,7 +45,7 @@ def last_tag(text: str | None, tag: str = "answer") -> str | None:
     if opened is None:
         return None
     inner = tail[opened.end(): close.start()].strip()
-    return inner if len(inner) <= MAX_ANSWER_CHARS else None
+    return inner if len(inner) <= max_chars else None
 
 
 def last_boxed(text: str | None) -> str | None:

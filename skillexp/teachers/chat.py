@@ -1,0 +1,158 @@
+"""A teacher made of a chat model: STAT's four operations as prompts (`prompts.py`) sent through a small chat
+backend interface, so an API model and a local checkpoint share prompts, parsing, caching and counting.
+
+A backend implements only `_generate` (send conversations, report each result as it arrives); `ChatBackend.chat`
+adds the on-disk cache (hits never reach the backend, results are stored the moment they arrive) and merges
+identical requests within a call.
+"""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from skillexp.tasks.base import Item, Task
+from skillexp.teachers import prompts
+from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
+from skillexp.teachers.cache import ChatCache, chat_request, request_key
+from skillexp.teachers.config import TeacherConfig
+
+Conversation = Sequence[dict[str, str]]
+OnResult = Callable[[int, "list[str] | None"], None]
+
+
+class ChatBackend(ABC):
+    """`chat(conversations, n, temperature, max_tokens, seed) -> list[list[str]]`: n completions per conversation,
+    in order; an empty list where the request failed (counted `chat/failed`), never an exception for a flake."""
+
+    def __init__(self, model_id: str, cache_dir: str | Path | None = None):
+        self.model_id = model_id  # what the cache keys on: the served model name, or the local checkpoint
+        self.cache = ChatCache(cache_dir) if cache_dir is not None else None
+        self.counts: Counter[str] = Counter()
+
+    def chat(self, conversations: Sequence[Conversation], n: int = 1, temperature: float = 0.0,
+             max_tokens: int = 512, seed: int | None = None) -> list[list[str]]:
+        params = {"n": n, "temperature": float(temperature), "max_tokens": max_tokens, "seed": seed}
+        out: list[list[str]] = [[] for _ in conversations]
+        positions: dict[str, list[int]] = {}
+        requests: dict[str, dict[str, Any]] = {}
+        for i, conv in enumerate(conversations):
+            request = chat_request(self.model_id, conv, params)
+            key = request_key(request)
+            positions.setdefault(key, []).append(i)
+            requests[key] = request
+        if len(positions) < len(conversations):
+            self.counts["chat/deduplicated"] += len(conversations) - len(positions)
+        todo = []
+        for key, request in requests.items():
+            hit = self.cache.get(key, request) if self.cache is not None else None
+            if hit is None:
+                todo.append(key)
+                continue
+            self.counts["chat/cache_hits"] += 1
+            for i in positions[key]:
+                out[i] = list(hit)
+
+        def on_result(j: int, texts: list[str] | None) -> None:
+            if texts is None:
+                self.counts["chat/failed"] += 1
+                return
+            self.counts["chat/completed"] += 1
+            if self.cache is not None:
+                self.cache.put(todo[j], requests[todo[j]], texts)
+            for i in positions[todo[j]]:
+                out[i] = list(texts)
+
+        if todo:
+            self._generate([requests[k]["messages"] for k in todo], params, on_result)
+        return out
+
+    @abstractmethod
+    def _generate(self, conversations: Sequence[Conversation], params: dict[str, Any], on_result: OnResult) -> None:
+        """Send every conversation with `params` (n, temperature, max_tokens, seed) and call `on_result(j, texts)`
+        from the calling thread as each one finishes (texts None: failed for good)."""
+
+    def close(self) -> None:
+        """Release clients and engines."""
+
+
+class LLMTeacher(Teacher):
+    """STAT's teacher on any chat backend. Greedy operations (labelling, judging) send no seed, so their cache
+    entries are shared by runs with different seeds."""
+
+    def __init__(self, backend: ChatBackend, task: Task, cfg: TeacherConfig):
+        super().__init__()
+        self.backend, self.task, self.cfg = backend, task, cfg
+        self.counts = backend.counts  # one tally: request outcomes (chat/..., http/...) next to parse outcomes
+
+    def _chat(self, conversations: list[list[dict[str, str]]], op: str, temperature: float, n: int = 1,
+              seed: int | None = None) -> list[list[str]]:
+        outs = self.backend.chat(conversations, n=n, temperature=temperature, max_tokens=self.cfg.max_tokens,
+                                 seed=seed if temperature > 0 else None)
+        failed = sum(not o for o in outs)
+        if failed:
+            self.counts[f"{op}/no_response"] += failed
+        return outs
+
+    def label_skills(self, items: Sequence[Item], catalogue: SkillCatalogue, max_skills: int = 5) -> list[list[str]]:
+        convs = [prompts.label_messages(it, catalogue.skills(it), max_skills) for it in items]
+        outs = self._chat(convs, "label", self.cfg.label_temperature)
+        return [(prompts.parse_skills(out[0], it, catalogue, max_skills, "label", self.counts) or []) if out else []
+                for it, out in zip(items, outs)]
+
+    def judge(self, items: Sequence[Item], solutions: Sequence[str], catalogue: SkillCatalogue) -> list[Judgement]:
+        convs = [prompts.judge_messages(it, sol, catalogue.skills(it)) for it, sol in zip(items, solutions)]
+        outs = self._chat(convs, "judge", self.cfg.judge_temperature)
+        return [prompts.parse_judgement(out[0], it, catalogue, self.counts) if out else Judgement(None, [])
+                for it, out in zip(items, outs)]
+
+    def _example_solution(self, item: Item) -> str:
+        solution = item.meta.get("solution")
+        return solution if isinstance(solution, str) and solution else self.task.reference_solution(item)
+
+    def propose(self, examples: Sequence[Sequence[Item]], skills: Sequence[str], n: int = 1,
+                seed: int = 0) -> list[list[Proposal]]:
+        convs = [prompts.propose_messages([(e.question, self._example_solution(e)) for e in ex], skill)
+                 for ex, skill in zip(examples, skills)]
+        outs = self._chat(convs, "propose", self.cfg.propose_temperature, n=n, seed=seed)
+        result = []
+        for ex, skill, out in zip(examples, skills, outs):
+            seen = {SkillCatalogue.key(e.question) for e in ex}
+            proposals = []
+            for text in out:
+                parsed = prompts.parse_question(text, self.counts)
+                if parsed is None:
+                    continue
+                question, draft = parsed
+                if SkillCatalogue.key(question) in seen:  # a repeat, or a copy of an example
+                    self.counts["propose/duplicate_dropped"] += 1
+                    continue
+                seen.add(SkillCatalogue.key(question))
+                meta = {"skill": skill, "subject": ex[0].meta.get("subject") if ex else None,
+                        "examples": [e.id for e in ex]}
+                proposals.append(Proposal(Item(prompts.question_id(question), question, "", meta), skill, draft))
+            result.append(proposals)
+        return result
+
+    def solve(self, items: Sequence[Item], n: int = 1, seed: int = 0) -> list[list[str]]:
+        hint = "" if "answer" in self.task.answer_type else f" (your {self.task.answer_type})"
+        convs = [prompts.solve_messages(it, hint) for it in items]
+        outs = self._chat(convs, "solve", self.cfg.solve_temperature, n=n, seed=seed)
+        result = []
+        for item, out in zip(items, outs):
+            solutions = []
+            for text in out:
+                answer = prompts.parse_answer(text, self.counts)
+                if answer is None:
+                    continue
+                if self.task.extract(text) != answer:  # e.g. only \boxed{}: restate it in the task's own format
+                    text = f"{text.rstrip()}\n{self.task.reference_solution(dataclasses.replace(item, answer=answer))}"
+                    self.counts["solve/reformatted"] += 1
+                solutions.append(text)
+            result.append(solutions)
+        return result
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,49 @@
+"""What a `teacher=` config says: which backend answers STAT's teacher prompts, and how it is called.
+
+The API key itself is never part of a config: `api_key_env` names the environment variable that holds it, so the
+resolved config (written to the run dir and to W&B) carries only that name.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from skillexp.generation.config import GenerationConfig
+from skillexp.models.config import ModelConfig
+
+
+@dataclass
+class TeacherConfig:
+    # none: no teacher (methods that need one fail at start-up); openai: any OpenAI-compatible chat endpoint
+    # (OpenAI, `vllm serve`, a gateway); local: a model on our generation backend; oracle: the task's
+    # programmatic teacher (Countdown)
+    kind: Literal["none", "openai", "local", "oracle"] = "none"
+    model: str | None = None  # openai: the model name the endpoint serves (part of every cache key)
+    base_url: str | None = None  # openai: null = api.openai.com (or $OPENAI_BASE_URL); e.g. http://host:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; unset is fine with base_url
+    concurrency: int = 8  # requests in flight at once
+    max_retries: int = 5  # per request, on 408/409/429/5xx, timeouts and connection errors; then counted failed
+    timeout_s: float = 120.0  # per attempt
+    cache: bool = True  # keep every completion on disk, keyed by model + messages + sampling parameters
+    cache_dir: str | None = None  # null: <paths.cache_dir>/teacher, shared by every run on this machine
+    # STAT labels and judges greedily (AdaptMI: do_sample False); proposals and solutions need diversity
+    label_temperature: float = 0.0
+    judge_temperature: float = 0.0
+    propose_temperature: float = 0.7
+    solve_temperature: float = 0.7
+    max_tokens: int = 1024  # per completion, every operation
+    local_model: ModelConfig | None = None  # local: the teacher's weights (any `model=` option, e.g. a 7B)
+    local_generation: GenerationConfig = field(default_factory=GenerationConfig)  # local: its engine
+
+    def __post_init__(self) -> None:
+        if self.kind == "openai" and not self.model:
+            raise ValueError("teacher.model is required for teacher.kind=openai (the endpoint's model name).")
+        if self.kind == "local" and self.local_model is None:
+            raise ValueError("teacher.local_model is required for teacher.kind=local (e.g. a `model=` option).")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            # the value is not echoed: a key pasted here by mistake must not reach a log
+            raise ValueError("teacher.api_key_env must be the NAME of an environment variable (letters, digits, _); "
+                             "put the key itself in that variable, never in a config.")
+        if self.concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0 or self.max_tokens < 1:
+            raise ValueError("teacher.concurrency and max_tokens must be >= 1, max_retries >= 0, timeout_s > 0.")

@@ -1,0 +1,102 @@
+"""Chat backend for any OpenAI-compatible endpoint (OpenAI, `vllm serve`, a gateway), on the official `openai`
+client.
+
+- Retries are the client's own (`max_retries`): exponential backoff from 0.5 s to 8 s with up to 25% jitter, on
+  408/409/429/5xx, timeouts and connection errors, honouring `Retry-After`. A request that still fails is counted
+  (`chat/failed`, `openai/error_<kind>`) and comes back empty: a flaky API never ends a run.
+- A rejected key, a forbidden or unknown model (401/403/404) is a configuration error that every request would
+  repeat, so it raises `TeacherAPIError`, at once.
+- `concurrency` threads share one connection pool of that size; results reach the caller (and the cache) in the
+  calling thread as they arrive.
+- The key is read from the variable named by `api_key_env` and handed only to the client. Our messages and
+  counters name the variable, never its value, and carry no server response bodies (OpenAI echoes part of a
+  rejected key in its 401 body).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Sequence
+
+import httpx2  # the HTTP layer of openai 3.x
+import openai
+
+from skillexp.teachers.chat import ChatBackend, Conversation, OnResult
+
+_FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+class TeacherAPIError(RuntimeError):
+    """The endpoint refuses every request (bad key, no access, unknown model or URL)."""
+
+
+class OpenAIChat(ChatBackend):
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 8, max_retries: int = 5, timeout_s: float = 120.0,
+                 cache_dir: str | Path | None = None):
+        super().__init__(model, cache_dir)
+        key = os.environ.get(api_key_env)
+        if not key and base_url is None:
+            raise TeacherAPIError(f"teacher.kind=openai without teacher.base_url calls api.openai.com, which needs "
+                                  f"a key: set ${api_key_env} (or teacher.api_key_env to the variable holding it).")
+        self.base_url, self.api_key_env, self.concurrency = base_url, api_key_env, concurrency
+        self._lock = threading.Lock()
+        http = openai.DefaultHttpx2Client(
+            limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            event_hooks={"request": [self._on_request], "response": [self._on_response]})
+        # a local server started without --api-key accepts any bearer token; the client insists on one
+        self._client = openai.OpenAI(api_key=key or "no-key", base_url=base_url, max_retries=max_retries,
+                                     timeout=timeout_s, http_client=http)
+
+    def __repr__(self) -> str:
+        return f"OpenAIChat(model={self.model_id!r}, base_url={self.base_url!r}, key from ${self.api_key_env})"
+
+    def _count(self, key: str, value: int = 1) -> None:
+        if value:
+            with self._lock:  # hooks and workers run in several threads
+                self.counts[key] += value
+
+    def _on_request(self, request: Any) -> None:
+        self._count("http/requests")
+
+    def _on_response(self, response: Any) -> None:
+        if response.status_code >= 400:
+            self._count(f"http/status_{response.status_code}")
+
+    def _one(self, messages: Conversation, params: dict[str, Any]) -> list[str] | None:
+        kwargs: dict[str, Any] = {"model": self.model_id, "messages": list(messages), "n": params["n"],
+                                  "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
+        if params["seed"] is not None:
+            kwargs["seed"] = params["seed"]
+        try:
+            response = self._client.chat.completions.create(**kwargs)
+        except _FATAL as e:
+            raise TeacherAPIError(
+                f"the teacher endpoint {self.base_url or 'api.openai.com'} answered HTTP {e.status_code} "
+                f"({type(e).__name__}) for model {self.model_id!r}: check teacher.model, teacher.base_url and the "
+                f"key in ${self.api_key_env}.") from None
+        except openai.APIError as e:  # retries exhausted, or a request the server will never accept
+            self._count(f"openai/error_{type(e).__name__}")
+            return None
+        choices = sorted(response.choices, key=lambda c: c.index)
+        usage = response.usage
+        if usage is not None:
+            self._count("openai/prompt_tokens", usage.prompt_tokens or 0)
+            self._count("openai/completion_tokens", usage.completion_tokens or 0)
+        self._count("openai/truncated", sum(c.finish_reason == "length" for c in choices))
+        self._count("openai/empty_content", sum(not c.message.content for c in choices))
+        return [c.message.content or "" for c in choices]
+
+    def _generate(self, conversations: Sequence[Conversation], params: dict[str, Any], on_result: OnResult) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="teacher-api")
+        try:
+            futures = {pool.submit(self._one, conv, params): j for j, conv in enumerate(conversations)}
+            for future in as_completed(futures):
+                on_result(futures[future], future.result())
+        finally:  # on TeacherAPIError or Ctrl-C: drop what has not started, let in-flight requests time out
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,108 @@
+"""A real HTTP server on loopback that speaks the chat-completions shape, with scripted misbehaviour: the far end
+of the OpenAI client in tests of retries, timeouts, crashes and key handling (stdlib only, one thread per request).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+Reply = Callable[[dict[str, Any]], str]
+
+
+def echo_last_user(body: dict[str, Any]) -> str:
+    return f"<answer>{body['messages'][-1]['content'][:40]}</answer>"
+
+
+class StubOpenAI:
+    """`plan`: what the first requests get, in arrival order: an HTTP status (429, 500, 401...), "hang" (answer
+    after `hang_s`), or "ok"; later requests get "ok". `die_after`: the server shuts down for good after
+    answering that many requests. `reply(body)` writes each completion's content. Every request body and its
+    Authorization header are kept (`bodies`, `auth`); `max_inflight` is the most requests seen at once."""
+
+    def __init__(self, reply: Reply = echo_last_user, plan: list[int | str] | None = None, hang_s: float = 0.0,
+                 delay_s: float = 0.0, die_after: int | None = None, echo_auth_in_errors: bool = False):
+        self.reply, self.plan, self.hang_s, self.delay_s = reply, list(plan or []), hang_s, delay_s
+        self.die_after, self.echo_auth = die_after, echo_auth_in_errors
+        self.bodies: list[dict[str, Any]] = []
+        self.auth: list[str] = []
+        self.inflight = self.max_inflight = self.answered = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> StubOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next_action(self, body: dict[str, Any], auth: str) -> int | str:
+        with self._lock:
+            self.bodies.append(body)
+            self.auth.append(auth)
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            return self.plan.pop(0) if self.plan else "ok"
+
+    def _done(self) -> bool:
+        with self._lock:
+            self.inflight -= 1
+            self.answered += 1
+            return self.die_after is not None and self.answered >= self.die_after
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        n = int(body.get("n") or 1)
+        choices = [{"index": i, "message": {"role": "assistant", "content": self.reply(body)},
+                    "finish_reason": "stop"} for i in range(n)]
+        return {"id": "stub", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                "choices": choices, "usage": {"prompt_tokens": 7, "completion_tokens": 5 * n, "total_tokens": 7 + 5 * n}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                auth = self.headers.get("Authorization", "")
+                action = stub._next_action(body, auth)
+                if action == "hang":
+                    time.sleep(stub.hang_s)
+                time.sleep(stub.delay_s)
+                try:
+                    if isinstance(action, int):
+                        detail = f"refused ({auth})" if stub.echo_auth else "refused"
+                        self._send(action, {"error": {"message": detail, "type": "stub", "code": action}})
+                    else:
+                        self._send(200, stub.completion(body))
+                except OSError:  # the client gave up (timeout) and closed the socket
+                    pass
+                if stub._done():  # stop serving and close the listening socket: later requests are refused
+                    threading.Thread(target=stub.stop, daemon=True).start()
+
+        return Handler

@@ -1,0 +1,148 @@
+"""The OpenAI-compatible backend against real HTTP servers on loopback that misbehave on purpose: rate limits and
+server errors, a server that hangs, one that dies mid-run, and a client process killed mid-run. Nothing crashes,
+failures are counted, what succeeded is cached, and a re-run sends only what is missing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from skillexp.teachers.cache import ChatCache
+from skillexp.teachers.openai_client import OpenAIChat, TeacherAPIError
+from tests.teachers.stub_server import StubOpenAI
+
+CONVS = [[{"role": "user", "content": f"question {i}"}] for i in range(10)]
+NO_KEY = "SKILLEXP_TEST_UNSET_KEY"
+
+
+def _client(stub: StubOpenAI, cache: Path | None, **kw: object) -> OpenAIChat:
+    return OpenAIChat("stub-model", stub.base_url, NO_KEY, cache_dir=cache, **{"max_retries": 2, **kw})
+
+
+def _asked(stub: StubOpenAI) -> list[str]:
+    return sorted(b["messages"][-1]["content"] for b in stub.bodies)
+
+
+def test_requests_carry_model_and_sampling_parameters(tmp_path: Path) -> None:
+    with StubOpenAI() as stub:
+        chat = _client(stub, tmp_path / "cache", concurrency=3)
+        out = chat.chat(CONVS[:6], n=2, temperature=0.5, max_tokens=17, seed=3)
+        greedy = chat.chat(CONVS[6:7], temperature=0.0, max_tokens=5)
+    assert out == [[f"<answer>question {i}</answer>"] * 2 for i in range(6)]
+    assert greedy == [["<answer>question 6</answer>"]]
+    body = stub.bodies[0]
+    assert (body["model"], body["n"], body["temperature"], body["max_tokens"], body["seed"]) == (
+        "stub-model", 2, 0.5, 17, 3)
+    assert "seed" not in stub.bodies[-1]  # no seed sent unless asked for
+    assert chat.counts["http/requests"] == 7 and chat.counts["chat/completed"] == 7
+    assert chat.counts["openai/completion_tokens"] == 6 * 10 + 5 and "chat/failed" not in chat.counts
+    assert NO_KEY in repr(chat)
+
+
+def test_concurrency_is_limited_and_used(tmp_path: Path) -> None:
+    with StubOpenAI(delay_s=0.4) as stub:
+        chat = _client(stub, None, concurrency=4)
+        start = time.perf_counter()
+        out = chat.chat(CONVS[:8] + CONVS[:8][::-1])  # 16 conversations, 8 distinct
+        elapsed = time.perf_counter() - start
+    assert stub.max_inflight == 4 and len(stub.bodies) == 8
+    assert chat.counts["chat/deduplicated"] == 8 and out[0] == out[15] == ["<answer>question 0</answer>"]
+    assert elapsed < 8 * 0.4 * 0.75  # two waves of four, not eight sequential requests
+
+
+def test_rate_limit_then_server_error_then_success(tmp_path: Path) -> None:
+    with StubOpenAI(plan=[429, 500]) as stub:
+        chat = _client(stub, tmp_path / "cache", concurrency=1, max_retries=3)
+        out = chat.chat(CONVS[:2])
+    assert out == [["<answer>question 0</answer>"], ["<answer>question 1</answer>"]]
+    assert len(stub.bodies) == 4  # question 0 was sent three times
+    assert chat.counts["http/status_429"] == 1 and chat.counts["http/status_500"] == 1
+    assert chat.counts["chat/completed"] == 2 and "chat/failed" not in chat.counts
+
+
+def test_exhausted_retries_are_counted_and_not_cached(tmp_path: Path) -> None:
+    with StubOpenAI(plan=[503] * 3) as stub:
+        chat = _client(stub, tmp_path / "cache", concurrency=1)
+        first = chat.chat(CONVS[:2])
+        assert first == [[], ["<answer>question 1</answer>"]]
+        assert chat.counts["chat/failed"] == 1 and chat.counts["openai/error_InternalServerError"] == 1
+        second = chat.chat(CONVS[:2])  # the failure was not cached: asked again, and the server is fine now
+    assert second == [["<answer>question 0</answer>"], ["<answer>question 1</answer>"]]
+    assert len(stub.bodies) == 3 + 1 + 1 and chat.counts["chat/cache_hits"] == 1
+
+
+def test_a_hanging_server_times_out_without_stalling_the_rest(tmp_path: Path) -> None:
+    with StubOpenAI(plan=["hang", "hang"], hang_s=6.0) as stub:
+        chat = _client(stub, tmp_path / "cache", concurrency=1, max_retries=1, timeout_s=0.5)
+        start = time.perf_counter()
+        out = chat.chat(CONVS[:2])
+        elapsed = time.perf_counter() - start
+    assert out == [[], ["<answer>question 1</answer>"]]
+    assert chat.counts["openai/error_APITimeoutError"] == 1 and chat.counts["http/requests"] == 3
+    assert elapsed < 4.0
+
+
+def test_a_server_that_dies_mid_run_then_a_rerun_resumes_from_the_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with StubOpenAI(die_after=4) as dying:
+        chat = _client(dying, cache, concurrency=1, max_retries=1, timeout_s=2.0)
+        out = chat.chat(CONVS)
+    assert sum(bool(o) for o in out) == 4 and chat.counts["chat/failed"] == 6
+    assert chat.counts["openai/error_APIConnectionError"] == 6 and len(ChatCache(cache)) == 4
+    with StubOpenAI() as healthy:
+        again = _client(healthy, cache).chat(CONVS)
+    assert _asked(healthy) == sorted(c[0]["content"] for c, o in zip(CONVS, out) if not o)
+    assert all(again) and [a for a, o in zip(again, out) if o] == [o for o in out if o]
+    with StubOpenAI() as third:
+        assert _client(third, cache).chat(CONVS) == again
+    assert third.bodies == []
+
+
+_KILLED_CLIENT = """
+import sys
+from skillexp.teachers.openai_client import OpenAIChat
+convs = [[{"role": "user", "content": f"question {i}"}] for i in range(20)]
+OpenAIChat("stub-model", sys.argv[1], "SKILLEXP_TEST_UNSET_KEY", concurrency=2, cache_dir=sys.argv[2]).chat(convs)
+"""
+
+
+def test_a_client_killed_mid_run_keeps_what_it_received(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with StubOpenAI(delay_s=0.3) as slow:
+        proc = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, slow.base_url, str(cache)])
+        try:
+            deadline = time.monotonic() + 60
+            while (not cache.exists() or len(ChatCache(cache)) < 4) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    kept = len(ChatCache(cache))
+    assert 4 <= kept < 20
+    for f in cache.glob("??/*.json"):  # every entry is whole; no temp file is mistaken for one
+        assert len(json.loads(f.read_text())["texts"]) == 1
+    convs = [[{"role": "user", "content": f"question {i}"}] for i in range(20)]
+    with StubOpenAI() as healthy:
+        out = _client(healthy, cache).chat(convs)
+    assert len(healthy.bodies) == 20 - kept and out == [[f"<answer>question {i}</answer>"] for i in range(20)]
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_refused_key_or_unknown_model_stops_the_run_at_once(tmp_path: Path, status: int) -> None:
+    with StubOpenAI(plan=[status] * 20) as stub:
+        chat = _client(stub, tmp_path / "cache", concurrency=2)
+        with pytest.raises(TeacherAPIError, match=f"HTTP {status}.*{NO_KEY}"):
+            chat.chat(CONVS)
+    assert len(stub.bodies) <= 3  # no retries; what was queued behind the first refusal is dropped
+
+
+def test_api_openai_com_without_a_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(NO_KEY, raising=False)
+    with pytest.raises(TeacherAPIError, match=f"\\${NO_KEY}"):
+        OpenAIChat("gpt-4o-mini", None, NO_KEY)
