@@ -59,8 +59,7 @@ def _walk(node: ast.AST, numbers: list[int], budget: list[int]) -> Fraction:
     raise _Reject(f"disallowed node {type(node).__name__}")
 
 
-def evaluate(expr: object) -> Evaluated | None:
-    """The exact value and the literals of an arithmetic expression, or None if it is not a safe one."""
+def _checked(expr: object) -> tuple[ast.expr, Evaluated] | None:
     if not isinstance(expr, str) or len(expr) > MAX_CHARS:
         return None
     expr = expr.translate(_UNICODE_OPS).strip()
@@ -79,7 +78,20 @@ def evaluate(expr: object) -> Evaluated | None:
         value = _walk(tree.body, numbers, [MAX_NODES])
     except Exception:  # noqa: BLE001 - SyntaxError, _Reject, and anything else the parser may raise on junk
         return None
-    return Evaluated(value, tuple(numbers))
+    return tree.body, Evaluated(value, tuple(numbers))
+
+
+def evaluate(expr: object) -> Evaluated | None:
+    """The exact value and the literals of an arithmetic expression, or None if it is not a safe one."""
+    checked = _checked(expr)
+    return None if checked is None else checked[1]
+
+
+def parse(expr: object) -> ast.expr | None:
+    """The syntax tree of a safe expression (every bound of `evaluate` checked; only integer constants and binary
+    + - * / nodes, no division by zero), for callers that read its structure, or None."""
+    checked = _checked(expr)
+    return None if checked is None else checked[0]
 
 
 def uses_at_most_once(used: Iterable[int], available: Iterable[int]) -> bool:
