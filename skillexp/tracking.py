@@ -97,6 +97,13 @@ class Tracker:
 
             self._wandb.log({key: wandb.Table(columns=columns, data=rows)})
 
+    def log_image(self, key: str, path: Path) -> None:
+        """A figure the stage saved in the run dir (the PNG stays the source of truth), shown in W&B."""
+        if self._wandb is not None:
+            import wandb
+
+            self._wandb.log({key: wandb.Image(str(path))})
+
     def set_summary(self, summary: dict[str, float]) -> None:
         if self._wandb is not None:
             for k, v in summary.items():

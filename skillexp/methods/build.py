@@ -29,6 +29,12 @@ def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Trac
     items = task.items("train")[: m.num_questions]
     if m.name == "sft":
         rows, stats = reference_rows(task, items), {}
+    elif m.name in ("stat_sel", "stat_syn"):
+        from skillexp.methods.stat.build import build_stat
+        from skillexp.teachers import build_teacher
+
+        rows, stats = build_stat(run, task, items, model_dir, out_dir, tracker,
+                                 lambda: build_teacher(run.teacher, run, task))
     else:
         gen = build_generator(model_dir, run.model, run.generation, seed=run.seed)
         try:

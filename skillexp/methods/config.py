@@ -23,11 +23,76 @@ class SkillFactoryConfig:
 
 
 @dataclass
+class PRMConfig:
+    """STAT §2.1: a process reward model scores each step of the student's solution (AdaptMI's chat format: one
+    user turn per step, the PRM answers "+" or "-"; a step's reward is P(good_token) against bad_token)."""
+
+    model: str = "RLHFlow/Llama3.1-8B-PRM-Mistral-Data"  # HF name or local path
+    tau1: float = 0.85  # difficult if the last step's or the mean reward is <= tau1
+    tau2: float = 0.7  # ... or if an earlier step's reward is <= tau2
+    rule: Literal["paper", "adaptmi"] = "paper"  # tau2 over steps 1..t-1 (paper Eq. 1) or 2..t (AdaptMI's code)
+    step_separator: str = "\n\n"
+    max_steps: int = 32  # later steps are merged into the last one
+    max_length: int = 4096  # tokens per PRM input (older steps are cut from the left beyond this)
+    batch_size: int = 8
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    device: str = "auto"  # "auto": cuda when present
+    good_token: str = "+"
+    bad_token: str = "-"
+
+
+@dataclass
+class StatConfig:
+    """STAT (arXiv 2510.10023): profile the student's missing skills on difficult validation questions, then select
+    (stat_sel) or synthesise (stat_syn) training data for them. Defaults: the paper's settings (App. B.2)."""
+
+    catalogue: str | None = None  # skill-catalogue JSON; null: the task's shipped one (data/skills/<task>.json)
+    max_skills: int = 5  # skills per training question in the skill map (paper: up to five)
+    num_val_questions: int | None = None  # questions of the val split the student answers (null: all)
+    difficulty: Literal["ground_truth", "prm", "consistency"] = "ground_truth"
+    max_accuracy: float = 0.0  # ground_truth: difficult when the student's accuracy over its samples is <= this
+    consistency_min_agree: int = 2  # consistency: difficult when fewer samples agree on an answer (paper: <2 of 5)
+    num_difficult: int = 500  # difficult questions profiled (a seeded random subset when there are more)
+    max_missing_skills: int = 3  # skills kept per judgement, in the teacher's order (paper: 2-3 observed)
+    target_size: int = 9500  # SFT rows after subsampling (paper: 9.5k for every method)
+    # stat_sel
+    k: int = 5  # training questions drawn per (difficult question, missing skill) pair (paper B.2: 5)
+    duplicates: Literal["keep", "remove"] = "keep"  # keep: a question drawn m times is weighted m times
+    answers: Literal["teacher", "reference"] = "teacher"  # teacher: verified teacher solutions (paper: rewrites)
+    answers_per_question: int = 3
+    # stat_syn
+    examples_per_proposal: int = 3  # skill-map questions shown to the teacher per proposal call
+    questions_per_pair: int = 2
+    solutions_per_question: int = 3
+    min_agree: int = 2  # keep a synthetic question when at least this many solutions agree
+    prm: PRMConfig = field(default_factory=PRMConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("max_skills", "num_difficult", "max_missing_skills", "target_size", "k", "answers_per_question",
+                    "examples_per_proposal", "questions_per_pair", "solutions_per_question", "min_agree",
+                    "consistency_min_agree"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"method.stat.{key} must be >= 1, got {getattr(self, key)}.")
+        if self.min_agree > self.solutions_per_question:
+            raise ValueError(f"method.stat.min_agree={self.min_agree} exceeds solutions_per_question="
+                             f"{self.solutions_per_question}: no synthetic question could be kept.")
+
+
+@dataclass
 class MethodConfig:
-    name: Literal["none", "sft", "star", "skillfactory"] = "none"
-    num_questions: int | None = None  # questions from the task's train split (null: all of them)
-    samples_per_question: int = 16  # star: samples per question; skillfactory: per prompt variant
+    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn"] = "none"
+    # questions from the task's train split (null: all of them); STAT: the questions of the skill map
+    num_questions: int | None = None
+    # star: samples per question; skillfactory: per prompt variant; stat: student samples per val question
+    samples_per_question: int = 16
     # SkillFactory App. B.3: Qwen2.5's generation config, with its repetition penalty, and long answers
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=4096))
     sft: SFTConfig = field(default_factory=SFTConfig)
     skillfactory: SkillFactoryConfig = field(default_factory=SkillFactoryConfig)
+    stat: StatConfig = field(default_factory=StatConfig)
+
+    def __post_init__(self) -> None:
+        if (self.name.startswith("stat_") and self.stat.difficulty == "consistency"
+                and self.samples_per_question < self.stat.consistency_min_agree):
+            raise ValueError(f"method.stat.difficulty=consistency needs samples_per_question >= "
+                             f"consistency_min_agree={self.stat.consistency_min_agree} (paper: 5 samples).")

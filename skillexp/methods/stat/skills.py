@@ -18,7 +18,8 @@ from skillexp.teachers.oracle import CATALOGUE as COUNTDOWN_CATALOGUE
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
-SHIPPED = {"countdown": COUNTDOWN_CATALOGUE, "math": Path(__file__).resolve().parents[2] / "data" / "skills" / "math.json"}
+SHIPPED = {"countdown": COUNTDOWN_CATALOGUE,
+           "math": Path(__file__).resolve().parents[2] / "data" / "skills" / "math.json"}
 
 
 def cached(path: Path, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -1,0 +1,165 @@
+"""`method=stat_sel` / `method=stat_syn`: STAT's pipeline (paper §2), from a student and a teacher to SFT rows.
+
+Every step writes one file in `<stage dir>/stat/` and is skipped when that file exists, so a resumed run asks the
+student and the teacher nothing it already has (an API teacher's own cache covers a step killed halfway):
+  catalogue.json              the skill catalogue in use
+  student_samples.jsonl       the student's samples on the val questions
+  difficulty.jsonl            per val question: difficult or not, the solution the teacher judges, the evidence
+  skill_map.jsonl             the teacher's skill labels of the training questions
+  judgements.jsonl            the teacher's missing skills per difficult question
+  missing_skill_profile.json  (and .png) n(s): difficult questions missing each skill
+  sel_answers.jsonl           stat_sel: the answers of each drawn question
+  syn_proposals.jsonl, syn_solutions.jsonl   stat_syn: proposed questions and the teacher's solutions
+The student samples, and is closed, before the teacher is built; the teacher is built only if a step needs it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+from skillexp.config import RunConfig, task_spec
+from skillexp.methods.stat.difficulty import assess, difficulty_stats, pick_difficult, student_samples
+from skillexp.methods.stat.profile import judge_rows, log_profile, plot_profile, profile, profile_stats
+from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
+from skillexp.methods.stat.skills import SkillMap, cached, label_rows, load_catalogue
+from skillexp.methods.stat.synth import fresh_proposals, problem_key, proposal_rows, solution_rows, syn_rows
+from skillexp.tasks import build_task
+from skillexp.tasks.base import Item, Task
+from skillexp.tasks.scoring import ScorePool
+from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
+from skillexp.tracking import Tracker
+from skillexp.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+class LazyTeacher(Teacher):
+    """The run's teacher, built on first use: a run whose teacher steps are all on disk starts no client, engine or
+    model, and the student's engine is closed before a local teacher loads."""
+
+    def __init__(self, factory: Callable[[], Teacher]):
+        super().__init__()
+        self._factory = factory
+        self._teacher: Teacher | None = None
+
+    @property
+    def inner(self) -> Teacher:
+        if self._teacher is None:
+            self._teacher = self._factory()
+        return self._teacher
+
+    def label_skills(self, items: Sequence[Item], catalogue: SkillCatalogue, max_skills: int = 5) -> list[list[str]]:
+        return self.inner.label_skills(items, catalogue, max_skills)
+
+    def judge(self, items: Sequence[Item], solutions: Sequence[str], catalogue: SkillCatalogue) -> list[Judgement]:
+        return self.inner.judge(items, solutions, catalogue)
+
+    def propose(self, examples: Sequence[Sequence[Item]], skills: Sequence[str], n: int = 1,
+                seed: int = 0) -> list[list[Proposal]]:
+        return self.inner.propose(examples, skills, n, seed)
+
+    def solve(self, items: Sequence[Item], n: int = 1, seed: int = 0) -> list[list[str]]:
+        return self.inner.solve(items, n, seed)
+
+    def metrics(self, prefix: str = "teacher") -> dict[str, float]:
+        return {} if self._teacher is None else self._teacher.metrics(prefix)
+
+    def close(self) -> None:
+        if self._teacher is not None:
+            self._teacher.close()
+
+
+def _local_or_name(root_dir: str, name: str) -> str:
+    path = Path(name) if Path(name).is_absolute() else Path(root_dir) / name
+    return str(path) if path.exists() else name
+
+
+def blocked_problems(run: RunConfig, task: Task) -> set[str]:
+    """Problems synthetic data must not contain: the task's val and test questions and the eval suite's."""
+    keys = {problem_key(it) for split in ("val", "test") for it in task.items(split)}
+    for name, spec in run.eval.variants.items():
+        kind, params = task_spec(spec, f"eval.variants.{name}")
+        keys |= {problem_key(it) for it in build_task(kind, params, name=name).items(run.eval.split)}
+    return keys
+
+
+def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Path, out_dir: Path, tracker: Tracker,
+               make_teacher: Callable[[], Teacher]) -> tuple[list[dict], dict[str, float]]:
+    """The STAT-Sel or STAT-Syn SFT rows for `run.method.name`, and the statistics of every step."""
+    m, st, prefix = run.method, run.method.stat, run.method.name
+    work = out_dir / "stat"
+    catalogue = load_catalogue(st.catalogue, run.task["kind"], run.paths.root_dir, work / "catalogue.json")
+    val = task.items("val")[: st.num_val_questions]
+    if not val or not train:
+        raise RuntimeError(f"method={prefix} needs val questions (stage 1) and train questions (the skill map); "
+                           f"the task has {len(val)} and {len(train)}: raise the task's num_val / num_train.")
+    teacher = LazyTeacher(make_teacher)
+    try:
+        with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
+            samples = cached(work / "student_samples.jsonl", lambda: student_samples(run, model_dir, task, val))
+            prm = _local_or_name(run.paths.root_dir, st.prm.model)
+            assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st, pool, prm))
+            difficult = pick_difficult(assessed, st.num_difficult, run.seed)
+            stats = difficulty_stats(assessed, len(difficult), prefix)
+            if not difficult:
+                raise RuntimeError(f"method={prefix}: the student found none of {len(val)} val questions difficult "
+                                   f"(difficulty={st.difficulty}); STAT has nothing to target. Stats: {stats}")
+            map_rows = cached(work / "skill_map.jsonl",
+                              lambda: label_rows(teacher, train, catalogue, st.max_skills))
+            skill_map = SkillMap(train, map_rows)
+            by_id = {it.id: it for it in val}
+            judgements = cached(work / "judgements.jsonl", lambda: judge_rows(
+                teacher, [by_id[r["id"]] for r in difficult], [r["solution"] for r in difficult], catalogue,
+                st.max_missing_skills))
+            freq = profile(judgements)
+            stats |= skill_map.stats(prefix) | profile_stats(judgements, freq, prefix)
+            _save_profile(freq, len(judgements), work, tracker, prefix)
+            pairs = missing_pairs(judgements)
+            if not pairs:
+                raise RuntimeError(f"method={prefix}: the teacher named no missing skill for any of "
+                                   f"{len(judgements)} difficult questions (see {work / 'judgements.jsonl'}).")
+            stats[f"{prefix}/pairs"] = float(len(pairs))
+            if m.name == "stat_sel":
+                rows, more = _select(run, task, train, pairs, skill_map, teacher, pool, work)
+            else:
+                rows, more = _synthesise(run, task, pairs, skill_map, teacher, pool, work)
+    finally:
+        teacher.close()
+    stats |= more | teacher.metrics(f"{prefix}/teacher")
+    return rows, stats
+
+
+def _save_profile(freq: list[tuple[str, int]], questions: int, work: Path, tracker: Tracker, prefix: str) -> None:
+    atomic_write_json(work / "missing_skill_profile.json",
+                      {"difficult_questions": questions, "counts": dict(freq)})
+    chart = work / "missing_skill_profile.png"
+    plot_profile(freq, questions, chart, f"{prefix}: Missing-Skill-Profile")
+    log_profile(tracker, freq, questions, chart, f"{prefix}/missing_skill_profile")
+    log.info("Missing-Skill-Profile over %d difficult questions: %s", questions, freq[:10])
+
+
+def _select(run: RunConfig, task: Task, train: Sequence[Item], pairs: list[tuple[str, str]], skill_map: SkillMap,
+            teacher: Teacher, pool: ScorePool, work: Path) -> tuple[list[dict], dict[str, float]]:
+    st, prefix = run.method.stat, run.method.name
+    draws = draw(pairs, skill_map, st.k, run.seed)
+    by_id = {it.id: it for it in train}
+    distinct = [by_id[i] for i in dict.fromkeys(d["id"] for d in draws)]
+    answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, run.seed))
+    rows, stats = sel_rows(task, draws, answers, skill_map, by_id, st, run.seed, prefix)
+    stats[f"{prefix}/pairs_without_questions"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
+    return rows, stats
+
+
+def _synthesise(run: RunConfig, task: Task, pairs: list[tuple[str, str]], skill_map: SkillMap, teacher: Teacher,
+                pool: ScorePool, work: Path) -> tuple[list[dict], dict[str, float]]:
+    st, prefix = run.method.stat, run.method.name
+    proposals = cached(work / "syn_proposals.jsonl",
+                       lambda: proposal_rows(teacher, pairs, skill_map, st, run.seed))
+    fresh, dropped = fresh_proposals(proposals, blocked_problems(run, task))
+    solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, run.seed))
+    rows, stats = syn_rows(task, fresh, solutions, pool, st, run.seed, prefix)
+    stats[f"{prefix}/pairs_without_examples"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
+    stats[f"{prefix}/proposals"] = float(len(proposals))
+    stats.update({f"{prefix}/proposals_dropped/{why}": float(n) for why, n in sorted(dropped.items())})
+    return rows, stats
