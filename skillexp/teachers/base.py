@@ -31,6 +31,8 @@ class SkillCatalogue:
     def __post_init__(self) -> None:
         if not self.subjects or not all(self.subjects.values()):
             raise ValueError("a skill catalogue needs at least one subject with at least one skill")
+        # subjects are looked up by key(item subject), so they are stored by key however they were given
+        self.subjects = {self.key(s): list(names) for s, names in self.subjects.items()}
         self._index = {s: {self.key(n): n for n in names} for s, names in self.subjects.items()}
 
     @staticmethod
@@ -46,7 +48,7 @@ class SkillCatalogue:
         subjects = data.get("subjects", data)
         if not isinstance(subjects, dict) or not all(isinstance(v, list) for v in subjects.values()):
             raise ValueError(f"{path}: expected {{'subjects': {{subject: [skill, ...]}}}}")
-        return cls({cls.key(s): list(v) for s, v in subjects.items()})
+        return cls({str(s): list(v) for s, v in subjects.items()})
 
     def subject(self, item: Item) -> str:
         subject = self.key(str(item.meta.get("subject", "")))

@@ -11,9 +11,9 @@ from skillexp.teachers import prompts
 from skillexp.teachers.base import SkillCatalogue
 
 CATALOGUE = SkillCatalogue({
-    "algebra": ["solving equations", "algebraic manipulation", "ratio and proportion", "quadratic equations",
+    "Algebra": ["solving equations", "algebraic manipulation", "ratio and proportion", "quadratic equations",
                 "basic arithmetic operations", "order of operations"],
-    "number_theory": ["prime factorization", "modular arithmetic", "basic arithmetic operations"],
+    "Number Theory": ["prime factorization", "modular arithmetic", "basic arithmetic operations"],
 })
 ITEM = Item("q1", "Solve 2x + 3 = 7.", "2", {"subject": "Algebra"})
 
