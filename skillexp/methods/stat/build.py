@@ -120,6 +120,7 @@ def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Pat
                 raise RuntimeError(f"method={prefix}: the teacher named no missing skill for any of "
                                    f"{len(judgements)} difficult questions (see {work / 'judgements.jsonl'}).")
             stats[f"{prefix}/pairs"] = float(len(pairs))
+            stats[f"{prefix}/pairs_without_questions"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
             if m.name == "stat_sel":
                 rows, more = _select(run, task, train, pairs, skill_map, teacher, pool, work)
             else:
@@ -146,9 +147,7 @@ def _select(run: RunConfig, task: Task, train: Sequence[Item], pairs: list[tuple
     by_id = {it.id: it for it in train}
     distinct = [by_id[i] for i in dict.fromkeys(d["id"] for d in draws)]
     answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, run.seed))
-    rows, stats = sel_rows(task, draws, answers, skill_map, by_id, st, run.seed, prefix)
-    stats[f"{prefix}/pairs_without_questions"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
-    return rows, stats
+    return sel_rows(task, draws, answers, skill_map, by_id, st, run.seed, prefix)
 
 
 def _synthesise(run: RunConfig, task: Task, pairs: list[tuple[str, str]], skill_map: SkillMap, teacher: Teacher,
@@ -159,7 +158,6 @@ def _synthesise(run: RunConfig, task: Task, pairs: list[tuple[str, str]], skill_
     fresh, dropped = fresh_proposals(proposals, blocked_problems(run, task))
     solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, run.seed))
     rows, stats = syn_rows(task, fresh, solutions, pool, st, run.seed, prefix)
-    stats[f"{prefix}/pairs_without_examples"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
     stats[f"{prefix}/proposals"] = float(len(proposals))
     stats.update({f"{prefix}/proposals_dropped/{why}": float(n) for why, n in sorted(dropped.items())})
     return rows, stats
