@@ -12,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from skillexp.config import LoggerConfig
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item
 from skillexp.teachers.oracle import expression_skills
-from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, TrainerConfig
-from skillexp.training.sft import run_sft
 from skillexp.utils.io import read_jsonl
-from tests.conftest import TINY
+from tests.methods.memorize import memorize
 from tests.test_main import run_cli
 
 # small numbers make exact division common enough: 5 of these 24 val references divide
@@ -47,14 +43,7 @@ def no_division_student(tmp_path_factory, tiny_model_dir: Path) -> Path:
     rows = [{"messages": COUNTDOWN.messages(it) + [
         {"role": "assistant", "content": f"<answer>{_without_division(it) if _divides(it.answer) else it.answer}"
                                          "</answer>"}]} for it in COUNTDOWN.items("val")]
-    (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tracker = Tracker(LoggerConfig(backend="none"), root, {})
-    trainer = TrainerConfig(name="memorize", lr=5e-3, warmup_ratio=0.05, schedule="cosine", micro_batch_size=8,
-                            save_every_steps=10_000)
-    model = run_sft(root / "data.jsonl", tiny_model_dir, TINY, trainer,
-                    SFTConfig(max_steps=240, max_length=256, val_fraction=0.0), root / "sft", tracker, seed=0)
-    tracker.finish()
-    return model
+    return memorize(rows, tiny_model_dir, root, max_steps=240, max_length=256)
 
 
 def _run(student: Path, method: str, run_dir: Path) -> dict[str, float]:
