@@ -1,5 +1,5 @@
-"""STAT's steps on hand-made inputs: the PRM rule and scorer, answer agreement, the skill map, STAT-Sel's draws and
-rows, STAT-Syn's filters, the profile and its chart, the catalogues."""
+"""STAT's steps on hand-made inputs: the PRM rule and scorer, the three difficulty detectors, answer agreement, the
+skill map, STAT-Sel's draws and rows, STAT-Syn's filters, the profile and its chart, the catalogues."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ import pytest
 
 from skillexp.methods.config import PRMConfig, StatConfig
 from skillexp.methods.stat.agreement import largest_agreement
-from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult
+from skillexp.config import load_run_config
+from skillexp.methods.stat.difficulty import assess, difficulty_stats, pick_difficult
 from skillexp.methods.stat.profile import plot_profile, profile
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
@@ -21,6 +22,8 @@ from skillexp.tasks.base import Item
 from skillexp.tasks.scoring import ScorePool
 from skillexp.teachers.base import SkillCatalogue
 from skillexp.teachers.oracle import oracle_teacher
+from skillexp.utils.schema import ConfigError
+from tests.test_configs import _compose
 
 COUNTDOWN = build_task("countdown", {"num_numbers": 3, "num_train": 40, "num_rl": 0, "num_val": 8, "num_test": 8})
 MATH = build_task("math", {})
@@ -173,3 +176,34 @@ def test_catalogues(tmp_path: Path) -> None:
     assert mine.subjects == {"default": ["Carrying Digits"]}
     with pytest.raises(ValueError, match="no skill catalogue ships"):
         load_catalogue(None, "multiplication", str(tmp_path), tmp_path / "x.json")
+
+
+def test_the_three_difficulty_detectors(tiny_model_dir: Path) -> None:
+    it = Item(id="c", question="Make 10.", answer="2 * 3 + 4", meta={"numbers": [2, 3, 4], "target": 10})
+    items = [it, it, it]
+    samples = [{"completions": ["<answer>2 * 3 + 4</answer>", "<answer>4 * 3</answer>"]},  # right once
+               {"completions": ["<answer>4 * 3</answer>", "<answer>3 * 4</answer>"]},  # wrong twice, but agreeing
+               {"completions": ["no idea", "<answer>2 + 3</answer>"]}]  # wrong, nothing agrees
+    with ScorePool(workers=0) as pool:
+        truth = assess(COUNTDOWN, items, samples, StatConfig(difficulty="ground_truth"), pool)
+        consistent = assess(COUNTDOWN, items, samples, StatConfig(difficulty="consistency"), pool)
+        # thresholds of 0: only a missing answer (its final-step reward is 0) makes a sample difficult
+        prm = PRMConfig(dtype="float32", device="cpu", tau1=0.0, tau2=0.0)
+        by_prm = assess(COUNTDOWN, items, samples, StatConfig(difficulty="prm", prm=prm), pool, str(tiny_model_dir))
+        alone = assess(COUNTDOWN, [it], [{"completions": ["no idea"]}], StatConfig(difficulty="prm", prm=prm), pool,
+                       str(tiny_model_dir))
+    assert [r["difficult"] for r in truth] == [False, True, True]
+    assert [r["accuracy"] for r in truth] == [0.5, 0.0, 0.0]
+    assert [r["solution"] for r in truth] == ["<answer>4 * 3</answer>", "<answer>4 * 3</answer>", "no idea"]
+    assert [r["difficult"] for r in consistent] == [True, False, True] and consistent[1]["agreeing"] == 2
+    assert [r["difficult"] for r in by_prm] == [False, False, False]  # the best sample of each has an answer
+    assert by_prm[2]["solution"] == "<answer>2 + 3</answer>" and all(0 < r < 1 for r in by_prm[2]["rewards"])
+    assert alone[0]["difficult"] and alone[0]["rewards"][-1] == 0.0
+
+
+def test_consistency_needs_several_samples() -> None:
+    with pytest.raises(ConfigError, match="samples_per_question"):
+        load_run_config(_compose(["method=stat_sel", "method.stat.difficulty=consistency"]))
+    run = load_run_config(_compose(["method=stat_sel", "method.stat.difficulty=consistency",
+                                    "method.samples_per_question=5"]))
+    assert run.method.stat.consistency_min_agree == 2
