@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from skillexp.methods.config import PRMConfig, StatConfig
-from skillexp.methods.stat.agreement import largest_agreement
 from skillexp.config import load_run_config
-from skillexp.methods.stat.difficulty import assess, difficulty_stats, pick_difficult
+from skillexp.methods.stat.difficulty import assess, difficulty_stats, largest_agreement, pick_difficult
 from skillexp.methods.stat.profile import plot_profile, profile
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows

@@ -14,13 +14,12 @@ The student samples, and is closed, before the teacher is built; the teacher is 
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
 from skillexp.config import RunConfig, task_spec
 from skillexp.methods.stat.difficulty import assess, difficulty_stats, pick_difficult, student_samples
-from skillexp.methods.stat.profile import judge_rows, log_profile, plot_profile, profile, profile_stats
+from skillexp.methods.stat.profile import judge_rows, profile, profile_stats, save_profile
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
 from skillexp.methods.stat.skills import SkillMap, cached, label_rows, load_catalogue
 from skillexp.methods.stat.synth import fresh_proposals, problem_key, proposal_rows, solution_rows, syn_rows
@@ -29,9 +28,6 @@ from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
 from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
 from skillexp.tracking import Tracker
-from skillexp.utils.io import atomic_write_json
-
-log = logging.getLogger(__name__)
 
 
 class LazyTeacher(Teacher):
@@ -114,7 +110,7 @@ def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Pat
                 st.max_missing_skills))
             freq = profile(judgements)
             stats |= skill_map.stats(prefix) | profile_stats(judgements, freq, prefix)
-            _save_profile(freq, len(judgements), work, tracker, prefix)
+            save_profile(freq, len(judgements), work, tracker, prefix)
             pairs = missing_pairs(judgements)
             if not pairs:
                 raise RuntimeError(f"method={prefix}: the teacher named no missing skill for any of "
@@ -129,15 +125,6 @@ def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Pat
         teacher.close()
     stats |= more | teacher.metrics(f"{prefix}/teacher")
     return rows, stats
-
-
-def _save_profile(freq: list[tuple[str, int]], questions: int, work: Path, tracker: Tracker, prefix: str) -> None:
-    atomic_write_json(work / "missing_skill_profile.json",
-                      {"difficult_questions": questions, "counts": dict(freq)})
-    chart = work / "missing_skill_profile.png"
-    plot_profile(freq, questions, chart, f"{prefix}: Missing-Skill-Profile")
-    log_profile(tracker, freq, questions, chart, f"{prefix}/missing_skill_profile")
-    log.info("Missing-Skill-Profile over %d difficult questions: %s", questions, freq[:10])
 
 
 def _select(run: RunConfig, task: Task, train: Sequence[Item], pairs: list[tuple[str, str]], skill_map: SkillMap,

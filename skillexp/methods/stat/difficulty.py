@@ -2,17 +2,23 @@
 
 Three detectors (`method.stat.difficulty`), each over `samples_per_question` student samples per question:
 - `ground_truth` (default): the student's accuracy against the gold answers is at most `max_accuracy` (0: no
-  sample right). The paper avoids ground truth only because it tunes nothing on it; here it is the cheapest and
-  exact signal, and the two others are reported against it.
+  sample right). The paper's PRM needs no gold answers; where they exist they are the exact and cheapest signal,
+  and the two other detectors are reported against them.
 - `prm`: a process reward model with the paper's τ1/τ2 rule (`prm.py`); the sample with the highest mean step
   reward is judged, as in the authors' code.
 - `consistency`: fewer than `consistency_min_agree` samples agree on a final answer (paper Table 11).
 The solution the teacher later reads is the first wrong sample (ground truth), the judged sample (PRM), or the
 first sample (consistency). When more than `num_difficult` questions are difficult a seeded random subset is kept
 (the paper filters 500 and does not say how).
+
+Answers agree when the task's own checker accepts one with the other standing in as the gold answer: math-verify's
+equivalence for math; for Countdown, two expressions that are valid over the question's numbers and have the same
+value. STAT-Syn's consistency filter uses the same rule. Checks run in ScorePool workers: math-verify needs a main
+thread, and untrusted text stays out of the process that holds the model.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from statistics import fmean
 from typing import Any, Sequence
@@ -21,11 +27,55 @@ from skillexp.config import RunConfig
 from skillexp.generation import build_generator
 from skillexp.methods.config import StatConfig
 from skillexp.methods.sampling import sample
-from skillexp.methods.stat.agreement import largest_agreement
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.skills import subsample
 from skillexp.tasks.base import Item, Task
+from skillexp.tasks.countdown import CountdownTask
+from skillexp.tasks.safe_arith import evaluate, uses_at_most_once
 from skillexp.tasks.scoring import ScorePool
+
+
+def as_gold(task: Task, item: Item, answer: str) -> Item | None:
+    """`item` with `answer` as its gold, or None when `answer` cannot be one (an invalid Countdown expression)."""
+    if isinstance(task, CountdownTask):
+        value = evaluate(answer.partition("=")[0])
+        if value is None or not uses_at_most_once(value.numbers, item.meta["numbers"]):
+            return None
+        return replace(item, answer=answer, meta={**item.meta, "target": value.value})
+    return replace(item, answer=answer)
+
+
+def largest_agreement(task: Task, items: Sequence[Item], answers: Sequence[Sequence[str | None]],
+                      pool: ScorePool) -> list[list[int]]:
+    """For each item, the indices of its answers that agree with the best-supported one (the first such answer on
+    ties; [] when no answer is valid). Each pair of distinct answers is checked once per direction."""
+    jobs: list[tuple[int, str, str]] = []
+    golds: list[Item] = []
+    texts: list[str] = []
+    for q, (item, row) in enumerate(zip(items, answers, strict=True)):
+        distinct = list(dict.fromkeys(a for a in row if a))
+        for a in distinct:
+            gold = as_gold(task, item, a)
+            if gold is None:
+                continue
+            for b in distinct:
+                jobs.append((q, a, b))
+                golds.append(gold)
+                texts.append(task.reference_solution(replace(item, answer=b)))
+    scores = pool.score(task, golds, texts) if jobs else []
+    agrees: dict[tuple[int, str], set[str]] = {}
+    for (q, a, b), score in zip(jobs, scores, strict=True):
+        if score >= 1:
+            agrees.setdefault((q, a), set()).add(b)
+    out = []
+    for q, row in enumerate(answers):
+        best: list[int] = []
+        for a in dict.fromkeys(x for x in row if x):
+            group = [i for i, b in enumerate(row) if b in agrees.get((q, a), ())]
+            if len(group) > len(best):
+                best = group
+        out.append(best)
+    return out
 
 
 def student_samples(run: RunConfig, model_dir: Path, task: Task, items: Sequence[Item]) -> list[dict[str, Any]]:

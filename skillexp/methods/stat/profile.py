@@ -8,6 +8,7 @@ The profile is the count of difficult questions missing each skill, n(s), which 
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,9 @@ from typing import Any, Sequence
 from skillexp.tasks.base import Item
 from skillexp.teachers.base import SkillCatalogue, Teacher
 from skillexp.tracking import Tracker
+from skillexp.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 2_000
 CHART_SKILLS = 20
@@ -66,7 +70,12 @@ def plot_profile(freq: Sequence[tuple[str, int]], questions: int, path: Path, ti
         plt.close(fig)
 
 
-def log_profile(tracker: Tracker, freq: Sequence[tuple[str, int]], questions: int, chart: Path, key: str) -> None:
-    tracker.log_table(key, ["skill", "difficult_questions", "share"],
-                      [[s, c, c / max(questions, 1)] for s, c in freq])
+def save_profile(freq: Sequence[tuple[str, int]], questions: int, work: Path, tracker: Tracker, prefix: str) -> None:
+    """The profile as JSON and a chart in the stage dir, and as a table and an image in W&B."""
+    atomic_write_json(work / "missing_skill_profile.json", {"difficult_questions": questions, "counts": dict(freq)})
+    chart = work / "missing_skill_profile.png"
+    plot_profile(freq, questions, chart, f"{prefix}: Missing-Skill-Profile")
+    key = f"{prefix}/missing_skill_profile"
+    tracker.log_table(key, ["skill", "difficult_questions", "share"], [[s, c, c / max(questions, 1)] for s, c in freq])
     tracker.log_image(f"{key}_chart", chart)
+    log.info("Missing-Skill-Profile over %d difficult questions: %s", questions, list(freq[:10]))
