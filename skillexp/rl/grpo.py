@@ -278,8 +278,11 @@ class GRPO:
             self.step += 1
             tokens = sum(len(c.token_ids) for c in ro.completions)
             metrics.update(self.diagnostics(ro, rounds))
-            metrics.update({"time/rollout_s": t1 - t0, "time/train_s": t2 - t1, "time/sync_s": t3 - t2,
-                            "time/step_s": t3 - t0, "rollout_tokens_per_s": tokens / max(t1 - t0, 1e-9),
+            generate_s = ro.seconds.get("generate", t1 - t0)
+            metrics.update({"time/rollout_s": t1 - t0, "time/generate_s": generate_s,
+                            "time/score_s": ro.seconds.get("score", 0.0), "time/train_s": t2 - t1,
+                            "time/sync_s": t3 - t2, "time/step_s": t3 - t0,
+                            "rollout_tokens_per_s": tokens / max(generate_s, 1e-9),
                             "train_tokens_per_s": tokens / max(t2 - t1, 1e-9)})
             self.tracker.log({f"rl/{k}": v for k, v in metrics.items()}, step=self.step)
             log.info("GRPO step %d/%d: reward %.3f, zero-std groups %.2f, %.1f s", self.step, cfg.steps,

@@ -6,6 +6,7 @@ depend only on (seed, how many were consumed before): a resumed run picks up exa
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -47,6 +48,7 @@ class Rollouts:
     completions: list[Completion] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     terms: dict[str, list[float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time spent generating and scoring them
 
     def __len__(self) -> int:
         return len(self.completions)
@@ -65,17 +67,22 @@ class Rollouts:
         self.rewards += other.rewards
         for name, values in other.terms.items():
             self.terms.setdefault(name, []).extend(values)
+        for name, value in other.seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + value
 
 
 def sample_groups(gen: Generator, task: Task, items: list[Item], reward: Reward, cfg: GRPOConfig,
                   seed: int) -> Rollouts:
+    t0 = time.perf_counter()
     prompts = render_chat(gen.tokenizer, [task.messages(it) for it in items])
     outs = gen.generate(prompts, cfg.sampling.params(cfg.group_size, seed))
+    t1 = time.perf_counter()
     flat_items = [it for it in items for _ in range(cfg.group_size)]
     comps = [c for group in outs for c in group]
     rewards, terms = reward(flat_items, [c.text for c in comps])
+    seconds = {"generate": t1 - t0, "score": time.perf_counter() - t1}
     return Rollouts(cfg.group_size, flat_items, [p for p in prompts for _ in range(cfg.group_size)], comps,
-                    rewards, terms)
+                    rewards, terms, seconds)
 
 
 def collect(gen: Generator, task: Task, stream: PromptStream, reward: Reward, cfg: GRPOConfig,
@@ -87,6 +94,7 @@ def collect(gen: Generator, task: Task, stream: PromptStream, reward: Reward, cf
     if not cfg.drop_zero_std_groups:
         return first, 1
     keep, spare, rounds = Rollouts(cfg.group_size), Rollouts(cfg.group_size), 0
+    keep.seconds = dict(first.seconds)  # every round's time counts, also that of groups dropped
     batch = first
     while True:
         rounds += 1
@@ -97,6 +105,8 @@ def collect(gen: Generator, task: Task, stream: PromptStream, reward: Reward, cf
         if len(keep) // cfg.group_size == cfg.prompts_per_step or rounds == cfg.max_sampling_rounds:
             break
         batch = sample_groups(gen, task, stream.take(cfg.prompts_per_step), reward, cfg, seed + 7919 * rounds)
+        for name, value in batch.seconds.items():
+            keep.seconds[name] = keep.seconds.get(name, 0.0) + value
     missing = cfg.prompts_per_step - len(keep) // cfg.group_size
     keep.extend(spare.groups(range(missing)))
     return keep, rounds

@@ -54,7 +54,8 @@ def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert last > 2 * first and last > first + 0.05, rewards
     row = logged[-1]
     for key in ("rl/loss", "rl/clip_frac_low", "rl/clip_frac_high", "rl/entropy", "rl/frac_zero_std_groups",
-                "rl/completion_len_mean", "rl/truncation_rate", "rl/time/rollout_s", "rl/time/train_s",
+                "rl/completion_len_mean", "rl/truncation_rate", "rl/time/rollout_s", "rl/time/generate_s",
+                "rl/time/score_s", "rl/time/train_s",
                 "rl/rollout_tokens_per_s", "rl/grad_norm", "rl/reward/tests.rl.rewards.letter_a"):
         assert key in row, key
     assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
