@@ -15,7 +15,7 @@ from skillexp.methods.stat.profile import plot_profile, profile
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
 from skillexp.methods.stat.skills import SHIPPED, SkillMap, load_catalogue, subsample
-from skillexp.methods.stat.synth import agreeing, fresh_proposals, problem_key
+from skillexp.methods.stat.synth import agreeing, countdown_question, fresh_proposals, problem_key
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item
 from skillexp.tasks.scoring import ScorePool
@@ -206,3 +206,17 @@ def test_consistency_needs_several_samples() -> None:
     run = load_run_config(_compose(["method=stat_sel", "method.stat.difficulty=consistency",
                                     "method.samples_per_question=5"]))
     assert run.method.stat.consistency_min_agree == 2
+
+
+def test_an_llm_countdown_proposal_is_read_back_and_checked() -> None:
+    free = Item("p", "Using the numbers in the list [6, 4, 9], create an equation that equals 15. Go!", "",
+                {"skill": "addition"})
+    read = countdown_question(COUNTDOWN, free)
+    assert read.meta == {"skill": "addition", "numbers": [6, 4, 9], "target": 15}
+    vague = Item("q", "Make fifteen from six, four and nine.", "", {})
+    assert countdown_question(COUNTDOWN, vague) == vague and countdown_question(MATH, free) == free
+    assert countdown_question(COUNTDOWN, Item("r", "[" + "1," * 5000 + "] equals 3", "", {})).meta == {}
+    with ScorePool(workers=0) as pool:
+        groups = agreeing(COUNTDOWN, [read, vague], [["<answer>6 + 9</answer>", "<answer>4 * 4 - 1</answer>",
+                                                      "<answer>9 + 6</answer>"], ["<answer>15</answer>"] * 3], pool)
+    assert groups == [[0, 2], []]  # 4 * 4 reuses a number; the unreadable question can agree on nothing

@@ -141,7 +141,7 @@ def _synthesise(run: RunConfig, task: Task, pairs: list[tuple[str, str]], skill_
                 pool: ScorePool, work: Path) -> tuple[list[dict], dict[str, float]]:
     st, prefix = run.method.stat, run.method.name
     proposals = cached(work / "syn_proposals.jsonl",
-                       lambda: proposal_rows(teacher, pairs, skill_map, st, run.seed))
+                       lambda: proposal_rows(task, teacher, pairs, skill_map, st, run.seed))
     fresh, dropped = fresh_proposals(proposals, blocked_problems(run, task))
     solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, run.seed))
     rows, stats = syn_rows(task, fresh, solutions, pool, st, run.seed, prefix)

@@ -36,10 +36,11 @@ from skillexp.tasks.scoring import ScorePool
 
 
 def as_gold(task: Task, item: Item, answer: str) -> Item | None:
-    """`item` with `answer` as its gold, or None when `answer` cannot be one (an invalid Countdown expression)."""
+    """`item` with `answer` as its gold, or None when `answer` cannot be one (an invalid Countdown expression, or a
+    Countdown question whose numbers are unknown)."""
     if isinstance(task, CountdownTask):
         value = evaluate(answer.partition("=")[0])
-        if value is None or not uses_at_most_once(value.numbers, item.meta["numbers"]):
+        if value is None or "numbers" not in item.meta or not uses_at_most_once(value.numbers, item.meta["numbers"]):
             return None
         return replace(item, answer=answer, meta={**item.meta, "target": value.value})
     return replace(item, answer=answer)
