@@ -42,8 +42,11 @@ def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
         tracker.finish()
 
 
-def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path) -> None:
-    run = tiny_run(["rl.steps=12"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, precision: str) -> None:
+    """fp32, and bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's
+    time on CPUs with AVX512-BF16 and is the papers' training precision on GPUs."""
+    run = tiny_run(["rl.steps=12", f"trainer.precision={precision}"])
     tracker = Tracker(run.logger, tmp_path, {})
     run_grpo(run, tiny_model_dir, tmp_path / "rl", tracker)
     tracker.finish()
