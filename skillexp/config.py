@@ -26,6 +26,9 @@ class PathsConfig:
     root_dir: str  # where relative paths in configs resolve from (the directory the command ran in)
     cache_dir: str  # converted models, built tiny models, downloaded wheels; shared across runs
     log_dir: str  # parent of Hydra's run and sweep dirs
+    # stage outputs shared across runs, keyed by what produced them (skillexp/stage_cache.py); null: each run
+    # keeps its stages in its own run dir
+    stage_cache_dir: str | None = None
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""Stage order and artifacts. Only this module and `__main__` know which stage follows which.
+"""Stage order, stage keys and artifacts. Only this module and `__main__` know which stage follows which.
 
-Stages read the artifacts of the one before (an HF model directory) and write their own into the run dir.
-A stage whose output file already exists in the run dir is skipped, so re-running a command with the same
-`hydra.run.dir` resumes instead of recomputing.
+Each stage is a function of (config, inputs) -> a directory. Its key (skillexp/stage_cache.py) hashes the part of
+the config it reads and the keys of the stages it consumes, so a sweep computes a shared stage once (the SFT data
+of one method for every RL variant, a base model's eval for every method=none run) and a changed eval setting
+reuses the trained models. A stage that was killed resumes from its checkpoints when the same key runs again.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import random
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,11 +24,18 @@ from skillexp.generation import build_generator
 from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
 from skillexp.rl.grpo import run_grpo
+from skillexp.stage_cache import StageCache, StageSpec, digest
 from skillexp.tracking import Tracker
 from skillexp.training.launch import sft_stage
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
+# Bump a stage's version when its code changes what it writes, so old cached outputs are not reused.
+STAGE_VERSIONS = {"sft_data": 1, "sft": 1, "rl": 1, "eval": 1}
+# Keys that change how a stage runs (logging, workers, checkpoint cadence), not what it computes.
+NOT_KEYED = {"generation": {"show_progress"}, "eval": {"log_samples", "score_workers", "score_timeout_s"},
+             "trainer": {"save_every_steps", "keep_checkpoints", "log_every_steps", "name"},
+             "rl": {"save_every_steps", "sample_table_every_steps", "name"}}
 
 
 def seed_everything(seed: int) -> None:
@@ -45,38 +54,95 @@ def stages(run: RunConfig) -> list[str]:
     return out + ["eval"]
 
 
-def evaluate(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, prefix: str = "") -> dict[str, float]:
-    """The eval suite on `model_dir`, or the metrics a previous run of this stage left in `out_dir`."""
-    done = out_dir / f"{prefix}eval_metrics.json"
-    if done.exists():
-        log.info("eval already done in %s; reusing it", done)
-        return json.loads(done.read_text())
+def _keyed(config: dict[str, Any], group: str) -> dict[str, Any]:
+    return {k: v for k, v in config[group].items() if k not in NOT_KEYED.get(group, ())}
+
+
+def stage_specs(run: RunConfig) -> dict[str, StageSpec]:
+    """The key of every stage `run` runs (and "pre_rl" for the eval before RL), from the config alone."""
+    c = asdict(run)
+    model, gen, seed = c["model"], _keyed(c, "generation"), run.seed
+    trainer = _keyed(c, "trainer")
+    specs: dict[str, StageSpec] = {}
+    upstream = digest({"base_model": model})  # the key of the model the next stage starts from
+    if "sft" in stages(run):
+        method = {k: v for k, v in c["method"].items() if k != "sft"}
+        teacher = c["teacher"] if run.method.name.startswith("stat") else None
+        specs["sft_data"] = StageSpec("sft_data", {
+            "version": STAGE_VERSIONS["sft_data"], "model": model, "task": c["task"], "method": method,
+            "teacher": teacher, "generation": gen, "seed": seed}, (upstream,))
+        specs["sft"] = StageSpec("sft", {"version": STAGE_VERSIONS["sft"], "model": model, "sft": c["method"]["sft"],
+                                         "trainer": trainer, "seed": seed}, (upstream, specs["sft_data"].key))
+        upstream = specs["sft"].key
+    evaluation = {"version": STAGE_VERSIONS["eval"], "model": model, "eval": _keyed(c, "eval"), "generation": gen,
+                  "seed": seed}
+    if "rl" in stages(run):
+        specs["pre_rl"] = StageSpec("eval", evaluation, (upstream,))
+        specs["rl"] = StageSpec("rl", {"version": STAGE_VERSIONS["rl"], "model": model, "task": c["task"],
+                                       "rl": _keyed(c, "rl"), "trainer": trainer, "generation": gen, "seed": seed},
+                                (upstream,))
+        upstream = specs["rl"].key
+    specs["eval"] = StageSpec("eval", evaluation, (upstream,))
+    return specs
+
+
+def evaluate(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, prefix: str = "") -> None:
+    """The eval suite on `model_dir` into `out_dir` (kept if a killed run already finished it there)."""
+    if (out_dir / "eval_metrics.json").exists():
+        log.info("eval already done in %s; reusing it", out_dir)
+        return
     generator = build_generator(model_dir, run.model, run.generation, seed=run.seed)
     try:
-        return run_eval(run, generator, out_dir, tracker, prefix=prefix)
+        run_eval(run, generator, out_dir, tracker, prefix=prefix)
     finally:
         generator.close()
 
 
+def eval_stage(run: RunConfig, cache: StageCache, spec: StageSpec, model_dir: Path, tracker: Tracker,
+               prefix: str = "") -> dict[str, float]:
+    """Metrics of the eval stage `spec`, computed or reused; reused metrics are logged again so that every run's
+    metrics.jsonl and W&B run hold its own numbers."""
+    built: list[Path] = []
+
+    def build(out: Path) -> None:
+        evaluate(run, model_dir, out, tracker, prefix)
+        built.append(out)
+
+    out = cache.run(spec, build, prefix.rstrip("/") or "eval")
+    metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
+    if not built:
+        tracker.log(metrics)
+    return metrics
+
+
 def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
-    """Run every stage of `run` in `run_dir`; returns the final metrics, also written to summary.json."""
+    """Run every stage of `run`, with its outputs in the stage cache (linked from `run_dir`) or in `run_dir`;
+    returns the final metrics, also written to summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = asdict(run)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     seed_everything(run.seed)
+    specs = stage_specs(run)
+    atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key} for name, s in specs.items()})
     log.info("stages: %s; run dir: %s", " -> ".join(stages(run)), run_dir)
 
+    cache_root = run.paths.stage_cache_dir
+    cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     tracker = Tracker(run.logger, run_dir, config)
     try:
         if "sft" in stages(run):
-            data = build_sft_data(run, model_dir, run_dir / "sft_data", tracker)
-            model_dir = sft_stage(run, data, model_dir, run_dir, tracker)
+            data = cache.run(specs["sft_data"], lambda out: build_sft_data(run, model_dir, out, tracker))
+            base = model_dir
+            out = cache.run(specs["sft"], lambda out: sft_stage(run, data / "sft_data.jsonl", base, out, run_dir,
+                                                                 tracker))
+            model_dir = out / "model"
         summary: dict[str, float] = {}
         if "rl" in stages(run):
-            summary.update(evaluate(run, model_dir, run_dir / "pre_rl", tracker, prefix="pre_rl/"))
-            model_dir = run_grpo(run, model_dir, run_dir / "rl", tracker)
-        summary.update(evaluate(run, model_dir, run_dir, tracker))
+            start = model_dir
+            summary.update(eval_stage(run, cache, specs["pre_rl"], start, tracker, prefix="pre_rl/"))
+            model_dir = cache.run(specs["rl"], lambda out: run_grpo(run, start, out, tracker)) / "model"
+        summary.update(eval_stage(run, cache, specs["eval"], model_dir, tracker))
         tracker.set_summary(summary)
         atomic_write_json(run_dir / "summary.json", summary)
         return summary

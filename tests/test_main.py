@@ -32,7 +32,7 @@ def check_run_dir(run_dir: Path, variants: list[str], k: int) -> dict[str, float
     for v in variants:
         for metric in (f"mean@{k}", "pass@1", "greedy", "mean_tokens", "truncation_rate"):
             assert f"{v}/{metric}" in summary, (v, metric, sorted(summary))
-        rows = read_jsonl(run_dir / "generations" / f"{v}.jsonl")
+        rows = read_jsonl(run_dir / "eval" / "generations" / f"{v}.jsonl")
         n_items = int(summary[f"{v}/num_items"])
         assert len(rows) == n_items * (k + 1)  # k samples + 1 greedy per item
         assert {"item_id", "completion", "extracted", "score", "finish_reason", "num_tokens"} <= set(rows[0])
@@ -47,9 +47,9 @@ def test_smoke_eval_hf(tmp_path: Path) -> None:
     summary = check_run_dir(tmp_path, ["countdown_3", "multiplication_2"], k=2)
     assert all(0.0 <= v <= 1.0 for key, v in summary.items() if key.endswith(("mean@2", "greedy")))
     assert "| variant |" in proc.stdout + proc.stderr
-    # Re-running in the same dir resumes: eval is not recomputed.
+    # Re-running reuses the finished stages: nothing is recomputed.
     again = run_cli(["experiment=smoke"], tmp_path)
-    assert "eval already done" in again.stdout + again.stderr
+    assert "stage eval: reusing" in again.stdout + again.stderr
 
 
 @pytest.mark.vllm

@@ -60,7 +60,8 @@ def _rows(name: str, items: list[Item], comps: list[list[Completion]], scores: l
 
 def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Tracker,
              prefix: str = "", step: int | None = None) -> dict[str, float]:
-    """Evaluate the suite with `generator`; returns {"<variant>/<metric>": value}. Writes generations JSONL."""
+    """Evaluate the suite with `generator`; returns {"<prefix><variant>/<metric>": value}. Writes generations
+    JSONL and the metrics (without the prefix) into `out_dir`."""
     ev = run.eval
     variants = _build_variants(run)
     conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
@@ -91,7 +92,7 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
                 g = [cs[0] for cs in greedy[sl]]
                 greedy_scores = pool.score(v.task, v.items, [c.text for c in g])
                 rows += _rows(name, v.items, [[c] for c in g], [[x] for x in greedy_scores], v.task, greedy=True)
-            atomic_write_jsonl(out_dir / "generations" / f"{prefix}{name}.jsonl", rows)
+            atomic_write_jsonl(out_dir / "generations" / f"{name}.jsonl", rows)
             metrics = variant_metrics(
                 scores, [[len(c.token_ids) for c in cs] for cs in comps],
                 [[c.truncated for c in cs] for cs in comps], ev.pass_k, greedy_scores)
@@ -113,7 +114,8 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
     tracker.log(summary, step=step)
     tracker.log_table(f"{prefix}eval/samples", ["variant", "sample", "question", "completion", "extracted", "score"],
                       table)
-    atomic_write_json(out_dir / f"{prefix}eval_metrics.json", summary)
+    # unprefixed on disk: the same eval output serves as one run's final eval and another's pre-RL eval
+    atomic_write_json(out_dir / "eval_metrics.json", {k.removeprefix(prefix): v for k, v in summary.items()})
     return summary
 
 

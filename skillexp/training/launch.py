@@ -33,15 +33,14 @@ def num_processes(requested: int) -> int:
     return requested or max(1, torch.cuda.device_count())
 
 
-def sft_stage(run: RunConfig, data: Path, model_dir: Path, run_dir: Path, tracker: Tracker) -> Path:
-    """The SFT stage in this process, or on `trainer.num_processes` ranks through torchrun."""
-    out_dir = run_dir / "sft"
+def sft_stage(run: RunConfig, data: Path, model_dir: Path, out_dir: Path, run_dir: Path, tracker: Tracker) -> Path:
+    """The SFT stage in this process, or on `trainer.num_processes` ranks through torchrun; writes `out_dir`."""
     n = num_processes(run.trainer.num_processes)
     if n == 1:
         return run_sft(data, model_dir, run.model, run.trainer, run.method.sft, out_dir, tracker, run.seed)
     spec = out_dir / "launch.json"
     atomic_write_json(spec, {"stage": "sft", "run": asdict(run), "data": str(data), "model_dir": str(model_dir),
-                             "run_dir": str(run_dir)})
+                             "out_dir": str(out_dir), "run_dir": str(run_dir)})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
            "-m", "skillexp.training.launch", str(spec)]
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
@@ -62,7 +61,7 @@ def main(spec_path: str) -> None:
     tracker = Tracker(run.logger, run_dir, spec["run"])
     try:
         run_sft(Path(spec["data"]), Path(spec["model_dir"]), run.model, run.trainer, run.method.sft,
-                run_dir / "sft", tracker, run.seed)
+                Path(spec["out_dir"]), tracker, run.seed)
     finally:
         tracker.finish()
 

@@ -1,0 +1,128 @@
+"""Stage outputs shared across runs, addressed by what produced them.
+
+A stage's key hashes the config it reads and the keys of the stages it consumes, so two runs of a sweep that need
+the same SFT data or the same SFT checkpoint compute it once, and a changed eval setting reuses the training
+stages before it. Layout under the stage cache (default `<cache_dir>/stages`):
+
+    <stage>/<key>/             a finished output; never modified once published
+    <stage>/<key>.partial/     a build in progress, with its checkpoints: the next run that claims the key resumes it
+    <stage>/<key>.lock         held while building, so concurrent runs wait instead of racing (released by the
+                               OS when a holder dies)
+    <stage>/<key>/stage.json   provenance: the keyed config, the input keys, the run that built it, when
+
+A build is published by renaming `.partial` to the final name, which is atomic on one file system: a crash or a
+preemption never leaves a half-written output that a later run would trust. With the cache off, each stage writes
+into `<run dir>/<stage>` and resumes there, as a single run always did.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from filelock import FileLock
+
+from skillexp.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+PROVENANCE = "stage.json"
+
+
+def digest(obj: Any) -> str:
+    """A short, stable hash of JSON-able data (dict key order does not matter)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage's identity: its name, the config it reads and the keys of the stages it consumes."""
+
+    name: str
+    config: dict[str, Any]
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return digest({"stage": self.name, "config": self.config, "inputs": list(self.inputs)})
+
+
+class StageCache:
+    """Runs a stage's build function once per key and returns the directory that holds its output."""
+
+    def __init__(self, root: Path | None, run_dir: Path):
+        self.root, self.run_dir = root, run_dir
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def run(self, spec: StageSpec, build: Callable[[Path], Any], link: str | None = None) -> Path:
+        """The output directory of `spec`: reused when published, else built by `build(work_dir)` (which may
+        resume from what a killed build left in `work_dir`) and published. The run dir gets a link `link`
+        (default: the stage name) to it, so a run's artifacts can be browsed in one place."""
+        name = link or spec.name
+        if not self.enabled:
+            out = self.run_dir / name
+            build(out)
+            return out
+        final = self.root / spec.name / spec.key
+        if not final.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(final) + ".lock"):
+                if not final.exists():  # another run may have published it while we waited for the lock
+                    self._build(spec, build, final, name)
+        else:
+            log.info("stage %s: reusing %s", spec.name, final)
+        self._link(final, self.run_dir / name)
+        return final
+
+    def _build(self, spec: StageSpec, build: Callable[[Path], Any], final: Path, name: str) -> None:
+        work = final.with_name(final.name + ".partial")
+        if work.exists():
+            log.info("stage %s: resuming the unfinished build in %s", spec.name, work)
+        work.mkdir(exist_ok=True)
+        self._link(work, self.run_dir / name)  # live view of the build (checkpoints, data) from the run dir
+        start = time.time()
+        build(work)
+        atomic_write_json(work / PROVENANCE, {"stage": spec.name, "key": spec.key, "config": spec.config,
+                                              "inputs": list(spec.inputs), "built_by": str(self.run_dir),
+                                              "seconds": round(time.time() - start, 1), "finished": time.time()})
+        os.replace(work, final)
+
+    @staticmethod
+    def _link(target: Path, link: Path) -> None:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.is_dir():  # a stage dir from a run made with the cache off: keep it, do not link over it
+            return
+        link.symlink_to(target, target_is_directory=True)
+
+
+def entries(root: Path) -> list[dict[str, Any]]:
+    """Every published and unfinished output under `root`, with its size, age and provenance (for the CLI)."""
+    out = []
+    for stage_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []:
+        for path in sorted(p for p in stage_dir.iterdir() if p.is_dir()):
+            meta_file = path / PROVENANCE
+            meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+            out.append({"stage": stage_dir.name, "key": path.name.removesuffix(".partial"), "path": str(path),
+                        "finished": not path.name.endswith(".partial"), "bytes": size,
+                        "age_days": (time.time() - path.stat().st_mtime) / 86400, "built_by": meta.get("built_by")})
+    return out
+
+
+def remove(entry: dict[str, Any]) -> None:
+    """Delete one output under its lock, so a build in progress is not removed under its feet (a run that only
+    reads a finished output holds no lock: clean while no sweep is running)."""
+    path = Path(entry["path"])
+    final = path.with_name(entry["key"])
+    with FileLock(str(final) + ".lock", timeout=10):
+        shutil.rmtree(path, ignore_errors=True)
