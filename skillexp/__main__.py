@@ -1,4 +1,5 @@
 """`python -m skillexp` / `skillexp`: compose the Hydra config, validate it, run the pipeline.
+`skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), without Hydra.
 
 A config error exits with status 2 and one message naming the key and the fix, before any heavy work.
 """
@@ -24,7 +25,7 @@ log = logging.getLogger("skillexp")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def run_main(cfg: DictConfig) -> float | None:
     from skillexp.config import load_run_config
     from skillexp.utils.schema import ConfigError
 
@@ -33,7 +34,10 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as e:
         print(f"skillexp: config error: {e}", file=sys.stderr)
         sys.exit(2)
+    from skillexp import preemption
     from skillexp.pipeline import run_pipeline
+
+    preemption.install()  # a scheduler's time-limit / preemption signal: checkpoint, exit, requeue
 
     from skillexp.eval.stage import format_table
 
@@ -42,6 +46,15 @@ def main(cfg: DictConfig) -> float | None:
     print(f"\n{run.run_name}: {run.model.name} on eval={run.eval.name} ({run.eval.split} split), run dir {run_dir}")
     print(format_table(summary))
     return summary.get(f"avg/mean@{run.eval.k}")
+
+
+def main() -> None:
+    """The console script: `report` as first argument is the report command; anything else goes to Hydra."""
+    if sys.argv[1:2] == ["report"]:
+        from skillexp.report.cli import main as report
+
+        sys.exit(report(sys.argv[2:]))
+    run_main()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""`skillexp report <sweep dir>` / `python -m skillexp.report`: tables and figures comparing methods over seeds.
+
+Reads only the run dirs (config.yaml, summary.json, metrics.jsonl), so it works offline, on a copy of a sweep, or
+while other runs of the sweep are still going (those are named and skipped). Bad input exits with status 2 and a
+message that says what to change.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skillexp.report.collect import ReportError, Run, Sweep, collect, settings
+from skillexp.report.plots import colours, plot_accuracy, plot_rewards, plot_skill_use
+from skillexp.report.publish import MODES, log_report, wandb_mode
+from skillexp.report.tables import (AVG, CSV_COLUMNS, SKILL_METRICS, build_cells, build_rows, check_metric,
+                                    csv_rows, markdown_table, write_csv)
+
+REWARD_KEY = "rl/reward_mean"
+
+
+@dataclass
+class Report:
+    markdown: list[str] = field(default_factory=list)
+    csv: list[list[str]] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    summary: dict[str, float] = field(default_factory=dict)  # "<setting>/<row>/<variant>/<metric>" -> mean
+
+
+def describe(run: Run) -> str:
+    """The parts of a run's config a reader needs to read its numbers: model, task, eval suite and budget."""
+    c, e = run.config, run.config["eval"]
+    return (f"model `{c['model']['name']}` · task `{c['task'].get('kind')}` · eval `{e.get('name')}` "
+            f"({e.get('split')} split, {e.get('num_items')} items per variant, k={e.get('k')})")
+
+
+def slug(setting: tuple[tuple[str, str], ...]) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", "_".join(v for _, v in setting))[:80]
+
+
+def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str], ...], runs: list[Run],
+                   metric: str, out_dir: Path) -> None:
+    """Tables, figures and CSV rows of one setting (one model, task, eval suite...)."""
+    variants = list(dict.fromkeys(v for r in runs for v in r.variants))
+    rows = build_rows(runs)
+    cells = build_cells(rows, variants, [metric, *SKILL_METRICS])
+    main = [c for c in cells if c.metric == cells[0].metric]
+    resolved = main[0].metric
+    suffix = f"_{slug(setting)}" if len(settings(sweep.runs)) > 1 else ""
+    title = f"{sweep.root.name}: {runs[0].config['model']['name']}, eval {runs[0].config['eval'].get('name')}" + (
+        f" ({', '.join(f'{k}={v}' for k, v in setting)})" if setting else "")
+    columns = [*variants, AVG]
+    colour = colours([row.label for row in rows])
+
+    grid = {row.label: {c.variant: c.stats for c in main if c.row is row} for row in rows}
+    md = report.markdown
+    md += [f"## {', '.join(f'{k}={v}' for k, v in setting) or 'Results'}", "", describe(runs[0]), "",
+           f"### {resolved}", "", markdown_table(grid, columns), ""]
+    figures = [plot_accuracy(out_dir / f"accuracy{suffix}.png", grid, columns, resolved, title, colour)]
+
+    skill = {m: {row.label: {c.variant: c.stats for c in cells if c.row is row and c.metric == m} for row in rows}
+             for m in SKILL_METRICS}
+    if any(s is not None for g in skill.values() for row in g.values() for s in row.values()):
+        avg_grid = {row.label: {m: skill[m][row.label].get(AVG) for m in SKILL_METRICS} for row in rows}
+        md += ["### Skill use (each run's mean over variants)", "", markdown_table(avg_grid, list(SKILL_METRICS)), ""]
+        figures.append(plot_skill_use(out_dir / f"skill_use{suffix}.png", skill, columns, title, colour))
+
+    curves = {row.label: [c for c in (r.reward_curve(REWARD_KEY) for r in row.runs) if c]
+              for row in rows if row.rl not in ("", "none")}
+    curves = {label: c for label, c in curves.items() if c}
+    if curves:
+        figures.append(plot_rewards(out_dir / f"rewards{suffix}.png", curves, REWARD_KEY, title, colour))
+    md += [f"![{p.stem}]({p.name})" for p in figures] + [""]
+    report.figures += figures
+
+    report.csv += csv_rows(cells, setting)
+    prefix = f"{slug(setting)}/" if suffix else ""
+    report.summary.update({f"{prefix}{c.row.label}/{c.variant}/{c.metric}": c.stats.mean for c in main if c.stats})
+
+
+def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
+    """results.md, results.csv and the figures in `out_dir`; returns what was written."""
+    check_metric(sweep.runs, metric)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    report.markdown += [
+        f"# Report: {sweep.root.name}", "",
+        f"`{sweep.root.resolve()}`: {len(sweep.runs)} finished runs. Metric `{metric}`"
+        + (" (k = each run's `eval.k`)" if metric.endswith("@k") else "") + ".", "",
+        "Each cell: mean ± sample std over seeds [95% confidence interval, Student t with n−1 degrees of freedom] "
+        "n = seeds; with one seed only the value (n=1). `avg`: each run's mean over the suite's variants, then over "
+        "seeds. `X (pre-RL)`: X's RL runs evaluated before RL, i.e. what the SFT stage alone gave (`none (pre-RL)` "
+        "is the base model).", ""]
+    if sweep.setting_keys:
+        report.markdown += [f"Runs differ in {', '.join(f'`{k}`' for k in sweep.setting_keys)}, so each setting "
+                            "has its own section; runs are never averaged across settings.", ""]
+    for setting in settings(sweep.runs):
+        report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, out_dir)
+    report.markdown += ["## Runs", "", "| method | rl | seed | run dir |", "|---|---|---|---|"]
+    report.markdown += [f"| {r.method} | {r.rl} | {r.seed} | `{r.path.relative_to(sweep.root)}` |"
+                        for r in sorted(sweep.runs, key=lambda r: (r.setting, r.method, r.rl, r.seed))]
+    if sweep.warnings:
+        report.markdown += ["", "## Skipped", "", *[f"- {w}" for w in sweep.warnings]]
+    (out_dir / "results.md").write_text("\n".join(report.markdown) + "\n", encoding="utf-8")
+    write_csv(out_dir / "results.csv", sweep.setting_keys, report.csv)
+    return report
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="skillexp report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun dir, or any dir with run dirs below it")
+    parser.add_argument("--out", type=Path, help="where to write (default: <sweep_dir>/report)")
+    parser.add_argument("--metric", default="mean@k",
+                        help="per-variant metric of summary.json: mean@k (default; k from each run), greedy, pass@1...")
+    parser.add_argument("--wandb", choices=MODES, default="auto",
+                        help="log the report as a W&B run: auto follows the runs' logger and WANDB_MODE")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out_dir = args.out or args.sweep_dir / "report"
+    try:
+        sweep = collect(args.sweep_dir, exclude=out_dir)
+        for warning in sweep.warnings:
+            print(f"skillexp report: warning: {warning}", file=sys.stderr)
+        report = write_report(sweep, out_dir, args.metric)
+    except ReportError as e:
+        print(f"skillexp report: error: {e}", file=sys.stderr)
+        return 2
+    mode = wandb_mode(sweep.runs, args.wandb)
+    if mode is not None:
+        log_report(sweep.runs, sweep.root, out_dir, mode, [*sweep.setting_keys, *CSV_COLUMNS], report.csv,
+                   report.figures, report.summary, {"sweep_dir": str(sweep.root.resolve()), "metric": args.metric,
+                                                    "runs": [str(r.path) for r in sweep.runs]})
+    print("\n".join(report.markdown))
+    print(f"\nreport written to {out_dir}" + (f" (W&B run, {mode})" if mode else ""))
+    return 0
