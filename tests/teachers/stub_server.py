@@ -18,8 +18,8 @@ def echo_last_user(body: dict[str, Any]) -> str:
 
 class StubOpenAI:
     """`plan`: what the first requests get, in arrival order: an HTTP status (429, 500, 401...), "hang" (answer
-    after `hang_s`), or "ok"; later requests get "ok". `die_after`: the server shuts down for good after
-    answering that many requests. `reply(body)` writes each completion's content. Every request body and its
+    after `hang_s`), or "ok"; later requests get "ok". `die_after`: the server answers that many requests, then
+    shuts down for good. `reply(body)` writes each completion's content. Every request body and its
     Authorization header are kept (`bodies`, `auth`); `max_inflight` is the most requests seen at once."""
 
     def __init__(self, reply: Reply = echo_last_user, plan: list[int | str] | None = None, hang_s: float = 0.0,
@@ -28,9 +28,9 @@ class StubOpenAI:
         self.die_after, self.echo_auth = die_after, echo_auth_in_errors
         self.bodies: list[dict[str, Any]] = []
         self.auth: list[str] = []
-        self.inflight = self.max_inflight = self.answered = 0
+        self.inflight = self.max_inflight = 0
         self._lock = threading.Lock()
-        self._stopped = False
+        self._stopped = self.dead = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
@@ -53,17 +53,18 @@ class StubOpenAI:
 
     def _next_action(self, body: dict[str, Any], auth: str) -> int | str:
         with self._lock:
+            if self.dead:  # a request that slipped in before the socket closed gets no answer
+                return "dead"
             self.bodies.append(body)
             self.auth.append(auth)
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
+            self.dead = self.die_after is not None and len(self.bodies) >= self.die_after
             return self.plan.pop(0) if self.plan else "ok"
 
-    def _done(self) -> bool:
+    def _done(self) -> None:
         with self._lock:
             self.inflight -= 1
-            self.answered += 1
-            return self.die_after is not None and self.answered >= self.die_after
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         n = int(body.get("n") or 1)
@@ -91,6 +92,8 @@ class StubOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 auth = self.headers.get("Authorization", "")
                 action = stub._next_action(body, auth)
+                if action == "dead":
+                    return
                 if action == "hang":
                     time.sleep(stub.hang_s)
                 time.sleep(stub.delay_s)
@@ -102,7 +105,8 @@ class StubOpenAI:
                         self._send(200, stub.completion(body))
                 except OSError:  # the client gave up (timeout) and closed the socket
                     pass
-                if stub._done():  # stop serving and close the listening socket: later requests are refused
+                stub._done()
+                if stub.dead:  # stop serving and close the listening socket: later requests are refused
                     threading.Thread(target=stub.stop, daemon=True).start()
 
         return Handler

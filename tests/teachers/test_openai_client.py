@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from skillexp.teachers.cache import ChatCache
+from skillexp.teachers.chat import ChatCache
 from skillexp.teachers.openai_client import OpenAIChat, TeacherAPIError
 from tests.teachers.stub_server import StubOpenAI
 

@@ -13,7 +13,7 @@ from skillexp.teachers import SkillCatalogue
 from skillexp.teachers.chat import LLMTeacher
 from skillexp.teachers.config import TeacherConfig
 from skillexp.teachers.openai_client import OpenAIChat
-from skillexp.teachers.serve import VLLMServer
+from skillexp.teachers.local import VLLMServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 KEY = "sk-skillexp-FAKE-vllm-5e1d0c2b9a"
