@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import socket
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -123,6 +127,11 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     seed_everything(run.seed)
     specs = stage_specs(run)
+    # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
+    atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,
+                                             "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                                             "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0)),
+                                             "started": time.time()})
     atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key} for name, s in specs.items()})
     log.info("stages: %s; run dir: %s", " -> ".join(stages(run)), run_dir)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from skillexp import preemption
 from skillexp.config import RunConfig, task_spec
 from skillexp.eval.stage import run_eval
 from skillexp.generation import Generator, build_generator
@@ -265,36 +266,38 @@ class GRPO:
         cfg = self.cfg
         if cfg.val_before_train and self.step == 0 and cfg.val_every_steps:
             self.validate()
-        while self.step < cfg.steps:
-            t0 = time.perf_counter()
-            ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
-                                 seed=self.run.seed * 1_000_003 + self.step)
-            t1 = time.perf_counter()
-            metrics = self.train_step(ro)
-            t2 = time.perf_counter()
-            if self.run.generation.backend != "hf":
-                self.sync()
-            t3 = time.perf_counter()
-            self.step += 1
-            tokens = sum(len(c.token_ids) for c in ro.completions)
-            metrics.update(self.diagnostics(ro, rounds))
-            generate_s = ro.seconds.get("generate", t1 - t0)
-            metrics.update({"time/rollout_s": t1 - t0, "time/generate_s": generate_s,
-                            "time/score_s": ro.seconds.get("score", 0.0), "time/train_s": t2 - t1,
-                            "time/sync_s": t3 - t2, "time/step_s": t3 - t0,
-                            "rollout_tokens_per_s": tokens / max(generate_s, 1e-9),
-                            "train_tokens_per_s": tokens / max(t2 - t1, 1e-9)})
-            self.tracker.log({f"rl/{k}": v for k, v in metrics.items()}, step=self.step)
-            log.info("GRPO step %d/%d: reward %.3f, zero-std groups %.2f, %.1f s", self.step, cfg.steps,
-                     metrics["reward_mean"], metrics["frac_zero_std_groups"], t3 - t0)
-            if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
-                self.log_samples(ro)
-            if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
-                self.validate()
-            if self.step % cfg.save_every_steps == 0 or self.step == cfg.steps:
-                save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
-                                {"step": self.step, "consumed": self.stream.consumed},
-                                self.run.trainer.keep_checkpoints)
+        with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint
+            while self.step < cfg.steps:
+                t0 = time.perf_counter()
+                ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
+                                     seed=self.run.seed * 1_000_003 + self.step)
+                t1 = time.perf_counter()
+                metrics = self.train_step(ro)
+                t2 = time.perf_counter()
+                if self.run.generation.backend != "hf":
+                    self.sync()
+                t3 = time.perf_counter()
+                self.step += 1
+                tokens = sum(len(c.token_ids) for c in ro.completions)
+                metrics.update(self.diagnostics(ro, rounds))
+                generate_s = ro.seconds.get("generate", t1 - t0)
+                metrics.update({"time/rollout_s": t1 - t0, "time/generate_s": generate_s,
+                                "time/score_s": ro.seconds.get("score", 0.0), "time/train_s": t2 - t1,
+                                "time/sync_s": t3 - t2, "time/step_s": t3 - t0,
+                                "rollout_tokens_per_s": tokens / max(generate_s, 1e-9),
+                                "train_tokens_per_s": tokens / max(t2 - t1, 1e-9)})
+                self.tracker.log({f"rl/{k}": v for k, v in metrics.items()}, step=self.step)
+                log.info("GRPO step %d/%d: reward %.3f, zero-std groups %.2f, %.1f s", self.step, cfg.steps,
+                         metrics["reward_mean"], metrics["frac_zero_std_groups"], t3 - t0)
+                if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
+                    self.log_samples(ro)
+                if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
+                    self.validate()
+                if self.step % cfg.save_every_steps == 0 or self.step == cfg.steps or preemption.requested():
+                    save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
+                                    {"step": self.step, "consumed": self.stream.consumed},
+                                    self.run.trainer.keep_checkpoints)
+                    preemption.exit_if_requested()
         final = self.out_dir / "model"
         export_hf(self.engine, self.tokenizer, final)
         atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})

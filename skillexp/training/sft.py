@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from skillexp import preemption
 from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
 from skillexp.tracking import Tracker
@@ -93,32 +94,35 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     step, epoch, pad = state["step"], state["epoch"], tokenizer.pad_token_id
     tokens, t0 = 0, time.perf_counter()
     engine.train()
-    while step < total:
-        batches = epoch_batches(train, cfg, trainer.micro_batch_size, seed, epoch)[rank::world][:per_epoch]
-        start = state["batch"] if epoch == state["epoch"] else 0
-        for b in range(start, len(batches) - len(batches) % trainer.grad_accum):
-            rows = [[train[i] for i in row] for row in batches[b]]
-            loss = forward(engine, collate(rows, pad)).loss
-            engine.backward(loss)
-            engine.step()
-            tokens += sum(len(e.input_ids) for row in rows for e in row)
-            if (b + 1) % trainer.grad_accum:
-                continue
-            step += 1
-            if step % trainer.log_every_steps == 0 or step == total:
-                dt = time.perf_counter() - t0
-                tracker.log({"sft/loss": loss.item(), "sft/lr": engine.get_lr()[0], "sft/epoch": epoch + b / len(batches),
-                             "sft/tokens_per_s": tokens * world / dt}, step=step)
-                tokens, t0 = 0, time.perf_counter()
-            if val and (step % cfg.eval_every_steps == 0 or step == total):
-                tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad)}, step=step)
-            if step % trainer.save_every_steps == 0 or step == total:
-                save_checkpoint(engine, ckpt, step, {"epoch": epoch, "batch": b + 1, "step": step},
-                                trainer.keep_checkpoints)
-            if step >= total:
-                break
-        else:
-            epoch += 1
+    with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint
+        while step < total:
+            batches = epoch_batches(train, cfg, trainer.micro_batch_size, seed, epoch)[rank::world][:per_epoch]
+            start = state["batch"] if epoch == state["epoch"] else 0
+            for b in range(start, len(batches) - len(batches) % trainer.grad_accum):
+                rows = [[train[i] for i in row] for row in batches[b]]
+                loss = forward(engine, collate(rows, pad)).loss
+                engine.backward(loss)
+                engine.step()
+                tokens += sum(len(e.input_ids) for row in rows for e in row)
+                if (b + 1) % trainer.grad_accum:
+                    continue
+                step += 1
+                if step % trainer.log_every_steps == 0 or step == total:
+                    dt = time.perf_counter() - t0
+                    tracker.log({"sft/loss": loss.item(), "sft/lr": engine.get_lr()[0],
+                                 "sft/epoch": epoch + b / len(batches), "sft/tokens_per_s": tokens * world / dt},
+                                step=step)
+                    tokens, t0 = 0, time.perf_counter()
+                if val and (step % cfg.eval_every_steps == 0 or step == total):
+                    tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad)}, step=step)
+                if step % trainer.save_every_steps == 0 or step == total or preemption.requested():
+                    save_checkpoint(engine, ckpt, step, {"epoch": epoch, "batch": b + 1, "step": step},
+                                    trainer.keep_checkpoints)
+                    preemption.exit_if_requested()
+                if step >= total:
+                    break
+            else:
+                epoch += 1
     export_hf(engine, tokenizer, final)
     if rank == 0:
         atomic_write_json(out_dir / "sft_metrics.json", {"steps": step, "examples": len(train)})

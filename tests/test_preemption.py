@@ -1,0 +1,106 @@
+"""Preemption: the scheduler's signal mid-SFT or mid-GRPO checkpoints at the end of the step and exits for a
+requeue; the same command then resumes without recomputing finished stages and ends with the same weights as an
+uninterrupted run. Also through Hydra's submitit_local launcher, which requeues the job by itself."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from skillexp.preemption import EXIT_PREEMPTED
+from skillexp.utils.io import read_jsonl
+from tests.test_main import ROOT, run_cli
+
+SFT = ["experiment=smoke", "method.sft.max_steps=40", "trainer.save_every_steps=1000", "eval.num_items=1"]
+GRPO = ["experiment=smoke", "method=none", "rl=grpo_cpu", "+task.num_rl=32", "rl.steps=8", "rl.prompts_per_step=2",
+        "rl.group_size=4", "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16", "rl.val_every_steps=0",
+        "rl.save_every_steps=1000", "trainer.micro_batch_size=8", "eval.num_items=1"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env["WANDB_MODE"] = "offline"
+    return env
+
+
+def _wait_for(path: Path, key: str, step: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Until `path` (metrics.jsonl) logs `key` at `step` or later."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and any(r.get("step", 0) >= step for r in read_jsonl(path) if key in r):
+            return
+        assert proc.poll() is None, f"the run ended before step {step} of {key}"
+        time.sleep(0.05)
+    raise TimeoutError(f"{key} never reached step {step}")
+
+
+def _interrupt_and_resume(tmp_path: Path, args: list[str], key: str, stage: str) -> str:
+    cache = [f"paths.stage_cache_dir={tmp_path / 'cache'}"]
+    run_dir = tmp_path / "run"
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "skillexp", *args, *cache, f"hydra.run.dir={run_dir}"],
+                            cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+    _wait_for(run_dir / "metrics.jsonl", key, 2, proc)
+    proc.send_signal(signal.SIGUSR2)
+    assert proc.wait(120) == EXIT_PREEMPTED, (tmp_path / "first.log").read_text()[-3000:]
+    first = (tmp_path / "first.log").read_text()
+    assert "checkpointing at the end of this step" in first
+    saved = json.loads((run_dir / stage / "checkpoints" / "latest.json").read_text())["step"]
+    assert 2 <= saved < 8  # the signal's step, not a periodic save (those are off) nor the end
+    again = run_cli([*args, *cache], run_dir)
+    out = again.stdout + again.stderr
+    assert f"resuming {stage.upper() if stage == 'sft' else 'GRPO'} at step {saved}" in out, out[-3000:]
+    reference = tmp_path / "reference"
+    run_cli([*args, f"paths.stage_cache_dir={tmp_path / 'ref-cache'}"], reference)
+    assert (run_dir / stage / "model" / "model.safetensors").read_bytes() == \
+        (reference / stage / "model" / "model.safetensors").read_bytes()
+    assert json.loads((run_dir / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
+    return out
+
+
+@pytest.mark.slow
+def test_signal_mid_sft_checkpoints_and_the_rerun_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    out = _interrupt_and_resume(tmp_path, SFT, "sft/loss", "sft")
+    assert "stage sft_data: reusing" in out
+
+
+@pytest.mark.slow
+def test_signal_mid_grpo_checkpoints_and_the_rerun_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    out = _interrupt_and_resume(tmp_path, GRPO, "rl/reward_mean", "rl")
+    assert "stage eval: reusing" in out  # the pre-RL eval was finished before the signal
+
+
+def test_a_signal_outside_a_training_loop_exits_at_once(tmp_path: Path) -> None:
+    code = ("import os, signal, time\nfrom skillexp import preemption\npreemption.install()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == EXIT_PREEMPTED and "SIGTERM received: exiting" in proc.stderr
+
+
+@pytest.mark.slow
+def test_submitit_local_requeues_a_signalled_job_which_resumes(tmp_path: Path) -> None:
+    """The submitit launcher's handler runs after our checkpoint: it dumps the resubmission and requeues, and
+    the local controller starts the job again in the same run dir."""
+    sweep = tmp_path / "sweep"
+    log = open(tmp_path / "multirun.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skillexp", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+         f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=job",
+         f"paths.stage_cache_dir={tmp_path / 'cache'}", *SFT], cwd=ROOT, env=_env(), stdout=log,
+        stderr=subprocess.STDOUT)
+    run_dir = sweep / "job"
+    _wait_for(run_dir / "metrics.jsonl", "sft/loss", 2, proc)
+    pid = json.loads((run_dir / "job.json").read_text())["pid"]
+    os.kill(pid, signal.SIGUSR2)
+    assert proc.wait(300) == 0, (tmp_path / "multirun.log").read_text()[-3000:]
+    assert json.loads((run_dir / "job.json").read_text())["pid"] != pid  # a second attempt finished the job
+    assert (run_dir / "summary.json").exists()
+    steps = [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "sft/loss" in r]
+    assert steps[-1] == 40 and len(set(steps)) == 40  # every step logged, the interrupted one at most twice
