@@ -1,4 +1,4 @@
-"""Training stages on several processes: only training fans out; the pipeline itself stays one process.
+"""Training stages on several processes (and nodes): only training fans out; the pipeline stays one process.
 
 Data building and evaluation run in the pipeline's process on the generation backend (vLLM brings its own
 parallelism); a training stage with `trainer.num_processes` > 1 is handed to `torchrun` on this node, whose
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import asdict
@@ -33,18 +34,46 @@ def num_processes(requested: int) -> int:
     return requested or max(1, torch.cuda.device_count())
 
 
+def slurm_nodes(env: dict[str, str] | None = None) -> list[str]:
+    """The host names of this Slurm allocation (one entry outside Slurm or on one node)."""
+    env = dict(os.environ) if env is None else env
+    if int(env.get("SLURM_JOB_NUM_NODES", "1")) <= 1:
+        return [socket.gethostname()]
+    out = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], capture_output=True,
+                         text=True, check=True).stdout.split()
+    if len(out) != int(env["SLURM_JOB_NUM_NODES"]):
+        raise RuntimeError(f"scontrol listed {out} for {env['SLURM_JOB_NUM_NODES']} nodes")
+    return out
+
+
+def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None = None) -> list[str]:
+    """torchrun on this node, or on every node of a multi-node Slurm allocation: one `srun` task per node, each a
+    torchrun agent that meets the others at the first host (c10d rendezvous keyed by the job id)."""
+    env = dict(os.environ) if env is None else env
+    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}"]
+    stage = ["-m", "skillexp.training.launch", str(spec)]
+    hosts = slurm_nodes(env)
+    if len(hosts) == 1:
+        return [*torchrun, "--standalone", *stage]
+    job = env.get("SLURM_JOB_ID", "0")
+    port = 29500 + int(job) % 20000  # one port per job: two jobs sharing a head node must not collide
+    return ["srun", f"--nodes={len(hosts)}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", *torchrun,
+            f"--nnodes={len(hosts)}", "--rdzv_backend=c10d", f"--rdzv_endpoint={hosts[0]}:{port}",
+            f"--rdzv_id={job}", *stage]
+
+
 def sft_stage(run: RunConfig, data: Path, model_dir: Path, out_dir: Path, run_dir: Path, tracker: Tracker) -> Path:
-    """The SFT stage in this process, or on `trainer.num_processes` ranks through torchrun; writes `out_dir`."""
+    """The SFT stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
+    of a multi-node Slurm allocation); writes `out_dir`."""
     n = num_processes(run.trainer.num_processes)
-    if n == 1:
+    if n == 1 and len(slurm_nodes()) == 1:
         return run_sft(data, model_dir, run.model, run.trainer, run.method.sft, out_dir, tracker, run.seed)
     spec = out_dir / "launch.json"
     atomic_write_json(spec, {"stage": "sft", "run": asdict(run), "data": str(data), "model_dir": str(model_dir),
                              "out_dir": str(out_dir), "run_dir": str(run_dir)})
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-           "-m", "skillexp.training.launch", str(spec)]
+    cmd = torchrun_command(n, spec)
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
-    log.info("SFT on %d processes: %s", n, " ".join(cmd))
+    log.info("SFT on %d processes per node: %s", n, " ".join(cmd))
     with tracker.handed_off():
         code = subprocess.run(cmd, env=env).returncode
     if code != 0:
