@@ -3,20 +3,31 @@
 Reads only the run dirs (config.yaml, summary.json, metrics.jsonl), so it works offline, on a copy of a sweep, or
 while other runs of the sweep are still going (those are named and skipped). Bad input exits with status 2 and a
 message that says what to change.
+
+W&B: the report becomes a W&B run of job type "report" in the runs' group (their common `logger.group`, else the
+sweep dir's name) holding the results table, the figures and the cell means as summary values, so the dashboard
+shows the comparison the Markdown shows. Its mode follows the runs (`--wandb auto`): no W&B if they logged none,
+else `WANDB_MODE` when set (online to sync), else the runs' own `logger.mode` (offline by default; `wandb sync`
+uploads it later). It logs through the same Tracker as the runs.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from skillexp.config import LoggerConfig
 from skillexp.report.collect import ReportError, Run, Sweep, collect, settings
 from skillexp.report.plots import colours, plot_accuracy, plot_rewards, plot_skill_use
-from skillexp.report.publish import MODES, log_report, wandb_mode
 from skillexp.report.tables import (AVG, CSV_COLUMNS, SKILL_METRICS, build_cells, build_rows, check_metric,
                                     csv_rows, markdown_table, write_csv)
+from skillexp.tracking import Tracker
+from skillexp.utils.schema import from_dict
 
 REWARD_KEY = "rl/reward_mean"
 
@@ -36,6 +47,10 @@ def describe(run: Run) -> str:
             f"({e.get('split')} split, {e.get('num_items')} items per variant, k={e.get('k')})")
 
 
+def setting_name(setting: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in setting)
+
+
 def slug(setting: tuple[tuple[str, str], ...]) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", "_".join(v for _, v in setting))[:80]
 
@@ -50,13 +65,13 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     resolved = main[0].metric
     suffix = f"_{slug(setting)}" if len(settings(sweep.runs)) > 1 else ""
     title = f"{sweep.root.name}: {runs[0].config['model']['name']}, eval {runs[0].config['eval'].get('name')}" + (
-        f" ({', '.join(f'{k}={v}' for k, v in setting)})" if setting else "")
+        f" ({setting_name(setting)})" if setting else "")
     columns = [*variants, AVG]
     colour = colours([row.label for row in rows])
 
     grid = {row.label: {c.variant: c.stats for c in main if c.row is row} for row in rows}
     md = report.markdown
-    md += [f"## {', '.join(f'{k}={v}' for k, v in setting) or 'Results'}", "", describe(runs[0]), "",
+    md += [f"## {setting_name(setting) or 'Results'}", "", describe(runs[0]), "",
            f"### {resolved}", "", markdown_table(grid, columns), ""]
     figures = [plot_accuracy(out_dir / f"accuracy{suffix}.png", grid, columns, resolved, title, colour)]
 
@@ -98,14 +113,56 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
                             "has its own section; runs are never averaged across settings.", ""]
     for setting in settings(sweep.runs):
         report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, out_dir)
-    report.markdown += ["## Runs", "", "| method | rl | seed | run dir |", "|---|---|---|---|"]
-    report.markdown += [f"| {r.method} | {r.rl} | {r.seed} | `{r.path.relative_to(sweep.root)}` |"
+    named = bool(sweep.setting_keys)
+    report.markdown += ["## Runs", "", "| method | rl | seed | " + ("setting | " if named else "") + "run dir |",
+                        "|---" * (5 if named else 4) + "|"]
+    report.markdown += [f"| {r.method} | {r.rl} | {r.seed} | " + (f"{setting_name(r.setting)} | " if named else "")
+                        + f"`{r.path.relative_to(sweep.root)}` |"
                         for r in sorted(sweep.runs, key=lambda r: (r.setting, r.method, r.rl, r.seed))]
     if sweep.warnings:
         report.markdown += ["", "## Skipped", "", *[f"- {w}" for w in sweep.warnings]]
     (out_dir / "results.md").write_text("\n".join(report.markdown) + "\n", encoding="utf-8")
     write_csv(out_dir / "results.csv", sweep.setting_keys, report.csv)
     return report
+
+
+MODES = ("auto", "off", "offline", "online")
+
+
+def wandb_mode(runs: list[Run], requested: str) -> str | None:
+    """The W&B mode for the report run, or None for no W&B run (`auto`: see the module docstring)."""
+    if requested != "auto":
+        return None if requested == "off" else requested
+    loggers = [r.config.get("logger") or {} for r in runs]
+    if not any(lg.get("backend") == "wandb" for lg in loggers):
+        return None
+    mode = os.environ.get("WANDB_MODE") or loggers[0].get("mode") or "offline"
+    return None if mode == "disabled" else mode
+
+
+def report_logger(runs: list[Run], sweep_dir: Path, mode: str) -> LoggerConfig:
+    """The runs' project and entity, their group, job type "report"."""
+    runs_logger = next((r.config["logger"] for r in runs if (r.config.get("logger") or {}).get("backend")
+                        == "wandb"), None)
+    base = from_dict(LoggerConfig, runs_logger) if runs_logger else LoggerConfig()
+    groups = {(r.config.get("logger") or {}).get("group") for r in runs}
+    group = groups.pop() if len(groups) == 1 and None not in groups else sweep_dir.name
+    return dataclasses.replace(base, backend="wandb", mode=mode, group=group, name=f"report-{sweep_dir.name}",
+                               job_type="report", tags=["report"])
+
+
+def log_report(runs: list[Run], sweep_dir: Path, out_dir: Path, mode: str, columns: list[str],
+               rows: list[list[str]], figures: list[Path], summary: dict[str, float],
+               config: dict[str, Any]) -> None:
+    """One W&B run in `out_dir` with the table, the figures and `summary`; re-running the report resumes it."""
+    tracker = Tracker(report_logger(runs, sweep_dir, mode), out_dir, config)
+    try:
+        tracker.log_table("report/results", columns, rows)
+        for path in figures:
+            tracker.log_image(f"report/{path.stem}", path)
+        tracker.set_summary(summary)
+    finally:
+        tracker.finish()
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

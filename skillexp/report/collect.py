@@ -119,10 +119,12 @@ def base_method(config: dict[str, Any]) -> str:
     return method["name"] if ablation in (None, "none") else f"{method['name']}_{ablation}"
 
 
-def _determined(key: str, by: list[str], flats: list[dict[str, str]]) -> bool:
-    """Whether the value of `key` is a function of the values of `by` over these runs."""
-    seen: dict[tuple[str | None, ...], str | None] = {}
-    return all(seen.setdefault(tuple(f.get(b) for b in by), f.get(key)) == f.get(key) for f in flats)
+def _varies_in(key: str, by: list[str], flats: list[dict[str, str]]) -> set[tuple[str | None, ...]]:
+    """The groups of runs with equal values of `by` inside which `key` takes more than one value."""
+    values: dict[tuple[str | None, ...], set[str | None]] = {}
+    for f in flats:
+        values.setdefault(tuple(f.get(b) for b in by), set()).add(f.get(key))
+    return {group for group, seen in values.items() if len(seen) > 1}
 
 
 def _order(key: str) -> tuple[bool, int, str]:
@@ -146,23 +148,28 @@ def assign_groups(runs: list[Run]) -> tuple[list[Run], list[str]]:
     varying = [k for k in keys if len({f.get(k) for f in flats}) > 1 and not k.startswith("_")]
     setting: list[str] = []
     for key in varying:
-        if not key.startswith(METHOD_SIDE + RL_SIDE) and not _determined(key, setting, flats):
+        if not key.startswith(METHOD_SIDE + RL_SIDE) and _varies_in(key, setting, flats):
             setting.append(key)
-    chosen = ["_method", "_rl", *setting]
-    extras: list[str] = []
+    # method-side keys count within one method (rl-side within one RL stage), so they label only the runs where
+    # they vary, and an RL setting that differs between two methods' runs is named instead of hidden
+    extras: dict[str, tuple[list[str], set[tuple[str | None, ...]]]] = {}
     for key in varying:
-        if key.startswith(METHOD_SIDE + RL_SIDE) and not _determined(key, chosen + extras, flats):
-            extras.append(key)
-    labelled = [replace(run, method=_label(flat["_method"], flat, extras, METHOD_SIDE),
-                        rl=_label(flat["_rl"], flat, extras, RL_SIDE),
+        base = "_rl" if key.startswith(RL_SIDE) else "_method" if key.startswith(METHOD_SIDE) else None
+        if base is not None:
+            by = [base, *setting, *(k for k, (b, _) in extras.items() if b[0] == base)]
+            if groups := _varies_in(key, by, flats):
+                extras[key] = (by, groups)
+    labelled = [replace(run, method=_label(flat, "_method", extras), rl=_label(flat, "_rl", extras),
                         setting=tuple((k, _value(flat.get(k))) for k in setting))
                 for run, flat in zip(runs, flats)]
     return labelled, setting
 
 
-def _label(base: str, flat: dict[str, str], extras: list[str], side: tuple[str, ...]) -> str:
-    parts = [f"{k}={_value(flat.get(k))}" for k in extras if k.startswith(side)]
-    return f"{base} [{', '.join(parts)}]" if parts else base
+def _label(flat: dict[str, str], base: str, extras: dict[str, tuple[list[str], set[tuple[str | None, ...]]]]) -> str:
+    """`flat[base]` plus `[key=value, ...]` for the extra keys that vary within this run's group."""
+    parts = [f"{k}={_value(flat.get(k))}" for k, (by, groups) in extras.items()
+             if by[0] == base and tuple(flat.get(b) for b in by) in groups]
+    return f"{flat[base]} [{', '.join(parts)}]" if parts else flat[base]
 
 
 def _dedupe(runs: list[Run]) -> tuple[list[Run], list[str]]:
