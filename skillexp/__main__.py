@@ -1,5 +1,6 @@
 """`python -m skillexp` / `skillexp`: compose the Hydra config, validate it, run the pipeline.
-`skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), without Hydra.
+`skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), and `skillexp cache`
+lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra.
 
 A config error exits with status 2 and one message naming the key and the fix, before any heavy work.
 """
@@ -49,11 +50,15 @@ def run_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """The console script: `report` as first argument is the report command; anything else goes to Hydra."""
+    """The console script: `report` / `cache` as first argument are those commands; anything else goes to Hydra."""
     if sys.argv[1:2] == ["report"]:
         from skillexp.report.cli import main as report
 
         sys.exit(report(sys.argv[2:]))
+    if sys.argv[1:2] == ["cache"]:
+        from skillexp.stage_cache import main as cache
+
+        sys.exit(cache(sys.argv[2:]))
     run_main()
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,3 +127,46 @@ def remove(entry: dict[str, Any]) -> None:
     final = path.with_name(entry["key"])
     with FileLock(str(final) + ".lock", timeout=10):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def default_root() -> Path:
+    """The stage cache of the default config: $SKILLEXP_STAGE_CACHE, else $SKILLEXP_CACHE/stages, else ./.cache."""
+    if os.environ.get("SKILLEXP_STAGE_CACHE"):
+        return Path(os.environ["SKILLEXP_STAGE_CACHE"])
+    return Path(os.environ.get("SKILLEXP_CACHE", ".cache")) / "stages"
+
+
+def main(argv: list[str]) -> int:
+    """`skillexp cache [list|clean]`: what the stage cache holds, and removing outputs no longer wanted."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="skillexp cache", description=main.__doc__)
+    ap.add_argument("action", nargs="?", choices=("list", "clean"), default="list")
+    ap.add_argument("--root", type=Path, default=None, help="the stage cache (default: %(default)s from the env)")
+    ap.add_argument("--stage", action="append", help="only these stages (sft_data, sft, rl, eval); repeatable")
+    ap.add_argument("--unfinished", action="store_true", help="only builds that never finished (.partial)")
+    ap.add_argument("--older-than", type=float, metavar="DAYS", help="only outputs not touched for DAYS days")
+    ap.add_argument("--yes", action="store_true", help="clean: really delete (without it, only list)")
+    args = ap.parse_args(argv)
+    root = args.root or default_root()
+    if not root.is_dir():
+        print(f"skillexp cache: {root} is not a directory: set --root or SKILLEXP_STAGE_CACHE", file=sys.stderr)
+        return 2
+    chosen = [e for e in entries(root) if (not args.stage or e["stage"] in args.stage)
+              and (not args.unfinished or not e["finished"])
+              and (args.older_than is None or e["age_days"] >= args.older_than)]
+    print(f"{'stage':<10} {'key':<18} {'state':<9} {'MB':>9} {'days':>6}  built by")
+    for e in chosen:
+        state = "done" if e["finished"] else "partial"
+        print(f"{e['stage']:<10} {e['key']:<18} {state:<9} {e['bytes'] / 1e6:>9.1f} {e['age_days']:>6.1f}  "
+              f"{e['built_by'] or '-'}")
+    total = sum(e["bytes"] for e in chosen) / 1e6
+    if args.action == "clean" and args.yes:
+        for e in chosen:
+            remove(e)
+        print(f"removed {len(chosen)} outputs, {total:.1f} MB")
+    elif args.action == "clean":
+        print(f"would remove {len(chosen)} outputs, {total:.1f} MB: add --yes")
+    else:
+        print(f"{len(chosen)} outputs, {total:.1f} MB in {root}")
+    return 0

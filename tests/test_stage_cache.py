@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from skillexp.config import load_run_config
 from skillexp.pipeline import stage_specs
 from skillexp.stage_cache import StageCache, StageSpec, entries
 from tests.test_configs import _compose
-from tests.test_main import run_cli
+from tests.test_main import ROOT, run_cli
 
 BASE = ["experiment=smoke", "rl=grpo_cpu"]
 
@@ -98,7 +100,8 @@ def test_without_a_cache_stages_live_in_the_run_dir(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_runs_reuse_shared_stages_through_the_cli(tmp_path: Path) -> None:
-    """A changed eval setting reuses SFT data and SFT; a changed SFT setting rebuilds SFT but keeps the data."""
+    """A changed eval setting reuses SFT data and SFT; a changed SFT setting rebuilds SFT but keeps the data;
+    `skillexp cache` lists and cleans what the runs left."""
     cache = tmp_path / "shared"
     common = ["experiment=smoke", f"paths.stage_cache_dir={cache}"]
 
@@ -116,3 +119,15 @@ def test_runs_reuse_shared_stages_through_the_cli(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["countdown_3/num_items"] == 2
     stages = {e["stage"] for e in entries(cache)}
     assert stages == {"sft_data", "sft", "eval"}
+    listing = subprocess.run([sys.executable, "-m", "skillexp", "cache", "list", "--root", str(cache)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert listing.returncode == 0 and listing.stdout.count(" done ") == 6, listing.stdout  # data, 2 sft, 3 eval
+    dry = subprocess.run([sys.executable, "-m", "skillexp", "cache", "clean", "--root", str(cache), "--stage",
+                          "eval"], capture_output=True, text=True, cwd=ROOT)
+    assert "would remove 3 outputs" in dry.stdout and len(entries(cache)) == 6
+    subprocess.run([sys.executable, "-m", "skillexp", "cache", "clean", "--root", str(cache), "--stage", "eval",
+                    "--yes"], check=True, capture_output=True, cwd=ROOT)
+    assert {e["stage"] for e in entries(cache)} == {"sft_data", "sft"}
+    bad = subprocess.run([sys.executable, "-m", "skillexp", "cache", "--root", str(tmp_path / "nope")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "is not a directory" in bad.stderr
