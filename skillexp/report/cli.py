@@ -60,16 +60,16 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     """Tables, figures and CSV rows of one setting (one model, task, eval suite...)."""
     variants = list(dict.fromkeys(v for r in runs for v in r.variants))
     rows = build_rows(runs)
-    cells = build_cells(rows, variants, [metric, *SKILL_METRICS])
-    main = [c for c in cells if c.metric == cells[0].metric]
-    resolved = main[0].metric
+    cells = build_cells(rows, variants, [metric, *(m for m in SKILL_METRICS if m != metric)])
+    primary = [c for c in cells if c.metric == cells[0].metric]
+    resolved = primary[0].metric
     suffix = f"_{slug(setting)}" if len(settings(sweep.runs)) > 1 else ""
     title = f"{sweep.root.name}: {runs[0].config['model']['name']}, eval {runs[0].config['eval'].get('name')}" + (
         f" ({setting_name(setting)})" if setting else "")
     columns = [*variants, AVG]
     colour = colours([row.label for row in rows])
 
-    grid = {row.label: {c.variant: c.stats for c in main if c.row is row} for row in rows}
+    grid = {row.label: {c.variant: c.stats for c in primary if c.row is row} for row in rows}
     md = report.markdown
     md += [f"## {setting_name(setting) or 'Results'}", "", describe(runs[0]), "",
            f"### {resolved}", "", markdown_table(grid, columns), ""]
@@ -82,17 +82,24 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
         md += ["### Skill use (each run's mean over variants)", "", markdown_table(avg_grid, list(SKILL_METRICS)), ""]
         figures.append(plot_skill_use(out_dir / f"skill_use{suffix}.png", skill, columns, title, colour))
 
-    curves = {row.label: [c for c in (r.reward_curve(REWARD_KEY) for r in row.runs) if c]
-              for row in rows if row.rl not in ("", "none")}
-    curves = {label: c for label, c in curves.items() if c}
+    rl_runs = [(row.label, r, r.reward_curve(REWARD_KEY)) for row in rows if row.rl not in ("", "none")
+               for r in row.runs]
+    curves: dict[str, list[dict[int, float]]] = {}
+    for label, _, curve in rl_runs:
+        if curve:
+            curves.setdefault(label, []).append(curve)
     if curves:
         figures.append(plot_rewards(out_dir / f"rewards{suffix}.png", curves, REWARD_KEY, title, colour))
+    if missing := [str(r.path.relative_to(sweep.root)) for _, r, curve in rl_runs if not curve]:
+        # a run whose RL stage came from the stage cache logged no RL steps of its own
+        md += [f"No `{REWARD_KEY}` steps in the metrics.jsonl of {len(missing)} RL run(s), left out of the reward "
+               f"curves: {', '.join(f'`{m}`' for m in missing)}.", ""]
     md += [f"![{p.stem}]({p.name})" for p in figures] + [""]
     report.figures += figures
 
     report.csv += csv_rows(cells, setting)
     prefix = f"{slug(setting)}/" if suffix else ""
-    report.summary.update({f"{prefix}{c.row.label}/{c.variant}/{c.metric}": c.stats.mean for c in main if c.stats})
+    report.summary.update({f"{prefix}{c.row.label}/{c.variant}/{c.metric}": c.stats.mean for c in primary if c.stats})
 
 
 def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:

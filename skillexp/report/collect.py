@@ -5,12 +5,13 @@ directory with `config.yaml` or `.hydra/` but no summary is an unfinished run, r
 
 Grouping never averages runs that differ in anything but the seed. Every resolved config key that varies across
 the runs is classified:
-- method side (`method.*`, `teacher.*`, `rl.*`): part of the row label. The label starts from the SFT method
-  (`method.name`, plus the SkillFactory ablation, whose option files keep `name: skillfactory`) and the RL stage
-  (`rl.name`); a method-side key that still varies within one label (a sweep over `method.sft.epochs`) is appended
-  as `[key=value]`.
+- method side (`method.*`, `teacher.*`: the teacher is part of a STAT method) and RL side (`rl.*`): part of the
+  row label. The label starts from the SFT method (`method.name`, plus the SkillFactory ablation, whose option
+  files keep `name: skillfactory`) and the RL stage (`rl.name`). A key that still varies within one SFT method (or
+  one RL stage), such as a sweep over `method.sft.epochs`, is appended as `[key=value]` to the runs of that method;
+  so is an RL key that differs between two methods' RL runs.
 - anything else (model, task, eval suite, trainer, generation): a *setting*. Each setting gets its own table
-  section and plots, with the keys that tell settings apart named.
+  section and figures, with the keys that tell settings apart named.
 Keys implied by ones already chosen are dropped (`model.path` follows `model.name`), names first. Bookkeeping
 keys (seed, run name, paths, logger, tags) never split runs.
 """

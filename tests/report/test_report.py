@@ -100,6 +100,8 @@ def test_markdown(sweep: Path, table) -> None:
     assert "### mean@4" in md and "9-unfinished" in md.split("## Skipped")[1]
     for name in ("accuracy", "skill_use", "rewards"):
         assert f"![{name}]({name}.png)" in md
+    # the sft → grpo_cpu / dapo runs logged no RL steps (as when their RL stage came from the stage cache)
+    assert "No `rl/reward_mean` steps in the metrics.jsonl of 4 RL run(s)" in md and "`0-sft-dapo`" in md
 
 
 def test_figures_are_written(sweep: Path, table) -> None:
@@ -114,6 +116,11 @@ def test_other_metric_and_out_dir(sweep: Path, tmp_path: Path) -> None:
         rows = {(r["row"], r["variant"], r["metric"]): r for r in csv.DictReader(f)}
     check(rows[("sft", "countdown_3", "greedy")], 3, 0.2, 0.1, T2)  # greedy = mean@4 / 2 in these runs
     assert "### greedy" in (tmp_path / "results.md").read_text()
+    # a skill-use metric as the main one is not listed twice
+    assert main([str(sweep), "--metric", "reflections_per_completion", "--out", str(tmp_path), "--wandb", "off"]) == 0
+    with open(tmp_path / "results.csv") as f:
+        keys = [(r["row"], r["variant"], r["metric"]) for r in csv.DictReader(f)]
+    assert len(keys) == len(set(keys))
 
 
 def test_settings_get_their_own_sections_and_figures(tmp_path: Path) -> None:
