@@ -5,9 +5,8 @@ import logging
 from pathlib import Path
 
 from skillexp.config import RunConfig, task_spec
-from skillexp.generation import build_generator
 from skillexp.methods.reference import reference_rows
-from skillexp.methods.sampling import sample
+from skillexp.methods.sampling import base_generator, sample
 from skillexp.methods.star import star_rows
 from skillexp.tasks import build_task
 from skillexp.tasks.scoring import ScorePool
@@ -36,7 +35,7 @@ def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Trac
         rows, stats = build_stat(run, task, items, model_dir, out_dir, tracker,
                                  lambda: build_teacher(run.teacher, run, task))
     else:
-        gen = build_generator(model_dir, run.model, run.generation, seed=run.seed)
+        gen = base_generator(run, model_dir)
         try:
             with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
                 if m.name == "star":

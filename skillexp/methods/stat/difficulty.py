@@ -24,9 +24,8 @@ from statistics import fmean
 from typing import Any, Sequence
 
 from skillexp.config import RunConfig
-from skillexp.generation import build_generator
 from skillexp.methods.config import StatConfig
-from skillexp.methods.sampling import sample
+from skillexp.methods.sampling import base_generator, sample
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.skills import subsample
 from skillexp.tasks.base import Item, Task
@@ -81,7 +80,7 @@ def largest_agreement(task: Task, items: Sequence[Item], answers: Sequence[Seque
 
 def student_samples(run: RunConfig, model_dir: Path, task: Task, items: Sequence[Item]) -> list[dict[str, Any]]:
     """The student's answers to the validation questions (the generator is closed before any teacher starts)."""
-    gen = build_generator(model_dir, run.model, run.generation, seed=run.seed)
+    gen = base_generator(run, model_dir)
     try:
         comps = sample(gen, [task.messages(it) for it in items], run.method.samples_per_question,
                        run.method.sampling, run.seed)
