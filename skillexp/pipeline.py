@@ -27,7 +27,7 @@ from skillexp.eval.stage import run_eval
 from skillexp.generation import build_generator
 from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
-from skillexp.rl.grpo import run_grpo
+from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
 from skillexp.stage_cache import StageCache, StageSpec, digest
 from skillexp.tracking import Tracker
 from skillexp.training.launch import sft_stage
@@ -106,17 +106,20 @@ def eval_stage(run: RunConfig, cache: StageCache, spec: StageSpec, model_dir: Pa
                prefix: str = "") -> dict[str, float]:
     """Metrics of the eval stage `spec`, computed or reused; reused metrics are logged again so that every run's
     metrics.jsonl and W&B run hold its own numbers."""
-    built: list[Path] = []
-
-    def build(out: Path) -> None:
-        evaluate(run, model_dir, out, tracker, prefix)
-        built.append(out)
-
-    out = cache.run(spec, build, prefix.rstrip("/") or "eval")
+    out = cache.run(spec, lambda o: evaluate(run, model_dir, o, tracker, prefix), prefix.rstrip("/") or "eval")
     metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
-    if not built:
+    if spec.key not in cache.built:
         tracker.log(metrics)
     return metrics
+
+
+def rl_stage(run: RunConfig, cache: StageCache, spec: StageSpec, model_dir: Path, tracker: Tracker) -> Path:
+    """The GRPO stage; a reused one's per-step metrics are logged again, so every run shows its reward curve."""
+    out = cache.run(spec, lambda o: run_grpo(run, model_dir, o, tracker))
+    if spec.key not in cache.built and (out / STEP_LOG).exists():
+        for step, metrics in sorted(replayed_steps(out / STEP_LOG).items()):
+            tracker.log(metrics, step=step)
+    return out / "model"
 
 
 def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
@@ -150,7 +153,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
         if "rl" in stages(run):
             start = model_dir
             summary.update(eval_stage(run, cache, specs["pre_rl"], start, tracker, prefix="pre_rl/"))
-            model_dir = cache.run(specs["rl"], lambda out: run_grpo(run, start, out, tracker)) / "model"
+            model_dir = rl_stage(run, cache, specs["rl"], start, tracker)
         summary.update(eval_stage(run, cache, specs["eval"], model_dir, tracker))
         tracker.set_summary(summary)
         atomic_write_json(run_dir / "summary.json", summary)

@@ -58,6 +58,7 @@ class StageCache:
 
     def __init__(self, root: Path | None, run_dir: Path):
         self.root, self.run_dir = root, run_dir
+        self.built: set[str] = set()  # keys this run built (the others it reused)
 
     @property
     def enabled(self) -> bool:
@@ -71,6 +72,7 @@ class StageCache:
         if not self.enabled:
             out = self.run_dir / name
             build(out)
+            self.built.add(spec.key)
             return out
         final = self.root / spec.name / spec.key
         if not final.exists():
@@ -91,6 +93,7 @@ class StageCache:
         self._link(work, self.run_dir / name)  # live view of the build (checkpoints, data) from the run dir
         start = time.time()
         build(work)
+        self.built.add(spec.key)
         atomic_write_json(work / PROVENANCE, {"stage": spec.name, "key": spec.key, "config": spec.config,
                                               "inputs": list(spec.inputs), "built_by": str(self.run_dir),
                                               "seconds": round(time.time() - start, 1), "finished": time.time()})

@@ -151,3 +151,19 @@ def test_base_model_samples_are_drawn_once_across_runs(tmp_path: Path, vllm_tiny
     assert b[:2] == a and starts == [1] and (second.hits, second.misses) == (4, 1)
     assert b == vllm_tiny.generate(prompts, params)  # exactly what an uncached run samples
     assert second.generate(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=8, seed=4)) != b
+
+
+@pytest.mark.slow
+def test_a_run_that_reuses_the_rl_stage_still_logs_its_reward_curve(tmp_path: Path) -> None:
+    from skillexp.utils.io import read_jsonl
+    from tests.test_preemption import GRPO
+
+    args = [*GRPO, "rl.steps=3", f"paths.stage_cache_dir={tmp_path / 'cache'}"]
+    run_cli(args, tmp_path / "a")
+    again = run_cli([*args, "eval.k=1", "eval.pass_k=[1]"], tmp_path / "b")
+    assert "stage rl: reusing" in again.stdout + again.stderr
+
+    def curve(run_dir: Path) -> list[tuple[int, float]]:
+        return [(r["step"], r["rl/reward_mean"]) for r in read_jsonl(run_dir / "metrics.jsonl") if "rl/reward_mean" in r]
+
+    assert curve(tmp_path / "b") == curve(tmp_path / "a") and len(curve(tmp_path / "a")) == 3

@@ -10,6 +10,7 @@ Checkpoints hold the engine, the prompt position and every RNG, so a killed run 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import random
 import time
@@ -33,6 +34,20 @@ from skillexp.training.engine import build_engine, export_hf, load_checkpoint, s
 from skillexp.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
+STEP_LOG = "steps.jsonl"  # every step's metrics, kept with the stage so a run that reuses it can log them again
+
+
+def replayed_steps(path: Path) -> dict[int, dict[str, float]]:
+    """{step: metrics} from a stage's step log; a step logged twice (a resumed run redid it) keeps its last entry,
+    and a line cut short by a kill is skipped."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        out[int(row.pop("step"))] = row
+    return out
 
 
 def completion_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
@@ -84,6 +99,7 @@ class GRPO:
         from transformers import AutoModelForCausalLM
 
         self.run, self.cfg, self.out_dir, self.tracker = run, run.rl, out_dir, tracker
+        out_dir.mkdir(parents=True, exist_ok=True)
         cfg = self.cfg
         kind, params = task_spec(run.task, "task")
         self.task = build_task(kind, params)
@@ -286,7 +302,10 @@ class GRPO:
                                 "time/sync_s": t3 - t2, "time/step_s": t3 - t0,
                                 "rollout_tokens_per_s": tokens / max(generate_s, 1e-9),
                                 "train_tokens_per_s": tokens / max(t2 - t1, 1e-9)})
-                self.tracker.log({f"rl/{k}": v for k, v in metrics.items()}, step=self.step)
+                logged = {f"rl/{k}": v for k, v in metrics.items()}
+                self.tracker.log(logged, step=self.step)
+                with open(self.out_dir / STEP_LOG, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": self.step, **logged}) + "\n")
                 log.info("GRPO step %d/%d: reward %.3f, zero-std groups %.2f, %.1f s", self.step, cfg.steps,
                          metrics["reward_mean"], metrics["frac_zero_std_groups"], t3 - t0)
                 if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
