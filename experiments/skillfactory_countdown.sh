@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# SkillFactory's study on a Slurm cluster: every method x 3 seeds, one GPU node per run, then the report.
+#   experiments/skillfactory_countdown.sh [extra Hydra overrides, e.g. hydra.launcher.partition=a100]
+# Runs with the same seed share the base model's samples and the pre-RL evals through the stage cache (put
+# SKILLEXP_CACHE on a shared filesystem); a requeued run resumes where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sweep=${SKILLEXP_LOG_DIR:-outputs}/multiruns/skillfactory_countdown
+.venv/bin/python -m skillexp -m hydra/launcher=slurm_gpu experiment=skillfactory_countdown \
+  method=none,sft,star,skillfactory,skillfactory_no_reflections,skillfactory_no_prompt_diversity,skillfactory_no_sample_order \
+  seed=0,1,2 hydra.sweep.dir="$sweep" "$@"
+.venv/bin/python -m skillexp report "$sweep"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# STAT's study on a Slurm cluster: base (RL only), SFT on MATH-train, STAT-Sel, STAT-Syn, each -> GRPO, 3 seeds.
+#   OPENAI_API_KEY=... experiments/stat_math.sh task.path=<MATH jsonl> eval.variants.math.path=<MATH test jsonl>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sweep=${SKILLEXP_LOG_DIR:-outputs}/multiruns/stat_math
+.venv/bin/python -m skillexp -m hydra/launcher=slurm_gpu experiment=stat_math method=none,sft,stat_sel,stat_syn \
+  seed=0,1,2 hydra.sweep.dir="$sweep" "$@"
+.venv/bin/python -m skillexp report "$sweep"
