@@ -1,9 +1,5 @@
-"""SFT-data methods end to end through the CLI, on a tiny model that has memorised a few Countdown questions.
-
-A random tiny model never answers correctly, so the fixture first fine-tunes it on the reference solutions of 8
-questions under all four prompt variants, and on reflections that end in the right verdict: a student that
-sometimes succeeds and can judge itself, which is what SkillFactory's data construction needs.
-"""
+"""SFT-data methods end to end through the CLI, on a tiny model that has memorised a few Countdown questions
+(the `memorizer` fixture in tests/methods/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -11,48 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from skillexp.config import LoggerConfig
-from skillexp.methods.skillfactory.reflect import reflection_messages
 from skillexp.tasks import build_task
-from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, TrainerConfig
-from skillexp.training.sft import run_sft
 from skillexp.utils.io import read_jsonl
-from tests.conftest import TINY
+from tests.methods.conftest import TASK
 from tests.test_main import run_cli
-
-TASK = {"kind": "countdown", "num_numbers": 3, "num_train": 8, "num_rl": 0, "num_val": 0, "num_test": 4}
-VARIANTS = ("original", "plan_and_execute", "alternatively", "rephrase")
-
-
-@pytest.fixture(scope="module")
-def memorizer(tmp_path_factory, tiny_model_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("memorizer")
-    task = build_task("countdown", {k: v for k, v in TASK.items() if k != "kind"})
-    rows = []
-    items = task.items("train")
-    for item, other in zip(items, items[1:] + items[:1]):
-        ref, wrong = task.reference_solution(item), task.reference_solution(other)
-        rows += [{"messages": task.messages(item, v) + [{"role": "assistant", "content": ref}]} for v in VARIANTS]
-        for attempt, verdict in ((ref, "Correct"), (wrong, "Incorrect")):
-            rows += [{"messages": reflection_messages(item.question, attempt) + [
-                {"role": "assistant", "content": f"Checked. <verdict>{verdict}</verdict>"}]}] * 2
-    (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tracker = Tracker(LoggerConfig(backend="none"), root, {})
-    trainer = TrainerConfig(name="memorize", lr=5e-3, warmup_ratio=0.05, schedule="cosine", micro_batch_size=8,
-                            save_every_steps=10_000)
-    model = run_sft(root / "data.jsonl", tiny_model_dir, TINY, trainer,
-                    SFTConfig(max_steps=300, max_length=512, val_fraction=0.0), root / "sft", tracker, seed=0)
-    tracker.finish()
-    return model
 
 
 def _common(model: Path) -> list[str]:
     overrides = [f"+task.{k}={v}" for k, v in TASK.items() if k not in ("kind", "num_numbers")]
     return ["model=hf", f"model.path={model}", "model.name=memorizer", "model.dtype=float32", "generation=hf",
             *overrides, "method.num_questions=8", "method.sampling.max_tokens=40", "method.sft.max_steps=2",
-            "method.sft.max_length=1024", "trainer.micro_batch_size=1", "trainer.grad_accum=1", "eval.num_items=2", "eval.k=1",
-            "eval.pass_k=[1]", "eval.sampling.max_tokens=16", "eval.score_workers=0"]
+            "method.sft.max_length=1024", "trainer.micro_batch_size=1", "trainer.grad_accum=1", "eval.num_items=2",
+            "eval.k=1", "eval.pass_k=[1]", "eval.sampling.max_tokens=16", "eval.score_workers=0"]
 
 
 @pytest.mark.slow
