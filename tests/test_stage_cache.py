@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 from skillexp.config import load_run_config
+from skillexp.generation.base import SamplingParams
+from skillexp.generation.cached import CachedGenerator
+from skillexp.generation.config import GenerationConfig
 from skillexp.pipeline import stage_specs
 from skillexp.stage_cache import StageCache, StageSpec, entries
+from tests.conftest import TINY
 from tests.test_configs import _compose
 from tests.test_main import ROOT, run_cli
 
@@ -133,24 +137,30 @@ def test_runs_reuse_shared_stages_through_the_cli(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "is not a directory" in bad.stderr
 
 
-def test_base_model_samples_are_drawn_once_across_runs(tmp_path: Path, vllm_tiny) -> None:
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_base_model_samples_are_drawn_once_across_runs(tmp_path: Path, tiny_model_dir: Path) -> None:
     """Two generators over the same model and cache: the second call is answered from the cache without starting
-    an engine, and vLLM's per-request seeds make cached and fresh completions identical."""
-    from skillexp.generation.base import SamplingParams
-    from skillexp.generation.cached import CachedGenerator
+    an engine, and vLLM's per-request seeds make cached and fresh completions identical. (An engine of its own:
+    the session's shared one may have lost its process groups to the DeepSpeed tests by now.)"""
+    from skillexp.generation.vllm import VLLMGenerator
 
-    prompts = [[1, 2, 3], [4, 5, 6, 7], [8, 9]]
-    params = SamplingParams(n=2, temperature=1.0, max_tokens=8, seed=3)
-    first = CachedGenerator(lambda: vllm_tiny, vllm_tiny.tokenizer, tmp_path / "s.sqlite")
-    a = first.generate(prompts[:2], params)
-    assert (first.hits, first.misses) == (0, 2)
-    starts = []
-    second = CachedGenerator(lambda: starts.append(1) or vllm_tiny, vllm_tiny.tokenizer, tmp_path / "s.sqlite")
-    assert second.generate(prompts[:2], params) == a and not starts  # all cached: no engine
-    b = second.generate(prompts, params)  # one new prompt: the engine starts for it alone
-    assert b[:2] == a and starts == [1] and (second.hits, second.misses) == (4, 1)
-    assert b == vllm_tiny.generate(prompts, params)  # exactly what an uncached run samples
-    assert second.generate(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=8, seed=4)) != b
+    engine = VLLMGenerator(tiny_model_dir, TINY, GenerationConfig(backend="vllm", show_progress=False))
+    try:
+        prompts = [[1, 2, 3], [4, 5, 6, 7], [8, 9]]
+        params = SamplingParams(n=2, temperature=1.0, max_tokens=8, seed=3)
+        first = CachedGenerator(lambda: engine, engine.tokenizer, tmp_path / "s.sqlite")
+        a = first.generate(prompts[:2], params)
+        assert (first.hits, first.misses) == (0, 2)
+        starts = []
+        second = CachedGenerator(lambda: starts.append(1) or engine, engine.tokenizer, tmp_path / "s.sqlite")
+        assert second.generate(prompts[:2], params) == a and not starts  # all cached: no engine
+        b = second.generate(prompts, params)  # one new prompt: the engine starts for it alone
+        assert b[:2] == a and starts == [1] and (second.hits, second.misses) == (4, 1)
+        assert b == engine.generate(prompts, params)  # exactly what an uncached run samples
+        assert second.generate(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=8, seed=4)) != b
+    finally:
+        engine.close()
 
 
 @pytest.mark.slow
