@@ -64,7 +64,7 @@ def test_skillfactory_builder_on_smollm2(smollm2_dir: Path) -> None:
     from skillexp.tasks.scoring import ScorePool
     from tests.conftest import SMOLLM2
 
-    task = build_task("multiplication", {"digits": 1, "lenient": True, "num_train": 12, "num_rl": 0, "num_val": 0,
+    task = build_task("multiplication", {"digits": 1, "lenient": True, "num_train": 8, "num_rl": 0, "num_val": 0,
                                          "num_test": 0})
     cfg = MethodConfig(name="skillfactory", samples_per_question=2,
                        sampling=SamplingConfig(repetition_penalty=1.1, max_tokens=160),
@@ -76,7 +76,7 @@ def test_skillfactory_builder_on_smollm2(smollm2_dir: Path) -> None:
             rows, stats = build_skillfactory(task, task.items("train"), gen, pool, cfg, seed=0)
     finally:
         gen.close()
-    assert stats["skillfactory/attempts"] == 12 * 4 * 2
+    assert stats["skillfactory/attempts"] == 8 * 4 * 2
     assert stats["skillfactory/base_accuracy/original"] > 0.2, stats  # 1-digit products are within its reach
     assert stats["skillfactory/attempts_answer_tags_added"] > 0, stats
     assert stats["skillfactory/reflections"] > 0 and stats["skillfactory/reflection_verdict_tags_added"] > 0, stats
