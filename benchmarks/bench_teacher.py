@@ -74,7 +74,7 @@ def main() -> None:
     print("| concurrency | HTTP requests | completion tokens | seconds | requests/s | tokens/s | failed |")
     print("|---|---|---|---|---|---|---|")
     for name, sent, tokens, sec, failed in rows:
-        print(f"| {name} | {sent} | {tokens} | {sec:.2f} | {len(convs) / sec:,.1f} | {tokens / sec:,.0f} | {failed} |")
+        print(f"| {name} | {sent} | {tokens} | {sec:.4g} | {len(convs) / sec:,.1f} | {tokens / sec:,.0f} | {failed} |")
     print(f"\nCache-hit speed-up over concurrency {levels[-1]}: {miss_s / hit_s:,.0f}x "
           f"({hit_s * 1e3 / len(convs):.2f} ms per request)")
 
