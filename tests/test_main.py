@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,17 +9,16 @@ from pathlib import Path
 import pytest
 
 from skillexp.utils.io import read_jsonl
+from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(args: list[str], run_dir: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     # a fresh process group: not the one an in-process test (DeepSpeed, vLLM) may have set up in this process
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    env["WANDB_MODE"] = "offline"
     proc = subprocess.run([sys.executable, "-m", "skillexp", *args, f"hydra.run.dir={run_dir}"],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+                          capture_output=True, text=True, timeout=timeout, env=subprocess_env(WANDB_MODE="offline"),
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 

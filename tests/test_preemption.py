@@ -15,6 +15,7 @@ import pytest
 
 from skillexp.preemption import EXIT_PREEMPTED
 from skillexp.utils.io import read_jsonl
+from tests.conftest import subprocess_env
 from tests.test_main import ROOT, run_cli
 
 SFT = ["experiment=smoke", "method.sft.max_steps=40", "trainer.save_every_steps=1000", "eval.num_items=1"]
@@ -24,10 +25,7 @@ GRPO = ["experiment=smoke", "method=none", "rl=grpo_cpu", "+task.num_rl=32", "rl
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    env["WANDB_MODE"] = "offline"
-    return env
+    return subprocess_env(WANDB_MODE="offline")
 
 
 def _wait_for(path: Path, key: str, step: int, proc: subprocess.Popen, timeout: float = 300) -> None:

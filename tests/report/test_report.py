@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from skillexp.report.cli import main
 from skillexp.report.collect import collect
 from skillexp.report.cli import report_logger
-from skillexp.training.launch import LAUNCHER_ENV
+from tests.conftest import subprocess_env
 from tests.report.fake_runs import VARIANTS, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,9 +154,7 @@ def test_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def cli(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    # without the rendezvous variables an in-process test of this session may have set (its port is taken)
-    clean = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
-    return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, env={**clean, **env})
+    return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, env=subprocess_env(**env))
 
 
 def test_cli_entry_points(sweep: Path, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from skillexp.models import resolve_model_dir
 from skillexp.rl.grpo import run_grpo
 from skillexp.tracking import Tracker
 from skillexp.utils.io import read_jsonl
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 from tests.test_configs import _compose
 from tests.test_main import run_cli
 
@@ -68,8 +67,7 @@ def test_killed_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir:
     full = _grpo(tmp_path / "a", steps=6, save_every=2)
     out = tmp_path / "b"
     code = f"from pathlib import Path; from tests.rl.test_grpo import _grpo; _grpo(Path({str(out)!r}), 6, 2)"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = subprocess_env()
     log = open(tmp_path / "child.log", "w")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log)
     latest = out / "rl" / "checkpoints" / "latest.json"

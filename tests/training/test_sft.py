@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from skillexp.training.config import SFTConfig, TrainerConfig
 from skillexp.training.sft import run_sft
 from skillexp.training.sft_data import IGNORE, collate, forward, packed_batches, tokenize_conversation, tokenize_dataset
 from skillexp.utils.io import read_jsonl
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, subprocess_env
 
 
 def write_dataset(path: Path, n: int = 96) -> Path:
@@ -86,8 +85,7 @@ def test_killed_sft_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: 
     out = tmp_path / "b" / "sft"
     code = (f"from pathlib import Path; from tests.training.test_sft import _sft; "
             f"_sft(Path({str(data)!r}), Path({str(tiny_model_dir)!r}), Path({str(out)!r}), max_steps=12)")
-    env = {k: v for k, v in os.environ.items()  # a fresh process group, not this process's
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = subprocess_env()  # a fresh process group, not this process's
     log = open(tmp_path / "child.log", "w")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log)
     latest = out / "checkpoints" / "latest.json"

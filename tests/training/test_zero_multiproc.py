@@ -2,7 +2,6 @@
 that plain transformers reloads, and the validation loss falls."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from skillexp.utils.io import read_jsonl
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 from tests.training.test_sft import write_dataset
 
 
@@ -21,8 +20,7 @@ def test_two_process_zero_sft_exports_a_loadable_model(tmp_path: Path, zero: int
                                                         tiny_model_dir: Path) -> None:
     data = write_dataset(tmp_path / "data.jsonl")
     out = tmp_path / "run" / "sft"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = subprocess_env()
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29600 + zero),
          "-m", "tests.training.sft_worker", "--data", str(data), "--out", str(out), "--cache", str(cache_dir),
