@@ -80,7 +80,7 @@ class StageCache:
             with FileLock(str(final) + ".lock"):
                 if not final.exists():  # another run may have published it while we waited for the lock
                     self._build(spec, build, final, name)
-        else:
+        if spec.key not in self.built:
             log.info("stage %s: reusing %s", spec.name, final)
         self._link(final, self.run_dir / name)
         return final

@@ -21,7 +21,6 @@ from skillexp.training.config import TrainerConfig
 from skillexp.utils.io import atomic_write_json
 
 LATEST = "latest.json"
-_OWN_RENDEZVOUS: set[str] = set()  # rendezvous variables init_distributed set itself (not a launcher)
 
 
 def init_distributed() -> None:
@@ -32,9 +31,6 @@ def init_distributed() -> None:
 
     if not dist.is_initialized():
         _forget_stale_groups()
-        for key in _OWN_RENDEZVOUS:  # set by an earlier job of this process (Hydra multirun): its port may linger
-            os.environ.pop(key, None)
-        _OWN_RENDEZVOUS.clear()
     if "LOCAL_RANK" not in os.environ:  # a plain process: deepspeed would otherwise try MPI discovery
         if dist.is_available() and dist.is_initialized():
             rank, world = dist.get_rank(), dist.get_world_size()
@@ -45,9 +41,7 @@ def init_distributed() -> None:
             port = s.getsockname()[1]
         for key, value in dict(RANK=rank, LOCAL_RANK=rank, WORLD_SIZE=world, MASTER_ADDR="127.0.0.1",
                                MASTER_PORT=port).items():
-            if key not in os.environ:
-                os.environ[key] = str(value)
-                _OWN_RENDEZVOUS.add(key)
+            os.environ.setdefault(key, str(value))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
 
 
