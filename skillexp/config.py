@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -120,14 +121,28 @@ SCHEMAS = {"model": ModelConfig, "method": MethodConfig, "trainer": TrainerConfi
            "logger": LoggerConfig, "eval": EvalConfig, "rl": GRPOConfig, "teacher": TeacherConfig}
 
 
+def sweep_group(name: str) -> str:
+    """`${sweep_group:<name>}`: a W&B group per sweep. In a multirun, `<name>-<sweep dir name>`, so that each sweep is
+    its own comparison on the dashboard (and the report run joins it); `name` alone for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return f"{name}-{Path(HydraConfig.get().sweep.dir).name}"
+    return name
+
+
 def register_schemas() -> None:
     """Store each group's full key set as `<group>/_schema`, which every option file lists first in its defaults,
-    so that any key can be overridden from the command line without `+` and the composed config shows them all."""
+    so that any key can be overridden from the command line without `+` and the composed config shows them all;
+    register our resolvers."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         cs.store(group=group, name="_schema", node=schema_defaults(cls))
+    if not OmegaConf.has_resolver("sweep_group"):
+        OmegaConf.register_new_resolver("sweep_group", sweep_group)
 
 
 def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from skillexp.config import RunConfig
 from skillexp.eval.stage import run_eval
-from skillexp.generation import build_generator
+from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
 from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
@@ -90,32 +90,31 @@ def stage_specs(run: RunConfig) -> dict[str, StageSpec]:
     return specs
 
 
-def evaluate(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, prefix: str = "") -> None:
+def evaluate(run: RunConfig, engine: SharedEngine, model_dir: Path, out_dir: Path, tracker: Tracker,
+             prefix: str = "") -> None:
     """The eval suite on `model_dir` into `out_dir` (kept if a killed run already finished it there)."""
     if (out_dir / "eval_metrics.json").exists():
         log.info("eval already done in %s; reusing it", out_dir)
         return
-    generator = build_generator(model_dir, run.model, run.generation, seed=run.seed)
-    try:
-        run_eval(run, generator, out_dir, tracker, prefix=prefix)
-    finally:
-        generator.close()
+    run_eval(run, engine.load(model_dir), out_dir, tracker, prefix=prefix)
 
 
-def eval_stage(run: RunConfig, cache: StageCache, spec: StageSpec, model_dir: Path, tracker: Tracker,
-               prefix: str = "") -> dict[str, float]:
+def eval_stage(run: RunConfig, cache: StageCache, spec: StageSpec, engine: SharedEngine, model_dir: Path,
+               tracker: Tracker, prefix: str = "") -> dict[str, float]:
     """Metrics of the eval stage `spec`, computed or reused; reused metrics are logged again so that every run's
     metrics.jsonl and W&B run hold its own numbers."""
-    out = cache.run(spec, lambda o: evaluate(run, model_dir, o, tracker, prefix), prefix.rstrip("/") or "eval")
+    out = cache.run(spec, lambda o: evaluate(run, engine, model_dir, o, tracker, prefix),
+                    prefix.rstrip("/") or "eval")
     metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
     if spec.key not in cache.built:
         tracker.log(metrics)
     return metrics
 
 
-def rl_stage(run: RunConfig, cache: StageCache, spec: StageSpec, model_dir: Path, tracker: Tracker) -> Path:
+def rl_stage(run: RunConfig, cache: StageCache, spec: StageSpec, engine: SharedEngine, model_dir: Path,
+             tracker: Tracker) -> Path:
     """The GRPO stage; a reused one's per-step metrics are logged again, so every run shows its reward curve."""
-    out = cache.run(spec, lambda o: run_grpo(run, model_dir, o, tracker))
+    out = cache.run(spec, lambda o: run_grpo(run, model_dir, o, tracker, engine))
     if spec.key not in cache.built and (out / STEP_LOG).exists():
         for step, metrics in sorted(replayed_steps(out / STEP_LOG).items()):
             tracker.log(metrics, step=step)
@@ -150,11 +149,13 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                                                                  tracker))
             model_dir = out / "model"
         summary: dict[str, float] = {}
-        if "rl" in stages(run):
-            start = model_dir
-            summary.update(eval_stage(run, cache, specs["pre_rl"], start, tracker, prefix="pre_rl/"))
-            model_dir = rl_stage(run, cache, specs["rl"], start, tracker)
-        summary.update(eval_stage(run, cache, specs["eval"], model_dir, tracker))
+        # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
+        with SharedEngine(run.model, run.generation, run.seed) as engine:
+            if "rl" in stages(run):
+                start = model_dir
+                summary.update(eval_stage(run, cache, specs["pre_rl"], engine, start, tracker, prefix="pre_rl/"))
+                model_dir = rl_stage(run, cache, specs["rl"], engine, start, tracker)
+            summary.update(eval_stage(run, cache, specs["eval"], engine, model_dir, tracker))
         tracker.set_summary(summary)
         atomic_write_json(run_dir / "summary.json", summary)
         return summary

@@ -22,6 +22,7 @@ from skillexp import preemption
 from skillexp.config import RunConfig, task_spec
 from skillexp.eval.stage import run_eval
 from skillexp.generation import Generator, build_generator
+from skillexp.generation.shared import SharedEngine
 from skillexp.models import load_tokenizer
 from skillexp.rl.algorithms import group_advantages, policy_loss, token_entropy, token_logprobs, zero_std_groups
 from skillexp.rl.config import GRPOConfig
@@ -95,7 +96,8 @@ def update_geometry(cfg: GRPOConfig, micro: int) -> int:
 class GRPO:
     """The stage's state: engine, optional frozen reference, sampler, reward and prompt stream."""
 
-    def __init__(self, run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, pool: ScorePool):
+    def __init__(self, run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, pool: ScorePool,
+                 engine: SharedEngine | None = None):
         from transformers import AutoModelForCausalLM
 
         self.run, self.cfg, self.out_dir, self.tracker = run, run.rl, out_dir, tracker
@@ -117,6 +119,7 @@ class GRPO:
         self.engine = build_engine(model, trainer, cfg.steps * self.updates_per_step)
         if torch.distributed.get_world_size() > 1:
             raise ValueError("rl=grpo runs on one process for now: set trainer.num_processes=1.")
+        self.shared: SharedEngine | None = None  # an engine the pipeline lends (not closed here)
         self.ref = None
         if cfg.kl_coef > 0:
             self.ref = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
@@ -130,7 +133,9 @@ class GRPO:
 
             self.gen: Generator = HFGenerator(model_dir, run.model, run.generation, run.seed, model=self.engine.module)
         else:
-            self.gen = build_generator(model_dir, run.model, run.generation, seed=run.seed)
+            self.shared = engine
+            self.gen = engine.load(model_dir) if engine else build_generator(
+                model_dir, run.model, run.generation, seed=run.seed)
             if self.step:
                 self.sync()
         self.reward = Reward(cfg.rewards, self.task, pool)
@@ -140,6 +145,8 @@ class GRPO:
 
     def sync(self) -> None:
         """The policy's weights into the sampler (ZeRO-3 gathers each rank's shards first)."""
+        if self.shared is not None:
+            self.shared.modified()
         module = self.engine.module
         if self.engine.zero_optimization_stage() == 3:
             import deepspeed
@@ -323,16 +330,19 @@ class GRPO:
         return final
 
     def close(self) -> None:
-        self.gen.close()
+        if self.shared is None:
+            self.gen.close()
 
 
-def run_grpo(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker) -> Path:
-    """GRPO from `model_dir`; returns `out_dir/model` (reused if a finished run left it there)."""
+def run_grpo(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker,
+             engine: SharedEngine | None = None) -> Path:
+    """GRPO from `model_dir`; returns `out_dir/model` (reused if a finished run left it there). Rollouts come
+    from `engine` when the pipeline lends one (vLLM), else from an engine of the stage's own."""
     if (out_dir / "rl_metrics.json").exists() and (out_dir / "model").exists():
         log.info("GRPO already done in %s; reusing it", out_dir)
         return out_dir / "model"
     with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
-        stage = GRPO(run, model_dir, out_dir, tracker, pool)
+        stage = GRPO(run, model_dir, out_dir, tracker, pool, engine)
         try:
             return stage.run_loop()
         finally:

@@ -1,0 +1,67 @@
+"""One sampling engine for the stages that sample successive versions of one model: pre-RL eval, GRPO, final eval.
+
+Starting a vLLM engine costs ~10 s on a laptop CPU and minutes for a 7B on a GPU; swapping weights in costs a
+disk read. The pipeline hands the same `SharedEngine` to those stages: the first `load(model_dir)` starts the engine
+from `model_dir`, a later one for another directory streams that checkpoint's tensors into the running engine
+(vLLM's reload path, which also drops the prefix cache), and a stage that changed the weights itself (GRPO's
+syncs) says so with `modified()`. The GRPO stage already holds an engine next to the trainer, so sharing it with
+the evals around it needs no more memory. The SFT data builder does not share it: SFT needs the memory back.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from skillexp.generation import Generator, build_generator
+from skillexp.generation.config import GenerationConfig
+from skillexp.models.config import ModelConfig
+
+
+def checkpoint_tensors(model_dir: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) pairs of an HF checkpoint directory's safetensors shards, one shard in memory at a time."""
+    from safetensors.torch import load_file
+
+    shards = sorted(Path(model_dir).glob("*.safetensors"))
+    if not shards:
+        raise FileNotFoundError(f"{model_dir} has no *.safetensors weights to load into the running engine; "
+                                "save the model with save_pretrained(safe_serialization=True).")
+    for shard in shards:
+        yield from load_file(str(shard)).items()
+
+
+class SharedEngine:
+    def __init__(self, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int):
+        self.model_cfg, self.cfg, self.seed = model_cfg, cfg, seed
+        self._gen: Generator | None = None
+        self._weights: Path | None = None  # the checkpoint the engine now holds; None: changed in place
+        self.starts = 0
+        self.reloads = 0
+
+    def load(self, model_dir: Path) -> Generator:
+        """The engine holding `model_dir`'s weights (started on first use)."""
+        model_dir = Path(model_dir).resolve()
+        if self._gen is None:
+            self._gen = build_generator(model_dir, self.model_cfg, self.cfg, seed=self.seed)
+            self.starts += 1
+        elif self._weights != model_dir:
+            self._gen.load_weights(checkpoint_tensors(model_dir))
+            self.reloads += 1
+        self._weights = model_dir
+        return self._gen
+
+    def modified(self) -> None:
+        """The holder changed the engine's weights in place (GRPO's syncs): the next `load` reloads."""
+        self._weights = None
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+        self._gen, self._weights = None, None
+
+    def __enter__(self) -> SharedEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

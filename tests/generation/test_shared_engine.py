@@ -1,0 +1,65 @@
+"""The pipeline's shared engine: one vLLM start for pre-RL eval, GRPO and final eval, checkpoints swapped in."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from skillexp.generation import SamplingParams, render_chat
+from skillexp.generation.config import GenerationConfig
+from skillexp.generation.hf import HFGenerator
+from skillexp.generation.shared import SharedEngine, checkpoint_tensors
+from tests.conftest import TINY
+
+QUESTIONS = [f"What is {a} * {b}? <answer>" for a, b in [(3, 4), (12, 9), (7, 70), (250, 17)]]
+GREEDY = SamplingParams(temperature=0.0, max_tokens=24)
+
+
+def perturbed_copy(src: Path, dst: Path) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    model.save_pretrained(str(dst))
+    AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(dst))
+    return dst
+
+
+def greedy_ids(gen, prompts) -> list[list[int]]:
+    return [g[0].token_ids for g in gen.generate(prompts, GREEDY)]
+
+
+def hf_greedy(model_dir: Path, prompts) -> list[list[int]]:
+    gen = HFGenerator(model_dir, TINY, GenerationConfig(backend="hf", show_progress=False))
+    try:
+        return greedy_ids(gen, prompts)
+    finally:
+        gen.close()
+
+
+@pytest.mark.vllm
+def test_one_engine_follows_each_checkpoint_it_is_given(tiny_model_dir: Path, tmp_path: Path) -> None:
+    other = perturbed_copy(tiny_model_dir, tmp_path / "other")
+    with SharedEngine(TINY, GenerationConfig(backend="vllm", show_progress=False), seed=0) as engine:
+        gen = engine.load(tiny_model_dir)
+        prompts = render_chat(gen.tokenizer, [[{"role": "user", "content": q}] for q in QUESTIONS])
+        base = greedy_ids(gen, prompts)
+        swapped = greedy_ids(engine.load(other), prompts)  # same prompts: a stale prefix cache would show here
+        assert swapped != base
+        assert swapped == hf_greedy(other, prompts)
+        assert greedy_ids(engine.load(tiny_model_dir), prompts) == base
+        assert (engine.starts, engine.reloads) == (1, 2)
+        engine.load(tiny_model_dir)  # already held: nothing to do
+        assert engine.reloads == 2
+        engine.modified()  # a holder (GRPO) changed the weights in place: the next load reads the checkpoint
+        engine.load(tiny_model_dir)
+        assert engine.reloads == 3
+
+
+def test_checkpoint_tensors_name_the_fix_when_there_are_no_safetensors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="safe_serialization"):
+        next(checkpoint_tensors(tmp_path))
