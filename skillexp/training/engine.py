@@ -21,6 +21,7 @@ from skillexp.training.config import TrainerConfig
 from skillexp.utils.io import atomic_write_json
 
 LATEST = "latest.json"
+_world_seen: list[object] = []  # the default process group DeepSpeed's caches were built for
 
 
 def init_distributed() -> None:
@@ -29,7 +30,7 @@ def init_distributed() -> None:
     import deepspeed
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    if not dist.is_initialized() or not _world_seen or dist.group.WORLD is not _world_seen[0]:
         _forget_stale_groups()
     if "LOCAL_RANK" not in os.environ:  # a plain process: deepspeed would otherwise try MPI discovery
         if dist.is_available() and dist.is_initialized():
@@ -43,12 +44,14 @@ def init_distributed() -> None:
                                MASTER_PORT=port).items():
             os.environ.setdefault(key, str(value))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    _world_seen[:] = [dist.group.WORLD]
 
 
 def _forget_stale_groups() -> None:
     """DeepSpeed caches the process groups it saw; an in-process vLLM engine that closed (or an earlier run in a
-    Hydra multirun) may have destroyed them since. With no live group, drop those caches so that the next engine
-    builds fresh ones instead of failing with "Group ... is not registered"."""
+    Hydra multirun) may have destroyed them since, and a new engine may have made a new default group. Unless the
+    default group is the one the caches were built for, drop them so that the next engine builds fresh ones instead
+    of failing with "Group ... is not registered"."""
     import deepspeed.comm.comm as ds_comm
     from deepspeed.utils import groups
 

@@ -25,11 +25,11 @@ def test_the_cpu_study_recipe_is_a_multirun_that_ends_with_its_report(memorizer:
     sweep = tmp_path / "study"
     proc = subprocess.run(
         [sys.executable, "-m", "skillexp", "experiment=cpu_study", f"hydra.sweep.dir={sweep}",
-         "hydra.sweeper.params.method=none,sft", "model=hf", f"model.path={memorizer}", "model.name=memorizer",
+         "method=none,sft", "model=hf", f"model.path={memorizer}", "model.name=memorizer",
          "model.dtype=float32", "model.max_model_len=1024", "method.sft.max_steps=2", "rl.steps=1",
          "rl.prompts_per_step=2", "rl.group_size=2", "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16",
          "trainer.micro_batch_size=4", "trainer.precision=fp32", "eval.num_items=2", "eval.sampling.max_tokens=16",
-         "eval.score_workers=0", "generation.cpu_kv_cache_gib=0.5", f"paths.stage_cache_dir={tmp_path / 'cache'}"],
+         "eval.score_workers=0", "generation.cpu_kv_cache_gib=1", f"paths.stage_cache_dir={tmp_path / 'cache'}"],
         cwd=ROOT, env=subprocess_env(WANDB_MODE="offline"), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = sorted(p.parent for p in sweep.glob("*/summary.json"))
