@@ -7,8 +7,8 @@ export WANDB_MODE ?= offline
 setup:
 	bash scripts/setup_env.sh
 
-run: setup  ## the main job: a complete small study on the CPU with the embedded defaults
-	$(PY) -m skillexp $(ARGS)
+run: setup  ## the main job: the CPU study (every method -> GRPO -> eval, 2 seeds, then the report)
+	$(PY) -m skillexp experiment=cpu_study $(ARGS)
 
 test: setup  ## the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)

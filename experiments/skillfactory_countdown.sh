@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep=${SKILLEXP_LOG_DIR:-outputs}/multiruns/skillfactory_countdown
+status=0
 .venv/bin/python -m skillexp -m hydra/launcher=slurm_gpu experiment=skillfactory_countdown \
   method=none,sft,star,skillfactory,skillfactory_no_reflections,skillfactory_no_prompt_diversity,skillfactory_no_sample_order \
-  seed=0,1,2 hydra.sweep.dir="$sweep" "$@"
-.venv/bin/python -m skillexp report "$sweep"
+  seed=0,1,2 hydra.sweep.dir="$sweep" "$@" || status=$?
+# the sweep wrote its report unless a run failed; then report the runs that finished
+[ "$status" -eq 0 ] || .venv/bin/python -m skillexp report "$sweep"
+exit "$status"

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep=${SKILLEXP_LOG_DIR:-outputs}/multiruns/stat_math
+status=0
 .venv/bin/python -m skillexp -m hydra/launcher=slurm_gpu experiment=stat_math method=none,sft,stat_sel,stat_syn \
-  seed=0,1,2 hydra.sweep.dir="$sweep" "$@"
-.venv/bin/python -m skillexp report "$sweep"
+  seed=0,1,2 hydra.sweep.dir="$sweep" "$@" || status=$?
+# the sweep wrote its report unless a run failed; then report the runs that finished
+[ "$status" -eq 0 ] || .venv/bin/python -m skillexp report "$sweep"
+exit "$status"

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 STAGE_VERSIONS = {"sft_data": 1, "sft": 1, "rl": 1, "eval": 1}
 # Keys that change how a stage runs (logging, workers, checkpoint cadence), not what it computes.
 NOT_KEYED = {"generation": {"show_progress"}, "eval": {"log_samples", "score_workers", "score_timeout_s"},
-             "trainer": {"save_every_steps", "keep_checkpoints", "log_every_steps", "name"},
+             "trainer": {"save_every_steps", "keep_checkpoints", "keep_final_checkpoint", "log_every_steps", "name"},
              "rl": {"save_every_steps", "sample_table_every_steps", "name"}}
 
 
@@ -142,13 +142,18 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     tracker = Tracker(run.logger, run_dir, config)
     try:
+        summary: dict[str, float] = {}
         if "sft" in stages(run):
             data = cache.run(specs["sft_data"], lambda out: build_sft_data(run, model_dir, out, tracker))
-            base = model_dir
-            out = cache.run(specs["sft"], lambda out: sft_stage(run, data / "sft_data.jsonl", base, out, run_dir,
-                                                                 tracker))
-            model_dir = out / "model"
-        summary: dict[str, float] = {}
+            if (data / "sft_data.jsonl").stat().st_size == 0:  # method.if_empty=base let an empty build through
+                log.warning("no SFT data: SFT skipped, the run goes on from the base model (sft/skipped=1)")
+                summary["sft/skipped"] = 1.0
+                tracker.log(summary)
+            else:
+                base = model_dir
+                out = cache.run(specs["sft"], lambda out: sft_stage(run, data / "sft_data.jsonl", base, out,
+                                                                     run_dir, tracker))
+                model_dir = out / "model"
         # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
         with SharedEngine(run.model, run.generation, run.seed) as engine:
             if "rl" in stages(run):

@@ -73,7 +73,8 @@ def test_main_job_smollm2_scores_on_the_easiest_variant(tmp_path: Path) -> None:
 def test_sft_on_two_processes_from_the_pipeline(tmp_path: Path) -> None:
     """trainer.num_processes=2: the pipeline hands SFT to two torchrun ranks (ZeRO-2 over gloo) and the W&B run to
     rank 0, then takes the run back for eval; every step is logged once, all to the same W&B run id."""
-    proc = run_cli(["experiment=smoke", "trainer.num_processes=2", "trainer.zero_stage=2"], tmp_path)
+    proc = run_cli(["experiment=smoke", "trainer.num_processes=2", "trainer.zero_stage=2",
+                    "trainer.keep_final_checkpoint=true"], tmp_path)
     check_run_dir(tmp_path, ["countdown_3", "multiplication_2"], k=2)
     assert "SFT on 2 processes" in proc.stdout + proc.stderr
     assert len(list((tmp_path / "sft" / "checkpoints").glob("step_*/*optim_states.pt"))) == 2
@@ -82,3 +83,33 @@ def test_sft_on_two_processes_from_the_pipeline(tmp_path: Path) -> None:
     run_id = (tmp_path / "wandb_id.txt").read_text().strip()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 3 and all(r.name.endswith(run_id) for r in runs), runs
+
+
+def test_a_failed_run_of_a_basic_multirun_is_named_at_once_and_the_others_finish(tmp_path: Path) -> None:
+    """Hydra's basic launcher runs every job, then raises the first failure; our callback names it when it
+    happens, and the runs that could finish did."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "skillexp", "-m", "experiment=smoke", "method=none", "logger=none",
+         "+eval.variants.countdown_3.max_number=2,100", f"hydra.sweep.dir={sweep}"],  # 2: too few distinct problems
+        capture_output=True, text=True, timeout=600, env=subprocess_env(), cwd=ROOT)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "run 0-none-none-tiny-s0 failed: ValueError: countdown: could not make" in out, out[-3000:]
+    assert f"skillexp report {sweep}" in out
+    assert len(list(sweep.glob("*/summary.json"))) == 1  # the max_number=100 run finished after the failure
+
+
+def test_a_method_that_builds_no_data_stops_or_goes_on_from_the_base_model(tmp_path: Path) -> None:
+    """The random tiny model never answers correctly, so STaR keeps nothing: by default the run stops and names
+    the way out; with method.if_empty=base it skips SFT, says so in the summary, and still evaluates."""
+    args = ["experiment=smoke", "method=star", "method.num_questions=4", "method.samples_per_question=2",
+            "method.sampling.max_tokens=8", "logger=none"]
+    proc = subprocess.run([sys.executable, "-m", "skillexp", *args, f"hydra.run.dir={tmp_path / 'a'}"],
+                          capture_output=True, text=True, timeout=600, env=subprocess_env(), cwd=ROOT)
+    assert proc.returncode != 0
+    assert "method=star produced no SFT rows" in proc.stderr and "method.if_empty=base" in proc.stderr
+    run_cli([*args, "method.if_empty=base"], tmp_path / "b")
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["sft/skipped"] == 1.0 and "countdown_3/mean@2" in summary
+    assert (tmp_path / "b" / "sft_data").exists() and not (tmp_path / "b" / "sft").exists()

@@ -52,10 +52,14 @@ def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Trac
                     rows, stats = build_skillfactory(task, items, gen, pool, m, run.seed)
         finally:
             gen.close()
-    if not rows:
+    if not rows and m.if_empty == "error":
         raise RuntimeError(f"method={m.name} produced no SFT rows from {len(items)} questions (stats: {stats}). "
                            "Read the rates: no correct samples means an easier task or more samples; no kept reflections "
-                           "means a model that writes verdict tags, or a lenient task (+task.lenient=true).")
+                           "means a model that writes verdict tags, or a lenient task (+task.lenient=true). "
+                           "method.if_empty=base skips SFT instead and goes on from the base model.")
+    if not rows:
+        log.warning("method=%s produced no SFT rows from %d questions (%s); method.if_empty=base: SFT is skipped",
+                    m.name, len(items), stats)
     stats = {**stats, f"{m.name}/rows": float(len(rows)), f"{m.name}/questions": float(len(items))}
     atomic_write_jsonl(path, rows)
     atomic_write_json(out_dir / "sft_data_stats.json", stats)

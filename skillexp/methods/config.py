@@ -90,6 +90,9 @@ class MethodConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     skillfactory: SkillFactoryConfig = field(default_factory=SkillFactoryConfig)
     stat: StatConfig = field(default_factory=StatConfig)
+    # no SFT rows at all (a weak student solves nothing, judges nothing): stop with the build's rates ("error"), or
+    # skip SFT and go on from the base model ("base"), recorded as sft/skipped=1 in the summary and the report
+    if_empty: Literal["error", "base"] = "error"
 
     def __post_init__(self) -> None:
         if (self.name.startswith("stat_") and self.stat.difficulty == "consistency"

@@ -126,6 +126,10 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
     report.markdown += [f"| {r.method} | {r.rl} | {r.seed} | " + (f"{setting_name(r.setting)} | " if named else "")
                         + f"`{r.path.relative_to(sweep.root)}` |"
                         for r in sorted(sweep.runs, key=lambda r: (r.setting, r.method, r.rl, r.seed))]
+    if skipped := [r for r in sweep.runs if r.summary.get("sft/skipped")]:
+        report.markdown += ["", "## Runs without SFT", "", "Their method built no SFT data (`method.if_empty=base`), so "
+                            "they went on from the base model; their cells average them in as they are:", "",
+                            *[f"- `{r.path.relative_to(sweep.root)}`" for r in skipped]]
     if sweep.warnings:
         report.markdown += ["", "## Skipped", "", *[f"- {w}" for w in sweep.warnings]]
     (out_dir / "results.md").write_text("\n".join(report.markdown) + "\n", encoding="utf-8")

@@ -31,7 +31,8 @@ from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, 
 from skillexp.tasks import build_task
 from skillexp.tasks.scoring import ScorePool
 from skillexp.tracking import Tracker
-from skillexp.training.engine import build_engine, export_hf, load_checkpoint, save_checkpoint
+from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, load_checkpoint,
+                                      save_checkpoint)
 from skillexp.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -319,7 +320,7 @@ class GRPO:
                     self.log_samples(ro)
                 if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
                     self.validate()
-                if self.step % cfg.save_every_steps == 0 or self.step == cfg.steps or preemption.requested():
+                if checkpoint_due(self.step, cfg.steps, self.run.trainer):
                     save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
                                     {"step": self.step, "consumed": self.stream.consumed},
                                     self.run.trainer.keep_checkpoints)
@@ -327,6 +328,7 @@ class GRPO:
         final = self.out_dir / "model"
         export_hf(self.engine, self.tokenizer, final)
         atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})
+        finish_checkpoints(self.out_dir / "checkpoints", self.run.trainer)
         return final
 
     def close(self) -> None:

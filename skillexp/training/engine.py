@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skillexp import preemption
 from skillexp.training.config import TrainerConfig
 from skillexp.utils.io import atomic_write_json
 
@@ -150,6 +151,21 @@ def save_checkpoint(engine, ckpt_dir: Path, step: int, client_state: dict[str, A
     import torch.distributed as dist
 
     dist.barrier()
+
+
+def checkpoint_due(step: int, total: int, cfg: TrainerConfig) -> bool:
+    """Save now? Every `save_every_steps`, on a scheduler's signal, and at the last step only when the checkpoint
+    outlives the stage (`keep_final_checkpoint`); otherwise the export right after makes it dead weight."""
+    return (step % cfg.save_every_steps == 0 or preemption.requested()
+            or (step == total and cfg.keep_final_checkpoint))
+
+
+def finish_checkpoints(ckpt_dir: Path, cfg: TrainerConfig) -> None:
+    """After the export: a finished stage's output is its model; drop the resumable state unless asked to keep it."""
+    import torch.distributed as dist
+
+    if not cfg.keep_final_checkpoint and dist.get_rank() == 0:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
 
 
 def load_checkpoint(engine, ckpt_dir: Path) -> dict[str, Any] | None:

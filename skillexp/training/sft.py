@@ -19,7 +19,8 @@ from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTConfig, TrainerConfig
-from skillexp.training.engine import build_engine, export_hf, init_distributed, load_checkpoint, save_checkpoint
+from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
+                                      load_checkpoint, save_checkpoint)
 from skillexp.training.sft_data import (IGNORE, Batch, Example, collate, forward, length_grouped_batches,
                                         packed_batches, tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl
@@ -115,7 +116,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
                     tokens, t0 = 0, time.perf_counter()
                 if val and (step % cfg.eval_every_steps == 0 or step == total):
                     tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad)}, step=step)
-                if step % trainer.save_every_steps == 0 or step == total or preemption.requested():
+                if checkpoint_due(step, total, trainer):
                     save_checkpoint(engine, ckpt, step, {"epoch": epoch, "batch": b + 1, "step": step},
                                     trainer.keep_checkpoints)
                     preemption.exit_if_requested()
@@ -126,4 +127,5 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     export_hf(engine, tokenizer, final)
     if rank == 0:
         atomic_write_json(out_dir / "sft_metrics.json", {"steps": step, "examples": len(train)})
+    finish_checkpoints(ckpt, trainer)
     return final

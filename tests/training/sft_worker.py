@@ -20,7 +20,7 @@ def main() -> None:
     ap.add_argument("--zero", type=int, required=True)
     args = ap.parse_args()
     trainer = TrainerConfig(name="test", zero_stage=args.zero, lr=3e-3, warmup_ratio=0.1, micro_batch_size=4,
-                            save_every_steps=3)
+                            save_every_steps=3, keep_final_checkpoint=True)
     tracker = Tracker(LoggerConfig(backend="none"), args.out.parent, {})
     run_sft(args.data, resolve_model_dir(TINY, args.cache), TINY, trainer,
             SFTConfig(max_steps=6, max_length=256, val_fraction=0.15, eval_every_steps=3), args.out, tracker, seed=0)

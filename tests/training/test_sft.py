@@ -1,6 +1,7 @@
 """SFT on the tiny model: the assistant-only mask is exact, loss falls, and kill/resume reproduces the weights."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import signal
@@ -76,6 +77,21 @@ def test_sft_lowers_validation_loss_and_exports(tmp_path: Path, tiny_model_dir: 
     reloaded = AutoModelForCausalLM.from_pretrained(model)
     assert not reloaded.config.tie_word_embeddings
     assert (model / "tokenizer.json").exists()
+    # a finished stage keeps its model, not the resumable optimizer state (gigabytes for real models)
+    assert not (tmp_path / "sft" / "checkpoints").exists()
+
+
+def test_keep_final_checkpoint_leaves_the_last_step_resumable(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_dataset(tmp_path / "data.jsonl")
+    tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
+    trainer = dataclasses.replace(TRAINER, keep_final_checkpoint=True)
+    try:
+        run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(max_steps=3, max_length=256, val_fraction=0.0),
+                tmp_path / "sft", tracker, seed=0)
+    finally:
+        tracker.finish()
+    latest = json.loads((tmp_path / "sft" / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] == 3  # save_every_steps is 4: this one was written for keeping
 
 
 def test_killed_sft_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
