@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -102,6 +103,15 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     report.summary.update({f"{prefix}{c.row.label}/{c.variant}/{c.metric}": c.stats.mean for c in primary if c.stats})
 
 
+def wall_minutes(run: Run) -> str:
+    """Minutes from the run's (last) start to its summary; stages it reused from the cache cost it nothing."""
+    try:
+        started = json.loads((run.path / "job.json").read_text())["started"]
+        return f"{((run.path / 'summary.json').stat().st_mtime - started) / 60:.1f}"
+    except (OSError, KeyError, ValueError):
+        return "–"
+
+
 def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
     """results.md, results.csv and the figures in `out_dir`; returns what was written."""
     check_metric(sweep.runs, metric)
@@ -121,10 +131,10 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
     for setting in settings(sweep.runs):
         report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, out_dir)
     named = bool(sweep.setting_keys)
-    report.markdown += ["## Runs", "", "| method | rl | seed | " + ("setting | " if named else "") + "run dir |",
-                        "|---" * (5 if named else 4) + "|"]
+    report.markdown += ["## Runs", "", "| method | rl | seed | " + ("setting | " if named else "") + "minutes | run dir |",
+                        "|---" * (6 if named else 5) + "|"]
     report.markdown += [f"| {r.method} | {r.rl} | {r.seed} | " + (f"{setting_name(r.setting)} | " if named else "")
-                        + f"`{r.path.relative_to(sweep.root)}` |"
+                        + f"{wall_minutes(r)} | `{r.path.relative_to(sweep.root)}` |"
                         for r in sorted(sweep.runs, key=lambda r: (r.setting, r.method, r.rl, r.seed))]
     if skipped := [r for r in sweep.runs if r.summary.get("sft/skipped")]:
         report.markdown += ["", "## Runs without SFT", "", "Their method built no SFT data (`method.if_empty=base`), so "

@@ -117,6 +117,7 @@ class GRPO:
             raise ValueError("rl=grpo does not support trainer.lora yet (the sampler needs merged weights).")
         torch.manual_seed(run.seed)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        self.trainer = trainer  # the run's trainer with GRPO's optimisation and checkpoint cadence
         self.engine = build_engine(model, trainer, cfg.steps * self.updates_per_step)
         if torch.distributed.get_world_size() > 1:
             raise ValueError("rl=grpo runs on one process for now: set trainer.num_processes=1.")
@@ -320,7 +321,7 @@ class GRPO:
                     self.log_samples(ro)
                 if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
                     self.validate()
-                if checkpoint_due(self.step, cfg.steps, self.run.trainer):
+                if checkpoint_due(self.step, cfg.steps, self.trainer):
                     save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
                                     {"step": self.step, "consumed": self.stream.consumed},
                                     self.run.trainer.keep_checkpoints)
@@ -328,7 +329,7 @@ class GRPO:
         final = self.out_dir / "model"
         export_hf(self.engine, self.tokenizer, final)
         atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})
-        finish_checkpoints(self.out_dir / "checkpoints", self.run.trainer)
+        finish_checkpoints(self.out_dir / "checkpoints", self.trainer)
         return final
 
     def close(self) -> None:
