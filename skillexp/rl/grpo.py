@@ -133,6 +133,8 @@ class GRPO:
         if run.generation.backend == "hf":  # the policy samples itself: nothing to sync
             from skillexp.generation.hf import HFGenerator
 
+            if engine is not None:  # the lent engine's own copy of the model would only hold memory
+                engine.close()
             self.gen: Generator = HFGenerator(model_dir, run.model, run.generation, run.seed, model=self.engine.module)
         else:
             self.shared = engine
@@ -324,7 +326,7 @@ class GRPO:
                 if checkpoint_due(self.step, cfg.steps, self.trainer):
                     save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
                                     {"step": self.step, "consumed": self.stream.consumed},
-                                    self.run.trainer.keep_checkpoints)
+                                    self.trainer.keep_checkpoints)
                     preemption.exit_if_requested()
         final = self.out_dir / "model"
         export_hf(self.engine, self.tokenizer, final)

@@ -32,7 +32,7 @@ class TrainerConfig:
     grad_accum: int = 1
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None  # null: full fine-tune (the papers' setting)
-    save_every_steps: int = 50  # resumable checkpoints; the last one is always kept
+    save_every_steps: int = 50  # resumable checkpoints (and one on a scheduler's signal)
     keep_checkpoints: int = 1
     # after the stage exported its model: keep the last resumable checkpoint (optimizer state: ~16 bytes a
     # parameter, 2 GB for 135M, >100 GB for 7B), or delete it and skip writing one at the last step (the default)

@@ -154,10 +154,11 @@ def save_checkpoint(engine, ckpt_dir: Path, step: int, client_state: dict[str, A
 
 
 def checkpoint_due(step: int, total: int, cfg: TrainerConfig) -> bool:
-    """Save now? Every `save_every_steps`, on a scheduler's signal, and at the last step only when the checkpoint
-    outlives the stage (`keep_final_checkpoint`); otherwise the export right after makes it dead weight."""
-    return (step % cfg.save_every_steps == 0 or preemption.requested()
-            or (step == total and cfg.keep_final_checkpoint))
+    """Save now? On a scheduler's signal; at the last step only when the checkpoint outlives the stage
+    (`keep_final_checkpoint`: otherwise the export right after makes it dead weight); else every `save_every_steps`."""
+    if preemption.requested():
+        return True
+    return cfg.keep_final_checkpoint if step == total else step % cfg.save_every_steps == 0
 
 
 def finish_checkpoints(ckpt_dir: Path, cfg: TrainerConfig) -> None:
