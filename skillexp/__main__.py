@@ -21,7 +21,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from skillexp.config import register_schemas  # noqa: E402
 
 register_schemas()
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from skillexp.config import PROJECT_DIR  # noqa: E402
+
+CONFIG_DIR = str(PROJECT_DIR / "conf")
 log = logging.getLogger("skillexp")
 
 

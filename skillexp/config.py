@@ -7,6 +7,7 @@ eval suite's variants → tasks (validated by each task's own dataclass), and th
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -132,6 +133,17 @@ def sweep_group(name: str) -> str:
     return name
 
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent  # the checkout: conf/, and .cache/ by default
+
+
+def launch_dir() -> str:
+    """`${launch_dir:}`: the directory the command ran in. Hydra's `${hydra:runtime.cwd}` says the same inside a
+    job, but a sweeper resolves `hydra.sweep.dir` before Hydra's config is set, where only the process knows."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()
+
+
 def register_schemas() -> None:
     """Store each group's full key set as `<group>/_schema`, which every option file lists first in its defaults,
     so that any key can be overridden from the command line without `+` and the composed config shows them all;
@@ -141,8 +153,10 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         cs.store(group=group, name="_schema", node=schema_defaults(cls))
-    if not OmegaConf.has_resolver("sweep_group"):
-        OmegaConf.register_new_resolver("sweep_group", sweep_group)
+    for name, fn in {"sweep_group": sweep_group, "launch_dir": launch_dir,
+                     "project_dir": lambda: str(PROJECT_DIR)}.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:

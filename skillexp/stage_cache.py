@@ -2,7 +2,7 @@
 
 A stage's key hashes the config it reads and the keys of the stages it consumes, so two runs of a sweep that need
 the same SFT data or the same SFT checkpoint compute it once, and a changed eval setting reuses the training
-stages before it. Layout under the stage cache (default `<cache_dir>/stages`):
+stages before it. Layout under the stage cache (default `<log_dir>/stages`, i.e. `outputs/stages`):
 
     <stage>/<key>/             a finished output; never modified once published
     <stage>/<key>.partial/     a build in progress, with its checkpoints: the next run that claims the key resumes it
@@ -133,10 +133,11 @@ def remove(entry: dict[str, Any]) -> None:
 
 
 def default_root() -> Path:
-    """The stage cache of the default config: $SKILLEXP_STAGE_CACHE, else $SKILLEXP_CACHE/stages, else ./.cache."""
+    """The stage cache of the default config (conf/paths/default.yaml) for commands run in this directory:
+    $SKILLEXP_STAGE_CACHE, else $SKILLEXP_LOG_DIR/stages, else ./outputs/stages."""
     if os.environ.get("SKILLEXP_STAGE_CACHE"):
         return Path(os.environ["SKILLEXP_STAGE_CACHE"])
-    return Path(os.environ.get("SKILLEXP_CACHE", ".cache")) / "stages"
+    return Path(os.environ.get("SKILLEXP_LOG_DIR") or "outputs") / "stages"
 
 
 def main(argv: list[str]) -> int:
