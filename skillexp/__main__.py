@@ -25,6 +25,8 @@ from skillexp.config import PROJECT_DIR  # noqa: E402
 
 CONFIG_DIR = str(PROJECT_DIR / "conf")
 log = logging.getLogger("skillexp")
+# a user's mistake is one line and exit 2; these show its traceback as well
+DEBUG = os.environ.get("SKILLEXP_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -34,9 +36,8 @@ def run_main(cfg: DictConfig) -> float | None:
 
     try:
         run = load_run_config(cfg)
-    except ConfigError as e:
-        print(f"skillexp: config error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except ConfigError as e:  # exit here, not at the end of a sweep: every job of it would fail the same way
+        _user_error(e)
     from skillexp import preemption
     from skillexp.pipeline import run_pipeline
 
@@ -51,8 +52,20 @@ def run_main(cfg: DictConfig) -> float | None:
     return summary.get(f"avg/mean@{run.eval.k}")
 
 
+def _user_error(e: BaseException) -> None:
+    """Exit 2 with the one-line message for a user's mistake; re-raise a bug (or anything, when debugging)."""
+    from skillexp.user_errors import DEBUG_HINT, explain
+
+    message = explain(e)
+    if message is None or DEBUG:
+        raise e
+    print(f"skillexp: {message}\n{DEBUG_HINT}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
-    """The console script: `report` / `cache` as first argument are those commands; anything else goes to Hydra."""
+    """The console script: `report` / `cache` as first argument are those commands; anything else goes to Hydra,
+    whose errors come back here (HYDRA_FULL_ERROR: raised, not printed) to be told in a line."""
     if sys.argv[1:2] == ["report"]:
         from skillexp.report.cli import main as report
 
@@ -61,7 +74,11 @@ def main() -> None:
         from skillexp.stage_cache import main as cache
 
         sys.exit(cache(sys.argv[2:]))
-    run_main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        run_main()
+    except Exception as e:  # noqa: BLE001 - classified: a user's mistake exits 2, a bug keeps its traceback
+        _user_error(e)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from skillexp.models.config import ModelConfig
 from skillexp.rl.config import GRPOConfig
 from skillexp.teachers.config import TeacherConfig
 from skillexp.training.config import TrainerConfig
-from skillexp.utils.schema import ConfigError, from_dict
+from skillexp.utils.schema import ConfigError, UnknownKeyError, from_dict, unknown_key_message
 
 
 @dataclass
@@ -170,13 +170,24 @@ def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
 
 def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
+    from skillexp.models import check_model
     from skillexp.tasks import build_task
 
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.pop("hydra", None)  # Hydra's own node (present in tests' compose) is not ours to validate
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"'{missing[0]}' has no value: set it on the command line ({missing[0]}=...).")
     data = OmegaConf.to_container(cfg, resolve=True)
-    run = from_dict(RunConfig, data)
+    try:
+        run = from_dict(RunConfig, data)
+    except UnknownKeyError as e:
+        raise ConfigError(unknown_key_message(RunConfig, e.full_key)) from e
+    try:
+        check_model(run.model, Path(run.paths.cache_dir))
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(str(e)) from e
     kind, params = task_spec(run.task, "task")
     build_task(kind, params, path="task")
     for name, spec in run.eval.variants.items():

@@ -52,6 +52,18 @@ def _build(cfg: ModelConfig, out_dir: Path, work_dir: Path) -> None:
         convert_gguf(cfg, out_dir, work_dir)
 
 
+def check_model(cfg: ModelConfig, cache_dir: Path) -> None:
+    """Fail at start-up, with the fix, when the model's source is missing (no network, nothing loaded)."""
+    if cfg.source == "hf":
+        from skillexp.models.hf import check_path
+
+        check_path(cfg)
+    elif cfg.source == "gguf":
+        from skillexp.models.gguf import check_source
+
+        check_source(cfg, Path(cache_dir))
+
+
 def resolve_model_dir(cfg: ModelConfig, cache_dir: Path) -> Path:
     """An HF directory for `cfg`: built once into `cache_dir/models/` for tiny/gguf; the hub id or path for hf."""
     if cfg.source == "hf":

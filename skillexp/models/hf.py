@@ -28,8 +28,9 @@ def _is_hub_id(name: str) -> bool:
     return True
 
 
-def resolve_hf(cfg: ModelConfig) -> Path:
-    """`cfg.path` as a directory to load: the local directory, or the hub id (which loaders resolve themselves)."""
+def check_path(cfg: ModelConfig) -> Path | None:
+    """The start-up check, without network: `cfg.path` is a local model directory (returned) or could be a hub id
+    (None); anything else raises FileNotFoundError with the fix."""
     local = Path(cfg.path).expanduser()
     if local.is_dir():
         if not (local / "config.json").exists():
@@ -38,7 +39,15 @@ def resolve_hf(cfg: ModelConfig) -> Path:
         return local
     if local.exists() or not _is_hub_id(cfg.path):
         raise FileNotFoundError(f"model.path={cfg.path} is neither a local model directory nor a hub id "
-                                f"like 'Qwen/Qwen2.5-1.5B-Instruct'.")
+                                f"like 'Qwen/Qwen2.5-1.5B-Instruct': give an existing directory or a hub id.")
+    return None
+
+
+def resolve_hf(cfg: ModelConfig) -> Path:
+    """`cfg.path` as a directory to load: the local directory, or the hub id (which loaders resolve themselves)."""
+    local = check_path(cfg)
+    if local is not None:
+        return local
     if hub_offline():
         from huggingface_hub import try_to_load_from_cache
 

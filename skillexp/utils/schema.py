@@ -20,6 +20,14 @@ class ConfigError(ValueError):
     """A config value or key is wrong; the message names the full key and what is allowed."""
 
 
+class UnknownKeyError(ConfigError):
+    """A key the schema does not have; `full_key` is its dotted path."""
+
+    def __init__(self, message: str, full_key: str):
+        super().__init__(message)
+        self.full_key = full_key
+
+
 def _suggest(key: str, known: list[str]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
@@ -87,9 +95,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in fields:
-            raise ConfigError(
+            raise UnknownKeyError(
                 f"Unknown config key '{full}'.{_suggest(str(key), list(fields))} "
-                f"Allowed keys here: {sorted(fields)}."
+                f"Allowed keys here: {sorted(fields)}.", full
             )
         kwargs[key] = _convert(hints[key], value, full)
     missing = [
@@ -104,4 +112,52 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:  # __post_init__ checks
-        raise ConfigError(f"{path or cls.__name__}: {e}") from e
+        where = path or cls.__name__
+        raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from e
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = inner[0] if len(inner) == 1 else None
+    return tp if dataclasses.is_dataclass(tp) else None
+
+
+def schema_tree(cls: type, prefix: str = "", out: dict | None = None) -> dict[str, list[str]]:
+    """Each typed section of a schema ("" for the top, "model", "eval.sampling", ...) -> its keys. Free-form
+    mappings (a run's `task`, `eval.variants`) have no entry: their keys are checked by each task's schema."""
+    out = {} if out is None else out
+    hints = typing.get_type_hints(cls)
+    out[prefix.rstrip(".")] = sorted(hints)
+    for name, tp in hints.items():
+        inner = _dataclass_of(tp)
+        if inner is not None:
+            schema_tree(inner, f"{prefix}{name}.", out)
+    return out
+
+
+def suggest_keys(root: type, full_key: str) -> list[str]:
+    """Known keys close to `full_key`: a sibling with a near-identical name, else keys anywhere in the schema
+    whose last part is close (`model.temprature` -> `eval.sampling.temperature`, ...)."""
+    tree = schema_tree(root)
+    parent, _, leaf = full_key.rpartition(".")
+    close = difflib.get_close_matches(leaf, tree.get(parent, []), n=1, cutoff=0.85)
+    if close:
+        return [f"{parent}.{close[0]}" if parent else close[0]]
+    by_leaf: dict[str, list[str]] = {}
+    for section, names in tree.items():
+        for name in names:
+            by_leaf.setdefault(name, []).append(f"{section}.{name}" if section else name)
+    names = difflib.get_close_matches(leaf, list(by_leaf), n=2, cutoff=0.75)
+    return [k for name in names for k in sorted(by_leaf[name])][:4]
+
+
+def unknown_key_message(root: type, full_key: str) -> str:
+    """The message for a key that `root`'s schema does not have, with the closest known keys."""
+    close = suggest_keys(root, full_key)
+    hint = f" Did you mean {' or '.join(repr(k) for k in close)}?" if close else ""
+    parent = full_key.rpartition(".")[0]
+    siblings = schema_tree(root).get(parent)
+    if parent and siblings:
+        return f"Unknown config key '{full_key}'.{hint} Keys of '{parent}': {', '.join(siblings)}."
+    return f"Unknown config key '{full_key}'.{hint}"
