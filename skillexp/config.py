@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +145,20 @@ def launch_dir() -> str:
     return HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()
 
 
+def help_groups() -> str:
+    """`${help_groups:}` for `--help`: each config group with its options, read from conf/ (without the schema
+    entries and machine-local files), plus the launchers."""
+    conf = PROJECT_DIR / "conf"
+    lines = []
+    for group in sorted(p for p in conf.iterdir() if p.is_dir() and p.name not in ("hydra", "local")):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        lines.append((group.name, ", ".join(options)))
+    launchers = sorted(f.stem for f in (conf / "hydra" / "launcher").glob("*.yaml"))
+    lines.append(("hydra/launcher", f"basic (the default: one run after another), {', '.join(launchers)}"))
+    return "\n".join(textwrap.fill(text, 116, initial_indent=f"  {name + ':':<16}", subsequent_indent=" " * 18)
+                     for name, text in lines)
+
+
 def register_schemas() -> None:
     """Store each group's full key set as `<group>/_schema`, which every option file lists first in its defaults,
     so that any key can be overridden from the command line without `+` and the composed config shows them all;
@@ -154,7 +169,7 @@ def register_schemas() -> None:
     for group, cls in SCHEMAS.items():
         cs.store(group=group, name="_schema", node=schema_defaults(cls))
     for name, fn in {"sweep_group": sweep_group, "launch_dir": launch_dir,
-                     "project_dir": lambda: str(PROJECT_DIR)}.items():
+                     "project_dir": lambda: str(PROJECT_DIR), "help_groups": help_groups}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
