@@ -1,22 +1,24 @@
 # The two README commands. Both set up the environment first (idempotent: ~1 s when nothing changed).
+# `make -f <checkout>/Makefile run` works from any directory: outputs go under the directory it runs in.
 .PHONY: setup run test bench clean
 
-PY := .venv/bin/python
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PY := $(ROOT)/.venv/bin/python
 export WANDB_MODE ?= offline
 
 setup:
-	bash scripts/setup_env.sh
+	@bash $(ROOT)/scripts/setup_env.sh
 
 run: setup  ## the main job: the CPU study (every method -> GRPO -> eval, 2 seeds, then the report)
 	$(PY) -m skillexp experiment=cpu_study $(ARGS)
 
 test: setup  ## the test suite
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	cd $(ROOT) && $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) benchmarks/bench_scoring.py
-	$(PY) benchmarks/bench_generation.py
-	$(PY) benchmarks/bench_sft.py
+	$(PY) $(ROOT)/benchmarks/bench_scoring.py
+	$(PY) $(ROOT)/benchmarks/bench_generation.py
+	$(PY) $(ROOT)/benchmarks/bench_sft.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache

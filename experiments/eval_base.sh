@@ -4,6 +4,6 @@ set -euo pipefail
 model=${1:?usage: eval_base.sh MODEL [SUITE] [overrides...]}
 suite=${2:-countdown}
 shift $(( $# >= 2 ? 2 : 1 ))
-cd "$(dirname "$0")/.."
-exec .venv/bin/python -m skillexp model="$model" eval="$suite" method=none rl=none generation=vllm \
+py=${SKILLEXP_PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}  # outputs go under the current directory
+exec "$py" -m skillexp model="$model" eval="$suite" method=none rl=none generation=vllm \
   tags="[base,$suite]" "$@"

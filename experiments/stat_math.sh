@@ -2,11 +2,11 @@
 # STAT's study on a Slurm cluster: base (RL only), SFT on MATH-train, STAT-Sel, STAT-Syn, each -> GRPO, 3 seeds.
 #   OPENAI_API_KEY=... experiments/stat_math.sh task.path=<MATH jsonl> eval.variants.math.path=<MATH test jsonl>
 set -euo pipefail
-cd "$(dirname "$0")/.."
+py=${SKILLEXP_PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}  # outputs go under the current directory
 sweep=${SKILLEXP_LOG_DIR:-outputs}/multiruns/stat_math
 status=0
-.venv/bin/python -m skillexp -m hydra/launcher=slurm_gpu experiment=stat_math method=none,sft,stat_sel,stat_syn \
+"$py" -m skillexp -m hydra/launcher=slurm_gpu experiment=stat_math method=none,sft,stat_sel,stat_syn \
   seed=0,1,2 hydra.sweep.dir="$sweep" "$@" || status=$?
 # the sweep wrote its report unless a run failed; then report the runs that finished
-[ "$status" -eq 0 ] || .venv/bin/python -m skillexp report "$sweep"
+[ "$status" -eq 0 ] || "$py" -m skillexp report "$sweep"
 exit "$status"

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.methods.config import MethodConfig
@@ -191,10 +193,12 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.pop("hydra", None)  # Hydra's own node (present in tests' compose) is not ours to validate
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"'{missing[0]}' has no value: set it on the command line ({missing[0]}=...).")
-    data = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except (MissingMandatoryValue, InterpolationToMissingValueError) as e:  # `???`, or one an interpolation reads
+        found = re.search(r"Missing mandatory value: ?([\w.\[\]]+)", str(e))
+        key = found.group(1) if found else getattr(e, "full_key", "?")
+        raise ConfigError(f"'{key}' has no value: set it on the command line ({key}=...).") from e
     try:
         run = from_dict(RunConfig, data)
     except UnknownKeyError as e:

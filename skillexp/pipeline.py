@@ -23,7 +23,7 @@ import torch
 from omegaconf import OmegaConf
 
 from skillexp.config import RunConfig
-from skillexp.eval.stage import run_eval
+from skillexp.eval.stage import format_table, run_eval
 from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import build_sft_data
 from skillexp.models import resolve_model_dir
@@ -159,6 +159,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
             if "rl" in stages(run):
                 start = model_dir
                 summary.update(eval_stage(run, cache, specs["pre_rl"], engine, start, tracker, prefix="pre_rl/"))
+                log.info("before RL:\n%s", format_table(summary, "pre_rl/"))
                 model_dir = rl_stage(run, cache, specs["rl"], engine, start, tracker)
             summary.update(eval_stage(run, cache, specs["eval"], engine, model_dir, tracker))
         tracker.set_summary(summary)

@@ -55,7 +55,8 @@ class Tracker:
             mode=cfg.mode,
             dir=str(self.run_dir),
             config=self.config,
-            settings=wandb.Settings(init_timeout=cfg.init_timeout_s, quiet=True),
+            # silent: the line logged below says where the run is
+            settings=wandb.Settings(init_timeout=cfg.init_timeout_s, quiet=True, silent=True),
         )
         self._stages.clear()
         log.info("W&B run %s (%s mode) in %s", run_id, cfg.mode, self.run_dir)

@@ -17,7 +17,7 @@ from skillexp.utils.schema import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Groups whose options need extra overrides to be complete.
-EXTRA = {("model", "hf"): ["model.name=mine", "model.path=/some/local/dir"]}
+EXTRA = {("model", "hf"): ["model.name=mine", "model.path=some-org/some-model"]}  # a hub id: not looked up
 
 
 def _compose(overrides: list[str]):

@@ -80,7 +80,7 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
     summary: dict[str, float] = {}
     table = []
     with ScorePool(workers=ev.score_workers, timeout_s=ev.score_timeout_s) as pool:
-        for name, v in variants.items():
+        for i, (name, v) in enumerate(variants.items(), 1):
             sl = slice(v.start, v.start + len(v.items))
             comps = sampled[sl]
             flat = pool.score(v.task, [it for it, cs in zip(v.items, comps) for _ in cs],
@@ -107,6 +107,9 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
                         use.add(v.task, item, c.text)
                 metrics.update(use.metrics())
             summary.update({f"{prefix}{name}/{k}": val for k, val in metrics.items()})
+            shown = [m for m in (f"mean@{ev.k}", "pass@1", "greedy") if m in metrics]
+            log.info("%seval %s (%d/%d variants): %s", prefix, name, i, len(variants),
+                     " · ".join(f"{m} {metrics[m]:.3f}" for m in shown))
             table += [[name, r["sample"], r["question"], r["completion"], r["extracted"], r["score"]]
                       for r in rows[: ev.log_samples]]
     k_key = f"mean@{ev.k}"

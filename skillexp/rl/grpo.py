@@ -24,6 +24,7 @@ from skillexp.eval.stage import run_eval
 from skillexp.generation import Generator, build_generator
 from skillexp.generation.shared import SharedEngine
 from skillexp.models import load_tokenizer
+from skillexp.progress import Progress
 from skillexp.rl.algorithms import group_advantages, policy_loss, token_entropy, token_logprobs, zero_std_groups
 from skillexp.rl.config import GRPOConfig
 from skillexp.rl.rewards import Reward
@@ -293,6 +294,7 @@ class GRPO:
         cfg = self.cfg
         if cfg.val_before_train and self.step == 0 and cfg.val_every_steps:
             self.validate()
+        progress = Progress(log, "GRPO step", cfg.steps, start=self.step, every_s=0)
         with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
@@ -317,8 +319,8 @@ class GRPO:
                 self.tracker.log(logged, step=self.step)
                 with open(self.out_dir / STEP_LOG, "a", encoding="utf-8") as f:
                     f.write(json.dumps({"step": self.step, **logged}) + "\n")
-                log.info("GRPO step %d/%d: reward %.3f, zero-std groups %.2f, %.1f s", self.step, cfg.steps,
-                         metrics["reward_mean"], metrics["frac_zero_std_groups"], t3 - t0)
+                progress.step(self.step, reward=metrics["reward_mean"],
+                              zero_std_groups=metrics["frac_zero_std_groups"])
                 if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
                     self.log_samples(ro)
                 if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):

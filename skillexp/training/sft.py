@@ -17,6 +17,7 @@ import torch.distributed as dist
 from skillexp import preemption
 from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
+from skillexp.progress import Progress
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTConfig, TrainerConfig
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
@@ -94,6 +95,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
 
     step, epoch, pad = state["step"], state["epoch"], tokenizer.pad_token_id
     tokens, t0 = 0, time.perf_counter()
+    progress = Progress(log, "SFT step", total, start=step)
     engine.train()
     with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint
         while step < total:
@@ -108,6 +110,8 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
                 if (b + 1) % trainer.grad_accum:
                     continue
                 step += 1
+                if rank == 0 and progress.due(step):
+                    progress.report(step, loss=loss.item())
                 if step % trainer.log_every_steps == 0 or step == total:
                     dt = time.perf_counter() - t0
                     tracker.log({"sft/loss": loss.item(), "sft/lr": engine.get_lr()[0],

@@ -1,0 +1,230 @@
+"""Every command the README and docs/ show, run as a user would: as written, from a fresh temporary directory,
+with only overrides that shrink budgets appended (the tiny model, fewer items, steps and tokens), no `hydra.*`
+overrides and none of the SKILLEXP_* variables. A command that needs a GPU, a cluster, a hub or an API key is
+checked as far as it can go here (its composed config validated; the Slurm job script a fake `sbatch` receives),
+and its entry below says so.
+
+A documented command without an entry in CHECKS fails `test_every_documented_command_is_checked`: a command
+added to the docs is tested from the day it is added.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from tests.test_slurm import _fake_bin
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BIN = Path(sys.executable).parent
+
+# budgets only: the tiny model and few items / steps / tokens; nothing that changes what a command does
+TINY = ["model=tiny"]
+SMALL_EVAL = ["eval.num_items=2", "eval.k=2", "eval.sampling.max_tokens=16"]
+STUDY = [*TINY, *SMALL_EVAL, "method=none,sft", "method.num_questions=8", "method.sft.max_steps=2",
+         "method.sampling.max_tokens=16", "rl.steps=1", "rl.prompts_per_step=2", "rl.group_size=2",
+         "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16"]
+STAT = [*TINY, *SMALL_EVAL, "method.num_questions=16", "method.sampling.max_tokens=16", "method.stat.k=1",
+        "method.stat.num_val_questions=8", "method.stat.num_difficult=4", "method.stat.target_size=8",
+        "method.sft.max_steps=2"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run the command with `extra` appended; it must exit 0 and leave `expect` (globs under the work dir)."""
+
+    extra: tuple[str, ...] = ()
+    expect: tuple[str, ...] = ()
+    needs: str | None = None  # a documented command whose outputs this one reads (run first, same directory)
+    timeout: int = 900
+
+
+@dataclass(frozen=True)
+class SameAs:
+    """The docs say this command is another one: checked by `make -n`, which prints what `make` would run."""
+
+    target: str
+    make_target: str
+
+
+@dataclass(frozen=True)
+class ConfigOnly:
+    """Needs a GPU, a hub or an API key: its composed config must compose, resolve and pass start-up validation."""
+
+    why: str
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FakeSlurm:
+    """Needs a cluster: run against a fake `sbatch` until the job script is submitted, and check that script."""
+
+    script_has: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class IsCi:
+    """The test suite itself: CI's `.ci/run` must call exactly this command."""
+
+
+CHECKS = {
+    "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",)),
+    "make test": IsCi(),
+    ".venv/bin/python -m skillexp experiment=cpu_study": SameAs("make run", "run"),
+    ".venv/bin/python -m skillexp": Run(tuple(TINY + SMALL_EVAL), ("outputs/runs/*/*/summary.json",)),
+    ".venv/bin/python -m skillexp experiment=smoke": Run((), ("outputs/runs/*/*/summary.json",)),
+    ".venv/bin/python -m skillexp model=tiny generation=hf eval.num_items=4":
+        Run(("eval.sampling.max_tokens=16",), ("outputs/runs/*/*/summary.json",)),
+    ".venv/bin/python -m skillexp model=qwen2.5_1.5b_instruct eval=countdown":
+        ConfigOnly("Qwen2.5-1.5B from the hub on a GPU"),
+    ".venv/bin/python -m skillexp --cfg job experiment=smoke": Run(),
+    "skillexp experiment=smoke": Run((), ("outputs/runs/*/*/summary.json",)),
+    "skillexp -m experiment=smoke method=sft,star seed=0,1":
+        Run((), ("outputs/multiruns/*/report/results.md",)),
+    "skillexp report outputs/multiruns/<date>":
+        Run((), ("outputs/multiruns/*/report/results.md",), needs="skillexp -m experiment=smoke method=sft,star seed=0,1"),
+    "skillexp report <dir> --metric greedy --out <dir2>":
+        Run((), ("report2/results.md",), needs="skillexp -m experiment=smoke method=sft,star seed=0,1"),
+    "skillexp cache list": Run(needs="skillexp experiment=smoke"),
+    "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
+    "python -m skillexp experiment=stat_cpu method=stat_syn": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
+    "python -m skillexp task=math eval=math method=stat_sel teacher=openai":
+        ConfigOnly("an OpenAI API key and network"),
+    "skillexp -m hydra/launcher=local experiment=smoke method=sft,star seed=0,1":
+        Run((), ("outputs/multiruns/*/report/results.md",)),
+    "skillexp -m hydra/launcher=slurm_gpu hydra.launcher.partition=a100 experiment=skillfactory_countdown "
+    "method=none,sft,star,skillfactory seed=0,1,2": FakeSlurm(("#SBATCH --partition=a100", "#SBATCH --array=0-11")),
+    "experiments/skillfactory_countdown.sh": FakeSlurm(("#SBATCH --array=0-20",)),
+    "experiments/stat_math.sh": FakeSlurm(("#SBATCH --array=0-",)),
+}
+
+
+def documented_commands() -> dict[str, str]:
+    """Each command in a ```bash block of the docs (continuation lines joined, comments dropped) -> its page."""
+    found: dict[str, str] = {}
+    for page in DOCS:
+        for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", page.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words:
+                    found.setdefault(" ".join(words), str(page.relative_to(ROOT)))
+    return found
+
+
+def test_every_documented_command_is_checked() -> None:
+    documented = documented_commands()
+    unchecked = sorted(set(documented) - set(CHECKS))
+    assert not unchecked, f"documented commands without an entry in CHECKS (add one): {unchecked}"
+    stale = sorted(set(CHECKS) - set(documented))
+    assert not stale, f"CHECKS entries no longer in the docs (remove them): {stale}"
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: none of the SKILLEXP_* variables, none of the test session's own
+    settings for the hub or W&B, no rendezvous variables an in-process test set."""
+    from tests.conftest import subprocess_env
+
+    drop = ("SKILLEXP_", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_", "XDG_CACHE_HOME", "HF_HOME",
+            "VLLM_CACHE_ROOT", "PYTEST_")
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith(drop)}
+    return {**env, "WANDB_MODE": "offline", **extra}  # as `make` exports it: W&B runs offline by default
+
+
+def argv(command: str, work: Path) -> list[str]:
+    """The command's words, with the program found as the docs' reader finds it and placeholders filled in."""
+    words = shlex.split(command)
+    program = words[0]
+    if program in ("python", ".venv/bin/python"):
+        words[0] = sys.executable
+    elif program == "skillexp":
+        words[0] = str(BIN / "skillexp")
+    elif program == "make":
+        words[:1] = ["make", "-s", "-f", str(ROOT / "Makefile")]
+    elif program.startswith("experiments/"):
+        words[0] = str(ROOT / program)
+    sweeps = sorted((work / "outputs" / "multiruns").glob("*"))
+    fill = {"<date>": sweeps[-1].name if sweeps else "<date>", "<dir>": str(sweeps[-1]) if sweeps else "<dir>",
+            "<dir2>": str(work / "report2")}
+    return [re.sub("|".join(map(re.escape, fill)), lambda m: fill[m.group(0)], w) for w in words]
+
+
+def run(command: str, work: Path, extra: tuple[str, ...] = (), timeout: int = 900, **env: str):
+    proc = subprocess.run([*argv(command, work), *extra], cwd=work, env=user_env(**env), capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"`{command}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Commands already run in this module -> the directory they ran in (for the commands that read their output)."""
+    return {}
+
+
+def _run_check(command: str, check: Run, finished: dict[str, Path], tmp_path: Path) -> Path:
+    work = tmp_path
+    if check.needs:
+        if check.needs not in finished:
+            finished[check.needs] = _run_check(check.needs, CHECKS[check.needs], finished, tmp_path / "needs")
+        work = finished[check.needs]
+    work.mkdir(parents=True, exist_ok=True)
+    proc = run(command, work, check.extra, check.timeout)
+    for pattern in check.expect:
+        assert list(work.glob(pattern)), f"`{command}` left no {pattern} in {work}:\n{proc.stdout[-2000:]}"
+    finished[command] = work
+    return work
+
+
+def _fake_slurm(command: str, check: FakeSlurm, tmp_path: Path) -> None:
+    fake = _fake_bin(tmp_path)
+    env = user_env(PATH=f"{fake}:{os.environ['PATH']}")
+    proc = subprocess.Popen(argv(command, tmp_path), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 180
+    while not list(tmp_path.glob("job.sh.*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher would now wait for the (fake) jobs
+    scripts = list(tmp_path.glob("job.sh.*"))
+    assert scripts, f"`{command}` submitted no job:\n{proc.communicate()[0][-3000:]}"
+    script = scripts[0].read_text()
+    for line in ("srun", "-m submitit.core._submit", *check.script_has):
+        assert line in script, (line, script)
+
+
+def _config_only(command: str, check: ConfigOnly, tmp_path: Path) -> None:
+    from skillexp.config import load_run_config
+
+    proc = run(command, tmp_path, ("--cfg", "job", "--resolve", *check.extra))
+    cfg = OmegaConf.create(yaml.safe_load(proc.stdout))
+    load_run_config(cfg)  # start-up validation: every key, value, task and the model's source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", list(CHECKS))
+def test_documented_command(command: str, finished: dict[str, Path], tmp_path: Path) -> None:
+    check = CHECKS[command]
+    if isinstance(check, Run):
+        _run_check(command, check, finished, tmp_path)
+    elif isinstance(check, SameAs):
+        made = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), check.make_target], cwd=tmp_path,
+                              capture_output=True, text=True, env=user_env())
+        recipe = made.stdout.strip().splitlines()[-1].replace(str(ROOT) + "/", "")
+        assert recipe.split() == command.split(), (recipe, command)
+    elif isinstance(check, ConfigOnly):
+        _config_only(command, check, tmp_path)
+    elif isinstance(check, FakeSlurm):
+        _fake_slurm(command, check, tmp_path)
+    else:
+        ci = (ROOT / ".ci" / "run").read_text().split("\n")
+        assert command in [line.strip() for line in ci], ".ci/run must call the README's test command"
