@@ -1,6 +1,6 @@
 # The two README commands. Both set up the environment first (idempotent: ~1 s when nothing changed).
 # `make -f <checkout>/Makefile run` works from any directory: outputs go under the directory it runs in.
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-long bench clean
 
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PY := $(ROOT)/.venv/bin/python
@@ -12,8 +12,11 @@ setup:
 run: setup  ## the main job: the CPU study (every method -> GRPO -> eval, 2 seeds, then the report)
 	$(PY) -m skillexp experiment=cpu_study $(ARGS)
 
-test: setup  ## the test suite
+test: setup  ## the test suite (CI's command; under 20 minutes on 2 cores)
 	cd $(ROOT) && $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-long: setup  ## the long end-to-end tests the suite leaves out (SmolLM2 on every method, ~8 minutes)
+	cd $(ROOT) && $(PY) -m pytest -q -m long $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) $(ROOT)/benchmarks/bench_scoring.py

@@ -9,6 +9,8 @@ added to the docs is tested from the day it is added.
 """
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import shlex
@@ -18,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
@@ -31,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 # budgets only: the tiny model and few items / steps / tokens; nothing that changes what a command does
 TINY = ["model=tiny"]
-SMALL_EVAL = ["eval.num_items=2", "eval.k=2", "eval.sampling.max_tokens=16"]
+SMALL_EVAL = ["eval.num_items=2", "eval.sampling.max_tokens=16"]
 STUDY = [*TINY, *SMALL_EVAL, "method=none,sft", "method.num_questions=8", "method.sft.max_steps=2",
          "method.sampling.max_tokens=16", "rl.steps=1", "rl.prompts_per_step=2", "rl.group_size=2",
          "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16"]
@@ -48,6 +51,7 @@ class Run:
     expect: tuple[str, ...] = ()
     needs: str | None = None  # a documented command whose outputs this one reads (run first, same directory)
     timeout: int = 900
+    then: Callable[[Path], None] | None = None  # more checks on the work dir
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,22 @@ class IsCi:
     """The test suite itself: CI's `.ci/run` must call exactly this command."""
 
 
+def the_cpu_study(work: Path) -> None:
+    """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
+    process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
+    sweep = next((work / "outputs" / "multiruns").iterdir())
+    runs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert len(runs) == 4, runs  # method=none,sft x seed 0,1 (the seeds from the experiment file)
+    assert len({json.loads((r / "job.json").read_text())["pid"] for r in runs}) == 1
+    assert {OmegaConf.load(r / "config.yaml").logger.group for r in runs} == {f"cpu_study-{sweep.name}"}
+    rows = {r["row"]: r for r in csv.DictReader(open(sweep / "report" / "results.csv"))}
+    assert {"none → grpo_cpu", "sft → grpo_cpu", "none (pre-RL)", "sft (pre-RL)"} <= set(rows), rows
+    assert all(r["n"] == "2" for r in rows.values()), rows
+    assert "countdown_2" in (sweep / "report" / "results.md").read_text()
+
+
 CHECKS = {
-    "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",)),
+    "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",), then=the_cpu_study),
     "make test": IsCi(),
     ".venv/bin/python -m skillexp experiment=cpu_study": SameAs("make run", "run"),
     ".venv/bin/python -m skillexp": Run(tuple(TINY + SMALL_EVAL), ("outputs/runs/*/*/summary.json",)),
@@ -182,6 +200,8 @@ def _run_check(command: str, check: Run, finished: dict[str, Path], tmp_path: Pa
     proc = run(command, work, check.extra, check.timeout)
     for pattern in check.expect:
         assert list(work.glob(pattern)), f"`{command}` left no {pattern} in {work}:\n{proc.stdout[-2000:]}"
+    if check.then is not None:
+        check.then(work)
     finished[command] = work
     return work
 

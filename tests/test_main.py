@@ -52,13 +52,7 @@ def test_smoke_eval_hf(tmp_path: Path) -> None:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_smoke_eval_vllm(tmp_path: Path) -> None:
-    run_cli(["experiment=smoke", "generation=vllm"], tmp_path)
-    check_run_dir(tmp_path, ["countdown_3", "multiplication_2"], k=2)
-
-
-@pytest.mark.vllm
-@pytest.mark.slow
+@pytest.mark.long
 def test_main_job_smollm2_scores_on_the_easiest_variant(tmp_path: Path) -> None:
     """The main job's path (SmolLM2 converted from the wheel, vLLM, the CPU suite), cut to two variants."""
     drop = [f"~eval.variants.{v}" for v in ("countdown_4", "countdown_5", "countdown_6", "multiplication_2",

@@ -1,34 +1,26 @@
 """`skillexp report <sweep dir>` / `python -m skillexp.report`: tables and figures comparing methods over seeds.
 
-Reads only the run dirs (config.yaml, summary.json, metrics.jsonl), so it works offline, on a copy of a sweep, or
-while other runs of the sweep are still going (those are named and skipped). Bad input exits with status 2 and a
-message that says what to change.
-
-W&B: the report becomes a W&B run of job type "report" in the runs' group (their common `logger.group`, else the
-sweep dir's name) holding the results table, the figures and the cell means as summary values, so the dashboard
-shows the comparison the Markdown shows. Its mode follows the runs (`--wandb auto`): no W&B if they logged none,
-else `WANDB_MODE` when set (online to sync), else the runs' own `logger.mode` (offline by default; `wandb sync`
-uploads it later). It logs through the same Tracker as the runs.
+Reads only the run dirs (config.yaml, summary.json, metrics.jsonl, the evals' generations), so it works offline,
+on a copy of a sweep, or while other runs of the sweep are still going (those are named and skipped). Bad input
+exits with status 2 and a message that says what to change. Writes results.md, results.csv (one row per cell),
+comparisons.csv (one row per paired comparison) and the figures; with W&B, a report run (publish.py).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from skillexp.config import LoggerConfig
+from skillexp.report import compare
 from skillexp.report.collect import ReportError, Run, Sweep, collect, settings
-from skillexp.report.plots import colours, plot_accuracy, plot_rewards, plot_skill_use
+from skillexp.report.plots import accuracy_figure, colours, rewards_figure, save, skill_use_figure
+from skillexp.report.publish import MODES, log_report, summary_values, wandb_mode
+from skillexp.report.scores import is_proportion
 from skillexp.report.tables import (AVG, CSV_COLUMNS, SKILL_METRICS, build_cells, build_rows, check_metric,
-                                    csv_rows, markdown_table, write_csv)
-from skillexp.tracking import Tracker
-from skillexp.utils.schema import from_dict
+                                    csv_rows, interval_notes, markdown_table, write_csv)
 
 REWARD_KEY = "rl/reward_mean"
 
@@ -37,8 +29,9 @@ REWARD_KEY = "rl/reward_mean"
 class Report:
     markdown: list[str] = field(default_factory=list)
     csv: list[list[str]] = field(default_factory=list)
+    comparisons: list[list[str]] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
-    summary: dict[str, float] = field(default_factory=dict)  # "<setting>/<row>/<variant>/<metric>" -> mean
+    summary: dict[str, float] = field(default_factory=dict)  # W&B summary values (publish.py names the keys)
 
 
 def describe(run: Run) -> str:
@@ -57,8 +50,8 @@ def slug(setting: tuple[tuple[str, str], ...]) -> str:
 
 
 def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str], ...], runs: list[Run],
-                   metric: str, out_dir: Path) -> None:
-    """Tables, figures and CSV rows of one setting (one model, task, eval suite...)."""
+                   metric: str, baseline: str, out_dir: Path) -> None:
+    """Tables, comparisons, figures, CSV rows and W&B summary values of one setting (one model, task, eval...)."""
     variants = list(dict.fromkeys(v for r in runs for v in r.variants))
     rows = build_rows(runs)
     cells = build_cells(rows, variants, [metric, *(m for m in SKILL_METRICS if m != metric)])
@@ -73,15 +66,20 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     grid = {row.label: {c.variant: c.stats for c in primary if c.row is row} for row in rows}
     md = report.markdown
     md += [f"## {setting_name(setting) or 'Results'}", "", describe(runs[0]), "",
-           f"### {resolved}", "", markdown_table(grid, columns), ""]
-    figures = [plot_accuracy(out_dir / f"accuracy{suffix}.png", grid, columns, resolved, title, colour)]
+           f"### {resolved}", "", markdown_table(grid, columns), "", *interval_notes(primary), ""]
+    figures = [save(accuracy_figure(grid, columns, resolved, title, colour, is_proportion(resolved)),
+                    out_dir / f"accuracy{suffix}.png")]
+    comparisons, unmatched = compare.compare_rows(rows, variants, metric, baseline)
+    md += compare.markdown(comparisons, unmatched, columns, baseline)
 
     skill = {m: {row.label: {c.variant: c.stats for c in cells if c.row is row and c.metric == m} for row in rows}
              for m in SKILL_METRICS}
     if any(s is not None for g in skill.values() for row in g.values() for s in row.values()):
         avg_grid = {row.label: {m: skill[m][row.label].get(AVG) for m in SKILL_METRICS} for row in rows}
-        md += ["### Skill use (each run's mean over variants)", "", markdown_table(avg_grid, list(SKILL_METRICS)), ""]
-        figures.append(plot_skill_use(out_dir / f"skill_use{suffix}.png", skill, columns, title, colour))
+        skill_cells = [c for c in cells if c.metric in SKILL_METRICS and c.variant == AVG]
+        md += ["### Skill use (each run's mean over variants)", "", markdown_table(avg_grid, list(SKILL_METRICS)), "",
+               *interval_notes(skill_cells), ""]
+        figures.append(save(skill_use_figure(skill, columns, title, colour), out_dir / f"skill_use{suffix}.png"))
 
     rl_runs = [(row.label, r, r.reward_curve(REWARD_KEY)) for row in rows if row.rl not in ("", "none")
                for r in row.runs]
@@ -90,7 +88,7 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
         if curve:
             curves.setdefault(label, []).append(curve)
     if curves:
-        figures.append(plot_rewards(out_dir / f"rewards{suffix}.png", curves, REWARD_KEY, title, colour))
+        figures.append(save(rewards_figure(curves, REWARD_KEY, title, colour), out_dir / f"rewards{suffix}.png"))
     if missing := [str(r.path.relative_to(sweep.root)) for _, r, curve in rl_runs if not curve]:
         # a run whose RL stage came from the stage cache logged no RL steps of its own
         md += [f"No `{REWARD_KEY}` steps in the metrics.jsonl of {len(missing)} RL run(s), left out of the reward "
@@ -99,8 +97,8 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     report.figures += figures
 
     report.csv += csv_rows(cells, setting)
-    prefix = f"{slug(setting)}/" if suffix else ""
-    report.summary.update({f"{prefix}{c.row.label}/{c.variant}/{c.metric}": c.stats.mean for c in primary if c.stats})
+    report.comparisons += compare.csv_rows(comparisons, setting)
+    report.summary.update(summary_values(primary, comparisons, slug(setting) if suffix else ""))
 
 
 def wall_minutes(run: Run) -> str:
@@ -112,24 +110,28 @@ def wall_minutes(run: Run) -> str:
         return "–"
 
 
-def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
-    """results.md, results.csv and the figures in `out_dir`; returns what was written."""
+def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none") -> Report:
+    """results.md, results.csv, comparisons.csv and the figures in `out_dir`; returns what was written."""
     check_metric(sweep.runs, metric)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     report.markdown += [
         f"# Report: {sweep.root.name}", "",
         f"`{sweep.root.resolve()}`: {len(sweep.runs)} finished runs. Metric `{metric}`"
-        + (" (k = each run's `eval.k`)" if metric.endswith("@k") else "") + ".", "",
-        "Each cell: mean ± sample std over seeds [95% confidence interval, Student t with n−1 degrees of freedom] "
-        "n = seeds; with one seed only the value (n=1). `avg`: each run's mean over the suite's variants, then over "
-        "seeds. `X (pre-RL)`: X's RL runs evaluated before RL, i.e. what the SFT stage alone gave (`none (pre-RL)` "
-        "is the base model).", ""]
+        + (" (k = each run's `eval.k`)" if metric.endswith("@k") else "") + f"; baseline `{baseline}`.", "",
+        "Each cell: mean ± sample std over seeds [95% interval] n = seeds; the mark after the interval names how it "
+        "was computed (listed under each table). Accuracies (mean@k, pass@k, greedy) get a bootstrap over seeds and "
+        "the questions within them, from the per-question scores in the runs' `generations/`, so their intervals "
+        "stay inside [0, 1] and count the finite question set; with one seed they cover the questions only. "
+        "`avg`: each run's mean over the suite's variants, then over seeds. `X (pre-RL)`: X's RL runs evaluated "
+        "before RL, i.e. what the SFT stage alone gave (`none (pre-RL)` is the base model). Paired comparisons: "
+        f"each row minus the `{baseline}` row after the same RL stage, on the same seeds and questions.", ""]
     if sweep.setting_keys:
         report.markdown += [f"Runs differ in {', '.join(f'`{k}`' for k in sweep.setting_keys)}, so each setting "
                             "has its own section; runs are never averaged across settings.", ""]
     for setting in settings(sweep.runs):
-        report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, out_dir)
+        report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, baseline,
+                       out_dir)
     named = bool(sweep.setting_keys)
     report.markdown += ["## Runs", "", "| method | rl | seed | " + ("setting | " if named else "") + "minutes | run dir |",
                         "|---" * (6 if named else 5) + "|"]
@@ -143,47 +145,14 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str) -> Report:
     if sweep.warnings:
         report.markdown += ["", "## Skipped", "", *[f"- {w}" for w in sweep.warnings]]
     (out_dir / "results.md").write_text("\n".join(report.markdown) + "\n", encoding="utf-8")
-    write_csv(out_dir / "results.csv", sweep.setting_keys, report.csv)
+    write_csv(out_dir / "results.csv", [*sweep.setting_keys, *CSV_COLUMNS], report.csv)
+    write_csv(out_dir / "comparisons.csv", [*sweep.setting_keys, *compare.COLUMNS], report.comparisons)
     return report
 
 
-MODES = ("auto", "off", "offline", "online")
-
-
-def wandb_mode(runs: list[Run], requested: str) -> str | None:
-    """The W&B mode for the report run, or None for no W&B run (`auto`: see the module docstring)."""
-    if requested != "auto":
-        return None if requested == "off" else requested
-    loggers = [r.config.get("logger") or {} for r in runs]
-    if not any(lg.get("backend") == "wandb" for lg in loggers):
-        return None
-    mode = os.environ.get("WANDB_MODE") or loggers[0].get("mode") or "offline"
-    return None if mode == "disabled" else mode
-
-
-def report_logger(runs: list[Run], sweep_dir: Path, mode: str) -> LoggerConfig:
-    """The runs' project and entity, their group, job type "report"."""
-    runs_logger = next((r.config["logger"] for r in runs if (r.config.get("logger") or {}).get("backend")
-                        == "wandb"), None)
-    base = from_dict(LoggerConfig, runs_logger) if runs_logger else LoggerConfig()
-    groups = {(r.config.get("logger") or {}).get("group") for r in runs}
-    group = groups.pop() if len(groups) == 1 and None not in groups else sweep_dir.name
-    return dataclasses.replace(base, backend="wandb", mode=mode, group=group, name=f"report-{sweep_dir.name}",
-                               job_type="report", tags=["report"])
-
-
-def log_report(runs: list[Run], sweep_dir: Path, out_dir: Path, mode: str, columns: list[str],
-               rows: list[list[str]], figures: list[Path], summary: dict[str, float],
-               config: dict[str, Any]) -> None:
-    """One W&B run in `out_dir` with the table, the figures and `summary`; re-running the report resumes it."""
-    tracker = Tracker(report_logger(runs, sweep_dir, mode), out_dir, config)
-    try:
-        tracker.log_table("report/results", columns, rows)
-        for path in figures:
-            tracker.log_image(f"report/{path.stem}", path)
-        tracker.set_summary(summary)
-    finally:
-        tracker.finish()
+def check_baseline(runs: list[Run], baseline: str) -> None:
+    if baseline not in (methods := sorted({r.method for r in runs})):
+        raise ReportError(f"no run has method {baseline!r}: pass --baseline with one of {methods}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -192,6 +161,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="where to write (default: <sweep_dir>/report)")
     parser.add_argument("--metric", default="mean@k",
                         help="per-variant metric of summary.json: mean@k (default; k from each run), greedy, pass@1...")
+    parser.add_argument("--baseline", help="the method each row is compared with, after the same RL stage and on "
+                        "the same seeds and questions (default: none, i.e. the base model / RL alone)")
     parser.add_argument("--wandb", choices=MODES, default="auto",
                         help="log the report as a W&B run: auto follows the runs' logger and WANDB_MODE")
     return parser.parse_args(argv)
@@ -204,15 +175,19 @@ def main(argv: list[str] | None = None) -> int:
         sweep = collect(args.sweep_dir, exclude=out_dir)
         for warning in sweep.warnings:
             print(f"skillexp report: warning: {warning}", file=sys.stderr)
-        report = write_report(sweep, out_dir, args.metric)
+        if args.baseline is not None:
+            check_baseline(sweep.runs, args.baseline)
+        report = write_report(sweep, out_dir, args.metric, args.baseline or "none")
     except ReportError as e:
         print(f"skillexp report: error: {e}", file=sys.stderr)
         return 2
     mode = wandb_mode(sweep.runs, args.wandb)
     if mode is not None:
-        log_report(sweep.runs, sweep.root, out_dir, mode, [*sweep.setting_keys, *CSV_COLUMNS], report.csv,
-                   report.figures, report.summary, {"sweep_dir": str(sweep.root.resolve()), "metric": args.metric,
-                                                    "runs": [str(r.path) for r in sweep.runs]})
+        tables = {"results": ([*sweep.setting_keys, *CSV_COLUMNS], report.csv),
+                  "comparisons": ([*sweep.setting_keys, *compare.COLUMNS], report.comparisons)}
+        log_report(sweep.runs, sweep.root, out_dir, mode, tables, report.figures, report.summary,
+                   {"sweep_dir": str(sweep.root.resolve()), "metric": args.metric,
+                    "baseline": args.baseline or "none", "runs": [str(r.path) for r in sweep.runs]})
     print("\n".join(report.markdown))
     print(f"\nreport written to {out_dir}" + (f" (W&B run, {mode})" if mode else ""))
     return 0

@@ -12,6 +12,8 @@ Intervals (the `interval` of a Stats says which one a cell got):
   of seeds the t quantile, not the normal one (3 seeds: 2.48 std instead of 1.13). SciPy is not a dependency, so
   the quantiles come from a table (exact to 4 decimals), interpolated in 1/df between its rows past df = 30.
 - "t_clipped": the t interval cut to [0, 1], for bounded metrics that are not counted proportions (an F1).
+- "newcombe": for a difference of two accuracies without per-question scores, Newcombe's interval from the two
+  pooled counts' Wilson intervals (unpaired, so wider than a paired interval would be).
 """
 from __future__ import annotations
 
@@ -94,6 +96,16 @@ def wilson(successes: float, n: float, z: float = Z975) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(successes_1: float, n_1: float, successes_2: float, n_2: float) -> tuple[float, float]:
+    """The 95% interval of p1 − p2 for two independent proportions by Newcombe's hybrid score method (1998,
+    method 10), built from their Wilson intervals: inside [−1, 1], sensible at 0 and n."""
+    p1, p2 = successes_1 / n_1, successes_2 / n_2
+    (low_1, high_1), (low_2, high_2) = wilson(successes_1, n_1), wilson(successes_2, n_2)
+    d = p1 - p2
+    return (max(-1.0, d - math.sqrt((p1 - low_1) ** 2 + (high_2 - p2) ** 2)),
+            min(1.0, d + math.sqrt((high_1 - p1) ** 2 + (p2 - low_2) ** 2)))
 
 
 def resample_means(values: Sequence[float], shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

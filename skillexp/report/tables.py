@@ -5,6 +5,10 @@ also the eval before RL (`skillfactory (pre-RL)`, from the `pre_rl/…` keys), w
 pre-RL eval does not depend on the RL config, so runs of several RL variants share one pre-RL row (one value per
 seed). The `avg` column averages each run over the suite's variants first, then summarizes over seeds, so its
 spread is the seed-to-seed spread of the suite average.
+
+Each cell's 95% interval: for proportions (mean@k, pass@k, greedy) the two-level bootstrap over the per-question
+scores of its seeds (for `avg` the questions of every variant, each variant resampled on its own), else the
+Wilson interval of the pooled count; for other metrics Student t over seeds (stats.py says why).
 """
 from __future__ import annotations
 
@@ -14,12 +18,23 @@ from pathlib import Path
 from typing import Iterable
 
 from skillexp.report.collect import ReportError, Run
-from skillexp.report.stats import Stats, summarize
+from skillexp.report.scores import UNIT_BOUNDED, is_proportion, question_scores, total_count
+from skillexp.report.stats import RESAMPLES, Stats, clip_unit, hierarchical_bootstrap, summarize, wilson
 
 AVG = "avg"
 SKILL_METRICS = ("answers_per_completion", "reflections_per_completion", "verdict_correct_f1",
                  "verdict_incorrect_f1")
 PRE_RL = "pre_rl/"
+MARKS = {"bootstrap": "ᵇ", "wilson": "ʷ", "t": "ᵗ", "t_clipped": "ᶜ", "newcombe": "ⁿ"}  # an interval's mark
+INTERVAL_NOTES = {
+    "bootstrap": f"two-level percentile bootstrap: {RESAMPLES} resamples of the seeds, then of the questions within "
+                 "each seed, from the per-question scores in `generations/<variant>.jsonl` (fixed RNG seed)",
+    "wilson": "Wilson score interval of the pooled count (questions × samples × seeds), as the per-question scores "
+              "were not there: it treats every sample as independent, so it is too narrow when questions or seeds "
+              "differ",
+    "t": "mean ± t(0.975, n−1)·std/√n over seeds (not a proportion)",
+    "t_clipped": "the t interval over seeds cut to [0, 1]",
+}
 
 
 @dataclass(frozen=True)
@@ -81,15 +96,32 @@ def run_value(run: Run, prefix: str, variant: str, metric: str, variants: list[s
     return None if not values or None in values else sum(map(float, values)) / len(values)
 
 
+def cell_interval(stats: Stats, runs: list[Run], prefix: str, variants: list[str], metric: str) -> Stats:
+    """The cell's 95% interval (module docstring) over `runs`, one per seed, averaged over `variants`."""
+    if not is_proportion(metric):
+        return clip_unit(stats) if metric in UNIT_BOUNDED else stats
+    per_seed = [[question_scores(r, prefix, v, metric) for v in variants] for r in runs]
+    if all(scores is not None for seed in per_seed for scores in seed):
+        _, low, high = hierarchical_bootstrap([[list(s.values()) for s in seed if s] for seed in per_seed])
+        return stats.with_interval(low, high, "bootstrap")
+    if (n := total_count(runs, prefix, variants, metric)) and 0.0 <= stats.mean <= 1.0:
+        return stats.with_interval(*wilson(stats.mean * n, n), "wilson")
+    return clip_unit(stats)
+
+
 def build_cells(rows: list[Row], variants: list[str], metrics: Iterable[str]) -> list[Cell]:
     cells = []
     for metric in metrics:
         for row in rows:
+            resolved = resolve_metric(metric, row.runs[0])
             for variant in [*variants, AVG]:
-                pairs = [(r.seed, run_value(r, row.prefix, variant, metric, variants)) for r in row.runs]
-                pairs = [(s, v) for s, v in pairs if v is not None]
-                cells.append(Cell(row, variant, resolve_metric(metric, row.runs[0]), summarize([v for _, v in pairs]),
-                                  tuple(s for s, _ in pairs)))
+                pairs = [(r, run_value(r, row.prefix, variant, metric, variants)) for r in row.runs]
+                pairs = [(r, v) for r, v in pairs if v is not None]
+                stats = summarize([v for _, v in pairs])
+                if stats is not None:
+                    stats = cell_interval(stats, [r for r, _ in pairs], row.prefix,
+                                          variants if variant == AVG else [variant], resolved)
+                cells.append(Cell(row, variant, resolved, stats, tuple(r.seed for r, _ in pairs)))
     return cells
 
 
@@ -111,11 +143,18 @@ def check_metric(runs: list[Run], metric: str) -> None:
 
 
 def fmt(stats: Stats | None) -> str:
+    """`mean ± std [low, high]ᵇ n=seeds`; no std with one seed, no interval where there is none."""
     if stats is None:
         return "–"
-    if stats.std is None:
-        return f"{stats.mean:.3f} (n=1)"
-    return f"{stats.mean:.3f} ± {stats.std:.3f} [{stats.ci_low:.3f}, {stats.ci_high:.3f}] n={stats.n}"
+    spread = "" if stats.std is None else f" ± {stats.std:.3f}"
+    interval = "" if stats.interval is None else f" [{stats.ci_low:.3f}, {stats.ci_high:.3f}]{MARKS[stats.interval]}"
+    return f"{stats.mean:.3f}{spread}{interval} n={stats.n}"
+
+
+def interval_notes(cells: Iterable[Cell]) -> list[str]:
+    """One line per interval method these cells use, led by its mark."""
+    used = {c.stats.interval for c in cells if c.stats is not None}
+    return [f"{MARKS[m]} {note}." for m, note in INTERVAL_NOTES.items() if m in used]
 
 
 def markdown_table(grid: dict[str, dict[str, Stats | None]], columns: list[str]) -> str:
@@ -127,7 +166,7 @@ def markdown_table(grid: dict[str, dict[str, Stats | None]], columns: list[str])
 
 
 CSV_COLUMNS = ["row", "method", "rl", "stage", "variant", "metric", "n", "mean", "std", "ci95_low", "ci95_high",
-               "seeds"]
+               "ci95_method", "seeds"]
 
 
 def csv_rows(cells: list[Cell], setting: tuple[tuple[str, str], ...]) -> list[list[str]]:
@@ -135,15 +174,15 @@ def csv_rows(cells: list[Cell], setting: tuple[tuple[str, str], ...]) -> list[li
     out = []
     for c in cells:
         s = c.stats
-        stat_fields = [s.n, s.mean, s.std, s.ci_low, s.ci_high] if s else [0, None, None, None, None]
+        stat_fields = [s.n, s.mean, s.std, s.ci_low, s.ci_high, s.interval] if s else [0] + [None] * 5
         fields = [c.row.label, c.row.method, c.row.rl, c.row.stage, c.variant, c.metric, *stat_fields,
                   " ".join(map(str, c.seeds))]
         out.append([v for _, v in setting] + ["" if f is None else str(f) for f in fields])
     return out
 
 
-def write_csv(path: Path, setting_keys: list[str], rows: list[list[str]]) -> None:
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([*setting_keys, *CSV_COLUMNS])
+        writer.writerow(header)
         writer.writerows(rows)

@@ -17,6 +17,7 @@ METHODS = ("none", "sft", "star", "skillfactory", "stat_sel", "stat_syn")
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_submitit_local_multirun_over_all_methods_reports(memorizer: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     task = [f"+task.{k}={v}" for k, v in TASK.items() if k not in ("kind", "num_numbers")]

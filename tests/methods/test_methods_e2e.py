@@ -52,6 +52,7 @@ def test_star_keeps_only_correct_samples(memorizer: Path, tmp_path: Path) -> Non
 
 @pytest.mark.vllm
 @pytest.mark.slow
+@pytest.mark.long
 def test_skillfactory_builder_on_smollm2(smollm2_dir: Path) -> None:
     """The real SmolLM2 through the real builder with vLLM on 1-digit multiplication, graded leniently: it answers
     often enough but never writes answer or verdict tags, so the lenient builder adds them (counted). SmolLM2 is a

@@ -1,10 +1,15 @@
 """The report on a sweep with known numbers: table cells against hand-computed statistics, pre-RL rows, settings,
-figures, bad input, the CLI entry points and the W&B report run (offline)."""
+figures, bad input, the CLI entry points and the W&B report run (offline). These runs have no generations, so
+their accuracy intervals are Wilson intervals of the pooled count; tests/report/test_paired.py covers runs with
+per-question scores (bootstrap intervals and paired comparisons)."""
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
+import statistics
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +18,15 @@ import pytest
 
 from skillexp.report.cli import main
 from skillexp.report.collect import collect
-from skillexp.report.cli import report_logger
+from skillexp.report.publish import report_logger
+from skillexp.report.stats import newcombe, wilson
 from tests.conftest import subprocess_env
 from tests.report.fake_runs import VARIANTS, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
 T2, T1 = 4.3027, 12.7062  # t_{0.975} with 2 and 1 degrees of freedom
+QUESTIONS, K = 3, 4  # num_items and samples per question in the fake runs' summaries
+WANDB_KEY = r"^[A-Za-z0-9_/-]+$"
 
 
 def cd3(value: float, rest: float = 0.5):
@@ -51,57 +59,103 @@ def table(sweep: Path) -> dict[tuple[str, str, str], dict[str, str]]:
         return {(r["row"], r["variant"], r["metric"]): r for r in csv.DictReader(f)}
 
 
-def check(cell: dict[str, str], n: int, mean: float, std: float | None, t: float | None = None) -> None:
+def check(cell: dict[str, str], n: int, mean: float, std: float | None, t: float | None = None,
+          pooled: int | None = None) -> None:
+    """A cell's seeds, mean and std, and its interval: Wilson of `pooled` outcomes, else the t interval with
+    quantile `t` (none for one seed)."""
     assert int(cell["n"]) == n
     assert float(cell["mean"]) == pytest.approx(mean)
-    if std is None:
-        assert cell["std"] == cell["ci95_low"] == cell["ci95_high"] == ""
+    assert cell["std"] == "" if std is None else float(cell["std"]) == pytest.approx(std)
+    if pooled is not None:
+        low, high = wilson(mean * pooled, pooled)
+        assert cell["ci95_method"] == "wilson"
+    elif std is None:
+        assert cell["ci95_low"] == cell["ci95_high"] == cell["ci95_method"] == ""
         return
-    half = t * std / math.sqrt(n)
-    assert float(cell["std"]) == pytest.approx(std)
-    assert (float(cell["ci95_low"]), float(cell["ci95_high"])) == (pytest.approx(mean - half),
-                                                                   pytest.approx(mean + half))
+    else:
+        half = t * std / math.sqrt(n)
+        low, high = mean - half, mean + half
+        assert cell["ci95_method"] == "t"
+    assert (float(cell["ci95_low"]), float(cell["ci95_high"])) == (pytest.approx(low), pytest.approx(high))
+    assert 0 <= low <= high <= 1 or cell["ci95_method"] == "t"
 
 
 def test_cells_against_hand_computed_statistics(table) -> None:
-    check(table[("sft", "countdown_3", "mean@4")], 3, 0.4, 0.2, T2)
+    # accuracies: Wilson of the pooled count, questions × samples × seeds (no per-question scores here)
+    check(table[("sft", "countdown_3", "mean@4")], 3, 0.4, 0.2, pooled=QUESTIONS * K * 3)
     assert table[("sft", "countdown_3", "mean@4")]["seeds"] == "0 1 2"
-    check(table[("sft", "countdown_4", "mean@4")], 3, 0.5, 0.0, T2)
-    # avg: each run's mean over the 7 variants (countdown_3 + six at 0.5), then over seeds
+    check(table[("sft", "countdown_4", "mean@4")], 3, 0.5, 0.0, pooled=QUESTIONS * K * 3)
+    # avg: each run's mean over the 7 variants (countdown_3 + six at 0.5), then over seeds; pooled over variants
     per_run = [(s + 6 * 0.5) / len(VARIANTS) for s in (0.2, 0.4, 0.6)]
-    check(table[("sft", "avg", "mean@4")], 3, sum(per_run) / 3, 0.2 / len(VARIANTS), T2)
-    check(table[("skillfactory → grpo_cpu", "countdown_3", "mean@4")], 2, 0.6, math.sqrt(0.02), T1)
-    check(table[("none → grpo_cpu", "countdown_3", "mean@4")], 1, 0.15, None)
+    check(table[("sft", "avg", "mean@4")], 3, sum(per_run) / 3, 0.2 / len(VARIANTS),
+          pooled=len(VARIANTS) * QUESTIONS * K * 3)
+    check(table[("skillfactory → grpo_cpu", "countdown_3", "mean@4")], 2, 0.6, math.sqrt(0.02), pooled=24)
+    check(table[("none → grpo_cpu", "countdown_3", "mean@4")], 1, 0.15, None, pooled=12)  # one seed: an interval
 
 
 def test_pre_rl_rows(table) -> None:
-    check(table[("skillfactory (pre-RL)", "countdown_3", "mean@4")], 2, 0.2, math.sqrt(0.02), T1)
-    check(table[("none (pre-RL)", "countdown_3", "mean@4")], 1, 0.05, None)
+    check(table[("skillfactory (pre-RL)", "countdown_3", "mean@4")], 2, 0.2, math.sqrt(0.02), pooled=24)
+    check(table[("none (pre-RL)", "countdown_3", "mean@4")], 1, 0.05, None, pooled=12)
     # grpo_cpu and dapo after the same SFT share one pre-RL row: seeds 0 and 1 once each, not twice
-    check(table[("sft (pre-RL)", "countdown_3", "mean@4")], 2, 0.3, math.sqrt(0.005), T1)
+    check(table[("sft (pre-RL)", "countdown_3", "mean@4")], 2, 0.3, math.sqrt(0.005), pooled=24)
     assert table[("sft (pre-RL)", "countdown_3", "mean@4")]["stage"] == "pre_rl"
     assert table[("sft → dapo", "countdown_3", "mean@4")]["rl"] == "dapo"
 
 
 def test_skill_use_cells(table) -> None:
+    """Not proportions: the t interval over seeds; an F1 cannot leave [0, 1], so its t interval is cut to it."""
     check(table[("sft", "countdown_3", "answers_per_completion")], 3, 1.4, 0.2, T2)
-    check(table[("sft", "multiplication_2", "verdict_correct_f1")], 3, 0.5, 0.0, T2)
+    f1 = table[("skillfactory → grpo_cpu", "multiplication_2", "verdict_correct_f1")]
+    assert (f1["ci95_method"], f1["ci95_low"], f1["ci95_high"]) == ("t_clipped", "0.5", "0.5")
 
 
 def test_markdown(sweep: Path, table) -> None:
     md = (sweep / "report" / "results.md").read_text()
-    labels = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith("| ") and "n=" in line]
-    main_table = labels[: labels.index("none (pre-RL)", 1)]  # the skill-use table repeats the rows
-    assert main_table == ["none (pre-RL)", "none → grpo_cpu", "sft", "sft (pre-RL)", "sft → dapo", "sft → grpo_cpu",
-                          "skillfactory (pre-RL)", "skillfactory → grpo_cpu"]
-    half = T2 * 0.2 / math.sqrt(3)
-    assert f"| sft | 0.400 ± 0.200 [{0.4 - half:.3f}, {0.4 + half:.3f}] n=3 |" in md
-    assert "0.150 (n=1)" in md
+    table_lines = md.split("### mean@4\n\n")[1].split("\n\n")[0].splitlines()[2:]
+    main_table = [line.split(" | ")[0][2:] for line in table_lines]
+    assert main_table == ["none (pre-RL)", "none → grpo_cpu", "sft", "sft (pre-RL)", "sft → dapo",
+                          "sft → grpo_cpu", "skillfactory (pre-RL)", "skillfactory → grpo_cpu"]
+    low, high = wilson(0.4 * 36, 36)
+    assert f"| sft | 0.400 ± 0.200 [{low:.3f}, {high:.3f}]ʷ n=3 |" in md
+    low, high = wilson(0.15 * 12, 12)
+    assert f"| 0.150 [{low:.3f}, {high:.3f}]ʷ n=1 |" in md  # one seed: no std, but the questions give an interval
+    assert "ʷ Wilson score interval of the pooled count" in md and "ᵗ mean ± t(0.975, n−1)" in md
+    assert "ᵇ two-level" not in md  # no cell here has per-question scores
     assert "### mean@4" in md and "9-unfinished" in md.split("## Skipped")[1]
     for name in ("accuracy", "skill_use", "rewards"):
         assert f"![{name}]({name}.png)" in md
     # the sft → grpo_cpu / dapo runs logged no RL steps (as when their RL stage came from the stage cache)
     assert "No `rl/reward_mean` steps in the metrics.jsonl of 4 RL run(s)" in md and "`0-sft-dapo`" in md
+
+
+def test_comparisons_without_per_question_scores(sweep: Path, table, tmp_path: Path) -> None:
+    """The difference of the summary values on the seeds both rows have; for accuracies Newcombe's interval of
+    the pooled counts, for other metrics the t interval over the per-seed differences (none from one seed)."""
+    md = (sweep / "report" / "results.md").read_text()
+    with open(sweep / "report" / "comparisons.csv") as f:
+        rows = {(r["row"], r["baseline"], r["variant"]): r for r in csv.DictReader(f)}
+    # skillfactory (pre-RL) − none (pre-RL) on countdown_3: only seed 0 is in both rows, 0.1 against 0.05
+    one = rows[("skillfactory (pre-RL)", "none (pre-RL)", "countdown_3")]
+    low, high = newcombe(0.1 * 12, 12, 0.05 * 12, 12)
+    assert (one["seeds"], float(one["diff"]), one["ci95_method"]) == ("0", pytest.approx(0.05), "newcombe")
+    assert (float(one["ci95_low"]), float(one["ci95_high"])) == (pytest.approx(low), pytest.approx(high))
+    assert (f"skillfactory (pre-RL) vs none (pre-RL) on countdown_3: +0.050 [−{-low:.3f}, +{high:.3f}] over 1 seed "
+            "(no per-question scores: pooled counts, unpaired, samples taken as independent): the interval "
+            "includes 0, so this data cannot tell them apart.") in md
+    # `sft` (no RL) is compared with the base model, `none (pre-RL)`, on the seed they share
+    assert rows[("sft", "none (pre-RL)", "countdown_3")]["seeds"] == "0"
+    assert "### Paired comparisons with `none` (mean@4)" in md
+    assert "No `none` row after the same RL stage to compare with: `sft → dapo`." in md
+    # not a proportion (--metric answers_per_completion): t over per-seed differences, none from one seed
+    out = tmp_path
+    assert main([str(sweep), "--metric", "answers_per_completion", "--out", str(out), "--wandb", "off"]) == 0
+    with open(out / "comparisons.csv") as f:
+        rows = {(r["row"], r["baseline"], r["variant"]): r for r in csv.DictReader(f)}
+    one = rows[("skillfactory (pre-RL)", "none (pre-RL)", "countdown_3")]
+    assert (float(one["diff"]), one["ci95_method"], one["ci95_low"]) == (pytest.approx(0.05), "", "")
+    assert ("skillfactory (pre-RL) vs none (pre-RL) on countdown_3: +0.050 from 1 seed (no per-question scores: "
+            "paired by seed only), with no interval from one seed: this data cannot say whether they differ."
+            ) in (out / "results.md").read_text()
 
 
 def test_figures_are_written(sweep: Path, table) -> None:
@@ -114,8 +168,14 @@ def test_other_metric_and_out_dir(sweep: Path, tmp_path: Path) -> None:
     assert main([str(sweep), "--metric", "greedy", "--out", str(tmp_path), "--wandb", "off"]) == 0
     with open(tmp_path / "results.csv") as f:
         rows = {(r["row"], r["variant"], r["metric"]): r for r in csv.DictReader(f)}
-    check(rows[("sft", "countdown_3", "greedy")], 3, 0.2, 0.1, T2)  # greedy = mean@4 / 2 in these runs
+    # greedy = mean@4 / 2 in these runs, one greedy answer per question
+    check(rows[("sft", "countdown_3", "greedy")], 3, 0.2, 0.1, pooled=QUESTIONS * 3)
     assert "### greedy" in (tmp_path / "results.md").read_text()
+    assert main([str(sweep), "--metric", "pass@k", "--out", str(tmp_path), "--wandb", "off"]) == 0
+    with open(tmp_path / "results.csv") as f:
+        rows = {(r["row"], r["variant"], r["metric"]): r for r in csv.DictReader(f)}
+    pass_4 = [min(1.0, 2 * s) for s in (0.2, 0.4, 0.6)]  # pass@4 = min(1, 2 · mean@4) in these runs
+    check(rows[("sft", "countdown_3", "pass@4")], 3, sum(pass_4) / 3, statistics.stdev(pass_4), pooled=QUESTIONS * 3)
     # a skill-use metric as the main one is not listed twice
     assert main([str(sweep), "--metric", "reflections_per_completion", "--out", str(tmp_path), "--wandb", "off"]) == 0
     with open(tmp_path / "results.csv") as f:
@@ -163,23 +223,56 @@ def test_cli_entry_points(sweep: Path, tmp_path: Path) -> None:
                                  [sys.executable, "-m", "skillexp.report"]]):
         proc = cli([*command, str(sweep), "--out", str(tmp_path / str(i)), "--wandb", "off"])
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "| sft | 0.400 ± 0.200" in proc.stdout
+        assert "| sft | 0.400 ± 0.200 [" in proc.stdout
         assert "skipping unfinished run" in proc.stderr
         assert (tmp_path / str(i) / "results.md").exists()
     bad = cli([str(script), "report", str(tmp_path / "missing")])
     assert bad.returncode == 2 and "is not a directory" in bad.stderr
 
 
+def wandb_summary(run: Path) -> dict[str, object]:
+    """The summary values an offline W&B run holds, read from its `.wandb` log: LevelDB-log framing (a 7-byte file
+    header, then in 32 KiB blocks records of crc32 · length · type, type 1 whole, 2-4 first/middle/last part) of
+    protobuf `Record`s."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = run.glob("*.wandb")
+    data, block, pos, part, summary = path.read_bytes(), 32768, 7, b"", {}
+    while pos + 7 <= len(data):
+        if (left := block - pos % block) < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        part, pos = part + data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(part)
+            part = b""
+            if record.WhichOneof("record_type") == "summary":
+                summary.update({u.key or "/".join(u.nested_key): json.loads(u.value_json)
+                                for u in record.summary.update})
+    return summary
+
+
 def test_wandb_offline_report_run(sweep: Path, tmp_path: Path) -> None:
-    """The runs logged to W&B (offline), so the report becomes an offline W&B run with the table and figures."""
+    """The runs logged to W&B (offline), so the report becomes an offline W&B run with the tables, the figures and
+    summary values, under keys without spaces or arrows."""
     proc = cli([sys.executable, "-m", "skillexp", "report", str(sweep), "--out", str(tmp_path)], WANDB_MODE="offline")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     (table_file,) = (run / "files" / "media" / "table" / "report").glob("results_*.table.json")
     logged = json.loads(table_file.read_text())
-    assert "mean" in logged["columns"] and any(row[0] == "sft" for row in logged["data"])
+    assert "mean" in logged["columns"] and "ci95_method" in logged["columns"]
+    assert any(row[0] == "sft" for row in logged["data"])
+    (comparisons,) = (run / "files" / "media" / "table" / "report").glob("comparisons_*.table.json")
+    columns = logged["columns"] + json.loads(comparisons.read_text())["columns"]
     images = {p.name.split("_")[0] for p in (run / "files" / "media" / "images" / "report").glob("*.png")}
     assert images == {"accuracy", "skill", "rewards"}
+    summary = wandb_summary(run)
+    assert summary["sft/countdown_3/mean_at_4"] == pytest.approx(0.4)
+    assert summary["compare/sft-grpo_cpu_vs_none-grpo_cpu/countdown_3/mean_at_4_diff"] == pytest.approx(0.15)
+    keys = [k for k in summary if not k.startswith("_")] + columns
+    assert [k for k in keys if not re.match(WANDB_KEY, k)] == []
 
 
 def test_report_run_joins_the_runs_group(sweep: Path) -> None:
@@ -199,4 +292,7 @@ def test_report_on_a_real_multirun(tmp_path: Path) -> None:
     with open(tmp_path / "report" / "results.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["metric"] == "mean@2"]
     assert {(r["row"], r["n"], r["seeds"]) for r in rows} == {("sft", "2", "0 1")}
+    # the eval stage's generations reproduce its metrics, so the intervals come from the per-question scores
+    assert {r["ci95_method"] for r in rows} == {"bootstrap"}
+    assert all(0 <= float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"]) <= 1 for r in rows)
     assert not (tmp_path / "report" / "wandb").exists()  # the runs logged no W&B, so neither does the report
