@@ -43,6 +43,8 @@ class Tracker:
         run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)
         atomic_write_text(id_file, run_id + "\n")
         os.environ.setdefault("WANDB_DIR", str(self.run_dir))
+        # W&B advertises its Weave tracing at every init once `openai` (our teacher client) is imported
+        os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
         self._wandb = wandb.init(
             id=run_id,
             resume="allow",

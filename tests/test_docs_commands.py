@@ -51,7 +51,7 @@ class Run:
     expect: tuple[str, ...] = ()
     needs: str | None = None  # a documented command whose outputs this one reads (run first, same directory)
     timeout: int = 900
-    then: Callable[[Path], None] | None = None  # more checks on the work dir
+    then: Callable[[Path, str], None] | None = None  # more checks on the work dir and the console output
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,28 @@ class IsCi:
     """The test suite itself: CI's `.ci/run` must call exactly this command."""
 
 
-def the_cpu_study(work: Path) -> None:
+def quiet_console(output: str) -> None:
+    """Libraries log at WARNING or above; the vLLM warnings that repeat for nothing are gone."""
+    noisy = [line for line in output.splitlines()
+             if re.search(r"\]\[INFO\]", line) and "][skillexp" not in line or re.match(r"\(\w+ pid=\d+\) INFO", line)
+             or "Attempted to load weight" in line or "torch.set_num_threads" in line]
+    assert not noisy, "library noise on the console:\n" + "\n".join(noisy[:10])
+
+
+def sft_progress(work: Path, output: str) -> None:
+    """The tool's own progress: SFT steps with the time left, one line per eval variant."""
+    quiet_console(output)
+    assert re.search(r"SFT step 1/4 \(25%\) · loss [\d.]+ · .* · ETA ", output), output[-3000:]
+    assert "SFT step 4/4 (100%)" in output and "done in" in output
+    assert re.search(r"eval countdown_3 \(1/\d+ variants\): mean@2", output), output[-3000:]
+
+
+def vllm_quiet(work: Path, output: str) -> None:
+    quiet_console(output)
+    assert "eval countdown_3 (1/7 variants)" in output
+
+
+def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
     sweep = next((work / "outputs" / "multiruns").iterdir())
@@ -94,14 +115,16 @@ def the_cpu_study(work: Path) -> None:
     assert {"none → grpo_cpu", "sft → grpo_cpu", "none (pre-RL)", "sft (pre-RL)"} <= set(rows), rows
     assert all(r["n"] == "2" for r in rows.values()), rows
     assert "countdown_2" in (sweep / "report" / "results.md").read_text()
+    quiet_console(output)
+    assert "GRPO step 1/1 (100%) · reward" in output and "before RL:" in output
 
 
 CHECKS = {
     "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",), then=the_cpu_study),
     "make test": IsCi(),
     ".venv/bin/python -m skillexp experiment=cpu_study": SameAs("make run", "run"),
-    ".venv/bin/python -m skillexp": Run(tuple(TINY + SMALL_EVAL), ("outputs/runs/*/*/summary.json",)),
-    ".venv/bin/python -m skillexp experiment=smoke": Run((), ("outputs/runs/*/*/summary.json",)),
+    ".venv/bin/python -m skillexp": Run(tuple(TINY + SMALL_EVAL), ("outputs/runs/*/*/summary.json",), then=vllm_quiet),
+    ".venv/bin/python -m skillexp experiment=smoke": Run((), ("outputs/runs/*/*/summary.json",), then=sft_progress),
     ".venv/bin/python -m skillexp model=tiny generation=hf eval.num_items=4":
         Run(("eval.sampling.max_tokens=16",), ("outputs/runs/*/*/summary.json",)),
     ".venv/bin/python -m skillexp model=qwen2.5_1.5b_instruct eval=countdown":
@@ -138,6 +161,12 @@ def documented_commands() -> dict[str, str]:
                 if words:
                     found.setdefault(" ".join(words), str(page.relative_to(ROOT)))
     return found
+
+
+def test_no_machine_local_config_is_there() -> None:
+    """conf/local/ (git-ignored) is composed into every run: a documented command must not work only because of it."""
+    local = [p.name for p in (ROOT / "conf" / "local").glob("*.yaml")] if (ROOT / "conf" / "local").is_dir() else []
+    assert not local, f"conf/local/ holds {local}: move it aside while testing the documented commands"
 
 
 def test_every_documented_command_is_checked() -> None:
@@ -201,7 +230,7 @@ def _run_check(command: str, check: Run, finished: dict[str, Path], tmp_path: Pa
     for pattern in check.expect:
         assert list(work.glob(pattern)), f"`{command}` left no {pattern} in {work}:\n{proc.stdout[-2000:]}"
     if check.then is not None:
-        check.then(work)
+        check.then(work, proc.stdout + proc.stderr)
     finished[command] = work
     return work
 

@@ -35,9 +35,12 @@ from skillexp.models import load_tokenizer, resolve_dtype
 from skillexp.models.config import ModelConfig
 
 
-# vLLM's CPU worker replaces torch.set_num_threads by a warning that it changes nothing (the threads are bound
-# already); every later call prints it again
-HARMLESS_ON_CPU = {"vllm.v1.worker.cpu_worker": "doesn't allow to use `torch.set_num_threads`"}
+# Warnings vLLM repeats for nothing, by logger: the CPU worker replaces torch.set_num_threads by a warning that it
+# changes nothing (the threads are bound already), and a second engine in one process (a sweep's next run, the
+# basic launcher) re-registers its kernels and finds the identifier its own first worker exported
+HARMLESS_ON_CPU = {"vllm.v1.worker.cpu_worker": "doesn't allow to use `torch.set_num_threads`",
+                   "vllm.triton_utils.dispatcher": "is already registered. Overwriting.",
+                   "vllm.platforms.interface": "Unknown vLLM environment variable detected: VLLM_DIST_IDENT"}
 
 
 class _DropHarmless(logging.Filter):

@@ -118,6 +118,11 @@ def test_dtype_policy(tiny_model_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_smollm2_converts_untied_and_answers(smollm2_dir: Path) -> None:
+    from safetensors import safe_open
+
+    # stored in bf16, the dtype vLLM runs it in: loading it there converts (and warns about) nothing
+    with safe_open(str(next(smollm2_dir.glob("*.safetensors"))), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
     model = load_causal_lm(smollm2_dir, SMOLLM2)
     assert not model.config.tie_word_embeddings
     assert torch.equal(model.lm_head.weight, model.model.embed_tokens.weight)  # untied copies, same values
