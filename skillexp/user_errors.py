@@ -12,7 +12,8 @@ import difflib
 import re
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationToMissingValueError, MissingMandatoryValue
+from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, InterpolationToMissingValueError,
+                             MissingMandatoryValue)
 
 from skillexp.config import RunConfig
 from skillexp.tasks import TASKS

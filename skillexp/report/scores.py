@@ -20,6 +20,7 @@ from skillexp.report.collect import Run
 
 PROPORTION = re.compile(r"^(mean@\d+(_unforced)?|pass@\d+|greedy|truncation_rate)$")  # shares of counted outcomes
 UNIT_BOUNDED = ("verdict_correct_f1", "verdict_incorrect_f1")  # inside [0, 1], but not a share of a count
+NONNEGATIVE = re.compile(r"^(answers_per_completion|reflections_per_completion|mean_tokens|num_items)$")  # counts
 TOLERANCE = 1e-6
 Question = tuple[str, str]  # (item_id, question): how items are matched across runs
 

@@ -87,6 +87,14 @@ def clip_unit(stats: Stats) -> Stats:
     return stats.with_interval(max(0.0, stats.ci_low), min(1.0, stats.ci_high), "t_clipped")
 
 
+def clip_nonnegative(stats: Stats) -> Stats:
+    """A t interval cut at 0, for a count or a length (which cannot be negative); unchanged if it does not reach
+    below 0."""
+    if stats.ci_low is None or stats.ci_high is None or stats.ci_low >= 0:
+        return stats
+    return stats.with_interval(max(0.0, stats.ci_low), stats.ci_high, "t_nonnegative")
+
+
 def wilson(successes: float, n: float, z: float = Z975) -> tuple[float, float]:
     """The Wilson score interval of a proportion successes / n: always inside [0, 1], sensible at 0 and n."""
     if n <= 0 or not 0 <= successes <= n:

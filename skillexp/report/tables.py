@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Iterable
 
 from skillexp.report.collect import ReportError, Run
-from skillexp.report.scores import UNIT_BOUNDED, is_proportion, question_scores, total_count
-from skillexp.report.stats import RESAMPLES, Stats, clip_unit, hierarchical_bootstrap, summarize, wilson
+from skillexp.report.scores import NONNEGATIVE, UNIT_BOUNDED, is_proportion, question_scores, total_count
+from skillexp.report.stats import (RESAMPLES, Stats, clip_nonnegative, clip_unit, hierarchical_bootstrap, summarize,
+                                   wilson)
 
 AVG = "avg"
 SKILL_METRICS = ("answers_per_completion", "reflections_per_completion", "verdict_correct_f1",
                  "verdict_incorrect_f1")
 PRE_RL = "pre_rl/"
-MARKS = {"bootstrap": "ᵇ", "wilson": "ʷ", "t": "ᵗ", "t_clipped": "ᶜ", "newcombe": "ⁿ"}  # an interval's mark
+MARKS = {"bootstrap": "ᵇ", "wilson": "ʷ", "t": "ᵗ", "t_clipped": "ᶜ", "t_nonnegative": "⁺",
+         "newcombe": "ⁿ"}  # an interval's mark
 INTERVAL_NOTES = {
     "bootstrap": f"two-level percentile bootstrap: {RESAMPLES} resamples of the seeds, then of the questions within "
                  "each seed, from the per-question scores in `generations/<variant>.jsonl` (fixed RNG seed)",
@@ -34,6 +36,7 @@ INTERVAL_NOTES = {
               "differ",
     "t": "mean ± t(0.975, n−1)·std/√n over seeds (not a proportion)",
     "t_clipped": "the t interval over seeds cut to [0, 1]",
+    "t_nonnegative": "the t interval over seeds cut at 0 (a count cannot be negative)",
 }
 
 
@@ -99,7 +102,9 @@ def run_value(run: Run, prefix: str, variant: str, metric: str, variants: list[s
 def cell_interval(stats: Stats, runs: list[Run], prefix: str, variants: list[str], metric: str) -> Stats:
     """The cell's 95% interval (module docstring) over `runs`, one per seed, averaged over `variants`."""
     if not is_proportion(metric):
-        return clip_unit(stats) if metric in UNIT_BOUNDED else stats
+        if metric in UNIT_BOUNDED:
+            return clip_unit(stats)
+        return clip_nonnegative(stats) if NONNEGATIVE.match(metric) else stats
     per_seed = [[question_scores(r, prefix, v, metric) for v in variants] for r in runs]
     if all(scores is not None for seed in per_seed for scores in seed):
         _, low, high = hierarchical_bootstrap([[list(s.values()) for s in seed if s] for seed in per_seed])

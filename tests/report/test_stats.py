@@ -8,7 +8,8 @@ import statistics
 import numpy as np
 import pytest
 
-from skillexp.report.stats import (T95, Stats, clip_unit, curve_band, hierarchical_bootstrap, newcombe,
+from skillexp.report.stats import (T95, Stats, clip_nonnegative, clip_unit, curve_band, hierarchical_bootstrap,
+                                   newcombe,
                                    resample_means, summarize, t_quantile_95, wilson)
 
 
@@ -77,6 +78,15 @@ def test_clip_unit() -> None:
     clipped = clip_unit(wide)
     assert (clipped.ci_low, clipped.ci_high, clipped.interval) == (0.0, 1.0, "t_clipped")
     assert clip_unit(Stats(1, 0.3)) == Stats(1, 0.3)  # nothing to clip
+
+
+def test_clip_nonnegative() -> None:
+    """A count over 2 seeds (the CPU study's answers per completion, 0.135 ± 0.162) gave [-1.321, 1.591]."""
+    wide = summarize([0.25, 0.02])
+    clipped = clip_nonnegative(wide)
+    assert (clipped.ci_low, clipped.ci_high, clipped.interval) == (0.0, wide.ci_high, "t_nonnegative")
+    narrow = summarize([1.2, 1.4, 1.6])
+    assert clip_nonnegative(narrow) == narrow  # nothing below 0: the plain t interval
 
 
 @pytest.mark.parametrize("successes,n,low,high", [
