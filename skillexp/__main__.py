@@ -47,7 +47,7 @@ def run_main(cfg: DictConfig) -> float | None:
     from skillexp.eval.stage import format_table
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = run_pipeline(run, run_dir)
+    summary = preemption.run(lambda: run_pipeline(run, run_dir))
     print(f"\n{run.run_name}: {run.model.name} on eval={run.eval.name} ({run.eval.split} split), run dir {run_dir}")
     print(format_table(summary))
     return summary.get(f"avg/mean@{run.eval.k}")

@@ -12,7 +12,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
@@ -23,7 +23,8 @@ from skillexp.models.config import ModelConfig
 from skillexp.rl.config import GRPOConfig
 from skillexp.teachers.config import TeacherConfig
 from skillexp.training.config import TrainerConfig
-from skillexp.utils.schema import ConfigError, UnknownKeyError, from_dict, unknown_key_message
+from skillexp.utils.schema import (AT_LEAST_1, NON_NEGATIVE, POSITIVE, ConfigError, UnknownKeyError, from_dict,
+                                   unknown_key_message)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class LoggerConfig:
     name: str | None = None
     tags: list[str] = field(default_factory=list)
     job_type: str = "study"
-    init_timeout_s: float = 60.0
+    init_timeout_s: Annotated[float, POSITIVE] = 60.0
 
 
 @dataclass
@@ -56,8 +57,9 @@ class BudgetForcing:
 
     enabled: bool = False
     trigger: str = "<sample>"
-    max_total_tokens: int = 8192  # the paper: generate 4,096 tokens, then force up to 8,192 in total
-    rounds: int = 1
+    # the paper: generate 4,096 tokens, then force up to 8,192 in total
+    max_total_tokens: Annotated[int, AT_LEAST_1] = 8192
+    rounds: Annotated[int, NON_NEGATIVE] = 1
 
 
 @dataclass
@@ -67,14 +69,15 @@ class EvalConfig:
     name: str
     variants: dict[str, dict[str, Any]]  # variant name -> {kind: <task>, ...task params}
     split: Literal["val", "test"] = "test"
-    num_items: int | None = 100  # per variant; null = the whole split
-    k: int = 4
-    pass_k: list[int] = field(default_factory=lambda: [1])
+    num_items: Annotated[int | None, AT_LEAST_1] = 100  # per variant; null = the whole split
+    k: Annotated[int, AT_LEAST_1] = 4
+    pass_k: list[Annotated[int, AT_LEAST_1]] = field(default_factory=lambda: [1])
     greedy: bool = True
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    score_workers: int = 2  # processes scoring completions; 0 = in-process
-    score_timeout_s: float = 60.0  # seconds a scoring worker may go without progress (about one completion)
-    log_samples: int = 8  # completions per variant shown in the W&B table and the console
+    score_workers: Annotated[int, NON_NEGATIVE] = 2  # processes scoring completions; 0 = in-process
+    # seconds a scoring worker may go without progress (about one completion)
+    score_timeout_s: Annotated[float, POSITIVE] = 60.0
+    log_samples: Annotated[int, NON_NEGATIVE] = 8  # completions per variant shown in the W&B table and the console
     # answers tried, reflections and verdict F1 per completion (SkillFactory's skill-use table); runs the task's
     # checker on every attempt in the main process, so it costs about one more scoring pass
     skill_use: bool = True
@@ -205,12 +208,18 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(unknown_key_message(RunConfig, e.full_key)) from e
     try:
         check_model(run.model, Path(run.paths.cache_dir))
+        run.teacher.check_for(run.method.name)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     kind, params = task_spec(run.task, "task")
-    build_task(kind, params, path="task")
+    tasks = {"task": build_task(kind, params, path="task")}
     for name, spec in run.eval.variants.items():
         path = f"eval.variants.{name}"
         kind, params = task_spec(spec, path)
-        build_task(kind, params, name=name, path=path)
+        tasks[path] = build_task(kind, params, name=name, path=path)
+    for path, task in tasks.items():  # every data file the run will read: opened and checked now
+        try:
+            task.check_source()
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(f"{path}: {e}") from e
     return run

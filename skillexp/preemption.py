@@ -1,29 +1,49 @@
 """Preemption and time limits: finish the current step, checkpoint, exit, and let the scheduler requeue.
 
 Slurm warns a job before its time limit with a signal (`--signal=USR2@<delay>`, which the submitit launcher sets
-from `signal_delay_s`) and preempts with SIGTERM. `install()` catches both. Inside a training loop the signal only
-sets a flag: the loop saves a checkpoint at the end of the current step and calls `exit_if_requested()`. Anywhere
-else (data building, eval: their finished parts are already on disk) the job exits at once. Exiting hands the
-signal to the handler that was installed before ours — submitit's, which requeues the job and exits — or, with no
-such handler (a plain sbatch script, a terminal), exits with status EXIT_PREEMPTED so a wrapper can requeue. The
-requeued job runs the same command: finished stages come from the stage cache, the interrupted one resumes from
+from `signal_delay_s`) and preempts with SIGTERM. `install()` catches both, and a signal can never be lost:
+
+- the handler records it first. Inside a training loop (`step_loop()`) that is all: the loop saves a checkpoint at
+  the end of the current step and calls `exit_if_requested()`. Anywhere else (set-up, data building, eval: their
+  finished parts are already on disk) the handler raises `Preempted`, a BaseException that no `except Exception`
+  swallows;
+- Python drops an exception raised inside a finaliser or a callback it ignores errors of, so while the request
+  stands a watchdog thread delivers the signal again every `REDELIVER_S` seconds, until the process is in a place
+  where the exception propagates;
+- `run()` wraps the pipeline: `Preempted` from anywhere ends there, in `exit_now()`, which hands the signal to the
+  handler that was installed before ours — submitit's, which requeues the job and exits — or, with no such handler
+  (a plain sbatch script, a terminal), exits with status EXIT_PREEMPTED so a wrapper can requeue. A signal that
+  arrives once the work is finished (`finished()`) changes nothing: the run ends as it would have.
+
+The requeued job runs the same command: finished stages come from the stage cache, the interrupted one resumes from
 its checkpoint, and the W&B run id kept in the run dir continues the same run.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 log = logging.getLogger(__name__)
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"; slurm/*.sbatch requeue on it
 SIGNALS = ("SIGUSR2", "SIGTERM")
+REDELIVER_S = 30.0  # a request still standing after this long is delivered again (see the module docstring)
+T = TypeVar("T")
 
-_state: dict[str, Any] = {"signum": None, "in_step_loop": 0, "previous": {}}
+_state: dict[str, Any] = {"signum": None, "in_step_loop": 0, "previous": {}, "finished": False, "watchdog": None}
+
+
+class Preempted(BaseException):
+    """The scheduler asked this job to stop; raised where stopping is safe, handled by `run()`."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def install(names: tuple[str, ...] = SIGNALS) -> None:
@@ -39,13 +59,34 @@ def install(names: tuple[str, ...] = SIGNALS) -> None:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    _state["signum"] = signum
     name = signal.Signals(signum).name
-    if _state["in_step_loop"]:
-        log.warning("%s received: checkpointing at the end of this step, then exiting for a requeue", name)
-    else:
-        log.warning("%s received: exiting for a requeue (finished stages are kept)", name)
-        _exit(signum, frame)
+    if _state["finished"]:
+        log.warning("%s received after the work finished: nothing to checkpoint", name)
+        return
+    if _state["signum"] is None:
+        _state["signum"] = signum
+        _start_watchdog(signum)
+        if _state["in_step_loop"]:
+            log.warning("%s received: checkpointing at the end of this step, then exiting for a requeue", name)
+        else:
+            log.warning("%s received: exiting for a requeue (finished stages are kept)", name)
+    if not _state["in_step_loop"]:
+        raise Preempted(signum)
+
+
+def _start_watchdog(signum: int) -> None:
+    """Deliver `signum` again while the request stands and no step loop is about to honour it."""
+    stop = threading.Event()
+
+    def again() -> None:
+        while not stop.wait(REDELIVER_S):
+            if _state["signum"] is None or _state["finished"]:
+                return
+            if not _state["in_step_loop"]:
+                os.kill(os.getpid(), signum)
+
+    _state["watchdog"] = stop
+    threading.Thread(target=again, name="preemption-watchdog", daemon=True).start()
 
 
 def requested() -> bool:
@@ -54,25 +95,50 @@ def requested() -> bool:
 
 
 def exit_if_requested() -> None:
-    """Exit (through the previous handler, e.g. submitit's requeue) once the step's checkpoint is written."""
-    if _state["signum"] is not None:
-        _exit(_state["signum"], None)
+    """A safe point: stop here (the step's checkpoint is written) if the scheduler asked to."""
+    if _state["signum"] is not None and not _state["finished"]:
+        raise Preempted(_state["signum"])
 
 
 @contextlib.contextmanager
 def step_loop() -> Iterator[None]:
-    """A region where a signal waits for the end of the current step (and its checkpoint) instead of exiting."""
+    """A region where a signal waits for the end of the current step (and its checkpoint) instead of stopping at
+    once. Leaving it with a request standing stops there."""
     _state["in_step_loop"] += 1
     try:
         yield
     finally:
         _state["in_step_loop"] -= 1
+    exit_if_requested()
 
 
-def _exit(signum: int, frame: FrameType | None) -> None:
-    previous = _state["previous"].get(signum)
+def finished() -> None:
+    """The work is done and saved: a signal from now on has nothing to interrupt."""
+    _state["finished"] = True
+    if _state["watchdog"] is not None:
+        _state["watchdog"].set()
+
+
+def run(work: Callable[[], T]) -> T:
+    """`work()`, ending in `exit_now()` if the scheduler asked this job to stop, wherever that landed."""
+    try:
+        result = work()
+    except Preempted as p:
+        exit_now(p.signum)
+    finished()
+    return result
+
+
+def exit_now(signum: int) -> None:
+    """Exit through the previous handler (submitit: dump the resubmission, requeue, exit), else with
+    EXIT_PREEMPTED. Further signals are ignored while it runs."""
+    finished()
+    for name in SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread: leave the handlers as they are
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     _state["signum"] = None
+    previous = _state["previous"].get(signum)
     if callable(previous):
-        previous(signum, frame)  # submitit: dump the resubmission, requeue, sys.exit
+        previous(signum, None)
     log.warning("exiting with status %d (preempted); the same command resumes", EXIT_PREEMPTED)
     sys.exit(EXIT_PREEMPTED)

@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
+from skillexp import preemption
+
 from skillexp.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class StageCache:
         resume from what a killed build left in `work_dir`) and published. The run dir gets a link `link`
         (default: the stage name) to it, so a run's artifacts can be browsed in one place."""
         name = link or spec.name
+        preemption.exit_if_requested()  # a safe point: between stages nothing is half done
         if not self.enabled:
             out = self.run_dir / name
             build(out)

@@ -17,6 +17,7 @@ from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, Interpolatio
 
 from skillexp.config import RunConfig
 from skillexp.tasks import TASKS
+from skillexp.teachers.base import TeacherError
 from skillexp.utils.schema import ConfigError, unknown_key_message
 
 DEBUG_HINT = "(SKILLEXP_DEBUG=1 shows the traceback)"
@@ -46,6 +47,8 @@ def explain(e: BaseException) -> str | None:
     """The one- or two-line message for a user's mistake; None when `e` is not one (a bug: keep the traceback)."""
     if isinstance(e, ConfigError):
         return f"config error: {e}"
+    if isinstance(e, TeacherError):
+        return f"teacher error: {e}"
     if isinstance(e, MissingConfigException):
         group = (e.missing_cfg_file or "").rpartition("/")[0]
         options = [o for o in (e.options or []) if not o.startswith("_")]

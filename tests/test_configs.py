@@ -15,7 +15,8 @@ from skillexp.utils.schema import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Groups whose options need extra overrides to be complete.
-EXTRA = {("model", "hf"): ["model.name=mine", "model.path=some-org/some-model"]}  # a hub id: not looked up
+EXTRA = {("model", "hf"): ["model.name=mine", "model.path=some-org/some-model"],  # a hub id: not looked up
+         **{("method", m): ["teacher=oracle"] for m in ("stat_sel", "stat_syn")}}  # STAT needs a teacher
 
 
 def _compose(overrides: list[str]):
@@ -41,7 +42,8 @@ def test_every_group_option_composes_and_validates(group: str, option: str) -> N
 
 
 @pytest.mark.parametrize("experiment", _options("experiment"))
-def test_every_experiment_composes_and_validates(experiment: str) -> None:
+def test_every_experiment_composes_and_validates(experiment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-placeholder")  # stat_math's teacher is the OpenAI API
     run = load_run_config(_compose([f"experiment={experiment}"]))
     assert run.eval.variants
 

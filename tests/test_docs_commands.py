@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from unittest import mock
 
 import pytest
 import yaml
@@ -68,6 +69,7 @@ class ConfigOnly:
 
     why: str
     extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # what the user of such a command has (an API key)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def vllm_quiet(work: Path, output: str) -> None:
     assert "eval countdown_3 (1/7 variants)" in output
 
 
+SWEEP = "skillexp -m experiment=smoke method=sft,star seed=0,1"
+
+
 def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
@@ -134,14 +139,14 @@ CHECKS = {
     "skillexp -m experiment=smoke method=sft,star seed=0,1":
         Run((), ("outputs/multiruns/*/report/results.md",)),
     "skillexp report outputs/multiruns/<date>":
-        Run((), ("outputs/multiruns/*/report/results.md",), needs="skillexp -m experiment=smoke method=sft,star seed=0,1"),
+        Run((), ("outputs/multiruns/*/report/results.md",), needs=SWEEP),
     "skillexp report <dir> --metric greedy --out <dir2>":
-        Run((), ("report2/results.md",), needs="skillexp -m experiment=smoke method=sft,star seed=0,1"),
+        Run((), ("report2/results.md",), needs=SWEEP),
     "skillexp cache list": Run(needs="skillexp experiment=smoke"),
     "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp experiment=stat_cpu method=stat_syn": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp task=math eval=math method=stat_sel teacher=openai":
-        ConfigOnly("an OpenAI API key and network"),
+        ConfigOnly("an OpenAI API key and network", env=(("OPENAI_API_KEY", "sk-placeholder"),)),
     "skillexp -m hydra/launcher=local experiment=smoke method=sft,star seed=0,1":
         Run((), ("outputs/multiruns/*/report/results.md",)),
     "skillexp -m hydra/launcher=slurm_gpu hydra.launcher.partition=a100 experiment=skillfactory_countdown "
@@ -209,7 +214,8 @@ def argv(command: str, work: Path) -> list[str]:
 def run(command: str, work: Path, extra: tuple[str, ...] = (), timeout: int = 900, **env: str):
     proc = subprocess.run([*argv(command, work), *extra], cwd=work, env=user_env(**env), capture_output=True,
                           text=True, timeout=timeout)
-    assert proc.returncode == 0, f"`{command}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, \
+        f"`{command}` failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
 
 
@@ -254,9 +260,10 @@ def _fake_slurm(command: str, check: FakeSlurm, tmp_path: Path) -> None:
 def _config_only(command: str, check: ConfigOnly, tmp_path: Path) -> None:
     from skillexp.config import load_run_config
 
-    proc = run(command, tmp_path, ("--cfg", "job", "--resolve", *check.extra))
+    proc = run(command, tmp_path, ("--cfg", "job", "--resolve", *check.extra), **dict(check.env))
     cfg = OmegaConf.create(yaml.safe_load(proc.stdout))
-    load_run_config(cfg)  # start-up validation: every key, value, task and the model's source
+    with mock.patch.dict(os.environ, dict(check.env)):
+        load_run_config(cfg)  # start-up validation: every key, value, task, the model's source and the teacher
 
 
 @pytest.mark.slow

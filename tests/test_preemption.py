@@ -75,14 +75,59 @@ def test_signal_mid_grpo_checkpoints_and_the_rerun_resumes_to_the_same_weights(t
     assert "stage eval: reusing" in out  # the pre-RL eval was finished before the signal
 
 
-def test_a_signal_outside_a_training_loop_exits_at_once(tmp_path: Path) -> None:
-    code = ("import os, signal, time\nfrom skillexp import preemption\npreemption.install()\n"
-            "os.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == EXIT_PREEMPTED and "SIGTERM received: exiting" in proc.stderr
+def _python(code: str) -> subprocess.CompletedProcess:
+    head = ("import os, signal, time\nfrom skillexp import preemption\npreemption.REDELIVER_S = 0.5\n"
+            "preemption.install()\n")
+    return subprocess.run([sys.executable, "-c", head + code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_a_signal_outside_a_training_loop_exits_at_once() -> None:
+    proc = _python("def work():\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(30)\n"
+                   "preemption.run(work)\n")
+    assert proc.returncode == EXIT_PREEMPTED and "SIGTERM received: exiting" in proc.stderr, proc.stderr
+
+
+def test_a_signal_that_lands_in_a_finaliser_or_a_broad_except_is_not_lost() -> None:
+    """Python drops what a finaliser raises ("Exception ignored in"), and `except Exception` once swallowed the
+    exit: the request stands, is delivered again, and the run still ends in EXIT_PREEMPTED, not in a finish."""
+    proc = _python(
+        "class Slow:\n    def __del__(self):\n        os.kill(os.getpid(), signal.SIGUSR2)\n        time.sleep(0.2)\n"
+        "def work():\n    Slow()\n    try:\n        time.sleep(0.1)\n    except Exception:\n        pass\n"
+        "    time.sleep(20)\n    print('finished')\n"
+        "preemption.run(work)\n")
+    assert proc.returncode == EXIT_PREEMPTED, proc.stdout + proc.stderr
+    assert "Exception ignored" in proc.stderr and "finished" not in proc.stdout
+
+
+def test_a_signal_after_the_work_finished_changes_nothing() -> None:
+    proc = _python("preemption.run(lambda: None)\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(1)\n"
+                   "print('done')\n")
+    assert proc.returncode == 0 and "done" in proc.stdout and "after the work finished" in proc.stderr
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("when", ["SFT data:", pytest.param("eval countdown_3 (1/", marks=pytest.mark.long)])
+def test_a_signal_during_set_up_or_eval_exits_for_a_requeue_and_the_rerun_finishes(when: str, tmp_path: Path) -> None:
+    """Outside the step loops (building the SFT set, scoring the eval) the run stops at once with EXIT_PREEMPTED;
+    the same command then finishes with the weights and metrics of an uninterrupted run."""
+    args = [*SFT, f"paths.stage_cache_dir={tmp_path / 'cache'}"]
+    run_dir, log_path = tmp_path / "run", tmp_path / "first.log"
+    proc = subprocess.Popen([sys.executable, "-m", "skillexp", *args, f"hydra.run.dir={run_dir}"], cwd=ROOT,
+                            env=_env(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while when not in (log_path.read_text() if log_path.exists() else "") and time.time() < deadline:
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == EXIT_PREEMPTED, log_path.read_text()[-3000:]
+    assert not (run_dir / "summary.json").exists()
+    run_cli(args, run_dir)
+    reference = tmp_path / "reference"
+    run_cli([*SFT, f"paths.stage_cache_dir={tmp_path / 'ref-cache'}"], reference)
+    assert json.loads((run_dir / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
+
+
+@pytest.mark.long
 def test_submitit_local_requeues_a_signalled_job_which_resumes(tmp_path: Path) -> None:
     """The submitit launcher's handler runs after our checkpoint: it dumps the resubmission and requeues, and
     the local controller starts the job again in the same run dir."""

@@ -3,9 +3,10 @@ block that every stage that samples (method, eval, rl) carries."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from skillexp.generation.base import SamplingParams
+from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Range
 
 
 @dataclass
@@ -13,11 +14,11 @@ class SamplingConfig:
     """A stage's decoding settings, engine-independent. Defaults: Qwen2.5's generation config, which SkillFactory
     (App. B.3) samples with; the stage supplies n and the seed."""
 
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
-    repetition_penalty: float = 1.0
-    max_tokens: int = 512
+    temperature: Annotated[float, NON_NEGATIVE] = 0.7
+    top_p: Annotated[float, Range(0, 1, open_low=True)] = 0.8
+    top_k: Annotated[int, Range(-1)] = 20
+    repetition_penalty: Annotated[float, POSITIVE] = 1.0
+    max_tokens: Annotated[int, AT_LEAST_1] = 512
     stop: list[str] = field(default_factory=list)
 
     def params(self, n: int, seed: int | None, **overrides: Any) -> SamplingParams:
@@ -31,11 +32,12 @@ class SamplingConfig:
 class GenerationConfig:
     backend: Literal["hf", "vllm"] = "hf"
     device: str = "auto"  # hf backend: "auto" (cuda if present, else cpu), "cpu", "cuda", "cuda:1"
-    batch_size: int = 32  # hf backend: prompts per generate() call (each expanded to n samples)
+    batch_size: Annotated[int, AT_LEAST_1] = 32  # hf backend: prompts per generate() call (each expanded to n samples)
     # vllm backend
-    gpu_memory_utilization: float = 0.85
-    tensor_parallel_size: int = 1
-    max_num_seqs: int = 64
+    gpu_memory_utilization: Annotated[float, Range(0, 1, open_low=True)] = 0.85
+    tensor_parallel_size: Annotated[int, AT_LEAST_1] = 1
+    max_num_seqs: Annotated[int, AT_LEAST_1] = 64
     enforce_eager: bool = True  # no CUDA graphs / torch.compile: faster start, fine for small runs
-    cpu_kv_cache_gib: int = 2  # sets VLLM_CPU_KVCACHE_SPACE (GiB, allocated up front) on CPU-only machines
+    # sets VLLM_CPU_KVCACHE_SPACE (GiB, allocated up front) on CPU-only machines
+    cpu_kv_cache_gib: Annotated[int, AT_LEAST_1] = 2
     show_progress: bool = True  # tqdm bars over generate() calls (both backends)

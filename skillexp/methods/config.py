@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from skillexp.generation.config import SamplingConfig
 from skillexp.training.config import SFTConfig
+from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE
 
 
 @dataclass
 class SkillFactoryConfig:
     prompt_variants: list[str] = field(
         default_factory=lambda: ["original", "plan_and_execute", "alternatively", "rephrase"])
-    reflections_per_attempt: int = 4  # Countdown: 4 (OpenThoughts: 1)
-    reflection_max_tokens: int = 1024
-    min_attempts: int = 5  # per question, attempts with a valid reflection (released code: 5)
+    reflections_per_attempt: Annotated[int, AT_LEAST_1] = 4  # Countdown: 4 (OpenThoughts: 1)
+    reflection_max_tokens: Annotated[int, AT_LEAST_1] = 1024
+    min_attempts: Annotated[int, NON_NEGATIVE] = 5  # per question, attempts with a valid reflection (released code: 5)
     sampler: Literal["cfull", "alg1"] = "cfull"  # released code's *C_full (default) or the paper's Algorithm 1
-    max_attempts: int = 5  # N = 1..5 in *C_full; L_max in Algorithm 1
+    max_attempts: Annotated[int, AT_LEAST_1] = 5  # N = 1..5 in *C_full; L_max in Algorithm 1
     drop_reflection_substrings: list[str] = field(default_factory=lambda: ["idea", "fast"])
     # paper App. C ablations
     ablation: Literal["none", "no_reflections", "no_prompt_diversity", "no_sample_order"] = "none"
@@ -28,13 +29,14 @@ class PRMConfig:
     user turn per step, the PRM answers "+" or "-"; a step's reward is P(good_token) against bad_token)."""
 
     model: str = "RLHFlow/Llama3.1-8B-PRM-Mistral-Data"  # HF name or local path
-    tau1: float = 0.85  # difficult if the last step's or the mean reward is <= tau1
-    tau2: float = 0.7  # ... or if an earlier step's reward is <= tau2
+    tau1: Annotated[float, FRACTION] = 0.85  # difficult if the last step's or the mean reward is <= tau1
+    tau2: Annotated[float, FRACTION] = 0.7  # ... or if an earlier step's reward is <= tau2
     rule: Literal["paper", "adaptmi"] = "paper"  # tau2 over steps 1..t-1 (paper Eq. 1) or 2..t (AdaptMI's code)
     step_separator: str = "\n\n"
-    max_steps: int = 32  # later steps are merged into the last one
-    max_length: int = 4096  # tokens per PRM input (older steps are cut from the left beyond this)
-    batch_size: int = 8
+    max_steps: Annotated[int, AT_LEAST_1] = 32  # later steps are merged into the last one
+    # tokens per PRM input (older steps are cut from the left beyond this)
+    max_length: Annotated[int, AT_LEAST_1] = 4096
+    batch_size: Annotated[int, AT_LEAST_1] = 8
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     device: str = "auto"  # "auto": cuda when present
     good_token: str = "+"
@@ -47,24 +49,31 @@ class StatConfig:
     (stat_sel) or synthesise (stat_syn) training data for them. Defaults: the paper's settings (App. B.2)."""
 
     catalogue: str | None = None  # skill-catalogue JSON; null: the task's shipped one (data/skills/<task>.json)
-    max_skills: int = 5  # skills per training question in the skill map (paper: up to five)
-    num_val_questions: int | None = None  # questions of the val split the student answers (null: all)
+    max_skills: Annotated[int, AT_LEAST_1] = 5  # skills per training question in the skill map (paper: up to five)
+    # questions of the val split the student answers (null: all)
+    num_val_questions: Annotated[int | None, AT_LEAST_1] = None
     difficulty: Literal["ground_truth", "prm", "consistency"] = "ground_truth"
-    max_accuracy: float = 0.0  # ground_truth: difficult when the student's accuracy over its samples is <= this
-    consistency_min_agree: int = 2  # consistency: difficult when fewer samples agree on an answer (paper: <2 of 5)
-    num_difficult: int = 500  # difficult questions profiled (a seeded random subset when there are more)
-    max_missing_skills: int = 3  # skills kept per judgement, in the teacher's order (paper: 2-3 observed)
-    target_size: int = 9500  # SFT rows after subsampling (paper: 9.5k for every method)
+    # ground_truth: difficult when the student's accuracy over its samples is <= this
+    max_accuracy: Annotated[float, FRACTION] = 0.0
+    # consistency: difficult when fewer samples agree on an answer (paper: <2 of 5)
+    consistency_min_agree: Annotated[int, AT_LEAST_1] = 2
+    # difficult questions profiled (a seeded random subset when there are more)
+    num_difficult: Annotated[int, AT_LEAST_1] = 500
+    # skills kept per judgement, in the teacher's order (paper: 2-3 observed)
+    max_missing_skills: Annotated[int, AT_LEAST_1] = 3
+    target_size: Annotated[int, AT_LEAST_1] = 9500  # SFT rows after subsampling (paper: 9.5k for every method)
     # stat_sel
-    k: int = 5  # training questions drawn per (difficult question, missing skill) pair (paper B.2: 5)
+    # training questions drawn per (difficult question, missing skill) pair (paper B.2: 5)
+    k: Annotated[int, AT_LEAST_1] = 5
     duplicates: Literal["keep", "remove"] = "keep"  # keep: a question drawn m times is weighted m times
     answers: Literal["teacher", "reference"] = "teacher"  # teacher: verified teacher solutions (paper: rewrites)
-    answers_per_question: int = 3
+    answers_per_question: Annotated[int, AT_LEAST_1] = 3
     # stat_syn
-    examples_per_proposal: int = 3  # skill-map questions shown to the teacher per proposal call
-    questions_per_pair: int = 2
-    solutions_per_question: int = 3
-    min_agree: int = 2  # keep a synthetic question when at least this many solutions agree
+    # skill-map questions shown to the teacher per proposal call
+    examples_per_proposal: Annotated[int, NON_NEGATIVE] = 3
+    questions_per_pair: Annotated[int, AT_LEAST_1] = 2
+    solutions_per_question: Annotated[int, AT_LEAST_1] = 3
+    min_agree: Annotated[int, AT_LEAST_1] = 2  # keep a synthetic question when at least this many solutions agree
     prm: PRMConfig = field(default_factory=PRMConfig)
 
     def __post_init__(self) -> None:
@@ -82,9 +91,9 @@ class StatConfig:
 class MethodConfig:
     name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn"] = "none"
     # questions from the task's train split (null: all of them); STAT: the questions of the skill map
-    num_questions: int | None = None
+    num_questions: Annotated[int | None, AT_LEAST_1] = None
     # star: samples per question; skillfactory: per prompt variant; stat: student samples per val question
-    samples_per_question: int = 16
+    samples_per_question: Annotated[int, AT_LEAST_1] = 16
     # SkillFactory App. B.3: Qwen2.5's generation config, with its repetition penalty, and long answers
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(repetition_penalty=1.1, max_tokens=4096))
     sft: SFTConfig = field(default_factory=SFTConfig)

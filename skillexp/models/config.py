@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from skillexp.utils.schema import AT_LEAST_1
 
 
 @dataclass
@@ -18,7 +20,7 @@ class ModelConfig:
     chat_template: str | None = None  # a Jinja template that replaces the tokenizer's, for base models
     trust_remote_code: bool = False
     revision: str | None = None
-    max_model_len: int = 4096  # context length used by generation engines
+    max_model_len: Annotated[int, AT_LEAST_1] = 4096  # context length used by generation engines
 
     def __post_init__(self) -> None:
         if self.source in ("hf", "gguf") and not self.path:

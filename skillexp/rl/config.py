@@ -7,9 +7,10 @@ sizes count prompts, as verl's do: one step samples `prompts_per_step` x `group_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from skillexp.generation.config import SamplingConfig
+from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, Range
 
 
 @dataclass
@@ -24,11 +25,12 @@ class RewardTerm:
 @dataclass
 class GRPOConfig:
     name: str = "none"  # the preset; "none" skips the RL stage
-    steps: int = 150  # rollout batches (SkillFactory: 150)
-    prompts_per_step: int = 256
-    group_size: int = 16  # completions per prompt
-    mini_batch_prompts: int = 32  # prompts per optimizer update
-    epochs_per_batch: int = 1  # passes over each rollout batch (verl ppo_epochs, TRL num_iterations)
+    steps: Annotated[int, AT_LEAST_1] = 150  # rollout batches (SkillFactory: 150)
+    prompts_per_step: Annotated[int, AT_LEAST_1] = 256
+    group_size: Annotated[int, Range(2)] = 16  # completions per prompt
+    mini_batch_prompts: Annotated[int, AT_LEAST_1] = 32  # prompts per optimizer update
+    # passes over each rollout batch (verl ppo_epochs, TRL num_iterations)
+    epochs_per_batch: Annotated[int, AT_LEAST_1] = 1
     # rollouts: verl's defaults (temperature 1, no top-k/top-p), long answers
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=1.0, top_p=1.0, top_k=-1, max_tokens=4096))
@@ -36,31 +38,34 @@ class GRPOConfig:
     rewards: list[RewardTerm] = field(default_factory=lambda: [RewardTerm("task", 1.0)])
     # advantages: (r - group mean) / (group std + eps); "none" = Dr.GRPO (no division)
     advantage_scale: Literal["group", "none"] = "group"
-    advantage_eps: float = 1e-6
+    advantage_eps: Annotated[float, POSITIVE] = 1e-6
     drop_zero_std_groups: bool = False  # DAPO dynamic sampling: refill the batch with groups that teach something
-    max_sampling_rounds: int = 3  # rollout batches tried per step to refill it; then zero-std groups fill the rest
+    # rollout batches tried per step to refill it; then zero-std groups fill the rest
+    max_sampling_rounds: Annotated[int, AT_LEAST_1] = 3
     # loss
-    clip_low: float = 0.2
-    clip_high: float = 0.2  # DAPO clip-higher: 0.28
+    clip_low: Annotated[float, Range(0, 1, open_high=True)] = 0.2
+    clip_high: Annotated[float, NON_NEGATIVE] = 0.2  # DAPO clip-higher: 0.28
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
-    loss_norm_constant: int | None = None  # seq_mean_token_sum_norm (Dr.GRPO) divisor; null: sampling.max_tokens
-    kl_coef: float = 0.0  # > 0 keeps a frozen reference model and adds kl_coef x KL(pi || ref) per token
+    # seq_mean_token_sum_norm (Dr.GRPO) divisor; null: sampling.max_tokens
+    loss_norm_constant: Annotated[int | None, AT_LEAST_1] = None
+    # > 0 keeps a frozen reference model and adds kl_coef x KL(pi || ref) per token
+    kl_coef: Annotated[float, NON_NEGATIVE] = 0.0
     kl_kind: Literal["k1", "k2", "k3"] = "k3"
     # run each group's prompt once per micro-batch, its completions attending to the prompt's KV cache (exact, and
     # about G x fewer prompt tokens); applies when trainer.micro_batch_size is a multiple of group_size
     share_prompt: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
     # optimisation for this stage (the trainer group keeps ZeRO, precision and batch geometry): verl's defaults
-    lr: float = 1e-6
+    lr: Annotated[float, POSITIVE] = 1e-6
     schedule: Literal["cosine", "constant"] = "constant"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.01
+    warmup_ratio: Annotated[float, FRACTION] = 0.0
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.01
     # operation
-    val_every_steps: int = 25  # validation on the eval suite's val split; 0 = never
-    val_num_items: int | None = 64  # per eval variant
+    val_every_steps: Annotated[int, NON_NEGATIVE] = 25  # validation on the eval suite's val split; 0 = never
+    val_num_items: Annotated[int | None, AT_LEAST_1] = 64  # per eval variant
     val_before_train: bool = True
-    sample_table_every_steps: int = 5  # a W&B table of completions
-    save_every_steps: int = 25
+    sample_table_every_steps: Annotated[int, NON_NEGATIVE] = 5  # a W&B table of completions
+    save_every_steps: Annotated[int, AT_LEAST_1] = 25
 
     def __post_init__(self) -> None:
         if self.name == "none":

@@ -46,6 +46,10 @@ class Task(ABC):
     def _build_splits(self) -> dict[str, list[Item]]:
         """All splits at once, so that they are disjoint by construction."""
 
+    def check_source(self) -> None:
+        """Start-up check of the data the task reads (a local file: readable, every row complete), raising
+        ValueError or FileNotFoundError with the file, the line and the fix. Generated tasks have nothing to read."""
+
     def items(self, split: str) -> list[Item]:
         """Items of one split in SPLITS; deterministic for a given config."""
         if split not in SPLITS:

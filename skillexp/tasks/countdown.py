@@ -19,23 +19,25 @@ import operator
 import random
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
 from skillexp.tasks.base import Item, Task, partition
 from skillexp.tasks.safe_arith import evaluate, uses_at_most_once
+from skillexp.utils.schema import NON_NEGATIVE, Range
 
 
 @dataclass
 class CountdownConfig:
-    num_numbers: int = 3  # SkillFactory trains on 3 and evaluates 3-6
-    min_number: int = 1
-    max_number: int = 100
-    min_target: int = 1
-    max_target: int = 1000
+    num_numbers: Annotated[int, Range(2, 8)] = 3  # SkillFactory trains on 3 and evaluates 3-6
+    min_number: Annotated[int, Range(1, 10_000)] = 1
+    max_number: Annotated[int, Range(1, 10_000)] = 100
+    min_target: Annotated[int, NON_NEGATIVE] = 1
+    max_target: Annotated[int, NON_NEGATIVE] = 1000
     data_seed: int = 1234  # fixes the items; independent of the run seed so every run sees the same test set
-    num_train: int = 4000  # SkillFactory: 4,000 questions for SFT data
-    num_rl: int = 1000  # and a disjoint 1,000 for RL
-    num_val: int = 200
-    num_test: int = 500
+    num_train: Annotated[int, NON_NEGATIVE] = 4000  # SkillFactory: 4,000 questions for SFT data
+    num_rl: Annotated[int, NON_NEGATIVE] = 1000  # and a disjoint 1,000 for RL
+    num_val: Annotated[int, NON_NEGATIVE] = 200
+    num_test: Annotated[int, NON_NEGATIVE] = 500
     lenient: bool = False  # without an <answer> tag, grade the last equation-like span (for small models)
 
     def __post_init__(self) -> None:

@@ -21,10 +21,11 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_tag
 from skillexp.tasks.base import SPLITS, Item, Task, partition
+from skillexp.utils.schema import AT_LEAST_1, Range
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "math_small.jsonl"
 MAX_NESTING = 12  # depth of {[( brackets in an answer; honest answers need < 6, each level costs parse time
@@ -41,12 +42,12 @@ class MathConfig:
     level_field: str | None = "level"
     split_field: str | None = None  # a column naming our split (train/rl/val/test); else split by question hash
     answer_format: Literal["tag", "boxed"] = "tag"  # where the model's final answer is read from
-    num_test: int = 100  # -1 = all remaining items
-    num_val: int = 50
-    num_rl: int = 100
-    num_train: int = -1
-    parsing_timeout_s: int = 3  # math-verify's signal.alarm timeouts, whole seconds
-    verify_timeout_s: int = 3
+    num_test: Annotated[int, Range(-1)] = 100  # -1 = all remaining items
+    num_val: Annotated[int, Range(-1)] = 50
+    num_rl: Annotated[int, Range(-1)] = 100
+    num_train: Annotated[int, Range(-1)] = -1
+    parsing_timeout_s: Annotated[int, AT_LEAST_1] = 3  # math-verify's signal.alarm timeouts, whole seconds
+    verify_timeout_s: Annotated[int, AT_LEAST_1] = 3
     lenient: bool = False  # with answer_format=tag, fall back to the last \boxed{} when the tag is missing
 
     def __post_init__(self) -> None:
@@ -54,20 +55,71 @@ class MathConfig:
             raise ValueError("parsing_timeout_s and verify_timeout_s must be >= 1 (signal.alarm takes whole seconds)")
 
 
-def _load_rows(cfg: MathConfig) -> list[dict[str, Any]]:
+FORMATS = "a .jsonl file (UTF-8, one JSON object a line), a .parquet file, or a hub dataset name"
+
+
+def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: byte {e.start} is not UTF-8 text; the math task reads {FORMATS}.") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno}); each line must hold one JSON "
+                             f"object with the question and answer fields.") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: a JSON {type(row).__name__}, not an object with the question and answer "
+                             f"fields.")
+        rows.append((f"{path}:{n}", row))
+    return rows
+
+
+def _read_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pyarrow.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: not a readable parquet file ({str(e)[:120]}); the math task reads {FORMATS}.") \
+            from None
+    return [(f"{path} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
+
+
+def _load_rows(cfg: MathConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) pairs: `where` names the file and line (or row) for error messages."""
     path = Path(cfg.path) if cfg.path else SHIPPED
     if path.is_file() and path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    if path.is_file() and path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        rows = _read_jsonl(path)
+    elif path.is_file() and path.suffix == ".parquet":
+        rows = _read_parquet(path)
+    elif path.suffix in (".jsonl", ".parquet", ".json", ".csv") or path.exists():
+        what = "does not exist" if not path.exists() else f"is not a .jsonl or .parquet file"
+        raise FileNotFoundError(f"math task: {path} {what}; give {FORMATS} as task.path.")
+    else:
+        import datasets
 
-        return pq.read_table(path).to_pylist()
-    if path.suffix in (".jsonl", ".parquet", ".json", ".csv") or path.exists():
-        raise FileNotFoundError(f"math task: {path} is not an existing .jsonl or .parquet file.")
-    import datasets
+        return [(f"{cfg.path} row {i + 1}", dict(r)) for i, r in
+                enumerate(datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split))]
+    if not rows:
+        raise ValueError(f"{path} holds no rows; the math task reads {FORMATS}.")
+    return rows
 
-    return list(datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split))
+
+def _check_fields(rows: list[tuple[str, dict[str, Any]]], cfg: MathConfig) -> None:
+    """Every row has the fields the task reads, or the message names the row, the field and the setting."""
+    needed = [(k, f) for k, f in (("question_field", cfg.question_field), ("answer_field", cfg.answer_field),
+                                  ("split_field", cfg.split_field)) if f is not None]
+    for where, row in rows:
+        for key, name in needed:
+            if row.get(name) is None:
+                raise ValueError(f"{where}: the row has no {name!r} field (its fields: {sorted(row)[:12]}); set "
+                                 f"task.{key} to the field that holds it, or fix the row.")
 
 
 def _gold(value: Any) -> str:
@@ -101,16 +153,17 @@ class MathTask(Task):
         self.cfg = cfg
         self.answer_type = "final answer" if cfg.answer_format == "tag" else "final answer within \\boxed{}"
 
+    def check_source(self) -> None:
+        """A local file is read whole and every row checked (a hub dataset is checked when it is loaded)."""
+        if self.cfg.path is None or Path(self.cfg.path).suffix or Path(self.cfg.path).exists():
+            self._splits = self._build_splits()
+
     def _build_splits(self) -> dict[str, list[Item]]:
         c = self.cfg
         rows = _load_rows(c)
-        where = c.path or SHIPPED
-        for key, field in (("question_field", c.question_field), ("answer_field", c.answer_field),
-                           ("split_field", c.split_field)):
-            if rows and field is not None and field not in rows[0]:
-                raise KeyError(f"math task: no field {field!r} in {where}; columns: {sorted(rows[0])}. Set {key}.")
+        _check_fields(rows, c)
         items, seen = [], set()
-        for r in rows:
+        for _, r in rows:
             question = str(r[c.question_field])
             digest = hashlib.sha1(question.encode()).hexdigest()[:12]
             if digest in seen:

@@ -11,21 +11,23 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
 from skillexp.tasks.answer import last_integer
 from skillexp.tasks.base import Item, Task, partition
+from skillexp.utils.schema import NON_NEGATIVE, Range
 
 _NUMBER = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+|-?[0-9]+")
 
 
 @dataclass
 class MultiplicationConfig:
-    digits: int = 2
+    digits: Annotated[int, Range(1, 9)] = 2
     data_seed: int = 1234  # fixes the items; independent of the run seed
-    num_train: int = 4000
-    num_rl: int = 1000
-    num_val: int = 200
-    num_test: int = 500
+    num_train: Annotated[int, NON_NEGATIVE] = 4000
+    num_rl: Annotated[int, NON_NEGATIVE] = 1000
+    num_val: Annotated[int, NON_NEGATIVE] = 200
+    num_test: Annotated[int, NON_NEGATIVE] = 500
     lenient: bool = False  # without an <answer> tag, grade the last integer in the completion
 
     def __post_init__(self) -> None:

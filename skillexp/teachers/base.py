@@ -93,6 +93,16 @@ class Proposal:
     draft: str = ""
 
 
+class TeacherError(RuntimeError):
+    """The teacher cannot do its job (its endpoint refuses us, or too many of its requests failed); the message
+    says what failed and what to fix."""
+
+
+class TeacherFailure(TeacherError):
+    """Too many teacher requests failed (connection refused, time-outs, HTTP errors) for a step to go on: a failed
+    request is not an answer, so nothing of the step is saved, and its rerun asks again."""
+
+
 class Teacher(ABC):
     """STAT's teacher. `counts` tallies what happened to teacher outputs (parsed, normalised, dropped...)."""
 

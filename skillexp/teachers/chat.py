@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from skillexp.tasks.base import Item, Task
 from skillexp.teachers import prompts
-from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
+from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher, TeacherFailure
 from skillexp.teachers.config import TeacherConfig
 from skillexp.utils.io import atomic_write_text
 
@@ -77,6 +77,7 @@ class ChatBackend(ABC):
         self.model_id = model_id  # what the cache keys on: the served model name, or the local checkpoint
         self.cache = ChatCache(cache_dir) if cache_dir is not None else None
         self.counts: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()  # why requests failed for good: "connection refused", "HTTP 503"
 
     def chat(self, conversations: Sequence[Conversation], n: int = 1, temperature: float = 0.0,
              max_tokens: int = 512, seed: int | None = None) -> list[list[str]]:
@@ -135,11 +136,20 @@ class LLMTeacher(Teacher):
 
     def _chat(self, conversations: list[list[dict[str, str]]], op: str, temperature: float, n: int = 1,
               seed: int | None = None) -> list[list[str]]:
+        before = Counter(self.backend.failures)
         outs = self.backend.chat(conversations, n=n, temperature=temperature, max_tokens=self.cfg.max_tokens,
                                  seed=seed if temperature > 0 else None)
         failed = sum(not o for o in outs)
         if failed:
             self.counts[f"{op}/no_response"] += failed
+        if failed > self.cfg.max_failed_fraction * len(outs):
+            why = self.backend.failures - before
+            reasons = ", ".join(f"{n} {reason}" for reason, n in why.most_common()) or "no reason given"
+            raise TeacherFailure(
+                f"the teacher failed {failed} of {len(outs)} '{op}' requests ({reasons}; after {self.cfg.max_retries} "
+                f"retries each) at {self.backend!r}, more than teacher.max_failed_fraction="
+                f"{self.cfg.max_failed_fraction:g} allows. Nothing of this step was saved: fix the endpoint and "
+                f"rerun; the {len(outs) - failed} answers received are cached, so only the failed requests are sent.")
         return outs
 
     def label_skills(self, items: Sequence[Item], catalogue: SkillCatalogue, max_skills: int = 5) -> list[list[str]]:

@@ -5,12 +5,14 @@ resolved config (written to the run dir and to W&B) carries only that name.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from skillexp.generation.config import GenerationConfig
 from skillexp.models.config import ModelConfig
+from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE
 
 
 @dataclass
@@ -22,17 +24,21 @@ class TeacherConfig:
     model: str | None = None  # openai: the model name the endpoint serves (part of every cache key)
     base_url: str | None = None  # openai: null = api.openai.com (or $OPENAI_BASE_URL); e.g. http://host:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; unset is fine with base_url
-    concurrency: int = 8  # requests in flight at once
-    max_retries: int = 5  # per request, on 408/409/429/5xx, timeouts and connection errors; then counted failed
-    timeout_s: float = 120.0  # per attempt
+    concurrency: Annotated[int, AT_LEAST_1] = 8  # requests in flight at once
+    # per request, on 408/409/429/5xx, timeouts and connection errors; then the request has failed
+    max_retries: Annotated[int, NON_NEGATIVE] = 5
+    # the share of an operation's requests that may fail (after their retries) before the step stops with the
+    # failure counts; 0: any failure stops it. A stopped step saves nothing; its rerun sends only what failed
+    max_failed_fraction: Annotated[float, FRACTION] = 0.0
+    timeout_s: Annotated[float, POSITIVE] = 120.0  # per attempt
     cache: bool = True  # keep every completion on disk, keyed by model + messages + sampling parameters
     cache_dir: str | None = None  # null: <paths.cache_dir>/teacher, shared by every run on this machine
     # STAT labels and judges greedily (AdaptMI: do_sample False); proposals and solutions need diversity
-    label_temperature: float = 0.0
-    judge_temperature: float = 0.0
-    propose_temperature: float = 0.7
-    solve_temperature: float = 0.7
-    max_tokens: int = 1024  # per completion, every operation
+    label_temperature: Annotated[float, NON_NEGATIVE] = 0.0
+    judge_temperature: Annotated[float, NON_NEGATIVE] = 0.0
+    propose_temperature: Annotated[float, NON_NEGATIVE] = 0.7
+    solve_temperature: Annotated[float, NON_NEGATIVE] = 0.7
+    max_tokens: Annotated[int, AT_LEAST_1] = 1024  # per completion, every operation
     local_model: ModelConfig | None = None  # local: the teacher's weights (any `model=` option, e.g. a 7B)
     local_generation: GenerationConfig = field(default_factory=GenerationConfig)  # local: its engine
 
@@ -47,3 +53,16 @@ class TeacherConfig:
                              "put the key itself in that variable, never in a config.")
         if self.concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0 or self.max_tokens < 1:
             raise ValueError("teacher.concurrency and max_tokens must be >= 1, max_retries >= 0, timeout_s > 0.")
+
+    def check_for(self, method: str) -> None:
+        """Start-up check that this teacher can serve `method`, before the student samples anything: STAT's methods
+        need one, and the OpenAI API (no base_url) needs the key in the environment."""
+        if not method.startswith("stat"):
+            return
+        if self.kind == "none":
+            raise ValueError(f"method={method} needs a teacher: add teacher=oracle (Countdown), teacher=openai, "
+                             "teacher=vllm_server or teacher=local.")
+        if self.kind == "openai" and self.base_url is None and not os.environ.get(self.api_key_env):
+            raise ValueError(f"teacher=openai calls api.openai.com, which needs a key: ${self.api_key_env} is not "
+                             f"set. Export it, point teacher.api_key_env at the variable that holds it, or set "
+                             f"teacher.base_url to a server that needs none.")

@@ -23,12 +23,28 @@ from typing import Any, Sequence
 import httpx2  # the HTTP layer of openai 3.x
 import openai
 
+from skillexp.teachers.base import TeacherError
 from skillexp.teachers.chat import ChatBackend, Conversation, OnResult
 
 _FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 
-class TeacherAPIError(RuntimeError):
+def _reason(e: openai.APIError) -> str:
+    """Why a request failed, in a few words: "connection refused", "timed out", "HTTP 503"."""
+    if isinstance(e, openai.APITimeoutError):
+        return "timed out"
+    if isinstance(e, openai.APIConnectionError):
+        cause = e.__cause__
+        while cause is not None and cause.__cause__ is not None:
+            cause = cause.__cause__
+        detail = str(cause or "") or type(cause).__name__
+        return "connection refused" if "refused" in detail.lower() else f"connection failed ({detail[:80]})"
+    if isinstance(e, openai.APIStatusError):
+        return f"HTTP {e.status_code}"
+    return type(e).__name__
+
+
+class TeacherAPIError(TeacherError):
     """The endpoint refuses every request (bad key, no access, unknown model or URL)."""
 
 
@@ -79,6 +95,8 @@ class OpenAIChat(ChatBackend):
                 f"key in ${self.api_key_env}.") from None
         except openai.APIError as e:  # retries exhausted, or a request the server will never accept
             self._count(f"openai/error_{type(e).__name__}")
+            with self._lock:
+                self.failures[_reason(e)] += 1
             return None
         choices = sorted(response.choices, key=lambda c: c.index)
         usage = response.usage

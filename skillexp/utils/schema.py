@@ -11,6 +11,7 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
 T = TypeVar("T")
@@ -18,6 +19,36 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config value or key is wrong; the message names the full key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take, as `Annotated[int, Range(1)]` in a schema: `low <= x <= high` (`<` where open);
+    None is no bound. Checked by `from_dict`, which names the key, the value and the range."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, x: float) -> bool:
+        if self.low is not None and (x <= self.low if self.open_low else x < self.low):
+            return False
+        return self.high is None or (x < self.high if self.open_high else x <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.open_high else '<='} {self.high:g}"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+# the ranges most settings need
+AT_LEAST_1 = Range(1)  # counts, sizes, steps, token budgets
+NON_NEGATIVE = Range(0)  # 0 means off / none
+POSITIVE = Range(0, open_low=True)  # learning rates, time-outs, epsilons
+FRACTION = Range(0, 1)  # probabilities, ratios, thresholds on [0, 1] scores
 
 
 class UnknownKeyError(ConfigError):
@@ -37,6 +68,13 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
+        return value
+    if origin is typing.Annotated:
+        base, *meta = typing.get_args(tp)
+        value = _convert(base, value, path)
+        for rule in meta:
+            if isinstance(rule, Range) and value is not None and not rule.holds(value):
+                raise ConfigError(f"{path}={value!r} is out of range: it must be {rule}.")
         return value
     if origin is typing.Literal:
         if value not in args:
@@ -89,7 +127,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
 
 def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     """Build dataclass `cls` from `data`, validating recursively. `path` prefixes keys in error messages."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
     for key, value in data.items():

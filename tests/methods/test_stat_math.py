@@ -57,7 +57,7 @@ def _first_skills(item, k: int) -> list[str]:
     return catalogue.skills(item)[:k]
 
 
-@pytest.mark.parametrize("method", [pytest.param("stat_sel", marks=pytest.mark.slow), "stat_syn"])
+@pytest.mark.parametrize("method", [pytest.param("stat_sel", marks=pytest.mark.long), "stat_syn"])
 def test_stat_on_math_with_an_llm_teacher(method: str, tmp_path: Path) -> None:
     with StubOpenAI(reply=ScriptedTeacher()) as stub:
         run_cli(["task=math", "model=tiny", "generation=hf", f"method={method}", "teacher=vllm_server",

@@ -203,7 +203,7 @@ def test_the_three_difficulty_detectors(tiny_model_dir: Path) -> None:
 def test_consistency_needs_several_samples() -> None:
     with pytest.raises(ConfigError, match="samples_per_question"):
         load_run_config(_compose(["method=stat_sel", "method.stat.difficulty=consistency"]))
-    run = load_run_config(_compose(["method=stat_sel", "method.stat.difficulty=consistency",
+    run = load_run_config(_compose(["method=stat_sel", "teacher=oracle", "method.stat.difficulty=consistency",
                                     "method.samples_per_question=5"]))
     assert run.method.stat.consistency_min_agree == 2
 

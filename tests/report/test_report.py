@@ -217,6 +217,7 @@ def cli(args: list[str], **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=300, env=subprocess_env(**env))
 
 
+@pytest.mark.long  # the documented `skillexp report` commands run in test_docs_commands
 def test_cli_entry_points(sweep: Path, tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "skillexp"  # the console script, as installed
     for i, command in enumerate([[str(script), "report"], [sys.executable, "-m", "skillexp", "report"],

@@ -41,7 +41,7 @@ def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
         tracker.finish()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.long)])
 def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, precision: str) -> None:
     """fp32, and bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's
     time on CPUs with AVX512-BF16 and is the papers' training precision on GPUs."""

@@ -100,7 +100,7 @@ def test_math_local_jsonl_with_custom_fields_and_split_column(tmp_path: Path) ->
     item = task.items("test")[0]
     assert item.answer == str(int(item.question.split()[2]) * 2)  # the gold is the solution's last \boxed{}
     assert task.score(item, f"so \\boxed{{{item.answer}}}") == 1.0
-    with pytest.raises(KeyError, match="question_field"):
+    with pytest.raises(ValueError, match=r"mine.jsonl:1: the row has no 'problem' field .*task.question_field"):
         build_task("math", {"path": str(path)}).items("test")
     with pytest.raises(ValueError, match="none of"):
         build_task("math", {**params, "split_field": "q"}).items("test")

@@ -23,7 +23,8 @@ class StubOpenAI:
     Authorization header are kept (`bodies`, `auth`); `max_inflight` is the most requests seen at once."""
 
     def __init__(self, reply: Reply = echo_last_user, plan: list[int | str] | None = None, hang_s: float = 0.0,
-                 delay_s: float = 0.0, die_after: int | None = None, echo_auth_in_errors: bool = False):
+                 delay_s: float = 0.0, die_after: int | None = None, echo_auth_in_errors: bool = False,
+                 port: int = 0):
         self.reply, self.plan, self.hang_s, self.delay_s = reply, list(plan or []), hang_s, delay_s
         self.die_after, self.echo_auth = die_after, echo_auth_in_errors
         self.bodies: list[dict[str, Any]] = []
@@ -31,7 +32,7 @@ class StubOpenAI:
         self.inflight = self.max_inflight = 0
         self._lock = threading.Lock()
         self._stopped = self.dead = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -36,7 +36,7 @@ def test_the_key_never_leaves_the_request(tmp_path: Path, monkeypatch: pytest.Mo
     run_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
     run = load_run_config(_compose([
         "teacher=vllm_server", "teacher.api_key_env=SKILLEXP_TEST_TEACHER_KEY", f"teacher.cache_dir={cache_dir}",
-        "teacher.max_retries=1", "teacher.concurrency=1", "logger.mode=offline"]))
+        "teacher.max_retries=1", "teacher.concurrency=1", "teacher.max_failed_fraction=0.5", "logger.mode=offline"]))
     items = [Item(f"q{i}", f"What is {i} + {i}?", str(2 * i), {}) for i in range(6)]
     with StubOpenAI(reply=_reply, plan=[500, 500, 429], echo_auth_in_errors=True) as stub:
         run.teacher.base_url = stub.base_url

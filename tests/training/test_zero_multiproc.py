@@ -15,7 +15,7 @@ from tests.training.test_sft import write_dataset
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("zero", [2, 3])
+@pytest.mark.parametrize("zero", [pytest.param(2, marks=pytest.mark.long), 3])
 def test_two_process_zero_sft_exports_a_loadable_model(tmp_path: Path, zero: int, cache_dir: Path,
                                                         tiny_model_dir: Path) -> None:
     data = write_dataset(tmp_path / "data.jsonl")
