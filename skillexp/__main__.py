@@ -26,8 +26,6 @@ from skillexp.config import PROJECT_DIR  # noqa: E402
 
 CONFIG_DIR = str(PROJECT_DIR / "conf")
 log = logging.getLogger("skillexp")
-# a user's mistake is one line and exit 2; these show its traceback as well
-DEBUG = os.environ.get("SKILLEXP_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -58,7 +56,7 @@ def _user_error(e: BaseException) -> None:
     from skillexp.user_errors import DEBUG_HINT, explain
 
     message = explain(e)
-    if message is None or DEBUG:
+    if message is None or os.environ.get("SKILLEXP_DEBUG") == "1":
         raise e
     print(f"skillexp: {message}\n{DEBUG_HINT}", file=sys.stderr)
     sys.exit(2)
@@ -75,7 +73,9 @@ def main() -> None:
         from skillexp.stage_cache import main as cache
 
         sys.exit(cache(sys.argv[2:]))
-    os.environ["HYDRA_FULL_ERROR"] = "1"
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for tracebacks with Hydra's own switch
+        os.environ["SKILLEXP_DEBUG"] = "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # ours, to classify errors; jobs inherit it, so only SKILLEXP_DEBUG counts
     try:
         run_main()
     except Exception as e:  # noqa: BLE001 - classified: a user's mistake exits 2, a bug keeps its traceback

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from skillexp.rl.config import GRPOConfig
 from skillexp.teachers.config import TeacherConfig
 from skillexp.training.config import TrainerConfig
 from skillexp.utils.schema import (AT_LEAST_1, NON_NEGATIVE, POSITIVE, ConfigError, UnknownKeyError, from_dict,
-                                   unknown_key_message)
+                                   missing_value_message, unknown_key_message)
 
 
 @dataclass
@@ -84,8 +83,6 @@ class EvalConfig:
     budget_forcing: BudgetForcing = field(default_factory=BudgetForcing)
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"eval.k must be >= 1, got {self.k}.")
         bad = [p for p in self.pass_k if not 1 <= p <= self.k]
         if bad:
             raise ValueError(f"eval.pass_k values must lie in [1, eval.k={self.k}], got {bad}.")
@@ -199,16 +196,15 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
     try:
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (MissingMandatoryValue, InterpolationToMissingValueError) as e:  # `???`, or one an interpolation reads
-        found = re.search(r"Missing mandatory value: ?([\w.\[\]]+)", str(e))
-        key = found.group(1) if found else getattr(e, "full_key", "?")
-        raise ConfigError(f"'{key}' has no value: set it on the command line ({key}=...).") from e
+        raise ConfigError(missing_value_message(e) or str(e)) from e
     try:
         run = from_dict(RunConfig, data)
     except UnknownKeyError as e:
         raise ConfigError(unknown_key_message(RunConfig, e.full_key)) from e
     try:
         check_model(run.model, Path(run.paths.cache_dir))
-        run.teacher.check_for(run.method.name)
+        if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher
+            run.teacher.check_usable(run.method.name)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     kind, params = task_spec(run.task, "task")

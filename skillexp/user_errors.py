@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, InterpolationToMissingValueError,
@@ -18,7 +17,7 @@ from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, Interpolatio
 from skillexp.config import RunConfig
 from skillexp.tasks import TASKS
 from skillexp.teachers.base import TeacherError
-from skillexp.utils.schema import ConfigError, unknown_key_message
+from skillexp.utils.schema import ConfigError, missing_value_message, unknown_key_message
 
 DEBUG_HINT = "(SKILLEXP_DEBUG=1 shows the traceback)"
 
@@ -34,13 +33,6 @@ def _task_key_message(full_key: str) -> str:
     close = difflib.get_close_matches(leaf, params, n=2, cutoff=0.75)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return f"Unknown task parameter '{full_key}'.{hint} Task parameters: {', '.join(params)}."
-
-
-def _missing_key(e: Exception) -> str | None:
-    found = re.search(r"Missing mandatory value: ?([\w.\[\]]+)", str(e))
-    if found:
-        return found.group(1)
-    return getattr(e, "full_key", None) or None
 
 
 def explain(e: BaseException) -> str | None:
@@ -66,9 +58,9 @@ def explain(e: BaseException) -> str | None:
             return f"config error: {_task_key_message(key)}"
         return f"config error: {unknown_key_message(RunConfig, key)}"
     if isinstance(cause, (MissingMandatoryValue, InterpolationToMissingValueError)):
-        key = _missing_key(cause)
-        if key:
-            return f"config error: '{key}' has no value: set it on the command line ({key}=...)."
+        message = missing_value_message(cause)
+        if message:
+            return f"config error: {message}"
     if isinstance(e, ConfigCompositionException):
         return f"config error: {str(e).splitlines()[0]}"
     return None

@@ -61,8 +61,9 @@ def test_the_cli_exits_2_with_one_line_and_no_traceback(args: list[str]) -> None
     assert "Traceback" not in proc.stderr and "SKILLEXP_DEBUG=1" in lines[1]
 
 
-def test_the_debug_switch_shows_the_traceback() -> None:
-    proc = _cli("model.temprature=0.5", SKILLEXP_DEBUG="1")
+@pytest.mark.parametrize("switch", ["SKILLEXP_DEBUG", "HYDRA_FULL_ERROR"])
+def test_the_debug_switch_shows_the_traceback(switch: str) -> None:
+    proc = _cli("model.temprature=0.5", **{switch: "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 

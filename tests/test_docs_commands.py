@@ -84,6 +84,15 @@ class IsCi:
     """The test suite itself: CI's `.ci/run` must call exactly this command."""
 
 
+@dataclass(frozen=True)
+class Collects:
+    """A pytest selection too long to run inside the suite: its recipe (`make -n`) must select the `marker` tests
+    and collect at least one of them."""
+
+    make_target: str
+    marker: str
+
+
 def quiet_console(output: str) -> None:
     """Libraries log at WARNING or above; the vLLM warnings that repeat for nothing are gone."""
     noisy = [line for line in output.splitlines()
@@ -108,6 +117,27 @@ def vllm_quiet(work: Path, output: str) -> None:
 SWEEP = "skillexp -m experiment=smoke method=sft,star seed=0,1"
 
 
+def prints_the_config(work: Path, output: str) -> None:
+    assert "source: tiny" in output and "countdown_3" in output and not (work / "outputs").exists()
+
+
+def reports(metric: str, where: str) -> Callable[[Path, str], None]:
+    """The report command itself wrote (again) its table of `metric` under `where` (the sweep wrote one before)."""
+    def check(work: Path, output: str) -> None:
+        results = next(work.glob(f"{where}/results.md"))
+        assert f"report written to {results.parent.relative_to(work)}" in output or \
+            f"report written to {results.parent}" in output, output[-2000:]
+        assert f"### {metric}" in results.read_text() and results.stat().st_mtime > time.time() - 120
+    return check
+
+
+def lists_the_stages(work: Path, output: str) -> None:
+    """The smoke run's three stages, finished, in the stage cache under the directory it ran in."""
+    for stage in ("sft_data", "sft", "eval"):
+        assert re.search(rf"^{stage} +\w+ +done ", output, re.M), output
+    assert "3 outputs" in output and output.rstrip().endswith("in outputs/stages"), output
+
+
 def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
@@ -127,6 +157,7 @@ def the_cpu_study(work: Path, output: str) -> None:
 CHECKS = {
     "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",), then=the_cpu_study),
     "make test": IsCi(),
+    "make test-long": Collects("test-long", "long"),
     ".venv/bin/python -m skillexp experiment=cpu_study": SameAs("make run", "run"),
     ".venv/bin/python -m skillexp": Run(tuple(TINY + SMALL_EVAL), ("outputs/runs/*/*/summary.json",), then=vllm_quiet),
     ".venv/bin/python -m skillexp experiment=smoke": Run((), ("outputs/runs/*/*/summary.json",), then=sft_progress),
@@ -134,15 +165,13 @@ CHECKS = {
         Run(("eval.sampling.max_tokens=16",), ("outputs/runs/*/*/summary.json",)),
     ".venv/bin/python -m skillexp model=qwen2.5_1.5b_instruct eval=countdown":
         ConfigOnly("Qwen2.5-1.5B from the hub on a GPU"),
-    ".venv/bin/python -m skillexp --cfg job experiment=smoke": Run(),
+    ".venv/bin/python -m skillexp --cfg job experiment=smoke": Run(then=prints_the_config),
     "skillexp experiment=smoke": Run((), ("outputs/runs/*/*/summary.json",)),
     "skillexp -m experiment=smoke method=sft,star seed=0,1":
         Run((), ("outputs/multiruns/*/report/results.md",)),
-    "skillexp report outputs/multiruns/<date>":
-        Run((), ("outputs/multiruns/*/report/results.md",), needs=SWEEP),
-    "skillexp report <dir> --metric greedy --out <dir2>":
-        Run((), ("report2/results.md",), needs=SWEEP),
-    "skillexp cache list": Run(needs="skillexp experiment=smoke"),
+    "skillexp report outputs/multiruns/<date>": Run(needs=SWEEP, then=reports("mean@2", "outputs/multiruns/*/report")),
+    "skillexp report <dir> --metric greedy --out <dir2>": Run(needs=SWEEP, then=reports("greedy", "report2")),
+    "skillexp cache list": Run(needs="skillexp experiment=smoke", then=lists_the_stages),
     "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp experiment=stat_cpu method=stat_syn": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp task=math eval=math method=stat_sel teacher=openai":
@@ -277,6 +306,15 @@ def test_documented_command(command: str, finished: dict[str, Path], tmp_path: P
                               capture_output=True, text=True, env=user_env())
         recipe = made.stdout.strip().splitlines()[-1].replace(str(ROOT) + "/", "")
         assert recipe.split() == command.split(), (recipe, command)
+    elif isinstance(check, Collects):
+        made = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), check.make_target], cwd=tmp_path,
+                              capture_output=True, text=True, env=user_env())
+        recipe = shlex.split(made.stdout.strip().splitlines()[-1].split("&&")[-1])
+        assert recipe[1:4] == ["-m", "pytest", "-q"] and recipe[4:6] == ["-m", check.marker], recipe
+        collected = subprocess.run([*recipe, "--collect-only"], cwd=ROOT, capture_output=True, text=True,
+                                   env=user_env(), timeout=300)
+        found = re.search(r"^(\d+)/\d+ tests collected", collected.stdout, re.M)
+        assert found and int(found.group(1)) > 0, collected.stdout[-2000:]
     elif isinstance(check, ConfigOnly):
         _config_only(command, check, tmp_path)
     elif isinstance(check, FakeSlurm):

@@ -41,9 +41,9 @@ from skillexp.models.config import ModelConfig
 # says the rotary embedding's cos/sin cache (computed from the config, in no checkpoint) was kept, which is right.
 # Any other layer that fails to load still warns.
 HARMLESS_WARNINGS = {"vllm.v1.worker.cpu_worker": "doesn't allow to use `torch.set_num_threads`",
-                   "vllm.triton_utils.dispatcher": "is already registered. Overwriting.",
-                   "vllm.platforms.interface": "Unknown vLLM environment variable detected: VLLM_DIST_IDENT",
-                   "vllm.model_executor.model_loader.reload.layerwise": "RotaryEmbedding: Failed to load weights"}
+                     "vllm.triton_utils.dispatcher": "is already registered. Overwriting.",
+                     "vllm.platforms.interface": "Unknown vLLM environment variable detected: VLLM_DIST_IDENT",
+                     "vllm.model_executor.model_loader.reload.layerwise": "RotaryEmbedding: Failed to load weights"}
 
 
 class _DropHarmless(logging.Filter):

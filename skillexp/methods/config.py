@@ -70,18 +70,13 @@ class StatConfig:
     answers_per_question: Annotated[int, AT_LEAST_1] = 3
     # stat_syn
     # skill-map questions shown to the teacher per proposal call
-    examples_per_proposal: Annotated[int, NON_NEGATIVE] = 3
+    examples_per_proposal: Annotated[int, AT_LEAST_1] = 3
     questions_per_pair: Annotated[int, AT_LEAST_1] = 2
     solutions_per_question: Annotated[int, AT_LEAST_1] = 3
     min_agree: Annotated[int, AT_LEAST_1] = 2  # keep a synthetic question when at least this many solutions agree
     prm: PRMConfig = field(default_factory=PRMConfig)
 
     def __post_init__(self) -> None:
-        for key in ("max_skills", "num_difficult", "max_missing_skills", "target_size", "k", "answers_per_question",
-                    "examples_per_proposal", "questions_per_pair", "solutions_per_question", "min_agree",
-                    "consistency_min_agree"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"method.stat.{key} must be >= 1, got {getattr(self, key)}.")
         if self.min_agree > self.solutions_per_question:
             raise ValueError(f"method.stat.min_agree={self.min_agree} exceeds solutions_per_question="
                              f"{self.solutions_per_question}: no synthetic question could be kept.")

@@ -27,7 +27,7 @@ class GRPOConfig:
     name: str = "none"  # the preset; "none" skips the RL stage
     steps: Annotated[int, AT_LEAST_1] = 150  # rollout batches (SkillFactory: 150)
     prompts_per_step: Annotated[int, AT_LEAST_1] = 256
-    group_size: Annotated[int, Range(2)] = 16  # completions per prompt
+    group_size: Annotated[int, Range(2)] = 16  # completions per prompt (>= 2: a group is its own baseline)
     mini_batch_prompts: Annotated[int, AT_LEAST_1] = 32  # prompts per optimizer update
     # passes over each rollout batch (verl ppo_epochs, TRL num_iterations)
     epochs_per_batch: Annotated[int, AT_LEAST_1] = 1
@@ -73,8 +73,6 @@ class GRPOConfig:
         if self.prompts_per_step % self.mini_batch_prompts:
             raise ValueError(f"rl.prompts_per_step={self.prompts_per_step} must be a multiple of "
                              f"rl.mini_batch_prompts={self.mini_batch_prompts}.")
-        if self.group_size < 2:
-            raise ValueError(f"rl.group_size must be >= 2 (a group needs a baseline), got {self.group_size}.")
         if not self.rewards:
             raise ValueError("rl.rewards is empty: give at least one term, e.g. [{fn: task, weight: 1.0}].")
         names = [t.fn for t in self.rewards]

@@ -41,14 +41,8 @@ class CountdownConfig:
     lenient: bool = False  # without an <answer> tag, grade the last equation-like span (for small models)
 
     def __post_init__(self) -> None:
-        if not 2 <= self.num_numbers <= 8:
-            raise ValueError(f"num_numbers must be in [2, 8] (SkillFactory uses 3-6), got {self.num_numbers}")
-        if not 1 <= self.min_number <= self.max_number <= 10_000:
-            raise ValueError("need 1 <= min_number <= max_number <= 10000")
-        if not 0 <= self.min_target <= self.max_target:
-            raise ValueError("need 0 <= min_target <= max_target")
-        if min(self.num_train, self.num_rl, self.num_val, self.num_test) < 0:
-            raise ValueError("split sizes (num_train, num_rl, num_val, num_test) must be >= 0")
+        if self.min_number > self.max_number or self.min_target > self.max_target:
+            raise ValueError("need min_number <= max_number and min_target <= max_target")
 
 
 _INT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}

@@ -50,10 +50,6 @@ class MathConfig:
     verify_timeout_s: Annotated[int, AT_LEAST_1] = 3
     lenient: bool = False  # with answer_format=tag, fall back to the last \boxed{} when the tag is missing
 
-    def __post_init__(self) -> None:
-        if self.parsing_timeout_s < 1 or self.verify_timeout_s < 1:
-            raise ValueError("parsing_timeout_s and verify_timeout_s must be >= 1 (signal.alarm takes whole seconds)")
-
 
 FORMATS = "a .jsonl file (UTF-8, one JSON object a line), a .parquet file, or a hub dataset name"
 
@@ -91,21 +87,27 @@ def _read_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{path} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
 
 
+def _local_path(cfg: MathConfig) -> Path | None:
+    """The file the task reads (the shipped set, or task.path when it names a file); None for a hub dataset."""
+    path = Path(cfg.path) if cfg.path else SHIPPED
+    return path if path.exists() or path.suffix in (".jsonl", ".parquet", ".json", ".csv") else None
+
+
 def _load_rows(cfg: MathConfig) -> list[tuple[str, dict[str, Any]]]:
     """(where, row) pairs: `where` names the file and line (or row) for error messages."""
-    path = Path(cfg.path) if cfg.path else SHIPPED
-    if path.is_file() and path.suffix == ".jsonl":
-        rows = _read_jsonl(path)
-    elif path.is_file() and path.suffix == ".parquet":
-        rows = _read_parquet(path)
-    elif path.suffix in (".jsonl", ".parquet", ".json", ".csv") or path.exists():
-        what = "does not exist" if not path.exists() else f"is not a .jsonl or .parquet file"
-        raise FileNotFoundError(f"math task: {path} {what}; give {FORMATS} as task.path.")
-    else:
+    path = _local_path(cfg)
+    if path is None:
         import datasets
 
         return [(f"{cfg.path} row {i + 1}", dict(r)) for i, r in
                 enumerate(datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split))]
+    if path.is_file() and path.suffix == ".jsonl":
+        rows = _read_jsonl(path)
+    elif path.is_file() and path.suffix == ".parquet":
+        rows = _read_parquet(path)
+    else:
+        what = "does not exist" if not path.exists() else "is not a .jsonl or .parquet file"
+        raise FileNotFoundError(f"math task: {path} {what}; give {FORMATS} as task.path.")
     if not rows:
         raise ValueError(f"{path} holds no rows; the math task reads {FORMATS}.")
     return rows
@@ -155,7 +157,7 @@ class MathTask(Task):
 
     def check_source(self) -> None:
         """A local file is read whole and every row checked (a hub dataset is checked when it is loaded)."""
-        if self.cfg.path is None or Path(self.cfg.path).suffix or Path(self.cfg.path).exists():
+        if _local_path(self.cfg) is not None:
             self._splits = self._build_splits()
 
     def _build_splits(self) -> dict[str, list[Item]]:

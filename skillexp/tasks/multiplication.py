@@ -30,12 +30,6 @@ class MultiplicationConfig:
     num_test: Annotated[int, NON_NEGATIVE] = 500
     lenient: bool = False  # without an <answer> tag, grade the last integer in the completion
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.digits <= 9:
-            raise ValueError(f"digits must be in [1, 9] (SkillFactory uses 2-5), got {self.digits}")
-        if min(self.num_train, self.num_rl, self.num_val, self.num_test) < 0:
-            raise ValueError("split sizes (num_train, num_rl, num_val, num_test) must be >= 0")
-
 
 class MultiplicationTask(Task):
     answer_type = "number"

@@ -18,9 +18,10 @@ __all__ = ["Judgement", "Proposal", "SkillCatalogue", "Teacher", "TeacherConfig"
 
 def build_teacher(cfg: TeacherConfig, run: RunConfig, task: Task) -> Teacher:
     """The teacher `cfg` describes, for `task` (its answer format, and the oracle's rules)."""
-    if cfg.kind == "none":
-        raise ConfigError(f"method={run.method.name} needs a teacher: set teacher=openai, vllm_server, local or "
-                          "oracle (Countdown).")
+    try:
+        cfg.check_usable(run.method.name)  # also at start-up (config.load_run_config)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     if cfg.kind == "oracle":
         from skillexp.teachers.oracle import oracle_teacher
 

@@ -51,14 +51,10 @@ class TeacherConfig:
             # the value is not echoed: a key pasted here by mistake must not reach a log
             raise ValueError("teacher.api_key_env must be the NAME of an environment variable (letters, digits, _); "
                              "put the key itself in that variable, never in a config.")
-        if self.concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0 or self.max_tokens < 1:
-            raise ValueError("teacher.concurrency and max_tokens must be >= 1, max_retries >= 0, timeout_s > 0.")
 
-    def check_for(self, method: str) -> None:
-        """Start-up check that this teacher can serve `method`, before the student samples anything: STAT's methods
-        need one, and the OpenAI API (no base_url) needs the key in the environment."""
-        if not method.startswith("stat"):
-            return
+    def check_usable(self, method: str) -> None:
+        """That this teacher can serve `method` (which needs one), checked at start-up before the student samples
+        anything: there is one, and the OpenAI API (no base_url) has its key in the environment."""
         if self.kind == "none":
             raise ValueError(f"method={method} needs a teacher: add teacher=oracle (Countdown), teacher=openai, "
                              "teacher=vllm_server or teacher=local.")

@@ -43,8 +43,6 @@ class TrainerConfig:
     log_every_steps: Annotated[int, AT_LEAST_1] = 1
 
     def __post_init__(self) -> None:
-        if self.num_processes < 0:
-            raise ValueError(f"trainer.num_processes must be >= 0 (0: one per GPU), got {self.num_processes}.")
         if self.offload_param and self.zero_stage != 3:
             raise ValueError("trainer.offload_param needs trainer.zero_stage=3.")
         if self.offload_optimizer and self.zero_stage == 0:

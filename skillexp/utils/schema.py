@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -57,6 +58,13 @@ class UnknownKeyError(ConfigError):
     def __init__(self, message: str, full_key: str):
         super().__init__(message)
         self.full_key = full_key
+
+
+def missing_value_message(error: Exception) -> str | None:
+    """For OmegaConf's error on a `???` value (also when an interpolation reads one): the key and the fix."""
+    found = re.search(r"Missing mandatory value: ?([\w.\[\]]+)", str(error))
+    key = found.group(1) if found else getattr(error, "full_key", None)
+    return f"'{key}' has no value: set it on the command line ({key}=...)." if key else None
 
 
 def _suggest(key: str, known: list[str]) -> str:
