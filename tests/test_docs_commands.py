@@ -217,7 +217,7 @@ def user_env(**extra: str) -> dict[str, str]:
     from tests.conftest import subprocess_env
 
     drop = ("SKILLEXP_", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_", "XDG_CACHE_HOME", "HF_HOME",
-            "VLLM_CACHE_ROOT", "PYTEST_")
+            "VLLM_CACHE_ROOT", "PYTEST_", "MAKE", "MFLAGS")  # MAKE*: `make test` runs the suite; a user's shell has none
     env = {k: v for k, v in subprocess_env().items() if not k.startswith(drop)}
     return {**env, "WANDB_MODE": "offline", **extra}  # as `make` exports it: W&B runs offline by default
 
@@ -295,6 +295,12 @@ def _config_only(command: str, check: ConfigOnly, tmp_path: Path) -> None:
         load_run_config(cfg)  # start-up validation: every key, value, task, the model's source and the teacher
 
 
+def make_dry_run(target: str, work: Path) -> subprocess.CompletedProcess:
+    """`make -n target` as a user's shell runs it (no directory lines even when the suite itself runs under make)."""
+    return subprocess.run(["make", "-n", "--no-print-directory", "-f", str(ROOT / "Makefile"), target], cwd=work,
+                          capture_output=True, text=True, env=user_env())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command", list(CHECKS))
 def test_documented_command(command: str, finished: dict[str, Path], tmp_path: Path) -> None:
@@ -302,13 +308,11 @@ def test_documented_command(command: str, finished: dict[str, Path], tmp_path: P
     if isinstance(check, Run):
         _run_check(command, check, finished, tmp_path)
     elif isinstance(check, SameAs):
-        made = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), check.make_target], cwd=tmp_path,
-                              capture_output=True, text=True, env=user_env())
+        made = make_dry_run(check.make_target, tmp_path)
         recipe = made.stdout.strip().splitlines()[-1].replace(str(ROOT) + "/", "")
         assert recipe.split() == command.split(), (recipe, command)
     elif isinstance(check, Collects):
-        made = subprocess.run(["make", "-n", "-f", str(ROOT / "Makefile"), check.make_target], cwd=tmp_path,
-                              capture_output=True, text=True, env=user_env())
+        made = make_dry_run(check.make_target, tmp_path)
         recipe = shlex.split(made.stdout.strip().splitlines()[-1].split("&&")[-1])
         assert recipe[1:4] == ["-m", "pytest", "-q"] and recipe[4:6] == ["-m", check.marker], recipe
         collected = subprocess.run([*recipe, "--collect-only"], cwd=ROOT, capture_output=True, text=True,
