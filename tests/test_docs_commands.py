@@ -216,8 +216,9 @@ def user_env(**extra: str) -> dict[str, str]:
     settings for the hub or W&B, no rendezvous variables an in-process test set."""
     from tests.conftest import subprocess_env
 
+    # MAKE*: CI runs the suite through `make test`; a user's shell has none of make's variables
     drop = ("SKILLEXP_", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_", "XDG_CACHE_HOME", "HF_HOME",
-            "VLLM_CACHE_ROOT", "PYTEST_", "MAKE", "MFLAGS")  # MAKE*: `make test` runs the suite; a user's shell has none
+            "VLLM_CACHE_ROOT", "PYTEST_", "MAKE", "MFLAGS")
     env = {k: v for k, v in subprocess_env().items() if not k.startswith(drop)}
     return {**env, "WANDB_MODE": "offline", **extra}  # as `make` exports it: W&B runs offline by default
 
