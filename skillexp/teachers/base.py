@@ -129,6 +129,11 @@ class Teacher(ABC):
     def metrics(self, prefix: str = "teacher") -> dict[str, float]:
         return {f"{prefix}/{k}": float(v) for k, v in sorted(self.counts.items())}
 
+    @property
+    def failed_requests(self) -> int:
+        """Requests that got no answer so far (tolerated ones: more stop the step with `TeacherFailure`)."""
+        return sum(n for k, n in self.counts.items() if k.endswith("/no_response"))
+
     def close(self) -> None:
         """Release clients, engines and processes."""
 

@@ -40,3 +40,36 @@ def test_a_teacher_outage_stops_the_step_saves_nothing_and_the_rerun_asks_again(
     assert up.returncode == 0, up.stderr[-3000:]
     assert len(stub.bodies) > 0  # the rerun asked the teacher instead of reusing an empty answer
     assert (tmp_path / "run" / "summary.json").exists()
+
+
+def test_a_tolerated_failure_is_used_but_not_saved_and_a_resumed_step_asks_only_for_it(tmp_path: Path) -> None:
+    """Within teacher.max_failed_fraction a step goes on without the failed answers, but its file is not written:
+    a resumed build runs the step again, gets the answered requests from the teacher's cache and sends only the
+    failed one (issue 13, case 2: a rerun retries exactly what failed)."""
+    from skillexp.methods.stat.skills import SHIPPED, cached, label_rows
+    from skillexp.tasks import build_task
+    from skillexp.teachers.base import SkillCatalogue
+    from skillexp.teachers.chat import LLMTeacher
+    from skillexp.teachers.config import TeacherConfig
+    from skillexp.teachers.openai_client import OpenAIChat
+
+    task = build_task("math", {"num_train": 4, "num_val": 0, "num_test": 0}, name="math")
+    items = task.items("train")[:4]
+    catalogue = SkillCatalogue.load(SHIPPED["math"])
+    cfg = TeacherConfig(kind="vllm_server", model="scripted", max_retries=0, max_failed_fraction=0.5)
+    step = tmp_path / "skill_map.jsonl"
+    with StubOpenAI(reply=ScriptedTeacher(), plan=[500]) as stub:
+        def teacher() -> LLMTeacher:
+            backend = OpenAIChat("scripted", stub.base_url, "SKILLEXP_TEST_UNSET_KEY", concurrency=1, max_retries=0,
+                                 cache_dir=tmp_path / "cache")
+            return LLMTeacher(backend, task, cfg)
+
+        first = teacher()
+        rows = cached(step, lambda: label_rows(first, items, catalogue, 3), first)
+        assert sum(not r["skills"] for r in rows) == 1 and first.failed_requests == 1
+        assert not step.exists()  # a failed request is not an answer: the step is not saved
+        second = teacher()
+        again = cached(step, lambda: label_rows(second, items, catalogue, 3), second)
+    assert len(stub.bodies) == 5  # 4 the first time (one failed), then only the failed one
+    assert stub.bodies[4] == stub.bodies[0]
+    assert all(r["skills"] for r in again) and step.exists()

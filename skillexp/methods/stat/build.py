@@ -1,7 +1,9 @@
 """`method=stat_sel` / `method=stat_syn`: STAT's pipeline (paper §2), from a student and a teacher to SFT rows.
 
 Every step writes one file in `<stage dir>/stat/` and is skipped when that file exists, so a resumed run asks the
-student and the teacher nothing it already has (an API teacher's own cache covers a step killed halfway):
+student and the teacher nothing it already has (an API teacher's own cache covers a step killed halfway). A step
+in which teacher requests failed (as many as `teacher.max_failed_fraction` tolerates) is used but not written: a
+resumed build runs it again, its answered requests come from the teacher's cache, and only the failed ones are sent.
   catalogue.json              the skill catalogue in use
   student_samples.jsonl       the student's samples on the val questions
   difficulty.jsonl            per val question: difficult or not, the solution the teacher judges, the evidence
@@ -61,6 +63,10 @@ class LazyTeacher(Teacher):
     def metrics(self, prefix: str = "teacher") -> dict[str, float]:
         return {} if self._teacher is None else self._teacher.metrics(prefix)
 
+    @property
+    def failed_requests(self) -> int:
+        return 0 if self._teacher is None else self._teacher.failed_requests
+
     def close(self) -> None:
         if self._teacher is not None:
             self._teacher.close()
@@ -102,12 +108,12 @@ def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Pat
                 raise RuntimeError(f"method={prefix}: the student found none of {len(val)} val questions difficult "
                                    f"(difficulty={st.difficulty}); STAT has nothing to target. Stats: {stats}")
             map_rows = cached(work / "skill_map.jsonl",
-                              lambda: label_rows(teacher, train, catalogue, st.max_skills))
+                              lambda: label_rows(teacher, train, catalogue, st.max_skills), teacher)
             skill_map = SkillMap(train, map_rows)
             by_id = {it.id: it for it in val}
             judgements = cached(work / "judgements.jsonl", lambda: judge_rows(
                 teacher, [by_id[r["id"]] for r in difficult], [r["solution"] for r in difficult], catalogue,
-                st.max_missing_skills))
+                st.max_missing_skills), teacher)
             freq = profile(judgements)
             stats |= skill_map.stats(prefix) | profile_stats(judgements, freq, prefix)
             save_profile(freq, len(judgements), work, tracker, prefix)
@@ -133,7 +139,7 @@ def _select(run: RunConfig, task: Task, train: Sequence[Item], pairs: list[tuple
     draws = draw(pairs, skill_map, st.k, run.seed)
     by_id = {it.id: it for it in train}
     distinct = [by_id[i] for i in dict.fromkeys(d["id"] for d in draws)]
-    answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, run.seed))
+    answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, run.seed), teacher)
     return sel_rows(task, draws, answers, skill_map, by_id, st, run.seed, prefix)
 
 
@@ -141,9 +147,9 @@ def _synthesise(run: RunConfig, task: Task, pairs: list[tuple[str, str]], skill_
                 pool: ScorePool, work: Path) -> tuple[list[dict], dict[str, float]]:
     st, prefix = run.method.stat, run.method.name
     proposals = cached(work / "syn_proposals.jsonl",
-                       lambda: proposal_rows(task, teacher, pairs, skill_map, st, run.seed))
+                       lambda: proposal_rows(task, teacher, pairs, skill_map, st, run.seed), teacher)
     fresh, dropped = fresh_proposals(proposals, blocked_problems(run, task))
-    solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, run.seed))
+    solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, run.seed), teacher)
     rows, stats = syn_rows(task, fresh, solutions, pool, st, run.seed, prefix)
     stats[f"{prefix}/proposals"] = float(len(proposals))
     stats.update({f"{prefix}/proposals_dropped/{why}": float(n) for why, n in sorted(dropped.items())})

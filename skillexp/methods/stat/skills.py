@@ -22,14 +22,24 @@ SHIPPED = {"countdown": COUNTDOWN_CATALOGUE,
            "math": Path(__file__).resolve().parents[2] / "data" / "skills" / "math.json"}
 
 
-def cached(path: Path, compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def cached(path: Path, compute: Callable[[], list[dict[str, Any]]],
+           teacher: Teacher | None = None) -> list[dict[str, Any]]:
     """The rows of a finished step from `path`, or computed now and written atomically (a killed run leaves either
-    the whole file or none)."""
+    the whole file or none). A step in which some of `teacher`'s requests failed is returned but not written: a
+    failed request is not an answer, so a resumed build asks for exactly those again (the rest are in the
+    teacher's cache)."""
     if path.exists():
         log.info("STAT: reusing %s", path)
         return read_jsonl(path)
+    before = teacher.failed_requests if teacher is not None else 0
     rows = compute()
-    atomic_write_jsonl(path, rows)
+    failed = teacher.failed_requests - before if teacher is not None else 0
+    if failed:
+        log.warning("STAT: %d teacher requests of %s got no answer (tolerated by teacher.max_failed_fraction); "
+                    "the step is used without them and not saved, so a resumed build asks for them again",
+                    failed, path.name)
+    else:
+        atomic_write_jsonl(path, rows)
     return rows
 
 
