@@ -185,6 +185,16 @@ def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
     return kind, params
 
 
+def _check_catalogue(run: RunConfig) -> None:
+    from skillexp.methods.stat.skills import catalogue_source
+    from skillexp.teachers.base import SkillCatalogue
+
+    try:
+        SkillCatalogue.load(catalogue_source(run.method.stat.catalogue, run.task["kind"], run.paths.root_dir))
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f"method.stat.catalogue: {e}") from e
+
+
 def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
     from skillexp.models import check_model
@@ -203,8 +213,9 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(unknown_key_message(RunConfig, e.full_key)) from e
     try:
         check_model(run.model, Path(run.paths.cache_dir))
-        if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher
+        if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue
             run.teacher.check_usable(run.method.name)
+            _check_catalogue(run)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     kind, params = task_spec(run.task, "task")

@@ -62,3 +62,25 @@ def test_stat_without_a_usable_teacher_fails_at_start_up(monkeypatch: pytest.Mon
     monkeypatch.setenv("OPENAI_API_KEY", "sk-placeholder")
     load_run_config(_compose(["method=stat_syn", "teacher=openai"]))
     load_run_config(_compose(["method=sft", "teacher=none"]))  # methods without a teacher need none
+
+
+CATALOGUES = [
+    ("missing.json", None, "missing.json does not exist"),
+    ("broken.json", b'{"subjects": {"algebra": ["x",\n', "line 2: not JSON"),
+    ("bytes.json", b"\xff\xfe\x00" + os.urandom(32), "is not UTF-8 text"),
+    ("shape.json", b'{"subjects": ["x"]}', "expected {\"subjects\""),
+    ("empty.json", b'{"subjects": {}}', "needs at least one subject"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), CATALOGUES, ids=[c[0] for c in CATALOGUES])
+def test_a_bad_skill_catalogue_fails_at_start_up(name: str, content: bytes | None, expected: str,
+                                                  tmp_path: Path) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as e:
+        load_run_config(_compose(["method=stat_sel", "teacher=oracle", f"method.stat.catalogue={path}"]))
+    message = str(e.value)
+    assert message.startswith("method.stat.catalogue: skill catalogue ") and expected in message, message
+    assert str(path) in message

@@ -44,11 +44,22 @@ class SkillCatalogue:
     def load(cls, path: str | Path) -> SkillCatalogue:
         """A JSON file `{"subjects": {subject: [skill, ...]}}` (extra top-level keys such as "source" are ignored),
         or `{subject: [skill, ...]}`."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        subjects = data.get("subjects", data)
+        shape = '{"subjects": {subject: [skill, ...]}}'
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"skill catalogue {path} does not exist: give a JSON file {shape}")
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"skill catalogue {path} is not UTF-8 text (byte {e.start}): give a JSON file {shape}")
+        except json.JSONDecodeError as e:
+            raise ValueError(f"skill catalogue {path}, line {e.lineno}: not JSON ({e.msg}): give a JSON file {shape}")
+        subjects = data.get("subjects", data) if isinstance(data, dict) else data
         if not isinstance(subjects, dict) or not all(isinstance(v, list) for v in subjects.values()):
-            raise ValueError(f"{path}: expected {{'subjects': {{subject: [skill, ...]}}}}")
-        return cls({str(s): list(v) for s, v in subjects.items()})
+            raise ValueError(f"skill catalogue {path}: expected {shape}")
+        try:
+            return cls({str(s): [str(n) for n in v] for s, v in subjects.items()})
+        except ValueError as e:
+            raise ValueError(f"skill catalogue {path}: {e}") from e
 
     def subject(self, item: Item) -> str:
         subject = self.key(str(item.meta.get("subject", "")))

@@ -43,18 +43,23 @@ def cached(path: Path, compute: Callable[[], list[dict[str, Any]]],
     return rows
 
 
+def catalogue_source(path: str | None, kind: str, root_dir: str) -> Path:
+    """The catalogue file `method.stat.catalogue` names (relative to the directory the command ran in), else the
+    task's shipped one."""
+    if path is not None:
+        return Path(path) if Path(path).is_absolute() else Path(root_dir) / path
+    if kind in SHIPPED:
+        return SHIPPED[kind]
+    raise ValueError(f"no skill catalogue ships for task {kind!r}: set method.stat.catalogue to a JSON file "
+                     "{\"subjects\": {subject: [skill, ...]}} (see skillexp/data/skills/).")
+
+
 def load_catalogue(path: str | None, kind: str, root_dir: str, saved: Path) -> SkillCatalogue:
     """The catalogue this run uses: the copy saved in the stage dir on resume (so labels and profile never mix two
     catalogues), else `path` (relative to the directory the command ran in) or the task's shipped file."""
     if saved.exists():
         return SkillCatalogue.load(saved)
-    if path is not None:
-        source = Path(path) if Path(path).is_absolute() else Path(root_dir) / path
-    elif kind in SHIPPED:
-        source = SHIPPED[kind]
-    else:
-        raise ValueError(f"no skill catalogue ships for task {kind!r}: set method.stat.catalogue to a JSON file "
-                         "{\"subjects\": {subject: [skill, ...]}} (see skillexp/data/skills/).")
+    source = catalogue_source(path, kind, root_dir)
     catalogue = SkillCatalogue.load(source)
     atomic_write_json(saved, {"source": str(source), "subjects": catalogue.subjects})
     return catalogue
