@@ -4,7 +4,9 @@ Slurm warns a job before its time limit with a signal (`--signal=USR2@<delay>`, 
 from `signal_delay_s`) and preempts with SIGTERM. `install()` catches both, and a signal can never be lost:
 
 - the handler records it first. Inside a training loop (`step_loop()`) that is all: the loop saves a checkpoint at
-  the end of the current step and calls `exit_if_requested()`. Anywhere else (set-up, data building, eval: their
+  the end of the current step (every rank at the same step: they agree on it, `training.engine.stop_requested`)
+  and calls `exit_if_requested()`; a stage that ends while a signal stands exports its model first. A process
+  that waits for training ranks (torchrun) passes the signal on to them and exits once they have. Anywhere else (set-up, data building, eval: their
   finished parts are already on disk) the handler raises `Preempted`, a BaseException that no `except Exception`
   swallows;
 - Python drops an exception raised inside a finaliser or a callback it ignores errors of, so while the request
@@ -35,7 +37,8 @@ SIGNALS = ("SIGUSR2", "SIGTERM")
 REDELIVER_S = 30.0  # a request still standing after this long is delivered again (see the module docstring)
 T = TypeVar("T")
 
-_state: dict[str, Any] = {"signum": None, "in_step_loop": 0, "previous": {}, "finished": False, "watchdog": None}
+_state: dict[str, Any] = {"signum": None, "in_step_loop": 0, "previous": {}, "finished": False, "watchdog": None,
+                          "forward": []}
 
 
 class Preempted(BaseException):
@@ -63,10 +66,15 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     if _state["finished"]:
         log.warning("%s received after the work finished: nothing to checkpoint", name)
         return
+    for forward in _state["forward"]:
+        forward(signum)
     if _state["signum"] is None:
         _state["signum"] = signum
         _start_watchdog(signum)
-        if _state["in_step_loop"]:
+        if _state["forward"]:
+            log.warning("%s received: passed on to the training ranks, which checkpoint at the end of their step; "
+                        "exiting for a requeue after them", name)
+        elif _state["in_step_loop"]:
             log.warning("%s received: checkpointing at the end of this step, then exiting for a requeue", name)
         else:
             log.warning("%s received: exiting for a requeue (finished stages are kept)", name)
@@ -82,7 +90,7 @@ def _start_watchdog(signum: int) -> None:
         while not stop.wait(REDELIVER_S):
             if _state["signum"] is None or _state["finished"]:
                 return
-            if not _state["in_step_loop"]:
+            if not _state["in_step_loop"] or _state["forward"]:  # also: processes started since the signal
                 os.kill(os.getpid(), signum)
 
     _state["watchdog"] = stop
@@ -94,21 +102,41 @@ def requested() -> bool:
     return _state["signum"] is not None
 
 
+def signal_number() -> int:
+    """The signal standing (0: none)."""
+    return int(_state["signum"] or 0)
+
+
 def exit_if_requested() -> None:
     """A safe point: stop here (the step's checkpoint is written) if the scheduler asked to."""
     if _state["signum"] is not None and not _state["finished"]:
         raise Preempted(_state["signum"])
 
 
+def adopt(signum: int) -> None:
+    """Another rank was signalled: stop with it (the ranks agree at each step, see `training.engine`)."""
+    if _state["signum"] is None and not _state["finished"]:
+        _state["signum"] = signum
+        log.warning("%s received by another rank: checkpointing at the end of this step, then exiting",
+                    signal.Signals(signum).name)
+
+
 @contextlib.contextmanager
-def step_loop() -> Iterator[None]:
-    """A region where a signal waits for the end of the current step (and its checkpoint) instead of stopping at
-    once. Leaving it with a request standing stops there."""
+def step_loop(forward: Callable[[int], None] | None = None) -> Iterator[None]:
+    """A region where a signal waits for the end of the current step (and its checkpoint, or the export that ends
+    the stage) instead of stopping at once. Leaving it with a request standing stops there. `forward(signum)`
+    passes each signal on (to training ranks this process waits for), also re-delivered while it stands."""
     _state["in_step_loop"] += 1
+    if forward is not None:
+        _state["forward"].append(forward)
+        if _state["signum"] is not None:
+            forward(_state["signum"])
     try:
         yield
     finally:
         _state["in_step_loop"] -= 1
+        if forward is not None:
+            _state["forward"].remove(forward)
     exit_if_requested()
 
 

@@ -75,6 +75,15 @@ def test_signal_mid_grpo_checkpoints_and_the_rerun_resumes_to_the_same_weights(t
     assert "stage eval: reusing" in out  # the pre-RL eval was finished before the signal
 
 
+@pytest.mark.slow
+def test_a_signal_to_a_two_rank_sft_checkpoints_both_ranks_at_one_step_and_the_rerun_resumes(tmp_path: Path) -> None:
+    """The pipeline passes the signal on to its torchrun ranks (torchrun's agent ignores it and waits); the ranks
+    agree on the step, save one checkpoint together and exit; the rerun resumes both to the same weights."""
+    out = _interrupt_and_resume(tmp_path, [*SFT, "trainer.num_processes=2", "trainer.zero_stage=2"], "sft/loss",
+                                "sft")
+    assert "SFT on 2 processes" in out
+
+
 def _python(code: str) -> subprocess.CompletedProcess:
     head = ("import os, signal, time\nfrom skillexp import preemption\npreemption.REDELIVER_S = 0.5\n"
             "preemption.install()\n")

@@ -61,7 +61,7 @@ def test_multi_node_training_runs_torchrun_on_every_node_through_srun(tmp_path: 
     env = {"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu-a[01-02]", "SLURM_JOB_ID": "4242"}
     cmd = torchrun_command(8, Path("/runs/x/sft/launch.json"), env)
     assert cmd[:4] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
-    assert cmd[5:9] == ["-m", "torch.distributed.run", "--nproc_per_node=8", "--nnodes=2"]
+    assert cmd[5:9] == ["-m", "skillexp.training.torchrun", "--nproc_per_node=8", "--nnodes=2"]
     assert "--rdzv_endpoint=gpu-a01:33742" in cmd and "--rdzv_id=4242" in cmd
     assert cmd[-3:] == ["-m", "skillexp.training.launch", "/runs/x/sft/launch.json"]
     single = torchrun_command(2, Path("spec.json"), {})

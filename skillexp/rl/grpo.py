@@ -295,7 +295,7 @@ class GRPO:
         if cfg.val_before_train and self.step == 0 and cfg.val_every_steps:
             self.validate()
         progress = Progress(log, "GRPO step", cfg.steps, start=self.step, every_s=0)
-        with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint
+        with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint, or the export
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
@@ -330,10 +330,10 @@ class GRPO:
                                     {"step": self.step, "consumed": self.stream.consumed},
                                     self.trainer.keep_checkpoints)
                     preemption.exit_if_requested()
-        final = self.out_dir / "model"
-        export_hf(self.engine, self.tokenizer, final)
-        atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})
-        finish_checkpoints(self.out_dir / "checkpoints", self.trainer)
+            final = self.out_dir / "model"
+            export_hf(self.engine, self.tokenizer, final)
+            atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})
+            finish_checkpoints(self.out_dir / "checkpoints", self.trainer)
         return final
 
     def close(self) -> None:

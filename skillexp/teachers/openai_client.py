@@ -59,6 +59,7 @@ class OpenAIChat(ChatBackend):
                                   f"a key: set ${api_key_env} (or teacher.api_key_env to the variable holding it).")
         self.base_url, self.api_key_env, self.concurrency = base_url, api_key_env, concurrency
         self._lock = threading.Lock()
+        self._fatal: TeacherAPIError | None = None  # a refusal every request would repeat (401/403/404)
         http = openai.DefaultHttpx2Client(
             limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             event_hooks={"request": [self._on_request], "response": [self._on_response]})
@@ -86,13 +87,16 @@ class OpenAIChat(ChatBackend):
                                   "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
         if params["seed"] is not None:
             kwargs["seed"] = params["seed"]
+        if self._fatal is not None:  # a worker that picks up a queued request after the refusal sends nothing
+            raise self._fatal
         try:
             response = self._client.chat.completions.create(**kwargs)
         except _FATAL as e:
-            raise TeacherAPIError(
+            self._fatal = TeacherAPIError(
                 f"the teacher endpoint {self.base_url or 'api.openai.com'} answered HTTP {e.status_code} "
                 f"({type(e).__name__}) for model {self.model_id!r}: check teacher.model, teacher.base_url and the "
-                f"key in ${self.api_key_env}.") from None
+                f"key in ${self.api_key_env}.")
+            raise self._fatal from None
         except openai.APIError as e:  # retries exhausted, or a request the server will never accept
             self._count(f"openai/error_{type(e).__name__}")
             with self._lock:

@@ -153,10 +153,26 @@ def save_checkpoint(engine, ckpt_dir: Path, step: int, client_state: dict[str, A
     dist.barrier()
 
 
+def stop_requested() -> bool:
+    """Has the scheduler signalled any rank? Every rank calls this at the same step (one all-reduce when there are
+    several), so all of them save the same checkpoint and stop together."""
+    import torch.distributed as dist
+
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return preemption.requested()
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([preemption.signal_number()], dtype=torch.int64, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if flag.item() and not preemption.requested():
+        preemption.adopt(int(flag.item()))
+    return bool(flag.item())
+
+
 def checkpoint_due(step: int, total: int, cfg: TrainerConfig) -> bool:
-    """Save now? On a scheduler's signal; at the last step only when the checkpoint outlives the stage
-    (`keep_final_checkpoint`: otherwise the export right after makes it dead weight); else every `save_every_steps`."""
-    if preemption.requested():
+    """Save now? On a scheduler's signal (to any rank); at the last step only when the checkpoint outlives the
+    stage (`keep_final_checkpoint`: otherwise the export right after makes it dead weight); else every
+    `save_every_steps`."""
+    if stop_requested():
         return True
     return cfg.keep_final_checkpoint if step == total else step % cfg.save_every_steps == 0
 

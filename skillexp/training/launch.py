@@ -7,6 +7,7 @@ W&B run (the pipeline hands it over and takes it back), so live curves keep flow
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from skillexp import preemption
 from skillexp.config import RunConfig
 from skillexp.tracking import Tracker
 from skillexp.training.sft import run_sft
@@ -50,7 +52,7 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
     """torchrun on this node, or on every node of a multi-node Slurm allocation: one `srun` task per node, each a
     torchrun agent that meets the others at the first host (c10d rendezvous keyed by the job id)."""
     env = dict(os.environ) if env is None else env
-    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}"]
+    torchrun = [sys.executable, "-m", "skillexp.training.torchrun", f"--nproc_per_node={nproc_per_node}"]
     stage = ["-m", "skillexp.training.launch", str(spec)]
     hosts = slurm_nodes(env)
     if len(hosts) == 1:
@@ -75,11 +77,33 @@ def sft_stage(run: RunConfig, data: Path, model_dir: Path, out_dir: Path, run_di
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
     log.info("SFT on %d processes per node: %s", n, " ".join(cmd))
     with tracker.handed_off():
-        code = subprocess.run(cmd, env=env).returncode
+        proc = subprocess.Popen(cmd, env=env)
+        try:
+            # a scheduler's signal to this process goes on to the ranks, which checkpoint and exit; so does this
+            # process once they have (on Slurm the ranks are signalled too: a second signal changes nothing)
+            with preemption.step_loop(forward=lambda signum: _signal_ranks(proc.pid, signum)):
+                code = proc.wait()
+        finally:
+            if proc.poll() is None:  # an interrupt or a bug here: do not leave the ranks running
+                proc.kill()
+                proc.wait()
     if code != 0:
         raise RuntimeError(f"the SFT ranks exited with status {code}; their logs are above. Re-running the same "
                            f"command resumes from the last checkpoint in {out_dir / 'checkpoints'}.")
     return out_dir / "model"
+
+
+def _signal_ranks(agent: int, signum: int) -> None:
+    """Send `signum` to the training ranks under the torchrun agent `agent` (not to the agent, which waits)."""
+    import psutil
+
+    try:
+        ranks = psutil.Process(agent).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for rank in ranks:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            rank.send_signal(signum)
 
 
 def main(spec_path: str) -> None:
@@ -88,9 +112,10 @@ def main(spec_path: str) -> None:
     run = from_dict(RunConfig, spec["run"])
     run_dir = Path(spec["run_dir"])
     tracker = Tracker(run.logger, run_dir, spec["run"])
+    preemption.install()  # the agent ignores the scheduler's signals; each rank checkpoints and exits on them
     try:
-        run_sft(Path(spec["data"]), Path(spec["model_dir"]), run.model, run.trainer, run.method.sft,
-                Path(spec["out_dir"]), tracker, run.seed)
+        preemption.run(lambda: run_sft(Path(spec["data"]), Path(spec["model_dir"]), run.model, run.trainer,
+                                       run.method.sft, Path(spec["out_dir"]), tracker, run.seed))
     finally:
         tracker.finish()
 

@@ -64,6 +64,9 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     from transformers import AutoModelForCausalLM
 
     final = out_dir / "model"
+    if (out_dir / "sft_metrics.json").exists() and final.exists():  # written after the export: a finished stage
+        log.info("SFT already done in %s; reusing it", out_dir)
+        return final
     tokenizer = load_tokenizer(model_dir, model_cfg)
     conversations = [row["messages"] for row in read_jsonl(data_path)]
     examples, stats = tokenize_dataset(tokenizer, conversations, cfg.max_length, cfg.truncation)
@@ -97,7 +100,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     tokens, t0 = 0, time.perf_counter()
     progress = Progress(log, "SFT step", total, start=step)
     engine.train()
-    with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint
+    with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint, or the export
         while step < total:
             batches = epoch_batches(train, cfg, trainer.micro_batch_size, seed, epoch)[rank::world][:per_epoch]
             start = state["batch"] if epoch == state["epoch"] else 0
@@ -128,8 +131,8 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
                     break
             else:
                 epoch += 1
-    export_hf(engine, tokenizer, final)
-    if rank == 0:
-        atomic_write_json(out_dir / "sft_metrics.json", {"steps": step, "examples": len(train)})
-    finish_checkpoints(ckpt, trainer)
+        export_hf(engine, tokenizer, final)
+        if rank == 0:
+            atomic_write_json(out_dir / "sft_metrics.json", {"steps": step, "examples": len(train)})
+        finish_checkpoints(ckpt, trainer)
     return final

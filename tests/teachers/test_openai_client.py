@@ -139,7 +139,7 @@ def test_a_refused_key_or_unknown_model_stops_the_run_at_once(tmp_path: Path, st
         chat = _client(stub, tmp_path / "cache", concurrency=2)
         with pytest.raises(TeacherAPIError, match=f"HTTP {status}.*{NO_KEY}"):
             chat.chat(CONVS)
-    assert len(stub.bodies) <= 3  # no retries; what was queued behind the first refusal is dropped
+    assert len(stub.bodies) <= 3  # no retries; one per worker (2), nothing queued is sent after the refusal
 
 
 def test_api_openai_com_without_a_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
