@@ -63,22 +63,6 @@ def test_main_job_smollm2_scores_on_the_easiest_variant(tmp_path: Path) -> None:
     assert summary["multiplication_1/mean@4"] > 0.2
 
 
-@pytest.mark.slow
-def test_sft_on_two_processes_from_the_pipeline(tmp_path: Path) -> None:
-    """trainer.num_processes=2: the pipeline hands SFT to two torchrun ranks (ZeRO-2 over gloo) and the W&B run to
-    rank 0, then takes the run back for eval; every step is logged once, all to the same W&B run id."""
-    proc = run_cli(["experiment=smoke", "trainer.num_processes=2", "trainer.zero_stage=2",
-                    "trainer.keep_final_checkpoint=true"], tmp_path)
-    check_run_dir(tmp_path, ["countdown_3", "multiplication_2"], k=2)
-    assert "SFT on 2 processes" in proc.stdout + proc.stderr
-    assert len(list((tmp_path / "sft" / "checkpoints").glob("step_*/*optim_states.pt"))) == 2
-    steps = [r["step"] for r in read_jsonl(tmp_path / "metrics.jsonl") if "sft/loss" in r]
-    assert steps == [1, 2, 3, 4]
-    run_id = (tmp_path / "wandb_id.txt").read_text().strip()
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 3 and all(r.name.endswith(run_id) for r in runs), runs
-
-
 def test_a_failed_run_of_a_basic_multirun_is_named_at_once_and_the_others_finish(tmp_path: Path) -> None:
     """Hydra's basic launcher runs every job, then raises the first failure; our callback names it when it
     happens, and the runs that could finish did."""

@@ -16,7 +16,7 @@ import pytest
 from skillexp.preemption import EXIT_PREEMPTED
 from skillexp.utils.io import read_jsonl
 from tests.conftest import subprocess_env
-from tests.test_main import ROOT, run_cli
+from tests.test_main import ROOT, check_run_dir, run_cli
 
 SFT = ["experiment=smoke", "method.sft.max_steps=40", "trainer.save_every_steps=1000", "eval.num_items=1"]
 GRPO = ["experiment=smoke", "method=none", "rl=grpo_cpu", "+task.num_rl=32", "rl.steps=8", "rl.prompts_per_step=2",
@@ -39,7 +39,10 @@ def _wait_for(path: Path, key: str, step: int, proc: subprocess.Popen, timeout: 
     raise TimeoutError(f"{key} never reached step {step}")
 
 
-def _interrupt_and_resume(tmp_path: Path, args: list[str], key: str, stage: str) -> str:
+def _interrupt_and_resume(tmp_path: Path, args: list[str], key: str, stage: str,
+                          reference_args: tuple[str, ...] = ()) -> tuple[str, Path]:
+    """Signal a run at step 2 of `key`, rerun it, and compare with an uninterrupted run (made with `args` and
+    `reference_args`, which must not change results); returns the rerun's output and the reference run dir."""
     cache = [f"paths.stage_cache_dir={tmp_path / 'cache'}"]
     run_dir = tmp_path / "run"
     log = open(tmp_path / "first.log", "w")
@@ -56,32 +59,42 @@ def _interrupt_and_resume(tmp_path: Path, args: list[str], key: str, stage: str)
     out = again.stdout + again.stderr
     assert f"resuming {stage.upper() if stage == 'sft' else 'GRPO'} at step {saved}" in out, out[-3000:]
     reference = tmp_path / "reference"
-    run_cli([*args, f"paths.stage_cache_dir={tmp_path / 'ref-cache'}"], reference)
+    run_cli([*args, *reference_args, f"paths.stage_cache_dir={tmp_path / 'ref-cache'}"], reference)
     assert (run_dir / stage / "model" / "model.safetensors").read_bytes() == \
         (reference / stage / "model" / "model.safetensors").read_bytes()
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
-    return out
+    return out, reference
 
 
-@pytest.mark.slow
+# the suite lands signals at exact points (tests/test_preemption_points.py); these send them from outside
+@pytest.mark.long
 def test_signal_mid_sft_checkpoints_and_the_rerun_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    out = _interrupt_and_resume(tmp_path, SFT, "sft/loss", "sft")
+    out, _ = _interrupt_and_resume(tmp_path, SFT, "sft/loss", "sft")
     assert "stage sft_data: reusing" in out
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_signal_mid_grpo_checkpoints_and_the_rerun_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    out = _interrupt_and_resume(tmp_path, GRPO, "rl/reward_mean", "rl")
+    out, _ = _interrupt_and_resume(tmp_path, GRPO, "rl/reward_mean", "rl")
     assert "stage eval: reusing" in out  # the pre-RL eval was finished before the signal
 
 
 @pytest.mark.slow
 def test_a_signal_to_a_two_rank_sft_checkpoints_both_ranks_at_one_step_and_the_rerun_resumes(tmp_path: Path) -> None:
     """The pipeline passes the signal on to its torchrun ranks (torchrun's agent ignores it and waits); the ranks
-    agree on the step, save one checkpoint together and exit; the rerun resumes both to the same weights."""
-    out = _interrupt_and_resume(tmp_path, [*SFT, "trainer.num_processes=2", "trainer.zero_stage=2"], "sft/loss",
-                                "sft")
+    agree on the step, save one checkpoint together and exit; the rerun resumes both to the same weights.
+    The uninterrupted two-rank run: the pipeline hands SFT (ZeRO-2 over gloo) and the W&B run to the ranks, rank 0
+    logs, the pipeline takes the run back for eval; every step is logged once, all to the same W&B run id."""
+    out, reference = _interrupt_and_resume(tmp_path, [*SFT, "trainer.num_processes=2", "trainer.zero_stage=2"],
+                                           "sft/loss", "sft", ("trainer.keep_final_checkpoint=true",))
     assert "SFT on 2 processes" in out
+    check_run_dir(reference, ["countdown_3", "multiplication_2"], k=2)
+    assert len(list((reference / "sft" / "checkpoints").glob("step_*/*optim_states.pt"))) == 2  # one per rank
+    steps = [r["step"] for r in read_jsonl(reference / "metrics.jsonl") if "sft/loss" in r]
+    assert steps == list(range(1, 41))
+    run_id = (reference / "wandb_id.txt").read_text().strip()
+    runs = list((reference / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3 and all(r.name.endswith(run_id) for r in runs), runs
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -114,8 +127,8 @@ def test_a_signal_after_the_work_finished_changes_nothing() -> None:
     assert proc.returncode == 0 and "done" in proc.stdout and "after the work finished" in proc.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("when", ["SFT data:", pytest.param("eval countdown_3 (1/", marks=pytest.mark.long)])
+@pytest.mark.long
+@pytest.mark.parametrize("when", ["SFT data:", "eval countdown_3 (1/"])
 def test_a_signal_during_set_up_or_eval_exits_for_a_requeue_and_the_rerun_finishes(when: str, tmp_path: Path) -> None:
     """Outside the step loops (building the SFT set, scoring the eval) the run stops at once with EXIT_PREEMPTED;
     the same command then finishes with the weights and metrics of an uninterrupted run."""

@@ -17,7 +17,9 @@ import pytest
 from skillexp.preemption import EXIT_PREEMPTED
 from tests.conftest import subprocess_env
 from tests.test_main import ROOT, run_cli
-from tests.test_preemption import GRPO, SFT
+from tests.test_preemption import GRPO
+
+SFT = ["experiment=smoke", "method.sft.max_steps=12", "trainer.save_every_steps=1000", "eval.num_items=1"]
 
 SIGNAL_AT = str(Path(__file__).with_name("signal_at.py"))
 SFT_POINTS = {  # point: (function, call, extra args, what the rerun says)
@@ -40,7 +42,7 @@ GRPO_POINTS = {
     "export": ("skillexp.rl.grpo:export_hf", 1, [], "GRPO already done"),
     "eval": ("skillexp.pipeline:run_eval", 2, [], "stage rl: reusing"),
 }
-IN_SUITE = {("sft", "checkpoint"), ("sft", "export"), ("grpo", "validation"), ("grpo", "eval")}  # the rest: long
+IN_SUITE = {("sft", "checkpoint"), ("sft", "export"), ("grpo", "step"), ("grpo", "export"), ("grpo", "eval")}
 CASES = [pytest.param(kind, point, marks=() if (kind, point) in IN_SUITE else pytest.mark.long, id=f"{kind}-{point}")
          for kind, points in (("sft", SFT_POINTS), ("grpo", GRPO_POINTS)) for point in points]
 
