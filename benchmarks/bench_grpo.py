@@ -32,7 +32,9 @@ def run_ours(args, out: Path) -> dict:
 
     from skillexp.config import load_run_config, register_schemas
     from skillexp.models import resolve_model_dir
-    from skillexp.rl.grpo import run_grpo
+    from skillexp.pipeline import runtime, stage_inputs
+    from skillexp.rl.grpo import rl_stage
+    from skillexp.stage_cache import StageCache
     from skillexp.tracking import Tracker
     from skillexp.utils.io import read_jsonl
 
@@ -44,13 +46,14 @@ def run_ours(args, out: Path) -> dict:
                  f"rl.mini_batch_prompts={args.prompts}", f"rl.sampling.max_tokens={args.max_tokens}",
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
                  f"trainer.precision={args.precision}", f"trainer.micro_batch_size={args.prompts * args.group}",
-                 "eval.score_workers=0", "generation.show_progress=false", "generation.batch_size=64"]
+                 "scoring.workers=0", "generation.show_progress=false", "generation.batch_size=64"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
     run = load_run_config(cfg)
     tracker = Tracker(run.logger, out, {})
-    run_grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out / "rl", tracker)
+    inputs = stage_inputs(run, StageCache(None, out), resolve_model_dir(run.model, Path(run.paths.cache_dir)))["rl"]
+    rl_stage(inputs, out / "rl", runtime(run, out, tracker))
     tracker.finish()
     rows = [r for r in read_jsonl(out / "metrics.jsonl") if "rl/time/step_s" in r][1:]
     step_s = sum(r["rl/time/step_s"] for r in rows)

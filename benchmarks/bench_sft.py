@@ -41,17 +41,18 @@ def model_dir(name: str) -> Path:
 
 def run_ours(args, data: Path, out: Path) -> dict:
     from benchmarks.bench_generation import MODELS
-    from skillexp.config import LoggerConfig
+    from skillexp.tracking import LoggerConfig
     from skillexp.tracking import Tracker
-    from skillexp.training.config import SFTConfig, TrainerConfig
+    from skillexp.training.config import OptimConfig, SFTConfig, TrainerConfig
     from skillexp.training.sft import run_sft
     from skillexp.utils.io import read_jsonl
 
-    trainer = TrainerConfig(name="bench", precision=args.precision, lr=1e-5, micro_batch_size=args.batch,
-                            grad_accum=1, save_every_steps=10**6, warmup_ratio=0.0)
+    trainer = TrainerConfig(name="bench", precision=args.precision, micro_batch_size=args.batch, grad_accum=1,
+                            save_every_steps=10**6)
     tracker = Tracker(LoggerConfig(backend="none"), out, {})
     run_sft(data, model_dir(args.model), MODELS[args.model], trainer,
-            SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0, packing=args.packing), out / "sft",
+            SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0, packing=args.packing,
+                      optim=OptimConfig(lr=1e-5, warmup_ratio=0.0)), out / "sft",
             tracker, seed=0)
     tracker.finish()
     rates = [r["sft/tokens_per_s"] for r in read_jsonl(out / "metrics.jsonl") if "sft/tokens_per_s" in r][1:]

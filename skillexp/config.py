@@ -1,7 +1,10 @@
 """Typed schema of a run, validated once at start-up from the composed Hydra config.
 
-Config groups mirror the package: `model/` → models.config, `generation/` → generation.config, `task/` and the
-eval suite's variants → tasks (validated by each task's own dataclass), and the small schemas below for the rest.
+Config groups mirror the package: each group's schema lives in the package it configures (`model/` →
+models/config.py, `method/` → methods/config.py, `trainer/` → training/config.py, `rl/` → rl/config.py, `eval/` →
+eval/config.py, `generation/` → generation/config.py, `teacher/` → teachers/config.py, `logger/` → tracking.py,
+`scoring` → tasks/scoring.py; `task/` and the eval suite's variants are validated by each task's own dataclass).
+This module holds the run's own (`paths`, `RunConfig`) and the start-up checks.
 `load_run_config` turns a DictConfig into a `RunConfig` or raises a `ConfigError` naming the key and the fix.
 """
 from __future__ import annotations
@@ -11,19 +14,25 @@ import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
-from skillexp.generation.config import GenerationConfig, SamplingConfig
+from skillexp.eval.config import EvalConfig
+from skillexp.generation.config import GenerationConfig
 from skillexp.methods.config import MethodConfig
 from skillexp.models.config import ModelConfig
 from skillexp.rl.config import GRPOConfig
+from skillexp.tasks import task_spec
+from skillexp.tasks.scoring import ScoringConfig
 from skillexp.teachers.config import TeacherConfig
+from skillexp.tracking import LoggerConfig
 from skillexp.training.config import TrainerConfig
-from skillexp.utils.schema import (AT_LEAST_1, NON_NEGATIVE, POSITIVE, ConfigError, UnknownKeyError, from_dict,
-                                   missing_value_message, unknown_key_message)
+from skillexp.utils.schema import ConfigError, UnknownKeyError, from_dict, missing_value_message, unknown_key_message
+
+if TYPE_CHECKING:
+    from skillexp.teachers.base import SkillCatalogue
 
 
 @dataclass
@@ -34,60 +43,6 @@ class PathsConfig:
     # stage outputs shared across runs, keyed by what produced them (skillexp/stage_cache.py); null: each run
     # keeps its stages in its own run dir
     stage_cache_dir: str | None = None
-
-
-@dataclass
-class LoggerConfig:
-    backend: Literal["wandb", "none"] = "wandb"
-    # offline by default: online W&B without network blocks for init_timeout (90 s) before failing
-    mode: Literal["offline", "online", "disabled"] = "offline"
-    project: str = "skillexp"
-    entity: str | None = None
-    group: str | None = None
-    name: str | None = None
-    tags: list[str] = field(default_factory=list)
-    job_type: str = "study"
-    init_timeout_s: Annotated[float, POSITIVE] = 60.0
-
-
-@dataclass
-class BudgetForcing:
-    """SkillFactory §6: continue completions that stop early, re-opened with a trigger, up to a larger budget."""
-
-    enabled: bool = False
-    trigger: str = "<sample>"
-    # the paper: generate 4,096 tokens, then force up to 8,192 in total
-    max_total_tokens: Annotated[int, AT_LEAST_1] = 8192
-    rounds: Annotated[int, NON_NEGATIVE] = 1
-
-
-@dataclass
-class EvalConfig:
-    """A suite: task variants, each evaluated on `num_items` questions of `split` with k samples."""
-
-    name: str
-    variants: dict[str, dict[str, Any]]  # variant name -> {kind: <task>, ...task params}
-    split: Literal["val", "test"] = "test"
-    num_items: Annotated[int | None, AT_LEAST_1] = 100  # per variant; null = the whole split
-    k: Annotated[int, AT_LEAST_1] = 4
-    pass_k: list[Annotated[int, AT_LEAST_1]] = field(default_factory=lambda: [1])
-    greedy: bool = True
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    score_workers: Annotated[int, NON_NEGATIVE] = 2  # processes scoring completions; 0 = in-process
-    # seconds a scoring worker may go without progress (about one completion)
-    score_timeout_s: Annotated[float, POSITIVE] = 60.0
-    log_samples: Annotated[int, NON_NEGATIVE] = 8  # completions per variant shown in the W&B table and the console
-    # answers tried, reflections and verdict F1 per completion (SkillFactory's skill-use table); runs the task's
-    # checker on every attempt in the main process, so it costs about one more scoring pass
-    skill_use: bool = True
-    budget_forcing: BudgetForcing = field(default_factory=BudgetForcing)
-
-    def __post_init__(self) -> None:
-        bad = [p for p in self.pass_k if not 1 <= p <= self.k]
-        if bad:
-            raise ValueError(f"eval.pass_k values must lie in [1, eval.k={self.k}], got {bad}.")
-        if not self.variants:
-            raise ValueError("eval.variants is empty: name at least one task variant.")
 
 
 @dataclass
@@ -103,6 +58,7 @@ class RunConfig:
     eval: EvalConfig
     generation: GenerationConfig
     logger: LoggerConfig
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)  # the task checkers' workers, for every stage
     teacher: TeacherConfig = field(default_factory=TeacherConfig)  # STAT's teacher (teacher=none: no teacher)
     tags: list[str] = field(default_factory=list)
 
@@ -176,21 +132,16 @@ def register_schemas() -> None:
             OmegaConf.register_new_resolver(name, fn)
 
 
-def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
-    """Split `{kind: countdown, num_numbers: 4}` into ("countdown", {num_numbers: 4})."""
-    params = dict(spec)
-    kind = params.pop("kind", None)
-    if not isinstance(kind, str):
-        raise ConfigError(f"{path}.kind is required: the task type, e.g. 'countdown', 'multiplication' or 'math'.")
-    return kind, params
-
-
-def _check_catalogue(run: RunConfig) -> None:
+def read_catalogue(run: RunConfig) -> SkillCatalogue:
+    """STAT's skill catalogue: the file `method.stat.catalogue` names, else the task's shipped one (read at
+    start-up, so that a bad file fails then, and its contents go into the sft_data stage's key)."""
     from skillexp.methods.stat.skills import catalogue_source
+    from skillexp.tasks import build_task
     from skillexp.teachers.base import SkillCatalogue
 
+    task = build_task(*task_spec(run.task, "task"), path="task")
     try:
-        SkillCatalogue.load(catalogue_source(run.method.stat.catalogue, run.task["kind"], run.paths.root_dir))
+        return SkillCatalogue.load(catalogue_source(run.method.stat.catalogue, task, run.paths.root_dir))
     except (FileNotFoundError, ValueError) as e:
         raise type(e)(f"method.stat.catalogue: {e}") from e
 
@@ -215,7 +166,7 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         check_model(run.model, Path(run.paths.cache_dir))
         if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue
             run.teacher.check_usable(run.method.name)
-            _check_catalogue(run)
+            read_catalogue(run)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     kind, params = task_spec(run.task, "task")

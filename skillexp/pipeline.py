@@ -1,12 +1,14 @@
-"""Stage order, stage keys and artifacts. Only this module and `__main__` know which stage follows which.
+"""Stage order and each stage's inputs. Only this module and `__main__` know which stage follows which.
 
-Each stage is a function of (config, inputs) -> a directory. Its key (skillexp/stage_cache.py) hashes the part of
-the config it reads and the keys of the stages it consumes, so a sweep computes a shared stage once (the SFT data
-of one method for every RL variant, a base model's eval for every method=none run) and a changed eval setting
-reuses the trained models. A stage that was killed resumes from its checkpoints when the same key runs again.
+Each stage is one function, `<stage>_stage(inputs, out_dir, runtime)`, of a frozen inputs record that holds exactly
+the settings the stage reads and the artifacts it consumes (`stage_inputs` builds them from the config); its cache
+key is the record's digest (skillexp/stage_cache.py). So a sweep computes a shared stage once (the SFT data of one
+method for every RL variant, a base model's eval for every method=none run), a changed eval setting reuses the
+trained models, and a stage cannot read a setting its key leaves out. A killed stage resumes when its key runs again.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,32 +16,29 @@ import random
 import socket
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from skillexp.config import RunConfig
-from skillexp.eval.stage import format_table, run_eval
+from skillexp.config import RunConfig, read_catalogue
+from skillexp.eval.config import EvalConfig, EvalInputs
+from skillexp.eval.stage import eval_stage, format_table
 from skillexp.generation.shared import SharedEngine
-from skillexp.methods.build import build_sft_data
+from skillexp.methods.build import SFT_DATA, sft_data_stage
+from skillexp.methods.config import HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
-from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
-from skillexp.stage_cache import StageCache, StageSpec, digest
+from skillexp.rl.config import RLInputs
+from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage
+from skillexp.runtime import Runtime
+from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
 from skillexp.tracking import Tracker
+from skillexp.training.config import SFTInputs
 from skillexp.training.launch import sft_stage
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
-# Bump a stage's version when its code changes what it writes, so old cached outputs are not reused.
-STAGE_VERSIONS = {"sft_data": 1, "sft": 1, "rl": 1, "eval": 1}
-# Keys that change how a stage runs (logging, workers, checkpoint cadence), not what it computes.
-NOT_KEYED = {"generation": {"show_progress"}, "eval": {"log_samples", "score_workers", "score_timeout_s"},
-             "trainer": {"save_every_steps", "keep_checkpoints", "keep_final_checkpoint", "log_every_steps", "name"},
-             "rl": {"save_every_steps", "sample_table_every_steps", "name"}}
 
 
 def seed_everything(seed: int) -> None:
@@ -58,66 +57,75 @@ def stages(run: RunConfig) -> list[str]:
     return out + ["eval"]
 
 
-def _keyed(config: dict[str, Any], group: str) -> dict[str, Any]:
-    return {k: v for k, v in config[group].items() if k not in NOT_KEYED.get(group, ())}
+def _sft_data_inputs(run: RunConfig, base: Artifact) -> SFTDataInputs:
+    m = run.method
+    stat = m.name.startswith("stat")
+    held_out = HeldOut(dict(run.eval.variants), run.eval.split) if m.name == "stat_syn" else None
+    return SFTDataInputs(
+        method=m.name, base=base, model=run.model, task=dict(run.task), num_questions=m.num_questions,
+        samples_per_question=m.samples_per_question, sampling=m.sampling, if_empty=m.if_empty,
+        generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
+        stat=m.stat if stat else None, teacher=run.teacher if stat else None,
+        catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out)
 
 
-def stage_specs(run: RunConfig) -> dict[str, StageSpec]:
-    """The key of every stage `run` runs (and "pre_rl" for the eval before RL), from the config alone."""
-    c = asdict(run)
-    model, gen, seed = c["model"], _keyed(c, "generation"), run.seed
-    trainer = _keyed(c, "trainer")
-    specs: dict[str, StageSpec] = {}
-    upstream = digest({"base_model": model})  # the key of the model the next stage starts from
+def _validation(run: RunConfig) -> EvalConfig | None:
+    """The suite GRPO validates on: the eval suite on its val split, without greedy or budget forcing."""
+    if not run.rl.val_every_steps:
+        return None
+    return dataclasses.replace(run.eval, split="val", num_items=run.rl.val_num_items, greedy=False,
+                               budget_forcing=dataclasses.replace(run.eval.budget_forcing, enabled=False))
+
+
+def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str, StageInputs]:
+    """The inputs record of every stage `run` runs ("pre_rl": the eval before RL), from the config alone; each
+    consumes the artifact (key and path) of the stage before it, starting from the base model at `base_dir`."""
+    out: dict[str, StageInputs] = {}
+    model = Artifact(digest({"base_model": dataclasses.asdict(run.model)}), str(base_dir))
     if "sft" in stages(run):
-        method = {k: v for k, v in c["method"].items() if k != "sft"}
-        teacher = c["teacher"] if run.method.name.startswith("stat") else None
-        specs["sft_data"] = StageSpec("sft_data", {
-            "version": STAGE_VERSIONS["sft_data"], "model": model, "task": c["task"], "method": method,
-            "teacher": teacher, "generation": gen, "seed": seed}, (upstream,))
-        specs["sft"] = StageSpec("sft", {"version": STAGE_VERSIONS["sft"], "model": model, "sft": c["method"]["sft"],
-                                         "trainer": trainer, "seed": seed}, (upstream, specs["sft_data"].key))
-        upstream = specs["sft"].key
-    evaluation = {"version": STAGE_VERSIONS["eval"], "model": model, "eval": _keyed(c, "eval"), "generation": gen,
-                  "seed": seed}
+        out["sft_data"] = data = _sft_data_inputs(run, model)
+        rows = Artifact(data.key, str(cache.output(data) / SFT_DATA))
+        out["sft"] = sft = SFTInputs(base=model, data=rows, model=run.model, sft=run.method.sft, trainer=run.trainer,
+                                     seed=run.seed)
+        model = Artifact(sft.key, str(cache.output(sft) / "model"))
+
+    def evaluation(of: Artifact) -> EvalInputs:
+        return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed)
+
     if "rl" in stages(run):
-        specs["pre_rl"] = StageSpec("eval", evaluation, (upstream,))
-        specs["rl"] = StageSpec("rl", {"version": STAGE_VERSIONS["rl"], "model": model, "task": c["task"],
-                                       "rl": _keyed(c, "rl"), "trainer": trainer, "generation": gen, "seed": seed},
-                                (upstream,))
-        upstream = specs["rl"].key
-    specs["eval"] = StageSpec("eval", evaluation, (upstream,))
-    return specs
+        out["pre_rl"] = evaluation(model)
+        out["rl"] = rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
+                                  generation=run.generation, seed=run.seed, validation=_validation(run))
+        model = Artifact(rl.key, str(cache.output(rl) / "model"))
+    out["eval"] = evaluation(model)
+    return out
 
 
-def evaluate(run: RunConfig, engine: SharedEngine, model_dir: Path, out_dir: Path, tracker: Tracker,
-             prefix: str = "") -> None:
-    """The eval suite on `model_dir` into `out_dir` (kept if a killed run already finished it there)."""
-    if (out_dir / "eval_metrics.json").exists():
-        log.info("eval already done in %s; reusing it", out_dir)
-        return
-    run_eval(run, engine.load(model_dir), out_dir, tracker, prefix=prefix)
+def runtime(run: RunConfig, run_dir: Path, tracker: Tracker) -> Runtime:
+    """What `run`'s stages may use besides their inputs (skillexp/runtime.py)."""
+    cache_root = run.paths.stage_cache_dir
+    return Runtime(tracker=tracker, scoring=run.scoring, run_dir=run_dir, root_dir=Path(run.paths.root_dir),
+                   cache_dir=Path(run.paths.cache_dir),
+                   sample_cache=Path(cache_root) / "samples" if cache_root else None)
 
 
-def eval_stage(run: RunConfig, cache: StageCache, spec: StageSpec, engine: SharedEngine, model_dir: Path,
-               tracker: Tracker, prefix: str = "") -> dict[str, float]:
-    """Metrics of the eval stage `spec`, computed or reused; reused metrics are logged again so that every run's
+def _evaluate(inputs: EvalInputs, rt: Runtime, cache: StageCache, engine: SharedEngine,
+              prefix: str = "") -> dict[str, float]:
+    """Metrics of an eval stage, computed or reused; reused metrics are logged again so that every run's
     metrics.jsonl and W&B run hold its own numbers."""
-    out = cache.run(spec, lambda o: evaluate(run, engine, model_dir, o, tracker, prefix),
-                    prefix.rstrip("/") or "eval")
+    out = cache.run(inputs, lambda o: eval_stage(inputs, o, rt, engine, prefix), prefix.rstrip("/") or "eval")
     metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
-    if spec.key not in cache.built:
-        tracker.log(metrics)
+    if inputs.key not in cache.built:
+        rt.tracker.log(metrics)
     return metrics
 
 
-def rl_stage(run: RunConfig, cache: StageCache, spec: StageSpec, engine: SharedEngine, model_dir: Path,
-             tracker: Tracker) -> Path:
+def _train_rl(inputs: RLInputs, rt: Runtime, cache: StageCache, engine: SharedEngine) -> Path:
     """The GRPO stage; a reused one's per-step metrics are logged again, so every run shows its reward curve."""
-    out = cache.run(spec, lambda o: run_grpo(run, model_dir, o, tracker, engine))
-    if spec.key not in cache.built and (out / STEP_LOG).exists():
+    out = cache.run(inputs, lambda o: rl_stage(inputs, o, rt, engine))
+    if inputs.key not in cache.built and (out / STEP_LOG).exists():
         for step, metrics in sorted(replayed_steps(out / STEP_LOG).items()):
-            tracker.log(metrics, step=step)
+            rt.tracker.log(metrics, step=step)
     return out / "model"
 
 
@@ -125,10 +133,13 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     """Run every stage of `run`, with its outputs in the stage cache (linked from `run_dir`) or in `run_dir`;
     returns the final metrics, also written to summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = asdict(run)
+    config = dataclasses.asdict(run)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     seed_everything(run.seed)
-    specs = stage_specs(run)
+    cache_root = run.paths.stage_cache_dir
+    cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
+    model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
+    specs = stage_inputs(run, cache, model_dir)
     # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
     atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,
                                              "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -137,31 +148,30 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key} for name, s in specs.items()})
     log.info("stages: %s; run dir: %s", " -> ".join(stages(run)), run_dir)
 
-    cache_root = run.paths.stage_cache_dir
-    cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
-    model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     tracker = Tracker(run.logger, run_dir, config)
+    rt = runtime(run, run_dir, tracker)
     try:
         summary: dict[str, float] = {}
         if "sft" in stages(run):
-            data = cache.run(specs["sft_data"], lambda out: build_sft_data(run, model_dir, out, tracker))
-            if (data / "sft_data.jsonl").stat().st_size == 0:  # method.if_empty=base let an empty build through
+            data_inputs, sft_inputs = specs["sft_data"], specs["sft"]
+            data = cache.run(data_inputs, lambda out: sft_data_stage(data_inputs, out, rt))
+            if (data / SFT_DATA).stat().st_size == 0:  # method.if_empty=base let an empty build through
                 log.warning("no SFT data: SFT skipped, the run goes on from the base model (sft/skipped=1)")
                 summary["sft/skipped"] = 1.0
                 tracker.log(summary)
+                specs = stage_inputs(dataclasses.replace(run, method=dataclasses.replace(run.method, name="none")),
+                                     cache, model_dir)  # what follows starts from the base model, keyed so
+                atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key}
+                                                            for name, s in specs.items()})
             else:
-                base = model_dir
-                out = cache.run(specs["sft"], lambda out: sft_stage(run, data / "sft_data.jsonl", base, out,
-                                                                     run_dir, tracker))
-                model_dir = out / "model"
+                cache.run(sft_inputs, lambda out: sft_stage(sft_inputs, out, rt))
         # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
         with SharedEngine(run.model, run.generation, run.seed) as engine:
-            if "rl" in stages(run):
-                start = model_dir
-                summary.update(eval_stage(run, cache, specs["pre_rl"], engine, start, tracker, prefix="pre_rl/"))
+            if "rl" in specs:
+                summary.update(_evaluate(specs["pre_rl"], rt, cache, engine, prefix="pre_rl/"))
                 log.info("before RL:\n%s", format_table(summary, "pre_rl/"))
-                model_dir = rl_stage(run, cache, specs["rl"], engine, start, tracker)
-            summary.update(eval_stage(run, cache, specs["eval"], engine, model_dir, tracker))
+                _train_rl(specs["rl"], rt, cache, engine)
+            summary.update(_evaluate(specs["eval"], rt, cache, engine))
         tracker.set_summary(summary)
         atomic_write_json(run_dir / "summary.json", summary)
         return summary

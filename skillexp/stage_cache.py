@@ -1,14 +1,14 @@
 """Stage outputs shared across runs, addressed by what produced them.
 
-A stage's key hashes the config it reads and the keys of the stages it consumes, so two runs of a sweep that need
-the same SFT data or the same SFT checkpoint compute it once, and a changed eval setting reuses the training
-stages before it. Layout under the stage cache (default `<log_dir>/stages`, i.e. `outputs/stages`):
+A stage's key hashes its inputs record (`StageInputs`: exactly the settings the stage reads, and the keys of the
+artifacts it consumes) and its version, so two runs of a sweep that need the same SFT data or the same SFT
+checkpoint compute it once, and a changed eval setting reuses the training stages before it. Layout under the stage cache (default `<log_dir>/stages`, i.e. `outputs/stages`):
 
     <stage>/<key>/             a finished output; never modified once published
     <stage>/<key>.partial/     a build in progress, with its checkpoints: the next run that claims the key resumes it
     <stage>/<key>.lock         held while building, so concurrent runs wait instead of racing (released by the
                                OS when a holder dies)
-    <stage>/<key>/stage.json   provenance: the keyed config, the input keys, the run that built it, when
+    <stage>/<key>/stage.json   provenance: the keyed inputs, the stage version, the run that built it, when
 
 A build is published by renaming `.partial` to the final name, which is atomic on one file system: a crash or a
 preemption never leaves a half-written output that a later run would trust. With the cache off, each stage writes
@@ -16,6 +16,7 @@ into `<run dir>/<stage>` and resumes there, as a single run always did.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,13 +26,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from filelock import FileLock
 
 from skillexp import preemption
 
 from skillexp.utils.io import atomic_write_json
+from skillexp.utils.schema import keyed
 
 log = logging.getLogger(__name__)
 PROVENANCE = "stage.json"
@@ -43,16 +45,44 @@ def digest(obj: Any) -> str:
 
 
 @dataclass(frozen=True)
-class StageSpec:
-    """One stage's identity: its name, the config it reads and the keys of the stages it consumes."""
+class Artifact:
+    """A stage output (or the base model) that a stage consumes: its key, which is what the consumer's key holds,
+    and where it is on disk, which is not (the same output may sit in a run dir or in the cache)."""
 
-    name: str
-    config: dict[str, Any]
-    inputs: tuple[str, ...] = ()
+    key: str
+    path: str
+
+
+def key_data(value: Any) -> Any:
+    """What of `value` a stage key hashes: every field of a dataclass except those marked `UNKEYED` in its
+    schema, an `Artifact`'s key (not its path), and containers recursively."""
+    if isinstance(value, Artifact):
+        return {"artifact": value.key}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: key_data(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if keyed(type(value), f.name)}
+    if isinstance(value, dict):
+        return {str(k): key_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [key_data(v) for v in value]
+    return value
+
+
+class StageInputs:
+    """The base of every stage's inputs record: a frozen dataclass holding exactly what the stage reads (settings,
+    and the artifacts it consumes). `STAGE` names the stage, `VERSION` is bumped when the stage's code changes
+    what it writes, and the record's `key` addresses its output in the cache."""
+
+    STAGE: ClassVar[str]
+    VERSION: ClassVar[int]
+
+    @property
+    def name(self) -> str:
+        return self.STAGE
 
     @property
     def key(self) -> str:
-        return digest({"stage": self.name, "config": self.config, "inputs": list(self.inputs)})
+        return digest({"stage": self.STAGE, "version": self.VERSION, "inputs": key_data(self)})
 
 
 class StageCache:
@@ -66,7 +96,13 @@ class StageCache:
     def enabled(self) -> bool:
         return self.root is not None
 
-    def run(self, spec: StageSpec, build: Callable[[Path], Any], link: str | None = None) -> Path:
+    def output(self, spec: StageInputs, link: str | None = None) -> Path:
+        """Where `spec`'s output is (or will be) once built: the cache entry, or the run dir's stage dir."""
+        if not self.enabled:
+            return self.run_dir / (link or spec.name)
+        return self.root / spec.name / spec.key
+
+    def run(self, spec: StageInputs, build: Callable[[Path], Any], link: str | None = None) -> Path:
         """The output directory of `spec`: reused when published, else built by `build(work_dir)` (which may
         resume from what a killed build left in `work_dir`) and published. The run dir gets a link `link`
         (default: the stage name) to it, so a run's artifacts can be browsed in one place."""
@@ -88,7 +124,7 @@ class StageCache:
         self._link(final, self.run_dir / name)
         return final
 
-    def _build(self, spec: StageSpec, build: Callable[[Path], Any], final: Path, name: str) -> None:
+    def _build(self, spec: StageInputs, build: Callable[[Path], Any], final: Path, name: str) -> None:
         work = final.with_name(final.name + ".partial")
         if work.exists():
             log.info("stage %s: resuming the unfinished build in %s", spec.name, work)
@@ -97,8 +133,8 @@ class StageCache:
         start = time.time()
         build(work)
         self.built.add(spec.key)
-        atomic_write_json(work / PROVENANCE, {"stage": spec.name, "key": spec.key, "config": spec.config,
-                                              "inputs": list(spec.inputs), "built_by": str(self.run_dir),
+        atomic_write_json(work / PROVENANCE, {"stage": spec.name, "key": spec.key, "version": spec.VERSION,
+                                              "inputs": key_data(spec), "built_by": str(self.run_dir),
                                               "seconds": round(time.time() - start, 1), "finished": time.time()})
         os.replace(work, final)
 

@@ -13,12 +13,29 @@ import secrets
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Iterator, Literal
 
-from skillexp.config import LoggerConfig
 from skillexp.utils.io import atomic_write_text
+from skillexp.utils.schema import POSITIVE
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoggerConfig:
+    """What a `logger=` config says: where metrics go besides metrics.jsonl (W&B, offline by default)."""
+
+    backend: Literal["wandb", "none"] = "wandb"
+    # offline by default: online W&B without network blocks for init_timeout (90 s) before failing
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "skillexp"
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    job_type: str = "study"
+    init_timeout_s: Annotated[float, POSITIVE] = 60.0
 
 
 class Tracker:

@@ -32,7 +32,7 @@ def _message(overrides: list[str]) -> str:
     (["model.temprature=0.5"], "Unknown config key 'model.temprature'. Did you mean 'eval.sampling.temperature'"),
     (["+model.temprature=0.5"], "Unknown config key 'model.temprature'. Did you mean 'eval.sampling.temperature'"),
     (["method.sft.max_stps=3"], "Did you mean 'method.sft.max_steps'?"),
-    (["trainer.lr=abc"], "trainer.lr must be a number, got 'abc'"),
+    (["method.sft.optim.lr=abc"], "method.sft.optim.lr must be a number, got 'abc'"),
     (["task.num_numbrs=3"], "Unknown task parameter 'task.num_numbrs'. Did you mean 'num_numbers'?"),
     (["task.lenient=true"], "'task.lenient' is not set by the task's config file: add it with '+task.lenient=...'"),
     (["model=gpt5"], "model=gpt5 is not an option of 'model'; choose one of: hf, "),

@@ -57,10 +57,10 @@ def test_every_numeric_setting_has_a_range() -> None:
 
 @pytest.mark.parametrize(("overrides", "expected"), [
     (["method=sft", "method.sft.max_steps=-5"], "method.sft.max_steps=-5 is out of range: it must be >= 1."),
-    (["trainer.lr=-1e-3"], "trainer.lr=-0.001 is out of range: it must be > 0."),
-    (["rl=grpo", "rl.lr=-1"], "rl.lr=-1.0 is out of range: it must be > 0."),
+    (["method.sft.optim.lr=-1e-3"], "method.sft.optim.lr=-0.001 is out of range: it must be > 0."),
+    (["rl=grpo", "rl.optim.lr=-1"], "rl.optim.lr=-1.0 is out of range: it must be > 0."),
     (["eval.sampling.max_tokens=0"], "eval.sampling.max_tokens=0 is out of range: it must be >= 1."),
-    (["trainer.betas=[0.9,1.5]"], "trainer.betas[1]=1.5 is out of range: it must be in [0, 1)."),
+    (["rl.optim.betas=[0.9,1.5]"], "rl.optim.betas[1]=1.5 is out of range: it must be in [0, 1)."),
     (["rl=grpo", "rl.group_size=1"], "rl.group_size=1 is out of range: it must be >= 2."),
     (["eval.sampling.top_p=0"], "eval.sampling.top_p=0.0 is out of range: it must be in (0, 1]."),
     (["method=stat_sel", "method.stat.max_accuracy=1.5"], "method.stat.max_accuracy=1.5 is out of range"),

@@ -1,11 +1,12 @@
-"""Every command the README and docs/ show, run as a user would: as written, from a fresh temporary directory,
-with only overrides that shrink budgets appended (the tiny model, fewer items, steps and tokens), no `hydra.*`
-overrides and none of the SKILLEXP_* variables. A command that needs a GPU, a cluster, a hub or an API key is
-checked as far as it can go here (its composed config validated; the Slurm job script a fake `sbatch` receives),
-and its entry below says so.
+"""Every command the README, docs/ and benchmarks/README.md show, run as a user would: as written, from a fresh
+temporary directory, with only overrides that shrink budgets appended (the tiny model, fewer items, steps and
+tokens), no `hydra.*` overrides and none of the SKILLEXP_* variables. A command that needs a GPU, a cluster, a hub or
+an API key is checked as far as it can go here (its composed config validated; the Slurm job script a fake `sbatch`
+receives), and its entry below says so.
 
 A documented command without an entry in CHECKS fails `test_every_documented_command_is_checked`: a command
-added to the docs is tested from the day it is added.
+added to the docs is tested from the day it is added. Every relative link of these pages must reach a file (and a
+heading, when it names one): `test_every_relative_link_resolves`.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from omegaconf import OmegaConf
 from tests.test_slurm import _fake_bin
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "benchmarks" / "README.md"]
 BIN = Path(sys.executable).parent
 
 # budgets only: the tiny model and few items / steps / tokens; nothing that changes what a command does
@@ -209,6 +210,56 @@ def test_every_documented_command_is_checked() -> None:
     assert not unchecked, f"documented commands without an entry in CHECKS (add one): {unchecked}"
     stale = sorted(set(CHECKS) - set(documented))
     assert not stale, f"CHECKS entries no longer in the docs (remove them): {stale}"
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, code and link marks dropped, punctuation other than
+    `-` and `_` removed, spaces turned into `-`; a repeated heading gets `-1`, `-2`, ..."""
+    anchors: set[str] = set()
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # a `# comment` in a code block is no heading
+    for heading in re.findall(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", prose, re.M):
+        heading = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.replace("`", ""))
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{slug}-{n}"
+        anchors.add(anchor)
+    return anchors
+
+
+def broken_links(page: Path) -> list[str]:
+    """Each relative link of a Markdown page (outside code) whose file, or heading anchor, does not exist."""
+    text = page.read_text()
+    prose = re.sub(r"`[^`]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+    targets = re.findall(r"\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)", prose)
+    targets += re.findall(r"^\[[^\]]+\]:\s*<?([^\s>]+)", prose, re.M)
+    broken = []
+    for target in targets:
+        if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I):  # https:, mailto:: not a file of this checkout
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{target} (no file {file})")
+        elif anchor and (file.suffix != ".md" or anchor not in heading_anchors(file.read_text())):
+            broken.append(f"{target} (no heading #{anchor} in {file.name})")
+    return broken
+
+
+def test_every_relative_link_resolves() -> None:
+    broken = {str(page.relative_to(ROOT)): links for page in DOCS if (links := broken_links(page))}
+    assert not broken, f"relative links to no file or no heading: {broken}"
+
+
+def test_link_check_finds_broken_links(tmp_path: Path) -> None:
+    """The link check itself: a missing file and a missing heading are found; code, URLs and good links are not."""
+    (tmp_path / "other.md").write_text("# Other page\n\n## The `stage` cache (`paths=`)\n")
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\n## Sweeps\n\n[ok](other.md), [ok](other.md#the-stage-cache-paths), [ok](#sweeps), "
+                    "[web](https://example.org/x.md), `[code](gone.md)`,\n[gone](gone.md), [bad](other.md#nowhere), "
+                    "[self](#nowhere-here)\n\n```bash\necho [x](gone2.md)\n```\n")
+    assert [b.split(" ")[0] for b in broken_links(page)] == ["gone.md", "other.md#nowhere", "#nowhere-here"]
 
 
 def user_env(**extra: str) -> dict[str, str]:

@@ -2,12 +2,15 @@
 concurrent processes; a killed build resumes; reuse across runs through the real CLI."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import multiprocessing as mp
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -15,8 +18,9 @@ from skillexp.config import load_run_config
 from skillexp.generation.base import SamplingParams
 from skillexp.generation.cached import CachedGenerator
 from skillexp.generation.config import GenerationConfig
-from skillexp.pipeline import stage_specs
-from skillexp.stage_cache import StageCache, StageSpec, entries
+from skillexp.pipeline import stage_inputs
+from skillexp.stage_cache import Artifact, StageCache, StageInputs, entries
+from skillexp.utils.schema import keyed
 from tests.conftest import TINY
 from tests.test_configs import _compose
 from tests.test_main import ROOT, run_cli
@@ -24,25 +28,98 @@ from tests.test_main import ROOT, run_cli
 BASE = ["experiment=smoke", "rl=grpo_cpu"]
 
 
-def _keys(overrides: list[str]) -> dict[str, str]:
-    return {name: spec.key for name, spec in stage_specs(load_run_config(_compose([*BASE, *overrides]))).items()}
+@dataclasses.dataclass(frozen=True)
+class Demo(StageInputs):
+    STAGE: ClassVar[str] = "demo"
+    VERSION: ClassVar[int] = 1
+    a: int = 0
+
+
+def _keys(overrides: list[str], base: list[str] = BASE) -> dict[str, str]:
+    run = load_run_config(_compose([*base, *overrides]))
+    return {name: spec.key for name, spec in stage_inputs(run, StageCache(None, Path("run")), Path("base")).items()}
+
+
+def _changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
+    return {n for n in before if before[n] != after[n]}
 
 
 def test_keys_change_only_downstream_of_what_changed() -> None:
     base = _keys([])
     assert set(base) == {"sft_data", "sft", "pre_rl", "rl", "eval"}
     assert base["pre_rl"] != base["eval"]  # different models are evaluated
-    eval_changed = _keys(["eval.k=3"])
-    assert {n for n in base if base[n] != eval_changed[n]} == {"pre_rl", "eval"}
-    sft_changed = _keys(["method.sft.max_steps=7"])
-    assert {n for n in base if base[n] != sft_changed[n]} == {"sft", "pre_rl", "rl", "eval"}
-    rl_changed = _keys(["rl.lr=3e-5"])
-    assert {n for n in base if base[n] != rl_changed[n]} == {"rl", "eval"}
-    seed_changed = _keys(["seed=1"])
-    assert all(base[n] != seed_changed[n] for n in base)
-    # how a run logs, checkpoints or names itself does not change what it computes
-    assert _keys(["logger=none", "trainer.save_every_steps=3", "eval.score_workers=0", "run_name=x",
-                  "generation.show_progress=false", "rl.sample_table_every_steps=2"]) == base
+    assert _changed(base, _keys(["eval.k=3"])) == {"pre_rl", "rl", "eval"}  # GRPO validates on the suite
+    assert _changed(base, _keys(["method.sft.max_steps=7"])) == {"sft", "pre_rl", "rl", "eval"}
+    assert _changed(base, _keys(["rl.optim.lr=3e-5"])) == {"rl", "eval"}
+    assert _changed(base, _keys(["seed=1"])) == set(base)
+    # how a run logs, checkpoints, scores or names itself does not change what it computes
+    assert _keys(["logger=none", "trainer.save_every_steps=3", "scoring.workers=0", "scoring.timeout_s=5",
+                  "run_name=x", "generation.show_progress=false", "rl.sample_table_every_steps=2",
+                  "eval.log_samples=1"]) == base
+
+
+def test_stat_syn_data_follows_the_eval_suite_it_is_filtered_against() -> None:
+    """STAT-Syn drops proposed questions that are in the eval suite, so its data depends on the suite: a changed
+    suite rebuilds it (and what follows), while STAT-Sel's data, which does not read the suite, is reused."""
+    suite = ["eval.variants.countdown_3.num_numbers=4"]
+    for method, rebuilt in (("stat_syn", {"sft_data", "sft", "pre_rl", "rl", "eval"}),
+                            ("stat_sel", {"pre_rl", "rl", "eval"})):  # rl: GRPO validates on the suite
+        base = [*BASE, f"method={method}", "teacher=oracle"]
+        assert _changed(_keys([], base), _keys(suite, base)) == rebuilt, method
+
+
+def test_grpo_follows_the_suite_it_validates_on() -> None:
+    """GRPO's validation samples the eval suite's val split: with validation on, a changed suite rebuilds the rl
+    stage; with it off, the rl stage does not read the suite and is reused."""
+    assert _changed(_keys([]), _keys(["eval.k=3"])) == {"pre_rl", "rl", "eval"}  # rl=grpo_cpu validates
+    off = [*BASE, "rl.val_every_steps=0"]
+    assert _changed(_keys([], off), _keys(["eval.k=3"], off)) == {"pre_rl", "eval"}
+
+
+def _leaves(value: object, path: tuple = ()) -> list[tuple]:
+    """Every settable leaf of a record: (path of field names, value); dataclasses are walked, the rest are leaves."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, Artifact):
+        return [leaf for f in dataclasses.fields(value) for leaf in _leaves(getattr(value, f.name), (*path, f.name))]
+    return [(path, value)]
+
+
+def _replace(record: StageInputs, path: tuple, new: object) -> StageInputs:
+    """A copy of `record` with the field at `path` set to `new` (no validation: only the key is looked at)."""
+    out = copy.deepcopy(record)
+    owner = out
+    for name in path[:-1]:
+        owner = getattr(owner, name)
+    object.__setattr__(owner, path[-1], new)
+    return out
+
+
+def _unkeyed(record: object, path: tuple) -> bool:
+    owner = record
+    for name in path[:-1]:
+        owner = getattr(owner, name)
+    return not keyed(type(owner), path[-1])
+
+
+@pytest.mark.parametrize("method", ["sft", "skillfactory", "stat_syn"])
+def test_every_field_of_every_record_changes_its_key(method: str) -> None:
+    """The key is the record: changing any setting a stage reads (or the key of an artifact it consumes) changes
+    the stage's key; changing a setting marked UNKEYED (logging, cadence, labels) or an artifact's path does not."""
+    run = load_run_config(_compose([*BASE, f"method={method}", "teacher=oracle"]))
+    records = stage_inputs(run, StageCache(None, Path("run")), Path("base"))
+    checked = 0
+    for name, record in records.items():
+        for path, value in _leaves(record):
+            if isinstance(value, Artifact):
+                assert _replace(record, path, Artifact("other", value.path)).key != record.key, (name, path)
+                assert _replace(record, path, Artifact(value.key, "/elsewhere")).key == record.key, (name, path)
+                continue
+            changed = _replace(record, path, ["<changed>", value]).key
+            if _unkeyed(record, path):
+                assert changed == record.key, (name, path)
+            else:
+                assert changed != record.key, (name, path)
+            checked += 1
+    assert checked > 100
 
 
 def test_an_sft_run_and_a_pre_rl_eval_of_the_same_model_share_the_eval() -> None:
@@ -58,7 +135,7 @@ def _slow_build(root: str, run_dir: str, log: str) -> None:
         time.sleep(1.0)
         (out / "result.txt").write_text("42")
 
-    StageCache(Path(root), Path(run_dir)).run(StageSpec("demo", {"a": 1}), build)
+    StageCache(Path(root), Path(run_dir)).run(Demo(a=1), build)
 
 
 def test_concurrent_runs_build_a_shared_stage_once(tmp_path: Path) -> None:
@@ -77,11 +154,11 @@ def test_concurrent_runs_build_a_shared_stage_once(tmp_path: Path) -> None:
     [entry] = entries(tmp_path / "cache")
     assert entry["finished"] and entry["stage"] == "demo"
     meta = json.loads((Path(entry["path"]) / "stage.json").read_text())
-    assert meta["config"] == {"a": 1} and meta["built_by"].endswith(("run0", "run1", "run2"))
+    assert meta["inputs"] == {"a": 1} and meta["built_by"].endswith(("run0", "run1", "run2"))
 
 
 def test_a_failed_build_is_not_published_and_the_next_run_resumes_it(tmp_path: Path) -> None:
-    cache, spec = StageCache(tmp_path / "cache", tmp_path / "run"), StageSpec("demo", {"a": 2})
+    cache, spec = StageCache(tmp_path / "cache", tmp_path / "run"), Demo(a=2)
 
     def crash(out: Path) -> None:
         (out / "checkpoint").write_text("step 5")
@@ -98,7 +175,7 @@ def test_a_failed_build_is_not_published_and_the_next_run_resumes_it(tmp_path: P
 
 
 def test_without_a_cache_stages_live_in_the_run_dir(tmp_path: Path) -> None:
-    out = StageCache(None, tmp_path).run(StageSpec("demo", {}), lambda work: work.mkdir(parents=True), "pre_rl")
+    out = StageCache(None, tmp_path).run(Demo(), lambda work: work.mkdir(parents=True), "pre_rl")
     assert out == tmp_path / "pre_rl" and out.is_dir() and not out.is_symlink()
 
 

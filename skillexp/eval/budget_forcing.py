@@ -1,18 +1,20 @@
 """Budget forcing (SkillFactory §6, after s1): when a completion stops before its token budget, re-open its
-reasoning with a trigger (a `<sample>` tag before the closing `</think>`) and let the model continue up to a larger
-total budget, so that a model which learned to retry can use more test-time compute."""
+reasoning with a trigger (by default `trace_format.BUDGET_TRIGGER`, the tag that opens an attempt, put where the
+reasoning closed) and let the model continue up to a larger total budget, so that a model which learned to retry
+can use more test-time compute."""
 from __future__ import annotations
 
 from dataclasses import replace
 
 from skillexp.generation.base import Completion, Generator, SamplingParams
+from skillexp.methods.skillfactory.trace_format import THINK_CLOSE
 
 BUCKET = 32  # continuations are batched by remaining budget, rounded down to this many tokens
 
 
 def reopen(text: str, trigger: str) -> str:
-    """The completion cut before its last `</think>` (or kept whole), with the trigger appended."""
-    cut = text.rfind("</think>")
+    """The completion cut before its last reasoning close tag (or kept whole), with the trigger appended."""
+    cut = text.rfind(THINK_CLOSE)
     head = text[:cut] if cut >= 0 else text
     return f"{head.rstrip()}\n{trigger}\n"
 
@@ -35,7 +37,8 @@ def force_budget(gen: Generator, prompts: list[list[int]], completions: list[lis
             if room > 0:
                 buckets.setdefault(room, []).append(key)
         for room, keys in buckets.items():
-            conts = gen.generate([prompts[i] + head_ids[(i, j)] for i, j in keys], replace(params, n=1, max_tokens=room))
+            conts = gen.generate([prompts[i] + head_ids[(i, j)] for i, j in keys],
+                                 replace(params, n=1, max_tokens=room))
             for (i, j), (cont,) in zip(keys, conts):
                 out[i][j] = Completion(text=heads[(i, j)] + cont.text, token_ids=head_ids[(i, j)] + cont.token_ids,
                                        finish_reason=cont.finish_reason)

@@ -2,37 +2,16 @@
 reflects, and how right its own verdicts are (precision/recall/F1 of `Correct` and `Incorrect` against the truth
 of the attempt each verdict follows).
 
-Model output is untrusted: only the last MAX_CHARS characters are scanned and at most MAX_BLOCKS blocks counted.
+Model output is untrusted: the block scan (`trace_format.blocks`) reads only the end of a completion and stops
+after a fixed number of blocks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skillexp.methods.skillfactory.reflect import parse_verdict
+from skillexp.methods.skillfactory.trace_format import ANSWER_OPEN, SAMPLE, blocks, parse_verdict
 from skillexp.tasks.answer import last_tag
 from skillexp.tasks.base import Item, Task
-
-MAX_CHARS = 50_000
-MAX_BLOCKS = 64
-
-
-def blocks(text: str) -> list[tuple[str, str]]:
-    """(kind, body) of the `<sample>`/`<reflect>` blocks in order; one linear scan (a lazy regex would be
-    quadratic on thousands of unclosed tags)."""
-    out: list[tuple[str, str]] = []
-    pos = 0
-    while len(out) < MAX_BLOCKS:
-        starts = [(i, k) for k in ("sample", "reflect") if (i := text.find(f"<{k}>", pos)) >= 0]
-        if not starts:
-            break
-        start, kind = min(starts)
-        body_start = start + len(kind) + 2
-        end = text.find(f"</{kind}>", body_start)
-        if end < 0:
-            break
-        out.append((kind, text[body_start:end]))
-        pos = end + len(kind) + 3
-    return out
 
 
 @dataclass
@@ -45,13 +24,13 @@ class SkillUse:
                                                                          for t in (True, False)})
 
     def add(self, task: Task, item: Item, completion: str) -> None:
-        found = blocks(completion[-MAX_CHARS:])
+        found = blocks(completion)
         self.completions += 1
-        samples = sum(kind == "sample" for kind, _ in found)
-        self.answers += samples if samples else completion.count("<answer>")
+        samples = sum(kind == SAMPLE for kind, _ in found)
+        self.answers += samples if samples else completion.count(ANSWER_OPEN)
         truth = None
         for kind, body in found:
-            if kind == "sample":
+            if kind == SAMPLE:
                 answer = last_tag(body)
                 truth = answer is not None and task.check(item, answer)
             else:

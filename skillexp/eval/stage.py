@@ -5,18 +5,21 @@ processes (math-verify needs a main thread, and model output gets a wall-clock b
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from skillexp.config import RunConfig, task_spec
+from skillexp.eval.config import EvalConfig, EvalInputs
 from skillexp.eval.budget_forcing import force_budget
 from skillexp.eval.metrics import variant_metrics
 from skillexp.eval.skill_use import SkillUse
 from skillexp.generation.base import Completion, Generator, render_chat
-from skillexp.tasks import build_task
+from skillexp.generation.shared import SharedEngine
+from skillexp.runtime import Runtime
+from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item, Task
-from skillexp.tasks.scoring import ScorePool
+from skillexp.tasks.scoring import ScoringConfig
 from skillexp.tracking import Tracker
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
 
@@ -30,16 +33,16 @@ class _Variant:
     start: int  # offset of this variant's prompts in the combined batch
 
 
-def _build_variants(run: RunConfig) -> dict[str, _Variant]:
+def _build_variants(suite: EvalConfig) -> dict[str, _Variant]:
     variants, start = {}, 0
-    for name, spec in run.eval.variants.items():
+    for name, spec in suite.variants.items():
         kind, params = task_spec(spec, f"eval.variants.{name}")
         task = build_task(kind, params, name=name, path=f"eval.variants.{name}")
-        items = task.items(run.eval.split)
-        if run.eval.num_items is not None:
-            items = items[: run.eval.num_items]
+        items = task.items(suite.split)
+        if suite.num_items is not None:
+            items = items[: suite.num_items]
         if not items:
-            raise ValueError(f"eval variant {name!r} has no items in split {run.eval.split!r}.")
+            raise ValueError(f"eval variant {name!r} has no items in split {suite.split!r}.")
         variants[name] = _Variant(task, items, start)
         start += len(items)
     return variants
@@ -58,16 +61,26 @@ def _rows(name: str, items: list[Item], comps: list[list[Completion]], scores: l
     return rows
 
 
-def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Tracker,
-             prefix: str = "", step: int | None = None) -> dict[str, float]:
-    """Evaluate the suite with `generator`; returns {"<prefix><variant>/<metric>": value}. Writes generations
-    JSONL and the metrics (without the prefix) into `out_dir`."""
-    ev = run.eval
-    variants = _build_variants(run)
+def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime, engine: SharedEngine,
+               prefix: str = "") -> dict[str, float]:
+    """The eval stage: the suite on `inputs.model_dir`, sampled by `engine` (kept if a killed run already
+    finished it in `out_dir`)."""
+    if (out_dir / "eval_metrics.json").exists():
+        log.info("eval already done in %s; reusing it", out_dir)
+        return {f"{prefix}{k}": v for k, v in json.loads((out_dir / "eval_metrics.json").read_text()).items()}
+    return run_eval(inputs.suite, inputs.seed, engine.load(Path(inputs.model_dir.path)), out_dir, rt.tracker,
+                    rt.scoring, prefix=prefix)
+
+
+def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tracker: Tracker,
+             scoring: ScoringConfig, prefix: str = "", step: int | None = None) -> dict[str, float]:
+    """Evaluate the suite `ev` with `generator`; returns {"<prefix><variant>/<metric>": value}. Writes
+    generations JSONL and the metrics (without the prefix) into `out_dir`."""
+    variants = _build_variants(ev)
     conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
     prompts = render_chat(generator.tokenizer, conversations)
     s = ev.sampling
-    params = s.params(ev.k, run.seed)
+    params = s.params(ev.k, seed)
     sampled = generator.generate(prompts, params)
     if ev.budget_forcing.enabled:
         bf = ev.budget_forcing
@@ -75,11 +88,11 @@ def run_eval(run: RunConfig, generator: Generator, out_dir: Path, tracker: Track
         sampled = force_budget(generator, prompts, sampled, params, bf.trigger, bf.max_total_tokens, bf.rounds)
     greedy = None
     if ev.greedy:
-        greedy = generator.generate(prompts, s.params(1, run.seed, temperature=0.0))
+        greedy = generator.generate(prompts, s.params(1, seed, temperature=0.0))
 
     summary: dict[str, float] = {}
     table = []
-    with ScorePool(workers=ev.score_workers, timeout_s=ev.score_timeout_s) as pool:
+    with scoring.pool() as pool:
         for i, (name, v) in enumerate(variants.items(), 1):
             sl = slice(v.start, v.start + len(v.items))
             comps = sampled[sl]

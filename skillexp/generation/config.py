@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 from skillexp.generation.base import SamplingParams
-from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, Range
+from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNKEYED, Range
 
 
 @dataclass
@@ -40,4 +40,4 @@ class GenerationConfig:
     enforce_eager: bool = True  # no CUDA graphs / torch.compile: faster start, fine for small runs
     # sets VLLM_CPU_KVCACHE_SPACE (GiB, allocated up front) on CPU-only machines
     cpu_kv_cache_gib: Annotated[int, AT_LEAST_1] = 2
-    show_progress: bool = True  # tqdm bars over generate() calls (both backends)
+    show_progress: Annotated[bool, UNKEYED] = True  # tqdm bars over generate() calls (both backends)

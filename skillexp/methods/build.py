@@ -4,43 +4,42 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from skillexp.config import RunConfig, task_spec
+from skillexp.methods.config import SFTDataInputs
 from skillexp.methods.reference import reference_rows
 from skillexp.methods.sampling import base_generator, sample
 from skillexp.methods.star import star_rows
-from skillexp.tasks import build_task
-from skillexp.tasks.scoring import ScorePool
-from skillexp.tracking import Tracker
+from skillexp.runtime import Runtime
+from skillexp.tasks import build_task, task_spec
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
 
 log = logging.getLogger(__name__)
+SFT_DATA = "sft_data.jsonl"  # the stage's dataset, in its output dir
 
 
-def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker) -> Path:
-    """Write `out_dir/sft_data.jsonl` ({"messages": [...], provenance...} per row), or reuse it if present."""
-    path = out_dir / "sft_data.jsonl"
+def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> Path:
+    """The sft_data stage: write `out_dir/sft_data.jsonl` ({"messages": [...], provenance...} per row) and its
+    statistics, or reuse the file if a killed run finished it."""
+    path = out_dir / SFT_DATA
     if path.exists():
         log.info("SFT data already built: %s", path)
         return path
-    m = run.method
-    kind, params = task_spec(run.task, "task")
+    m = inputs
+    kind, params = task_spec(inputs.task, "task")
     task = build_task(kind, params)
     items = task.items("train")[: m.num_questions]
-    if m.name == "sft":
+    if m.method == "sft":
         rows, stats = reference_rows(task, items), {}
-    elif m.name in ("stat_sel", "stat_syn"):
+    elif m.method in ("stat_sel", "stat_syn"):
         from skillexp.methods.stat.build import build_stat
-        from skillexp.teachers import build_teacher
 
-        rows, stats = build_stat(run, task, items, model_dir, out_dir, tracker,
-                                 lambda: build_teacher(run.teacher, run, task))
+        rows, stats = build_stat(inputs, task, items, out_dir, rt)
     else:
-        gen = base_generator(run, model_dir)
+        gen = base_generator(inputs, rt)
         try:
-            with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
-                if m.name == "star":
+            with rt.scoring.pool() as pool:
+                if m.method == "star":
                     comps = sample(gen, [task.messages(it) for it in items], m.samples_per_question, m.sampling,
-                                   run.seed)
+                                   m.seed)
                     flat = pool.score(task, [it for it, cs in zip(items, comps) for _ in cs],
                                       [c.text for cs in comps for c in cs])
                     k = m.samples_per_question
@@ -49,20 +48,20 @@ def build_sft_data(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Trac
                 else:
                     from skillexp.methods.skillfactory.build import build_skillfactory
 
-                    rows, stats = build_skillfactory(task, items, gen, pool, m, run.seed)
+                    rows, stats = build_skillfactory(task, items, gen, pool, m, m.seed)
         finally:
             gen.close()
     if not rows and m.if_empty == "error":
-        raise RuntimeError(f"method={m.name} produced no SFT rows from {len(items)} questions (stats: {stats}). "
+        raise RuntimeError(f"method={m.method} produced no SFT rows from {len(items)} questions (stats: {stats}). "
                            "Read the rates: no correct samples means an easier task or more samples; no kept reflections "
                            "means a model that writes verdict tags, or a lenient task (+task.lenient=true). "
                            "method.if_empty=base skips SFT instead and goes on from the base model.")
     if not rows:
         log.warning("method=%s produced no SFT rows from %d questions (%s); method.if_empty=base: SFT is skipped",
-                    m.name, len(items), stats)
-    stats = {**stats, f"{m.name}/rows": float(len(rows)), f"{m.name}/questions": float(len(items))}
+                    m.method, len(items), stats)
+    stats = {**stats, f"{m.method}/rows": float(len(rows)), f"{m.method}/questions": float(len(items))}
     atomic_write_jsonl(path, rows)
     atomic_write_json(out_dir / "sft_data_stats.json", stats)
-    tracker.log(stats)
-    log.info("method=%s: %d SFT rows from %d questions -> %s", m.name, len(rows), len(items), path)
+    rt.tracker.log(stats)
+    log.info("method=%s: %d SFT rows from %d questions -> %s", m.method, len(rows), len(items), path)
     return path

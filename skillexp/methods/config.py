@@ -1,10 +1,14 @@
-"""What a `method=` config says: how the SFT dataset is built, and the SFT stage's data and schedule."""
+"""What a `method=` config says: how the SFT dataset is built, and the SFT stage's data, schedule and optimiser;
+and the sft_data stage's inputs record."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from skillexp.generation.config import SamplingConfig
+from skillexp.generation.config import GenerationConfig, SamplingConfig
+from skillexp.models.config import ModelConfig
+from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.teachers.config import TeacherConfig
 from skillexp.training.config import SFTConfig
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE
 
@@ -103,3 +107,37 @@ class MethodConfig:
                 and self.samples_per_question < self.stat.consistency_min_agree):
             raise ValueError(f"method.stat.difficulty=consistency needs samples_per_question >= "
                              f"consistency_min_agree={self.stat.consistency_min_agree} (paper: 5 samples).")
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Task variants whose questions synthetic training data must not contain (the eval suite's, on its split)."""
+
+    variants: dict[str, dict[str, Any]]
+    split: str
+
+
+@dataclass(frozen=True)
+class SFTDataInputs(StageInputs):
+    """The sft_data stage: `method` builds SFT rows from `num_questions` train questions of `task`, sampling the
+    base model where it samples. Only the chosen method's block is set (`skillfactory`, or `stat` with its teacher,
+    the catalogue's contents and, for stat_syn, the held-out questions)."""
+
+    STAGE: ClassVar[str] = "sft_data"
+    VERSION: ClassVar[int] = 2
+
+    method: str
+    base: Artifact
+    model: ModelConfig
+    task: dict[str, Any]
+    num_questions: int | None
+    samples_per_question: int
+    sampling: SamplingConfig
+    if_empty: str
+    generation: GenerationConfig
+    seed: int
+    skillfactory: SkillFactoryConfig | None = None
+    stat: StatConfig | None = None
+    teacher: TeacherConfig | None = None
+    catalogue: dict[str, list[str]] | None = None  # STAT's skill catalogue as read at start-up: {subject: [skill]}
+    held_out: HeldOut | None = None  # stat_syn

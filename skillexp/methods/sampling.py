@@ -5,30 +5,31 @@ a sweep that draw the same samples (SkillFactory and its ablations, STAT-Sel and
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
-from skillexp.config import RunConfig
 from skillexp.generation import build_generator
 from skillexp.generation.base import Completion, Generator, render_chat
 from skillexp.generation.cached import CachedGenerator
 from skillexp.generation.config import SamplingConfig
+from skillexp.methods.config import SFTDataInputs
 from skillexp.models import load_tokenizer
-from skillexp.stage_cache import digest
+from skillexp.runtime import Runtime
+from skillexp.stage_cache import digest, key_data
 
 
-def base_generator(run: RunConfig, model_dir: Path) -> Generator:
-    """The base model's generator, behind the shared sample cache when the stage cache is on (the engine starts
-    only when a prompt is not in it)."""
+def base_generator(inputs: SFTDataInputs, rt: Runtime) -> Generator:
+    """The base model's generator, behind the shared sample cache when there is one (the engine starts only when
+    a prompt is not in it)."""
+    model_dir = Path(inputs.base.path)
+
     def start() -> Generator:
-        return build_generator(model_dir, run.model, run.generation, seed=run.seed)
+        return build_generator(model_dir, inputs.model, inputs.generation, seed=inputs.seed)
 
-    if not run.paths.stage_cache_dir:
+    if rt.sample_cache is None:
         return start()
-    identity = {"model": asdict(run.model),
-                "generation": {k: v for k, v in asdict(run.generation).items() if k != "show_progress"}}
-    path = Path(run.paths.stage_cache_dir) / "samples" / f"{run.model.name}-{digest(identity)}.sqlite"
-    return CachedGenerator(start, load_tokenizer(model_dir, run.model), path)
+    identity = {"model": key_data(inputs.model), "generation": key_data(inputs.generation)}
+    path = rt.sample_cache / f"{inputs.model.name}-{digest(identity)}.sqlite"
+    return CachedGenerator(start, load_tokenizer(model_dir, inputs.model), path)
 
 
 def sample(gen: Generator, conversations: list[list[dict]], n: int, s: SamplingConfig, seed: int,

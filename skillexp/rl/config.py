@@ -1,4 +1,4 @@
-"""What an `rl=` config says: GRPO's batch shape, rewards, advantage and loss variants, and its optimisation.
+"""What an `rl=` config says: GRPO's batch shape, rewards, advantage and loss variants, and its optimiser.
 
 Knobs are named for what they do; the preset files say which paper or framework each setting comes from. Batch
 sizes count prompts, as verl's do: one step samples `prompts_per_step` x `group_size` completions, then makes
@@ -7,10 +7,14 @@ sizes count prompts, as verl's do: one step samples `prompts_per_step` x `group_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from skillexp.generation.config import SamplingConfig
-from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, Range
+from skillexp.eval.config import EvalConfig
+from skillexp.generation.config import GenerationConfig, SamplingConfig
+from skillexp.models.config import ModelConfig
+from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.training.config import OptimConfig, TrainerConfig
+from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNKEYED, Range
 
 
 @dataclass
@@ -24,7 +28,7 @@ class RewardTerm:
 
 @dataclass
 class GRPOConfig:
-    name: str = "none"  # the preset; "none" skips the RL stage
+    name: Annotated[str, UNKEYED] = "none"  # the preset; "none" skips the RL stage
     steps: Annotated[int, AT_LEAST_1] = 150  # rollout batches (SkillFactory: 150)
     prompts_per_step: Annotated[int, AT_LEAST_1] = 256
     group_size: Annotated[int, Range(2)] = 16  # completions per prompt (>= 2: a group is its own baseline)
@@ -55,17 +59,16 @@ class GRPOConfig:
     # about G x fewer prompt tokens); applies when trainer.micro_batch_size is a multiple of group_size
     share_prompt: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
-    # optimisation for this stage (the trainer group keeps ZeRO, precision and batch geometry): verl's defaults
-    lr: Annotated[float, POSITIVE] = 1e-6
-    schedule: Literal["cosine", "constant"] = "constant"
-    warmup_ratio: Annotated[float, FRACTION] = 0.0
-    weight_decay: Annotated[float, NON_NEGATIVE] = 0.01
-    # operation
-    val_every_steps: Annotated[int, NON_NEGATIVE] = 25  # validation on the eval suite's val split; 0 = never
+    # this stage's optimiser (the engine is `trainer`): verl's GRPO defaults, a constant lr of 1e-6
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(
+        lr=1e-6, weight_decay=0.01, schedule="constant", warmup_ratio=0.0))
+    # validation on the eval suite's val split (it samples, so it is part of what the stage computes); 0 = never
+    val_every_steps: Annotated[int, NON_NEGATIVE] = 25
     val_num_items: Annotated[int | None, AT_LEAST_1] = 64  # per eval variant
     val_before_train: bool = True
-    sample_table_every_steps: Annotated[int, NON_NEGATIVE] = 5  # a W&B table of completions
-    save_every_steps: Annotated[int, AT_LEAST_1] = 25
+    # operation
+    sample_table_every_steps: Annotated[int, NON_NEGATIVE, UNKEYED] = 5  # a W&B table of completions
+    save_every_steps: Annotated[int, AT_LEAST_1, UNKEYED] = 25
 
     def __post_init__(self) -> None:
         if self.name == "none":
@@ -81,3 +84,21 @@ class GRPOConfig:
         if not 0 <= self.clip_low < 1 or self.clip_high < 0:
             raise ValueError(f"rl.clip_low must lie in [0, 1) and rl.clip_high be >= 0, got "
                              f"{self.clip_low}, {self.clip_high}.")
+
+
+@dataclass(frozen=True)
+class RLInputs(StageInputs):
+    """The rl stage: GRPO from `start` on the rl split of `task`, validated (when `rl.val_every_steps` > 0) on
+    `validation`: the eval suite's variants that have a val split, as GRPO samples them."""
+
+    STAGE: ClassVar[str] = "rl"
+    VERSION: ClassVar[int] = 2
+
+    start: Artifact
+    model: ModelConfig
+    task: dict[str, Any]
+    rl: GRPOConfig
+    trainer: TrainerConfig
+    generation: GenerationConfig
+    seed: int
+    validation: EvalConfig | None

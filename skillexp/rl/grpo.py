@@ -19,19 +19,18 @@ from pathlib import Path
 import torch
 
 from skillexp import preemption
-from skillexp.config import RunConfig, task_spec
 from skillexp.eval.stage import run_eval
 from skillexp.generation import Generator, build_generator
 from skillexp.generation.shared import SharedEngine
 from skillexp.models import load_tokenizer
 from skillexp.progress import Progress
 from skillexp.rl.algorithms import group_advantages, policy_loss, token_entropy, token_logprobs, zero_std_groups
-from skillexp.rl.config import GRPOConfig
+from skillexp.rl.config import GRPOConfig, RLInputs
 from skillexp.rl.rewards import Reward
 from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, rollout_tensors
-from skillexp.tasks import build_task
+from skillexp.runtime import Runtime
+from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.scoring import ScorePool
-from skillexp.tracking import Tracker
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, load_checkpoint,
                                       save_checkpoint)
 from skillexp.utils.io import atomic_write_json
@@ -98,28 +97,26 @@ def update_geometry(cfg: GRPOConfig, micro: int) -> int:
 class GRPO:
     """The stage's state: engine, optional frozen reference, sampler, reward and prompt stream."""
 
-    def __init__(self, run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker, pool: ScorePool,
+    def __init__(self, inputs: RLInputs, out_dir: Path, rt: Runtime, pool: ScorePool,
                  engine: SharedEngine | None = None):
         from transformers import AutoModelForCausalLM
 
-        self.run, self.cfg, self.out_dir, self.tracker = run, run.rl, out_dir, tracker
+        self.inputs, self.cfg, self.out_dir, self.rt, self.tracker = inputs, inputs.rl, out_dir, rt, rt.tracker
         out_dir.mkdir(parents=True, exist_ok=True)
-        cfg = self.cfg
-        kind, params = task_spec(run.task, "task")
+        cfg, seed, model_dir = self.cfg, inputs.seed, Path(inputs.start.path)
+        kind, params = task_spec(inputs.task, "task")
         self.task = build_task(kind, params)
-        self.tokenizer = load_tokenizer(model_dir, run.model)
-        self.gas = update_geometry(cfg, run.trainer.micro_batch_size)
-        self.share_prompt = cfg.share_prompt and run.trainer.micro_batch_size % cfg.group_size == 0
+        self.tokenizer = load_tokenizer(model_dir, inputs.model)
+        self.gas = update_geometry(cfg, inputs.trainer.micro_batch_size)
+        self.share_prompt = cfg.share_prompt and inputs.trainer.micro_batch_size % cfg.group_size == 0
         self.updates_per_step = cfg.prompts_per_step // cfg.mini_batch_prompts * cfg.epochs_per_batch
-        trainer = dataclasses.replace(run.trainer, lr=cfg.lr, schedule=cfg.schedule, warmup_ratio=cfg.warmup_ratio,
-                                      weight_decay=cfg.weight_decay, grad_accum=self.gas,
-                                      save_every_steps=cfg.save_every_steps)
+        trainer = dataclasses.replace(inputs.trainer, grad_accum=self.gas, save_every_steps=cfg.save_every_steps)
         if trainer.lora is not None:
             raise ValueError("rl=grpo does not support trainer.lora yet (the sampler needs merged weights).")
-        torch.manual_seed(run.seed)
+        torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-        self.trainer = trainer  # the run's trainer with GRPO's optimisation and checkpoint cadence
-        self.engine = build_engine(model, trainer, cfg.steps * self.updates_per_step)
+        self.trainer = trainer  # the run's engine with GRPO's accumulation and checkpoint cadence
+        self.engine = build_engine(model, trainer, cfg.optim, cfg.steps * self.updates_per_step)
         if torch.distributed.get_world_size() > 1:
             raise ValueError("rl=grpo runs on one process for now: set trainer.num_processes=1.")
         self.shared: SharedEngine | None = None  # an engine the pipeline lends (not closed here)
@@ -130,17 +127,17 @@ class GRPO:
             self.ref.requires_grad_(False)
         state = load_checkpoint(self.engine, out_dir / "checkpoints") or {"step": 0, "consumed": 0}
         self.step = state["step"]
-        self.stream = PromptStream(self.task.items("rl"), run.seed, state["consumed"])
-        if run.generation.backend == "hf":  # the policy samples itself: nothing to sync
+        self.stream = PromptStream(self.task.items("rl"), seed, state["consumed"])
+        if inputs.generation.backend == "hf":  # the policy samples itself: nothing to sync
             from skillexp.generation.hf import HFGenerator
 
             if engine is not None:  # the lent engine's own copy of the model would only hold memory
                 engine.close()
-            self.gen: Generator = HFGenerator(model_dir, run.model, run.generation, run.seed, model=self.engine.module)
+            self.gen: Generator = HFGenerator(model_dir, inputs.model, inputs.generation, seed, model=self.engine.module)
         else:
             self.shared = engine
             self.gen = engine.load(model_dir) if engine else build_generator(
-                model_dir, run.model, run.generation, seed=run.seed)
+                model_dir, inputs.model, inputs.generation, seed=seed)
             if self.step:
                 self.sync()
         self.reward = Reward(cfg.rewards, self.task, pool)
@@ -172,7 +169,7 @@ class GRPO:
             return token_logprobs(logits, targets), logits
 
     def _micro_batches(self, rows: list[int]) -> list[list[int]]:
-        micro = self.run.trainer.micro_batch_size
+        micro = self.inputs.trainer.micro_batch_size
         return [rows[i: i + micro] for i in range(0, len(rows), micro)]
 
     def _batch(self, ro: Rollouts, rows: list[int]) -> dict[str, torch.Tensor]:
@@ -206,7 +203,7 @@ class GRPO:
         old = None if on_policy else self._fixed_logprobs(ro, self.engine.module)
         ref = self._fixed_logprobs(ro, self.ref) if self.ref is not None else None
         norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
-        rng = random.Random(f"grpo-{self.run.seed}-{self.step}")
+        rng = random.Random(f"grpo-{self.inputs.seed}-{self.step}")
         sums: dict[str, float] = {}
         count, loss_total = 0, 0.0
         self.engine.train()
@@ -254,24 +251,25 @@ class GRPO:
         return out
 
     def _val_variants(self) -> dict[str, dict]:
-        """The eval suite's variants that have a val split (tiny ones, e.g. 1-digit multiplication, may not)."""
+        """The validation suite's variants that have a val split (tiny ones, e.g. 1-digit multiplication, may not)."""
+        suite = self.inputs.validation
+        if suite is None:
+            return {}
         out = {}
-        for name, spec in self.run.eval.variants.items():
+        for name, spec in suite.variants.items():
             kind, params = task_spec(spec, f"eval.variants.{name}")
             if build_task(kind, params, name=name).items("val"):
                 out[name] = spec
-        if not out and self.cfg.val_every_steps:
-            raise ValueError(f"no eval variant of eval={self.run.eval.name} has a val split for RL validation: set "
+        if not out:
+            raise ValueError(f"no eval variant of eval={suite.name} has a val split for RL validation: set "
                              "rl.val_every_steps=0 or give the tasks num_val > 0.")
         return out
 
     def validate(self) -> dict[str, float]:
-        ev = dataclasses.replace(self.run.eval, split="val", num_items=self.cfg.val_num_items, greedy=False,
-                                 variants=self.val_variants,
-                                 budget_forcing=dataclasses.replace(self.run.eval.budget_forcing, enabled=False))
-        run = dataclasses.replace(self.run, eval=ev)
-        return run_eval(run, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker, prefix="rl_val/",
-                        step=self.step)
+        assert self.inputs.validation is not None
+        suite = dataclasses.replace(self.inputs.validation, variants=self.val_variants)
+        return run_eval(suite, self.inputs.seed, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker,
+                        self.rt.scoring, prefix="rl_val/", step=self.step)
 
     def diagnostics(self, ro: Rollouts, rounds: int) -> dict[str, float]:
         rewards = torch.tensor(ro.rewards)
@@ -299,11 +297,11 @@ class GRPO:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
-                                     seed=self.run.seed * 1_000_003 + self.step)
+                                     seed=self.inputs.seed * 1_000_003 + self.step)
                 t1 = time.perf_counter()
                 metrics = self.train_step(ro)
                 t2 = time.perf_counter()
-                if self.run.generation.backend != "hf":
+                if self.inputs.generation.backend != "hf":
                     self.sync()
                 t3 = time.perf_counter()
                 self.step += 1
@@ -341,15 +339,14 @@ class GRPO:
             self.gen.close()
 
 
-def run_grpo(run: RunConfig, model_dir: Path, out_dir: Path, tracker: Tracker,
-             engine: SharedEngine | None = None) -> Path:
-    """GRPO from `model_dir`; returns `out_dir/model` (reused if a finished run left it there). Rollouts come
-    from `engine` when the pipeline lends one (vLLM), else from an engine of the stage's own."""
+def rl_stage(inputs: RLInputs, out_dir: Path, rt: Runtime, engine: SharedEngine | None = None) -> Path:
+    """The rl stage: GRPO from `inputs.start`; returns `out_dir/model` (reused if a finished run left it there).
+    Rollouts come from `engine` when the pipeline lends one (vLLM), else from an engine of the stage's own."""
     if (out_dir / "rl_metrics.json").exists() and (out_dir / "model").exists():
         log.info("GRPO already done in %s; reusing it", out_dir)
         return out_dir / "model"
-    with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
-        stage = GRPO(run, model_dir, out_dir, tracker, pool, engine)
+    with rt.scoring.pool() as pool:
+        stage = GRPO(inputs, out_dir, rt, pool, engine)
         try:
             return stage.run_loop()
         finally:

@@ -38,3 +38,12 @@ def build_task(task: str, params: Mapping[str, Any], name: str | None = None, pa
     cfg_cls, task_cls = TASKS[task]
     cfg = from_dict(cfg_cls, params, path)
     return task_cls(cfg, name or default_name(task, cfg))
+
+
+def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
+    """Split `{kind: countdown, num_numbers: 4}` into ("countdown", {num_numbers: 4})."""
+    params = dict(spec)
+    kind = params.pop("kind", None)
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}.kind is required: the task type, e.g. 'countdown', 'multiplication' or 'math'.")
+    return kind, params

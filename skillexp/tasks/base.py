@@ -6,13 +6,15 @@ Tasks are pure Python over strings: no torch, no generation, no training code ma
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
 
 from skillexp.tasks.answer import last_tag
 from skillexp.tasks.prompts import build_messages
 
 SPLITS = ("train", "rl", "val", "test")
+SKILL_CATALOGUES = Path(__file__).resolve().parents[1] / "data" / "skills"  # the catalogues that ship
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,14 @@ class Task(ABC):
     """A task variant, e.g. `countdown_4`, built from a validated config dataclass.
 
     Subclasses implement `_build_splits`, `check` and `reference_solution`; items are built lazily once and are
-    not pickled, so sending a task to scoring workers stays cheap.
+    not pickled, so sending a task to scoring workers stays cheap. The hooks `problem_key`, `with_gold`,
+    `read_question` and `checkable` (and `skill_catalogue`) tell data-building methods such as STAT what a task's
+    items mean, so those methods need not know any task by name; the defaults suit free-form questions.
     """
 
     answer_type: str = "answer"  # fills the prompts' {answer_type_str}
+    # the skill catalogue ({"subjects": {subject: [skill, ...]}}) STAT uses by default; None when none ships
+    skill_catalogue: ClassVar[Path | None] = None
 
     def __init__(self, name: str, lenient: bool = False):
         self.name = name  # the variant name used in metric keys ("countdown_4/mean@4")
@@ -93,6 +99,26 @@ class Task(ABC):
     @abstractmethod
     def reference_solution(self, item: Item) -> str:
         """A correct completion in this task's answer format (`method=sft` trains on these)."""
+
+    def problem_key(self, item: Item) -> str:
+        """Two items with the same key pose the same problem, so synthetic data can be kept clear of eval
+        questions and of its own repeats. Default: the question lower-cased, whitespace collapsed."""
+        return " ".join(item.question.lower().split())
+
+    def with_gold(self, item: Item, answer: str) -> Item | None:
+        """`item` with the extracted `answer` standing in as its gold answer, or None when `answer` cannot be one;
+        checking another answer against the result tells whether the two agree. Default: any answer can."""
+        return replace(item, answer=answer)
+
+    def read_question(self, item: Item) -> Item:
+        """A proposed question (free text, e.g. from an LLM teacher) with what `check` needs read back from its
+        wording into `meta`; unchanged when nothing can be read. Default: unchanged, the question alone suffices."""
+        return item
+
+    def checkable(self, item: Item) -> bool:
+        """Can `check` verify a solution of `item` on its own, rather than solutions being compared with each other
+        for agreement? Default: when `item` has a gold answer."""
+        return bool(item.answer)
 
 
 def partition(rows: list[Any], sizes: dict[str, int]) -> dict[str, list[Any]]:

@@ -12,16 +12,20 @@ Grading: the answer is the last `<answer>` span, an expression such as `(3 + 5) 
 The checker accepts any exact rational arithmetic (fractions along the way are fine) that reaches the target
 using a sub-multiset of the numbers: the paper's rule is "each number can be used at most once", so not every
 number has to appear. Evaluation is the bounded AST walk of `safe_arith`, never `eval`.
+
+For data-building methods (STAT) a question is its numbers and target: the same numbers in any order pose the same
+problem, any valid expression over them can stand in as the gold answer (its value becomes the target), and a
+question that states its numbers and target needs no gold answer to be checked.
 """
 from __future__ import annotations
 
 import operator
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
-from skillexp.tasks.base import Item, Task, partition
+from skillexp.tasks.base import SKILL_CATALOGUES, Item, Task, partition
 from skillexp.tasks.safe_arith import evaluate, uses_at_most_once
 from skillexp.utils.schema import NON_NEGATIVE, Range
 
@@ -72,10 +76,15 @@ def _wrap(expr: str) -> str:
 # classes with one quantifier each keep matching linear; the scanned tail is capped at 2,000 chars.
 _EQUATION = re.compile(r"[0-9(][0-9 ()+\-*/×÷]{0,200}(?:=[ ]{0,4}[0-9]{1,12})?")
 _OPERATOR = re.compile(r"[0-9)][ ]{0,4}[+\-*/×÷][ ]{0,4}[0-9(]")
+# A question in free text: "... the list [3, 7, 25], create an equation that equals 104". Bounded classes keep
+# matching linear; only the first MAX_QUESTION_CHARS of a question are read.
+_STATED_QUESTION = re.compile(r"\[([0-9][0-9 ,]{0,80})\][^\[\]]{0,200}?\bequals?(?: to)? ([0-9]{1,6})\b")
+MAX_QUESTION_CHARS = 2_000
 
 
 class CountdownTask(Task):
     answer_type = "equation"
+    skill_catalogue = SKILL_CATALOGUES / "countdown.json"
 
     def __init__(self, cfg: CountdownConfig, name: str):
         super().__init__(name, cfg.lenient)
@@ -128,3 +137,35 @@ class CountdownTask(Task):
 
     def reference_solution(self, item: Item) -> str:
         return f"<answer>{item.answer}</answer>"
+
+    @staticmethod
+    def _stated(item: Item) -> bool:
+        return {"numbers", "target"} <= set(item.meta)
+
+    def problem_key(self, item: Item) -> str:
+        """The numbers in any order and the target; the question's wording when `meta` lacks them."""
+        if self._stated(item):
+            return f"countdown:{sorted(item.meta['numbers'])}:{item.meta['target']}"
+        return super().problem_key(item)
+
+    def with_gold(self, item: Item, answer: str) -> Item | None:
+        """`item` with target the value of `answer`, or None when `answer` is no valid expression over the
+        question's numbers (or they are unknown)."""
+        value = evaluate(answer.partition("=")[0])
+        if value is None or "numbers" not in item.meta or not uses_at_most_once(value.numbers, item.meta["numbers"]):
+            return None
+        return replace(item, answer=answer, meta={**item.meta, "target": value.value})
+
+    def read_question(self, item: Item) -> Item:
+        """The numbers (2 to 8 of them) and target a question states in this task's wording read into `meta`."""
+        if self._stated(item):
+            return item
+        match = _STATED_QUESTION.search(item.question[:MAX_QUESTION_CHARS])
+        numbers = [int(n) for n in re.findall(r"[0-9]{1,6}", match[1])] if match else []
+        if not 2 <= len(numbers) <= 8:
+            return item
+        return replace(item, meta={**item.meta, "numbers": numbers, "target": int(match[2])})
+
+    def checkable(self, item: Item) -> bool:
+        """With a gold answer, or with the numbers and target (the target is the answer)."""
+        return super().checkable(item) or self._stated(item)

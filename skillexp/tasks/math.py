@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_tag
-from skillexp.tasks.base import SPLITS, Item, Task, partition
+from skillexp.tasks.base import SKILL_CATALOGUES, SPLITS, Item, Task, partition
 from skillexp.utils.schema import AT_LEAST_1, Range
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "math_small.jsonl"
@@ -150,6 +150,8 @@ def _parse_gold(answer: str, timeout_s: int) -> list:
 
 
 class MathTask(Task):
+    skill_catalogue = SKILL_CATALOGUES / "math.json"  # the paper's per-subject skill lists
+
     def __init__(self, cfg: MathConfig, name: str):
         super().__init__(name, cfg.lenient)
         self.cfg = cfg

@@ -22,13 +22,27 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 from skillexp.tasks.base import Item, Task
+from skillexp.utils.schema import NON_NEGATIVE, POSITIVE, UNKEYED
 
 log = logging.getLogger(__name__)
 FLUSH_S = 0.05
 STARTUP_TIMEOUT_S = 120.0
+
+
+@dataclass
+class ScoringConfig:
+    """`scoring.*`: the task checkers' worker processes, for every stage that scores (data building, GRPO, eval)."""
+
+    workers: Annotated[int, NON_NEGATIVE, UNKEYED] = 2  # processes scoring completions; 0 = in-process
+    # seconds a worker may go without progress (about one completion) before it is killed and the rest of its chunk
+    # scores 0 (counted as lost); a bound on hostile input, whose effect depends on the machine, not on the config
+    timeout_s: Annotated[float, POSITIVE, UNKEYED] = 60.0
+
+    def pool(self) -> ScorePool:
+        return ScorePool(workers=self.workers, timeout_s=self.timeout_s)
 
 
 def score_in_process(task: Task, items: Sequence[Item], completions: Sequence[str]) -> list[float]:

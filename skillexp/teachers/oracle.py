@@ -22,7 +22,6 @@ import operator
 import random
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Sequence
 
 from skillexp.tasks.base import Item, Task
@@ -30,7 +29,7 @@ from skillexp.tasks.countdown import CountdownTask, random_solution
 from skillexp.tasks.safe_arith import parse
 from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
 
-CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "skills" / "countdown.json"
+CATALOGUE = CountdownTask.skill_catalogue
 SEARCH_BUDGET = 50_000  # search states; 4 numbers need ~3k, 5 numbers ~135k
 MAX_SOLUTIONS = 2_000
 PROPOSE_TRIES = 3_000  # random items drawn per proposal before giving up (division is needed in ~1% of 3-number items)

@@ -1,10 +1,13 @@
-"""What a `trainer=` config says: the DeepSpeed engine (ZeRO stage, offload, precision) and the optimisation."""
+"""What a `trainer=` config says (the DeepSpeed engine: ZeRO stage, offload, precision, checkpoints), and the
+blocks each training stage carries: the optimiser (`OptimConfig`) and SFT's data and schedule (`SFTConfig`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, Range
+from skillexp.models.config import ModelConfig
+from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, UNKEYED, Range
 
 
 @dataclass
@@ -16,14 +19,10 @@ class LoraConfig:
 
 
 @dataclass
-class TrainerConfig:
-    name: str = "none"  # "none" when no stage trains; preset names otherwise
-    # training ranks on this node, launched through torchrun; 0: one per visible GPU
-    num_processes: Annotated[int, NON_NEGATIVE] = 1
-    zero_stage: Literal[0, 1, 2, 3] = 0
-    offload_optimizer: bool = False  # ZeRO 1-3: optimizer states in CPU memory (JIT-builds cpu_adam once)
-    offload_param: bool = False  # ZeRO 3 only: parameters in CPU memory
-    precision: Literal["fp32", "bf16"] = "fp32"
+class OptimConfig:
+    """One training stage's optimiser and schedule: AdamW, linear warmup, then cosine decay or constant. SFT's
+    (`method.sft.optim`) defaults to SkillFactory's recipe; RL's (`rl.optim`) to verl's GRPO defaults."""
+
     lr: Annotated[float, POSITIVE] = 1e-6
     weight_decay: Annotated[float, NON_NEGATIVE] = 1e-4
     betas: list[Annotated[float, Range(0, 1, open_high=True)]] = field(default_factory=lambda: [0.9, 0.95])
@@ -31,29 +30,46 @@ class TrainerConfig:
     warmup_ratio: Annotated[float, FRACTION] = 0.05
     min_lr_ratio: Annotated[float, FRACTION] = 0.0  # cosine decays to lr * min_lr_ratio
     grad_clip: Annotated[float, NON_NEGATIVE] = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {self.betas}.")
+
+
+@dataclass
+class TrainerConfig:
+    """The engine every training stage runs on: processes, ZeRO, precision, batch geometry, checkpoint cadence.
+    What each stage optimises, and how, is its own (`method.sft`, `rl`)."""
+
+    name: Annotated[str, UNKEYED] = "none"  # "none" when no stage trains; preset names otherwise
+    # training ranks on this node, launched through torchrun; 0: one per visible GPU
+    num_processes: Annotated[int, NON_NEGATIVE] = 1
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    offload_optimizer: bool = False  # ZeRO 1-3: optimizer states in CPU memory (JIT-builds cpu_adam once)
+    offload_param: bool = False  # ZeRO 3 only: parameters in CPU memory
+    precision: Literal["fp32", "bf16"] = "fp32"
     micro_batch_size: Annotated[int, AT_LEAST_1] = 1  # sequences per device per forward
-    grad_accum: Annotated[int, AT_LEAST_1] = 1
+    grad_accum: Annotated[int, AT_LEAST_1] = 1  # SFT's micro-batches per optimizer step (GRPO derives its own)
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None  # null: full fine-tune (the papers' setting)
-    save_every_steps: Annotated[int, AT_LEAST_1] = 50  # resumable checkpoints (and one on a scheduler's signal)
-    keep_checkpoints: Annotated[int, AT_LEAST_1] = 1
+    # resumable checkpoints (and one on a scheduler's signal); GRPO's cadence is rl.save_every_steps
+    save_every_steps: Annotated[int, AT_LEAST_1, UNKEYED] = 50
+    keep_checkpoints: Annotated[int, AT_LEAST_1, UNKEYED] = 1
     # after the stage exported its model: keep the last resumable checkpoint (optimizer state: ~16 bytes a
     # parameter, 2 GB for 135M, >100 GB for 7B), or delete it and skip writing one at the last step (the default)
-    keep_final_checkpoint: bool = False
-    log_every_steps: Annotated[int, AT_LEAST_1] = 1
+    keep_final_checkpoint: Annotated[bool, UNKEYED] = False
+    log_every_steps: Annotated[int, AT_LEAST_1, UNKEYED] = 1
 
     def __post_init__(self) -> None:
         if self.offload_param and self.zero_stage != 3:
             raise ValueError("trainer.offload_param needs trainer.zero_stage=3.")
         if self.offload_optimizer and self.zero_stage == 0:
             raise ValueError("trainer.offload_optimizer needs trainer.zero_stage >= 1.")
-        if len(self.betas) != 2:
-            raise ValueError(f"trainer.betas must be two numbers, got {self.betas}.")
 
 
 @dataclass
 class SFTConfig:
-    """The SFT stage's data and schedule; optimisation lives in `trainer`."""
+    """The SFT stage's data, schedule and optimiser (the engine it runs on is `trainer`)."""
 
     epochs: Annotated[float, POSITIVE] = 2.0  # SkillFactory: two epochs
     max_steps: Annotated[int | None, AT_LEAST_1] = None  # optimizer steps; overrides epochs when set
@@ -64,3 +80,20 @@ class SFTConfig:
     val_fraction: Annotated[float, Range(0, 1, open_high=True)] = 0.05
     max_val_examples: Annotated[int, NON_NEGATIVE] = 256
     eval_every_steps: Annotated[int, AT_LEAST_1] = 50
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass(frozen=True)
+class SFTInputs(StageInputs):
+    """The sft stage: fine-tune `base` on the rows of `data` (`data.path` is the JSONL file) with `sft` on the
+    engine `trainer`."""
+
+    STAGE: ClassVar[str] = "sft"
+    VERSION: ClassVar[int] = 2
+
+    base: Artifact
+    data: Artifact
+    model: ModelConfig
+    sft: SFTConfig
+    trainer: TrainerConfig
+    seed: int

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from skillexp import preemption
-from skillexp.training.config import TrainerConfig
+from skillexp.training.config import OptimConfig, TrainerConfig
 from skillexp.utils.io import atomic_write_json
 
 LATEST = "latest.json"
@@ -62,7 +62,7 @@ def _forget_stale_groups() -> None:
             setattr(groups, name, {} if isinstance(value, dict) else None)
 
 
-def lr_lambda(cfg: TrainerConfig, total_steps: int):
+def lr_lambda(cfg: OptimConfig, total_steps: int):
     """Linear warmup, then cosine decay to `min_lr_ratio` (or constant): a multiplier of the base lr per step."""
     warmup = int(cfg.warmup_ratio * total_steps)
 
@@ -77,7 +77,7 @@ def lr_lambda(cfg: TrainerConfig, total_steps: int):
     return f
 
 
-def ds_config(cfg: TrainerConfig) -> dict[str, Any]:
+def ds_config(cfg: TrainerConfig, optim: OptimConfig) -> dict[str, Any]:
     zero: dict[str, Any] = {"stage": cfg.zero_stage}
     if cfg.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu"}
@@ -88,20 +88,21 @@ def ds_config(cfg: TrainerConfig) -> dict[str, Any]:
     out = {
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
-        "gradient_clipping": cfg.grad_clip,
+        "gradient_clipping": optim.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": cfg.precision == "bf16"},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
     if cfg.offload_optimizer:  # DeepSpeed's CPU Adam; a client torch optimizer cannot be offloaded
-        out["optimizer"] = {"type": "AdamW", "params": {"lr": cfg.lr, "betas": list(cfg.betas),
-                                                        "weight_decay": cfg.weight_decay}}
+        out["optimizer"] = {"type": "AdamW", "params": {"lr": optim.lr, "betas": list(optim.betas),
+                                                        "weight_decay": optim.weight_decay}}
     return out
 
 
-def build_engine(model: torch.nn.Module, cfg: TrainerConfig, total_steps: int):
-    """A DeepSpeed engine over `model` with AdamW and the configured schedule (stepped once per optimizer step)."""
+def build_engine(model: torch.nn.Module, cfg: TrainerConfig, optim: OptimConfig, total_steps: int):
+    """A DeepSpeed engine (`cfg`) over `model` with the stage's AdamW and schedule (`optim`), stepped once per
+    optimizer step."""
     import deepspeed
 
     init_distributed()
@@ -119,12 +120,12 @@ def build_engine(model: torch.nn.Module, cfg: TrainerConfig, total_steps: int):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = None
     if not cfg.offload_optimizer:
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    config = ds_config(cfg)
+        optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    config = ds_config(cfg, optim)
     # the scheduler wraps DeepSpeed's optimizer; engine.step() steps it at each accumulation boundary
     engine, *_ = deepspeed.initialize(
         model=model, model_parameters=params, optimizer=optimizer, config=config,
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_steps)))
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, total_steps)))
     return engine
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from skillexp import preemption
-from skillexp.config import RunConfig
-from skillexp.tracking import Tracker
+from skillexp.runtime import Runtime
+from skillexp.tracking import LoggerConfig, Tracker
+from skillexp.training.config import SFTInputs
 from skillexp.training.sft import run_sft
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import from_dict
@@ -64,19 +65,25 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
             f"--rdzv_id={job}", *stage]
 
 
-def sft_stage(run: RunConfig, data: Path, model_dir: Path, out_dir: Path, run_dir: Path, tracker: Tracker) -> Path:
-    """The SFT stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
-    of a multi-node Slurm allocation); writes `out_dir`."""
-    n = num_processes(run.trainer.num_processes)
+def _run(inputs: SFTInputs, out_dir: Path, tracker: Tracker) -> Path:
+    return run_sft(Path(inputs.data.path), Path(inputs.base.path), inputs.model, inputs.trainer, inputs.sft, out_dir,
+                   tracker, inputs.seed)
+
+
+def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> Path:
+    """The sft stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
+    of a multi-node Slurm allocation); writes `out_dir`, returns its model."""
+    n = num_processes(inputs.trainer.num_processes)
     if n == 1 and len(slurm_nodes()) == 1:
-        return run_sft(data, model_dir, run.model, run.trainer, run.method.sft, out_dir, tracker, run.seed)
+        return _run(inputs, out_dir, rt.tracker)
     spec = out_dir / "launch.json"
-    atomic_write_json(spec, {"stage": "sft", "run": asdict(run), "data": str(data), "model_dir": str(model_dir),
-                             "out_dir": str(out_dir), "run_dir": str(run_dir)})
+    atomic_write_json(spec, {"stage": "sft", "inputs": asdict(inputs), "out_dir": str(out_dir),
+                             "run_dir": str(rt.run_dir), "logger": asdict(rt.tracker.cfg),
+                             "config": rt.tracker.config})
     cmd = torchrun_command(n, spec)
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
     log.info("SFT on %d processes per node: %s", n, " ".join(cmd))
-    with tracker.handed_off():
+    with rt.tracker.handed_off():
         proc = subprocess.Popen(cmd, env=env)
         try:
             # a scheduler's signal to this process goes on to the ranks, which checkpoint and exit; so does this
@@ -109,13 +116,11 @@ def _signal_ranks(agent: int, signum: int) -> None:
 def main(spec_path: str) -> None:
     """One rank of a launched stage (torchrun sets RANK/WORLD_SIZE; the engine joins the group)."""
     spec = json.loads(Path(spec_path).read_text())
-    run = from_dict(RunConfig, spec["run"])
-    run_dir = Path(spec["run_dir"])
-    tracker = Tracker(run.logger, run_dir, spec["run"])
+    inputs = from_dict(SFTInputs, spec["inputs"])
+    tracker = Tracker(from_dict(LoggerConfig, spec["logger"]), Path(spec["run_dir"]), spec["config"])
     preemption.install()  # the agent ignores the scheduler's signals; each rank checkpoints and exits on them
     try:
-        preemption.run(lambda: run_sft(Path(spec["data"]), Path(spec["model_dir"]), run.model, run.trainer,
-                                       run.method.sft, Path(spec["out_dir"]), tracker, run.seed))
+        preemption.run(lambda: _run(inputs, Path(spec["out_dir"]), tracker))
     finally:
         tracker.finish()
 

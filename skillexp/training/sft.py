@@ -88,7 +88,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
             "or build more SFT data.")
     steps_per_epoch = per_epoch // trainer.grad_accum
     total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
-    engine = build_engine(model, trainer, total)
+    engine = build_engine(model, trainer, cfg.optim, total)
     ckpt = out_dir / "checkpoints"
     state = load_checkpoint(engine, ckpt) or {"epoch": 0, "batch": 0, "step": 0}
     if state["step"]:

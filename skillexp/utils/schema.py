@@ -45,6 +45,21 @@ class Range:
         return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
 
 
+@dataclass(frozen=True)
+class Unkeyed:
+    """Marks a setting that changes how a stage runs (logging, checkpoint cadence, workers, labels) but never what
+    it computes, as `Annotated[int, UNKEYED]`: it is left out of stage cache keys (`stage_cache.key_data`)."""
+
+
+UNKEYED = Unkeyed()
+
+
+def keyed(cls: type, name: str) -> bool:
+    """Does field `name` of schema `cls` count in stage cache keys?"""
+    hint = typing.get_type_hints(cls, include_extras=True)[name]
+    return not (typing.get_origin(hint) is typing.Annotated and UNKEYED in typing.get_args(hint)[1:])
+
+
 # the ranges most settings need
 AT_LEAST_1 = Range(1)  # counts, sizes, steps, token budgets
 NON_NEGATIVE = Range(0)  # 0 means off / none

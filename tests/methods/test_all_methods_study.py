@@ -31,7 +31,7 @@ def test_a_submitit_local_multirun_over_all_methods_reports(memorizer: Path, tmp
          "method.sft.max_steps=2", "method.sft.max_length=1024", "trainer.micro_batch_size=4", "trainer.grad_accum=1",
          "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.mini_batch_prompts=2",
          "rl.sampling.max_tokens=16", "rl.val_every_steps=0", "eval=countdown_cpu", "eval.num_items=2", "eval.k=1",
-         "eval.pass_k=[1]", "eval.greedy=false", "eval.sampling.max_tokens=16", "eval.score_workers=0",
+         "eval.pass_k=[1]", "eval.greedy=false", "eval.sampling.max_tokens=16", "scoring.workers=0",
          f"paths.stage_cache_dir={tmp_path / 'cache'}"],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -18,7 +18,7 @@ def _common(model: Path) -> list[str]:
     return ["model=hf", f"model.path={model}", "model.name=memorizer", "model.dtype=float32", "generation=hf",
             *overrides, "method.num_questions=8", "method.sampling.max_tokens=40", "method.sft.max_steps=2",
             "method.sft.max_length=1024", "trainer.micro_batch_size=1", "trainer.grad_accum=1", "eval.num_items=2",
-            "eval.k=1", "eval.pass_k=[1]", "eval.sampling.max_tokens=16", "eval.score_workers=0"]
+            "eval.k=1", "eval.pass_k=[1]", "eval.sampling.max_tokens=16", "scoring.workers=0"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """SkillFactory traces on fixed inputs: exact text per seed for both samplers and every ablation, sampler
-properties, the released phrase lists, and verdict parsing on garbage.
+properties, the released phrase lists, and the format module's writers and readers (`trace_format`: stitching,
+block scan, verdicts) on hand-written strings and garbage, including inputs made to be slow.
 
 The exact strings are written out literally so that any change of the trace format fails here.
 """
@@ -7,12 +8,17 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 
-from skillexp.methods.skillfactory import phrases
-from skillexp.methods.skillfactory.reflect import (ReflectionFilterStats, parse_verdict, reflection_messages,
-                                                   valid_reflections)
+from skillexp.methods.skillfactory import phrases, trace_format
+from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
+from skillexp.methods.skillfactory.trace_format import (BUDGET_TRIGGER, MAX_BLOCKS, MAX_REFLECTION_CHARS,
+                                                        MAX_SCAN_CHARS, TRACE_TAGS, TraceStep, blocks, parse_verdict,
+                                                        stitch_trace, tag_verdict, verdict_tag)
 from skillexp.methods.skillfactory.traces import (Attempt, keep_question, original_prompt_only, sample_alg1,
                                                   sample_cfull, sft_row)
 
@@ -217,8 +223,6 @@ def test_reflection_prompt_shows_question_and_attempt() -> None:
 
 
 def test_lenient_reflections_get_verdict_tags_from_their_closing_words() -> None:
-    from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, tag_verdict, valid_reflections
-
     assert tag_verdict("3 x 4 is 12, so the answer is correct.") == \
         "3 x 4 is 12, so the answer is correct.\n<verdict>Correct</verdict>"
     assert tag_verdict("Correct at first sight, but 3 x 4 is 12: INCORRECT").endswith("<verdict>Incorrect</verdict>")
@@ -229,3 +233,90 @@ def test_lenient_reflections_get_verdict_tags_from_their_closing_words() -> None
     assert kept == ["It is correct.\n<verdict>Correct</verdict>"]
     assert (stats.verdict_tags_added, stats.wrong_verdict, stats.no_verdict) == (2, 1, 2)
     assert valid_reflections(texts, True, (), ReflectionFilterStats()) == []  # strict by default
+
+
+def test_stitch_trace_exact_text() -> None:
+    steps = [TraceStep("try 1 <answer>3</answer>", "no <verdict>Incorrect</verdict>", "Wait..."),
+             TraceStep("try 2 <answer>4</answer>", "yes <verdict>Correct</verdict>", None)]
+    assert stitch_trace(steps, "The final answer is:", "4") == (
+        "<think>\n<sample>\ntry 1 <answer>3</answer>\n</sample>\n<reflect>\nno <verdict>Incorrect</verdict>\n"
+        "</reflect>\nWait...\n<sample>\ntry 2 <answer>4</answer>\n</sample>\n<reflect>\nyes "
+        "<verdict>Correct</verdict>\n</reflect>\n</think>\n\n\nThe final answer is:\n\n<answer>\n4\n</answer>")
+    ablated = stitch_trace([TraceStep("a", None, "g"), TraceStep("b", None, None)], "End.", None)
+    assert ablated == "<think>\n<sample>\na\n</sample>\n\ng\n<sample>\nb\n</sample>\n\n</think>\n\n\nEnd.\n\n" \
+        "<answer>\nNone\n</answer>"  # a missing answer is written as released
+    with pytest.raises(ValueError):
+        stitch_trace([], "End.", "4")
+
+
+def test_stitched_trace_reads_back() -> None:
+    """What `stitch_trace` writes, `blocks` and `parse_verdict` read back: attempts, reflections and verdicts."""
+    attempts, reflections = ["a <answer>1</answer>", "b <answer>2</answer>"], [f"r {verdict_tag(False)}", "r ?"]
+    text = stitch_trace([TraceStep(a, r, "glue") for a, r in zip(attempts, reflections)], "End.", "2")
+    found = blocks(text)
+    assert found == [("sample", f"\n{attempts[0]}\n"), ("reflect", f"\n{reflections[0]}\n"),
+                     ("sample", f"\n{attempts[1]}\n"), ("reflect", f"\n{reflections[1]}\n")]
+    assert [parse_verdict(body) for kind, body in found if kind == "reflect"] == [False, None]
+    assert all(tag in text for tag in TRACE_TAGS)
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("", []), ("plain <answer>3</answer>", []),
+    ("<sample>a</sample><reflect>b <verdict>Correct</verdict></reflect><sample>c</sample>",
+     [("sample", "a"), ("reflect", "b <verdict>Correct</verdict>"), ("sample", "c")]),
+    ("<reflect>first</reflect> text <sample>\nx\n</sample>", [("reflect", "first"), ("sample", "\nx\n")]),
+    ("<sample>a</sample><sample>unclosed <reflect>r</reflect>", [("sample", "a")]),  # stops at an unclosed block
+    ("<sample>a <reflect>b</sample> c</reflect>", [("sample", "a <reflect>b")]),  # a block ends at its own close
+    ("<sample>a</reflect></sample></sample>", [("sample", "a</reflect>")]),  # stray closes are text
+    ("<SAMPLE>a</SAMPLE><sample >b</sample >", []),  # tags are exact
+])
+def test_blocks_on_hand_written_text(text: str, found: list[tuple[str, str]]) -> None:
+    assert blocks(text) == found
+
+
+def test_blocks_are_bounded() -> None:
+    many = "<sample>x</sample><reflect>y</reflect>" * 1_000
+    assert len(blocks(many)) == MAX_BLOCKS == 64
+    head = "<sample>early</sample>"
+    assert blocks(head + " " * (MAX_SCAN_CHARS - len(head))) == [("sample", "early")]
+    assert blocks(head + " " * (MAX_SCAN_CHARS - len(head) + 1)) == []  # out of the scanned tail
+
+
+def test_several_attempts_with_verdicts_present_absent_and_malformed() -> None:
+    completion = ("<think>\n<sample>3 + 5 <answer>8</answer></sample><reflect>8 is not 16 <verdict>Incorrect</verdict>"
+                  "</reflect>\nWait...\n<sample>3 * 5 <answer>15</answer></sample><reflect>I think it is right."
+                  "</reflect><sample>(3 + 5) * 2 <answer>(3 + 5) * 2</answer></sample><reflect><verdict>Correct."
+                  "</verdict></reflect><sample>2 * 8 <answer>2 * 8</answer></sample><reflect><verdict> correct "
+                  "</verdict></reflect></think><answer>2 * 8</answer>")
+    found = blocks(completion)
+    assert [kind for kind, _ in found] == ["sample", "reflect"] * 4
+    assert [parse_verdict(body) for kind, body in found if kind == "reflect"] == [False, None, None, True]
+
+
+def test_verdict_tag_round_trip_and_trigger() -> None:
+    assert verdict_tag(True) == "<verdict>Correct</verdict>" and verdict_tag(False) == "<verdict>Incorrect</verdict>"
+    assert parse_verdict(verdict_tag(True)) is True and parse_verdict(verdict_tag(False)) is False
+    assert BUDGET_TRIGGER == "<sample>"  # the paper's trigger: the tag that opens another attempt
+
+
+def test_readers_stay_fast_on_huge_adversarial_input() -> None:
+    """Inputs on which a lazy regex or an uncapped scan is quadratic: thousands of unclosed tags, megabytes."""
+    texts = ["<sample>" * 1_000_000, "<sample>" * 6_000 + "<reflect>", "<reflect><sample>" * 200_000,
+             "<sample>x</sample>" * 100_000, "<verdict>" * 2_000, "<verdict>" * 1_000_000,
+             "correct " * (MAX_REFLECTION_CHARS // 8), "x" * 10_000_000]
+    start = time.perf_counter()
+    for text in texts:
+        assert len(blocks(text)) <= MAX_BLOCKS
+        assert parse_verdict(text) is None
+        tag_verdict(text)
+    assert time.perf_counter() - start < 0.5  # about 5 ms here; a quadratic scan takes seconds per text
+
+
+def test_format_module_imports_only_the_standard_library() -> None:
+    """`skillexp.eval` and `skillexp.config` import the format: it must not pull the method (or torch) in."""
+    code = ("import sys; import skillexp.methods.skillfactory.trace_format; "
+            "print(sorted(m for m in sys.modules if m.startswith(('skillexp', 'torch', 'transformers'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(["skillexp", "skillexp.methods", "skillexp.methods.skillfactory",
+                               "skillexp.methods.skillfactory.trace_format"])
+    assert trace_format.__name__ == "skillexp.methods.skillfactory.trace_format"

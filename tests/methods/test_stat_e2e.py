@@ -52,7 +52,7 @@ def _run(student: Path, method: str, run_dir: Path) -> dict[str, float]:
              "method.sampling.temperature=0", "method.sampling.max_tokens=32", "method.stat.k=3",
              "method.stat.target_size=400", "method.sft.max_steps=2", "method.sft.max_length=256",
              "trainer.micro_batch_size=4", "trainer.grad_accum=1", "eval.num_items=2", "eval.k=1", "eval.pass_k=[1]",
-             "eval.sampling.max_tokens=16", "eval.score_workers=0"], run_dir)
+             "eval.sampling.max_tokens=16", "scoring.workers=0"], run_dir)
     work = run_dir / "sft_data" / "stat"
     division_val = {it.id for it in COUNTDOWN.items("val") if _divides(it.answer)}
     assert len(division_val) == 5

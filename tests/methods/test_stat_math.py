@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from skillexp.methods.stat.skills import SHIPPED
 from skillexp.tasks import build_task
 from skillexp.tasks.base import SPLITS
 from skillexp.teachers.base import SkillCatalogue
@@ -53,7 +52,7 @@ class ScriptedTeacher:
 
 
 def _first_skills(item, k: int) -> list[str]:
-    catalogue = SkillCatalogue.load(SHIPPED["math"])
+    catalogue = SkillCatalogue.load(MATH.skill_catalogue)
     return catalogue.skills(item)[:k]
 
 
@@ -65,7 +64,7 @@ def test_stat_on_math_with_an_llm_teacher(method: str, tmp_path: Path) -> None:
                  f"teacher.cache_dir={tmp_path / 'cache'}", "method.sampling.max_tokens=8",
                  "method.stat.target_size=300", "method.sft.max_steps=2", "method.sft.max_length=256",
                  "trainer.micro_batch_size=4", "trainer.grad_accum=1", "eval=math", "eval.num_items=2", "eval.k=1",
-                 "eval.pass_k=[1]", "eval.sampling.max_tokens=8", "eval.score_workers=0"], tmp_path / "run")
+                 "eval.pass_k=[1]", "eval.sampling.max_tokens=8", "scoring.workers=0"], tmp_path / "run")
     run = tmp_path / "run"
     work = run / "sft_data" / "stat"
     val = MATH.items("val")

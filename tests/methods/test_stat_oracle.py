@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from skillexp.methods.stat.skills import SHIPPED
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item
 from skillexp.tasks.safe_arith import evaluate, uses_at_most_once
@@ -117,4 +116,4 @@ def test_solve_returns_checked_solutions_reference_first() -> None:
 def test_oracle_only_knows_countdown_and_ships_its_catalogue() -> None:
     with pytest.raises(ValueError, match="only Countdown"):
         oracle_teacher(build_task("math", {}))
-    assert SHIPPED["countdown"] == CATALOGUE and set(SKILLS) == oracle_teacher(TASK).skills
+    assert TASK.skill_catalogue == CATALOGUE and set(SKILLS) == oracle_teacher(TASK).skills

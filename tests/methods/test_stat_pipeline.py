@@ -8,28 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from skillexp.config import LoggerConfig, RunConfig, load_run_config, task_spec
+from skillexp.config import RunConfig, load_run_config
 from skillexp.methods.stat.build import build_stat
-from skillexp.methods.stat.synth import problem_key
-from skillexp.tasks import build_task
+from skillexp.pipeline import runtime, stage_inputs
+from skillexp.stage_cache import StageCache
+from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item
 from skillexp.teachers.base import SkillCatalogue, Teacher
 from skillexp.teachers.oracle import CATALOGUE, oracle_teacher
-from skillexp.tracking import Tracker
+from skillexp.tracking import LoggerConfig, Tracker
 from skillexp.utils.io import read_jsonl
 from tests.test_configs import _compose
 
 OVERRIDES = ["model=tiny", "generation=hf", "teacher=oracle", "+task.num_train=80", "+task.num_val=10",
              "+task.num_test=6", "+task.num_rl=0", "method.sampling.max_tokens=8", "method.stat.k=2",
-             "method.stat.target_size=30", "eval.score_workers=0", "generation.show_progress=false"]
+             "method.stat.target_size=30", "scoring.workers=0", "generation.show_progress=false"]
 
 
 def _build(run: RunConfig, model_dir: Path, out: Path, factory) -> tuple[list[dict], dict[str, float]]:
     kind, params = task_spec(run.task, "task")
     task = build_task(kind, params)
     tracker = Tracker(LoggerConfig(backend="none"), out, {})
+    inputs = stage_inputs(run, StageCache(None, out), model_dir)["sft_data"]
     try:
-        return build_stat(run, task, task.items("train"), model_dir, out / "sft_data", tracker, factory)
+        return build_stat(inputs, task, task.items("train"), out / "sft_data", runtime(run, out, tracker), factory)
     finally:
         tracker.finish()
 
@@ -67,7 +69,7 @@ def test_stat_builds_and_resumes_without_teacher(method: str, tiny_model_dir: Pa
 
     assert 0 < len(rows) <= 30
     items = {it.id: it for it in task.items("train")}
-    blocked = {problem_key(it) for split in ("val", "test") for it in task.items(split)}
+    blocked = {task.problem_key(it) for split in ("val", "test") for it in task.items(split)}
     for row in rows:
         assert row["source"] == method and row["skill"] in counts
         if method == "stat_sel":
@@ -76,7 +78,7 @@ def test_stat_builds_and_resumes_without_teacher(method: str, tiny_model_dir: Pa
             synthetic = {p["item"]["id"]: p["item"] for p in read_jsonl(work / "syn_proposals.jsonl")}[
                 row["question_id"]]
             item = Item(**synthetic)
-            assert problem_key(item) not in blocked
+            assert task.problem_key(item) not in blocked
         assert task.score(item, row["messages"][-1]["content"]) == 1.0
         assert row["messages"][:-1] == task.messages(item)
 

@@ -14,8 +14,8 @@ from skillexp.methods.stat.difficulty import assess, difficulty_stats, largest_a
 from skillexp.methods.stat.profile import plot_profile, profile
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
-from skillexp.methods.stat.skills import SHIPPED, SkillMap, load_catalogue, subsample
-from skillexp.methods.stat.synth import agreeing, countdown_question, fresh_proposals, problem_key
+from skillexp.methods.stat.skills import SkillMap, load_catalogue, subsample
+from skillexp.methods.stat.synth import agreeing, fresh_proposals
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item
 from skillexp.tasks.scoring import ScorePool
@@ -94,7 +94,7 @@ def test_syn_agreement_uses_the_checker_when_the_answer_is_known() -> None:
 def test_skill_map_draws_and_sel_rows() -> None:
     train = COUNTDOWN.items("train")
     teacher = oracle_teacher(COUNTDOWN)
-    cat = SkillCatalogue.load(SHIPPED["countdown"])
+    cat = SkillCatalogue.load(COUNTDOWN.skill_catalogue)
     labels = teacher.label_skills(train, cat)
     skill_map = SkillMap(train, [{"id": it.id, "skills": s} for it, s in zip(train, labels)])
     assert all("addition" in labels[i] for i, it in enumerate(train) if it in skill_map.questions["addition"])
@@ -138,9 +138,9 @@ def test_fresh_proposals_drop_eval_questions_and_repeats() -> None:
         return {"item": {"id": "p", "question": COUNTDOWN.question(numbers, t), "answer": "",
                          "meta": {"numbers": numbers, "target": t}}}
     proposals = [row(nums[::-1], target), row([1, 2, 3], 9), row([3, 2, 1], 9), row([1, 2, 3], 7)]
-    kept, dropped = fresh_proposals(proposals, {problem_key(it) for it in COUNTDOWN.items("test")})
+    kept, dropped = fresh_proposals(COUNTDOWN, proposals, {COUNTDOWN.problem_key(it) for it in COUNTDOWN.items("test")})
     assert kept == [proposals[1], proposals[3]] and dropped == {"eval_overlap": 1, "duplicate": 1}
-    assert problem_key(Item("a", "What  is\n2+2?", "")) == problem_key(Item("b", "what is 2+2?", ""))
+    assert MATH.problem_key(Item("a", "What  is\n2+2?", "")) == MATH.problem_key(Item("b", "what is 2+2?", ""))
 
 
 def test_profile_chart_and_difficulty_pick(tmp_path: Path) -> None:
@@ -164,17 +164,17 @@ def test_profile_chart_and_difficulty_pick(tmp_path: Path) -> None:
 
 
 def test_catalogues(tmp_path: Path) -> None:
-    math = load_catalogue(None, "math", str(tmp_path), tmp_path / "saved.json")
+    math = load_catalogue(None, MATH, str(tmp_path), tmp_path / "saved.json")
     assert sum(map(len, math.subjects.values())) == 112 and len(math.subjects) == 7
     assert {math.subject(it) for it in MATH.items("train")} <= set(math.subjects)  # MATH's subject names resolve
     own = tmp_path / "mine.json"
     own.write_text(json.dumps({"subjects": {"default": ["Carrying Digits"]}}))
     # on resume the saved copy wins, so a run never mixes two catalogues
-    assert load_catalogue("mine.json", "countdown", str(tmp_path), tmp_path / "saved.json").subjects == math.subjects
-    mine = load_catalogue("mine.json", "countdown", str(tmp_path), tmp_path / "other.json")
+    assert load_catalogue("mine.json", COUNTDOWN, str(tmp_path), tmp_path / "saved.json").subjects == math.subjects
+    mine = load_catalogue("mine.json", COUNTDOWN, str(tmp_path), tmp_path / "other.json")
     assert mine.subjects == {"default": ["Carrying Digits"]}
-    with pytest.raises(ValueError, match="no skill catalogue ships"):
-        load_catalogue(None, "multiplication", str(tmp_path), tmp_path / "x.json")
+    with pytest.raises(ValueError, match="no skill catalogue ships for task 'multiplication_2'"):
+        load_catalogue(None, build_task("multiplication", {}), str(tmp_path), tmp_path / "x.json")
 
 
 def test_the_three_difficulty_detectors(tiny_model_dir: Path) -> None:
@@ -211,11 +211,11 @@ def test_consistency_needs_several_samples() -> None:
 def test_an_llm_countdown_proposal_is_read_back_and_checked() -> None:
     free = Item("p", "Using the numbers in the list [6, 4, 9], create an equation that equals 15. Go!", "",
                 {"skill": "addition"})
-    read = countdown_question(COUNTDOWN, free)
+    read = COUNTDOWN.read_question(free)
     assert read.meta == {"skill": "addition", "numbers": [6, 4, 9], "target": 15}
     vague = Item("q", "Make fifteen from six, four and nine.", "", {})
-    assert countdown_question(COUNTDOWN, vague) == vague and countdown_question(MATH, free) == free
-    assert countdown_question(COUNTDOWN, Item("r", "[" + "1," * 5000 + "] equals 3", "", {})).meta == {}
+    assert COUNTDOWN.read_question(vague) == vague and MATH.read_question(free) == free
+    assert COUNTDOWN.read_question(Item("r", "[" + "1," * 5000 + "] equals 3", "", {})).meta == {}
     with ScorePool(workers=0) as pool:
         groups = agreeing(COUNTDOWN, [read, vague], [["<answer>6 + 9</answer>", "<answer>4 * 4 - 1</answer>",
                                                       "<answer>9 + 6</answer>"], ["<answer>15</answer>"] * 3], pool)

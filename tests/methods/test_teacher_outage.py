@@ -26,7 +26,7 @@ def test_a_teacher_outage_stops_the_step_saves_nothing_and_the_rerun_asks_again(
            "teacher.max_retries=0", "teacher.timeout_s=5", f"teacher.cache_dir={tmp_path / 'cache'}",
            "method.sampling.max_tokens=8", "method.stat.target_size=300", "method.sft.max_steps=2",
            "method.sft.max_length=256", "trainer.micro_batch_size=4", "eval=math", "eval.num_items=2", "eval.k=1",
-           "eval.pass_k=[1]", "eval.sampling.max_tokens=8", "eval.score_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
+           "eval.pass_k=[1]", "eval.sampling.max_tokens=8", "scoring.workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
     env = subprocess_env(WANDB_MODE="offline")
     down = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert down.returncode == 2, down.stderr[-3000:]
@@ -46,7 +46,7 @@ def test_a_tolerated_failure_is_used_but_not_saved_and_a_resumed_step_asks_only_
     """Within teacher.max_failed_fraction a step goes on without the failed answers, but its file is not written:
     a resumed build runs the step again, gets the answered requests from the teacher's cache and sends only the
     failed one (issue 13, case 2: a rerun retries exactly what failed)."""
-    from skillexp.methods.stat.skills import SHIPPED, cached, label_rows
+    from skillexp.methods.stat.skills import cached, label_rows
     from skillexp.tasks import build_task
     from skillexp.teachers.base import SkillCatalogue
     from skillexp.teachers.chat import LLMTeacher
@@ -55,7 +55,7 @@ def test_a_tolerated_failure_is_used_but_not_saved_and_a_resumed_step_asks_only_
 
     task = build_task("math", {"num_train": 4, "num_val": 0, "num_test": 0}, name="math")
     items = task.items("train")[:4]
-    catalogue = SkillCatalogue.load(SHIPPED["math"])
+    catalogue = SkillCatalogue.load(task.skill_catalogue)
     cfg = TeacherConfig(kind="vllm_server", model="scripted", max_retries=0, max_failed_fraction=0.5)
     step = tmp_path / "skill_map.jsonl"
     with StubOpenAI(reply=ScriptedTeacher(), plan=[500]) as stub:

@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 
 from skillexp.config import RunConfig, load_run_config
 from skillexp.models import resolve_model_dir
-from skillexp.rl.grpo import run_grpo
+from skillexp.pipeline import runtime, stage_inputs
+from skillexp.rl.grpo import rl_stage
+from skillexp.stage_cache import StageCache
 from skillexp.tracking import Tracker
 from skillexp.utils.io import read_jsonl
 from tests.conftest import ROOT, subprocess_env
@@ -24,21 +26,27 @@ from tests.test_main import run_cli
 
 TINY_RL = ["model=tiny", "generation=hf", "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=64",
            "rl.prompts_per_step=8", "rl.group_size=8", "rl.mini_batch_prompts=8", "rl.sampling.max_tokens=32",
-           "rl.lr=1e-2", "rl.val_every_steps=0", "rl.rewards=[{fn: tests.rl.rewards.letter_a, weight: 1.0}]",
-           "trainer.micro_batch_size=16", "eval.score_workers=0"]
+           "rl.optim.lr=1e-2", "rl.val_every_steps=0", "rl.rewards=[{fn: tests.rl.rewards.letter_a, weight: 1.0}]",
+           "trainer.micro_batch_size=16", "scoring.workers=0"]
 
 
 def tiny_run(extra: list[str]) -> RunConfig:
     return load_run_config(_compose([*TINY_RL, *extra]))
 
 
-def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
-    run = tiny_run([f"rl.steps={steps}", f"rl.save_every_steps={save_every}"])
+def grpo(run: RunConfig, model_dir: Path, out: Path) -> Path:
+    """The rl stage of `run` from `model_dir`, into `out/rl`, logging to `out/metrics.jsonl`."""
     tracker = Tracker(run.logger, out, {})
     try:
-        return run_grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out / "rl", tracker)
+        inputs = stage_inputs(run, StageCache(None, out), model_dir)["rl"]
+        return rl_stage(inputs, out / "rl", runtime(run, out, tracker))
     finally:
         tracker.finish()
+
+
+def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
+    run = tiny_run([f"rl.steps={steps}", f"rl.save_every_steps={save_every}"])
+    return grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out)
 
 
 @pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.long)])
@@ -46,9 +54,7 @@ def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, precisio
     """fp32, and bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's
     time on CPUs with AVX512-BF16 and is the papers' training precision on GPUs."""
     run = tiny_run(["rl.steps=12", f"trainer.precision={precision}"])
-    tracker = Tracker(run.logger, tmp_path, {})
-    run_grpo(run, tiny_model_dir, tmp_path / "rl", tracker)
-    tracker.finish()
+    grpo(run, tiny_model_dir, tmp_path)
     logged = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "rl/reward_mean" in r]
     rewards = [r["rl/reward_mean"] for r in logged]
     assert len(rewards) == 12
@@ -92,7 +98,7 @@ def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
              "rl.val_every_steps=2", "rl.val_num_items=2", "rl.save_every_steps=2", "rl.sample_table_every_steps=1",
              "rl.rewards=[{fn: task, weight: 1.0}, {fn: format, weight: 0.5}]", "trainer.micro_batch_size=4",
              "eval=countdown_cpu", "eval.num_items=2", "eval.k=2", "eval.pass_k=[1]", "eval.sampling.max_tokens=16",
-             "eval.score_workers=2"], tmp_path)
+             "scoring.workers=2"], tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "pre_rl/countdown_3/mean@2" in summary and "countdown_3/mean@2" in summary
     logged = read_jsonl(tmp_path / "metrics.jsonl")

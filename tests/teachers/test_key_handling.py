@@ -43,7 +43,7 @@ def test_the_key_never_leaves_the_request(tmp_path: Path, monkeypatch: pytest.Mo
         config = asdict(run)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))  # as the pipeline
         tracker = Tracker(run.logger, run_dir, config)
-        teacher = build_teacher(run.teacher, run, TASK)
+        teacher = build_teacher(run.teacher, run.method.name, TASK, Path(run.paths.cache_dir), run.seed)
         labels = teacher.label_skills(items, CATALOGUE)
         judgements = teacher.judge(items, ["2"] * 6, CATALOGUE)
         tracker.log(teacher.metrics())
@@ -56,7 +56,7 @@ def test_the_key_never_leaves_the_request(tmp_path: Path, monkeypatch: pytest.Mo
     with StubOpenAI(plan=[401] * 4, echo_auth_in_errors=True) as refusing:
         run.teacher.base_url = refusing.base_url
         run.teacher.cache_dir = str(tmp_path / "cache2")
-        teacher = build_teacher(run.teacher, run, TASK)
+        teacher = build_teacher(run.teacher, run.method.name, TASK, Path(run.paths.cache_dir), run.seed)
         with pytest.raises(TeacherAPIError) as e:
             teacher.label_skills(items[:2], CATALOGUE)
         tracker.log({"error": 1.0})

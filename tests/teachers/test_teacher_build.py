@@ -49,9 +49,9 @@ def test_wrong_teacher_values_name_the_key(override: str, expected: str) -> None
 def test_build_teacher_kinds(tmp_path: Path) -> None:
     run = load_run_config(_compose(["teacher=none"]))
     with pytest.raises(ConfigError, match="needs a teacher"):
-        build_teacher(run.teacher, run, TASK)
+        build_teacher(run.teacher, run.method.name, TASK, Path(run.paths.cache_dir), run.seed)
     pytest.importorskip("skillexp.teachers.oracle")
-    assert isinstance(build_teacher(TeacherConfig(kind="oracle"), run, TASK), Teacher)
+    assert isinstance(build_teacher(TeacherConfig(kind="oracle"), run.method.name, TASK, Path(run.paths.cache_dir), run.seed), Teacher)
 
 
 def _scripted(body: dict) -> str:
@@ -75,7 +75,7 @@ def test_llm_teacher_operations_over_http(tmp_path: Path) -> None:
     junk = Item("junk-1", "junk question", "1", {})
     with StubOpenAI(reply=_scripted) as stub:
         run.teacher.base_url = stub.base_url
-        teacher = build_teacher(run.teacher, run, TASK)
+        teacher = build_teacher(run.teacher, run.method.name, TASK, Path(run.paths.cache_dir), run.seed)
         assert isinstance(teacher, LLMTeacher)
         labels = teacher.label_skills([*items, junk], CATALOGUE, max_skills=5)
         judgements = teacher.judge([items[0], junk], ["some attempt", "another"], CATALOGUE)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from skillexp.config import LoggerConfig
+from skillexp.tracking import LoggerConfig
 from skillexp.models import resolve_model_dir
 from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, TrainerConfig
+from skillexp.training.config import OptimConfig, SFTConfig, TrainerConfig
 from skillexp.training.sft import run_sft
 from tests.conftest import TINY
 
@@ -19,11 +19,12 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, required=True)
     ap.add_argument("--zero", type=int, required=True)
     args = ap.parse_args()
-    trainer = TrainerConfig(name="test", zero_stage=args.zero, lr=3e-3, warmup_ratio=0.1, micro_batch_size=4,
-                            save_every_steps=3, keep_final_checkpoint=True)
+    trainer = TrainerConfig(name="test", zero_stage=args.zero, micro_batch_size=4, save_every_steps=3,
+                            keep_final_checkpoint=True)
     tracker = Tracker(LoggerConfig(backend="none"), args.out.parent, {})
     run_sft(args.data, resolve_model_dir(TINY, args.cache), TINY, trainer,
-            SFTConfig(max_steps=6, max_length=256, val_fraction=0.15, eval_every_steps=3), args.out, tracker, seed=0)
+            SFTConfig(max_steps=6, max_length=256, val_fraction=0.15, eval_every_steps=3,
+                      optim=OptimConfig(lr=3e-3, warmup_ratio=0.1)), args.out, tracker, seed=0)
     tracker.finish()
 
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from skillexp.config import LoggerConfig
+from skillexp.tracking import LoggerConfig
 from skillexp.models import load_tokenizer
 from skillexp.tasks import build_task
 from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, TrainerConfig
+from skillexp.training.config import OptimConfig, SFTConfig, TrainerConfig
 from skillexp.training.sft import run_sft
 from skillexp.training.sft_data import IGNORE, collate, forward, packed_batches, tokenize_conversation, tokenize_dataset
 from skillexp.utils.io import read_jsonl
@@ -53,15 +53,15 @@ def test_truncation_policy_is_counted(tiny_model_dir: Path) -> None:
     assert stats.dropped == 1 and not kept
 
 
-TRAINER = TrainerConfig(name="cpu", lr=3e-3, warmup_ratio=0.1, micro_batch_size=8, grad_accum=1,
-                        save_every_steps=4, log_every_steps=1)
+TRAINER = TrainerConfig(name="cpu", micro_batch_size=8, grad_accum=1, save_every_steps=4, log_every_steps=1)
+OPTIM = OptimConfig(lr=3e-3, warmup_ratio=0.1)
 
 
 def _sft(data: Path, model_dir: Path, out: Path, max_steps: int) -> Path:
     tracker = Tracker(LoggerConfig(backend="none"), out.parent, {})
     try:
         return run_sft(data, model_dir, TINY, TRAINER, SFTConfig(max_steps=max_steps, max_length=256,
-                                                                 val_fraction=0.15, eval_every_steps=4),
+                                                                 val_fraction=0.15, eval_every_steps=4, optim=OPTIM),
                        out, tracker, seed=0)
     finally:
         tracker.finish()
@@ -86,7 +86,7 @@ def test_keep_final_checkpoint_leaves_the_last_step_resumable(tmp_path: Path, ti
     tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
     trainer = dataclasses.replace(TRAINER, keep_final_checkpoint=True)
     try:
-        run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(max_steps=3, max_length=256, val_fraction=0.0),
+        run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(max_steps=3, max_length=256, val_fraction=0.0, optim=OPTIM),
                 tmp_path / "sft", tracker, seed=0)
     finally:
         tracker.finish()
@@ -170,10 +170,9 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model_dir: Path) -> No
 def test_packed_sft_trains(tmp_path: Path, tiny_model_dir: Path) -> None:
     data = write_dataset(tmp_path / "data.jsonl")
     tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
-    trainer = TrainerConfig(name="cpu", lr=3e-3, warmup_ratio=0.1, micro_batch_size=2, grad_accum=1,
-                            save_every_steps=100)
+    trainer = TrainerConfig(name="cpu", micro_batch_size=2, grad_accum=1, save_every_steps=100)
     run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(max_steps=12, max_length=256, packing=True, pack_length=512,
-                                                           val_fraction=0.15, eval_every_steps=4),
+                                                           val_fraction=0.15, eval_every_steps=4, optim=OPTIM),
             tmp_path / "sft", tracker, seed=0)
     tracker.finish()
     val = [r["sft/val_loss"] for r in read_jsonl(tmp_path / "metrics.jsonl") if "sft/val_loss" in r]

@@ -15,19 +15,18 @@ from skillexp.generation.base import Generator
 from skillexp.methods.config import MethodConfig
 from skillexp.methods.sampling import sample
 from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
+from skillexp.methods.skillfactory.trace_format import ANSWER_CLOSE, ANSWER_OPEN, TRACE_TAGS
 from skillexp.methods.skillfactory.traces import Attempt, keep_question, sample_alg1, sample_cfull
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
-
-TRACE_TAGS = ("<think>", "</think>", "<sample>", "</sample>", "<reflect>", "</reflect>", "<verdict>")
 
 
 def _malformed(text: str) -> str | None:
     """Why an attempt cannot be stitched, or None."""
     if any(t in text for t in TRACE_TAGS):
         return "trace_tags"
-    n = text.count("<answer>")
-    if n == 0 or text.count("</answer>") == 0:
+    n = text.count(ANSWER_OPEN)
+    if n == 0 or text.count(ANSWER_CLOSE) == 0:
         return "no_answer"
     if n > 1:
         return "several_answers"

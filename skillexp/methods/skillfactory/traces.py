@@ -1,4 +1,5 @@
-"""Stitch a question's attempts and reflections into SkillFactory traces: attempt, <reflect> verdict, glue, retry.
+"""Choose which of a question's attempts, reflections and glue phrases make up each SkillFactory trace: attempt,
+reflection with its verdict, glue, retry (the text itself is written by `trace_format.stitch_trace`).
 
 Two samplers (spec §9.2): the released code's `*C_full` (the default: it produced the released SFT data) and the
 paper's Algorithm 1. `sample_cfull` and `render_trace` draw from the rng in the released script's order
@@ -6,7 +7,7 @@ paper's Algorithm 1. `sample_cfull` and `render_trace` draw from the rng in the 
 list and seed they make the same choices as `sft_data_creation.py --formats '*C_full'`.
 
 Ablations (paper App. C; the App. C text is not in our copy, so these are our readings):
-- `no_reflections`: the released `no_reflection` format: `<reflect>` blocks removed (leaving the blank line the
+- `no_reflections`: the released `no_reflection` format: reflect blocks removed (leaving the blank line the
   released `.replace` leaves), generic glue only. Attempts need no reflection to be usable (none are generated).
 - `no_prompt_diversity`: only attempts sampled with the `original` prompt ("Let's think step by step") are used.
 - `no_sample_order`: the released `random` format ("correctness is ignored"): the last attempt is drawn from all
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skillexp.methods.skillfactory import phrases
+from skillexp.methods.skillfactory.trace_format import TraceStep, stitch_trace
 
 ABLATIONS = ("none", "no_reflections", "no_prompt_diversity", "no_sample_order")
 
@@ -77,24 +79,22 @@ def keep_question(attempts: Sequence[Attempt], min_attempts: int = 5, ablation: 
 
 def render_trace(parts: Sequence[Attempt], rng: random.Random, with_reflections: bool = True,
                  fix_phrase_concatenation: bool = False) -> str:
-    """The released template (`generate_dynamic_prompt_template`): lines joined by "\\n", a glue line after every
-    block but the last, then `</think>`, two blank lines, the ending phrase and the last part's answer.
+    """The released template (`trace_format.stitch_trace`) filled in the released draw order: the ending phrase,
+    then per part a reflection and, after every part but the last, a glue line.
 
     Glue after part i comes from correct_glue + generic_glue when part i was correct, else incorrect_glue +
-    generic_glue; without reflections the `<reflect>` block becomes an empty line and the glue is generic only.
+    generic_glue; without reflections the reflect block becomes an empty line and the glue is generic only.
     """
     if not parts:
         raise ValueError("a trace needs at least one attempt")
     ending = rng.choice(phrases.ENDING)
-    lines = ["<think>"]
+    steps = []
     for i, part in enumerate(parts):
-        lines.append(f"<sample>\n{part.text}\n</sample>")
+        reflection = glue = None
         if with_reflections:
             if not part.reflections:
                 raise ValueError(f"attempt {part.index} has no valid reflection")
-            lines.append(f"<reflect>\n{rng.choice(part.reflections)}\n</reflect>")
-        else:
-            lines.append("")  # what the released `.replace("<reflect>\n\n</reflect>", "")` leaves behind
+            reflection = rng.choice(part.reflections)
         if i < len(parts) - 1:
             if not with_reflections:
                 pool = list(phrases.GENERIC_GLUE)
@@ -102,10 +102,9 @@ def render_trace(parts: Sequence[Attempt], rng: random.Random, with_reflections:
                 pool = phrases.correct_glue(fix_phrase_concatenation) + list(phrases.GENERIC_GLUE)
             else:
                 pool = phrases.incorrect_glue(fix_phrase_concatenation) + list(phrases.GENERIC_GLUE)
-            lines.append(rng.choice(pool))
-    lines.append("</think>")
-    lines.append(f"\n\n{ending}\n\n<answer>\n{parts[-1].answer}\n</answer>")
-    return "\n".join(lines)
+            glue = rng.choice(pool)
+        steps.append(TraceStep(part.text, reflection, glue))
+    return stitch_trace(steps, ending, parts[-1].answer)
 
 
 def _trace(parts: list[Attempt], rng: random.Random, sampler: str, ablation: str,

@@ -19,17 +19,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from skillexp.config import RunConfig, task_spec
+from skillexp.methods.config import SFTDataInputs
 from skillexp.methods.stat.difficulty import assess, difficulty_stats, pick_difficult, student_samples
 from skillexp.methods.stat.profile import judge_rows, profile, profile_stats, save_profile
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
-from skillexp.methods.stat.skills import SkillMap, cached, label_rows, load_catalogue
-from skillexp.methods.stat.synth import fresh_proposals, problem_key, proposal_rows, solution_rows, syn_rows
-from skillexp.tasks import build_task
+from skillexp.methods.stat.skills import SkillMap, cached, label_rows
+from skillexp.methods.stat.synth import fresh_proposals, proposal_rows, solution_rows, syn_rows
+from skillexp.runtime import Runtime
+from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
+from skillexp.teachers import build_teacher
 from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
-from skillexp.tracking import Tracker
+from skillexp.utils.io import atomic_write_json
 
 
 class LazyTeacher(Teacher):
@@ -72,37 +74,37 @@ class LazyTeacher(Teacher):
             self._teacher.close()
 
 
-def _local_or_name(root_dir: str, name: str) -> str:
-    path = Path(name) if Path(name).is_absolute() else Path(root_dir) / name
-    return str(path) if path.exists() else name
-
-
-def blocked_problems(run: RunConfig, task: Task) -> set[str]:
-    """Problems synthetic data must not contain: the task's val and test questions and the eval suite's."""
-    keys = {problem_key(it) for split in ("val", "test") for it in task.items(split)}
-    for name, spec in run.eval.variants.items():
+def blocked_problems(inputs: SFTDataInputs, task: Task) -> set[str]:
+    """Problems synthetic data must not contain: the task's val and test questions and the held-out suite's."""
+    keys = {task.problem_key(it) for split in ("val", "test") for it in task.items(split)}
+    held_out = inputs.held_out
+    for name, spec in (held_out.variants if held_out else {}).items():
         kind, params = task_spec(spec, f"eval.variants.{name}")
-        keys |= {problem_key(it) for it in build_task(kind, params, name=name).items(run.eval.split)}
+        variant = build_task(kind, params, name=name)
+        keys |= {variant.problem_key(it) for it in variant.items(held_out.split)}
     return keys
 
 
-def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Path, out_dir: Path, tracker: Tracker,
-               make_teacher: Callable[[], Teacher]) -> tuple[list[dict], dict[str, float]]:
-    """The STAT-Sel or STAT-Syn SFT rows for `run.method.name`, and the statistics of every step."""
-    m, st, prefix = run.method, run.method.stat, run.method.name
+def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir: Path, rt: Runtime,
+               make_teacher: Callable[[], Teacher] | None = None) -> tuple[list[dict], dict[str, float]]:
+    """The STAT-Sel or STAT-Syn SFT rows for `inputs.method`, and the statistics of every step. The teacher is
+    `inputs.teacher`'s, built when a step first needs it (`make_teacher` builds another)."""
+    st, prefix, seed = inputs.stat, inputs.method, inputs.seed
+    assert st is not None and inputs.teacher is not None and inputs.catalogue is not None
     work = out_dir / "stat"
-    catalogue = load_catalogue(st.catalogue, run.task["kind"], run.paths.root_dir, work / "catalogue.json")
+    catalogue = SkillCatalogue(inputs.catalogue)
+    atomic_write_json(work / "catalogue.json", {"source": st.catalogue or "shipped", "subjects": catalogue.subjects})
     val = task.items("val")[: st.num_val_questions]
     if not val or not train:
         raise RuntimeError(f"method={prefix} needs val questions (stage 1) and train questions (the skill map); "
                            f"the task has {len(val)} and {len(train)}: raise the task's num_val / num_train.")
-    teacher = LazyTeacher(make_teacher)
+    teacher = LazyTeacher(make_teacher or (lambda: build_teacher(inputs.teacher, prefix, task, rt.cache_dir, seed)))
     try:
-        with ScorePool(workers=run.eval.score_workers, timeout_s=run.eval.score_timeout_s) as pool:
-            samples = cached(work / "student_samples.jsonl", lambda: student_samples(run, model_dir, task, val))
-            prm = _local_or_name(run.paths.root_dir, st.prm.model)
+        with rt.scoring.pool() as pool:
+            samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, task, val))
+            prm = rt.local_or_name(st.prm.model)
             assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st, pool, prm))
-            difficult = pick_difficult(assessed, st.num_difficult, run.seed)
+            difficult = pick_difficult(assessed, st.num_difficult, seed)
             stats = difficulty_stats(assessed, len(difficult), prefix)
             if not difficult:
                 raise RuntimeError(f"method={prefix}: the student found none of {len(val)} val questions difficult "
@@ -116,41 +118,41 @@ def build_stat(run: RunConfig, task: Task, train: Sequence[Item], model_dir: Pat
                 st.max_missing_skills), teacher)
             freq = profile(judgements)
             stats |= skill_map.stats(prefix) | profile_stats(judgements, freq, prefix)
-            save_profile(freq, len(judgements), work, tracker, prefix)
+            save_profile(freq, len(judgements), work, rt.tracker, prefix)
             pairs = missing_pairs(judgements)
             if not pairs:
                 raise RuntimeError(f"method={prefix}: the teacher named no missing skill for any of "
                                    f"{len(judgements)} difficult questions (see {work / 'judgements.jsonl'}).")
             stats[f"{prefix}/pairs"] = float(len(pairs))
             stats[f"{prefix}/pairs_without_questions"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
-            if m.name == "stat_sel":
-                rows, more = _select(run, task, train, pairs, skill_map, teacher, pool, work)
+            if prefix == "stat_sel":
+                rows, more = _select(inputs, task, train, pairs, skill_map, teacher, pool, work)
             else:
-                rows, more = _synthesise(run, task, pairs, skill_map, teacher, pool, work)
+                rows, more = _synthesise(inputs, task, pairs, skill_map, teacher, pool, work)
     finally:
         teacher.close()
     stats |= more | teacher.metrics(f"{prefix}/teacher")
     return rows, stats
 
 
-def _select(run: RunConfig, task: Task, train: Sequence[Item], pairs: list[tuple[str, str]], skill_map: SkillMap,
+def _select(inputs: SFTDataInputs, task: Task, train: Sequence[Item], pairs: list[tuple[str, str]], skill_map: SkillMap,
             teacher: Teacher, pool: ScorePool, work: Path) -> tuple[list[dict], dict[str, float]]:
-    st, prefix = run.method.stat, run.method.name
-    draws = draw(pairs, skill_map, st.k, run.seed)
+    st, prefix, seed = inputs.stat, inputs.method, inputs.seed
+    draws = draw(pairs, skill_map, st.k, seed)
     by_id = {it.id: it for it in train}
     distinct = [by_id[i] for i in dict.fromkeys(d["id"] for d in draws)]
-    answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, run.seed), teacher)
-    return sel_rows(task, draws, answers, skill_map, by_id, st, run.seed, prefix)
+    answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, seed), teacher)
+    return sel_rows(task, draws, answers, skill_map, by_id, st, seed, prefix)
 
 
-def _synthesise(run: RunConfig, task: Task, pairs: list[tuple[str, str]], skill_map: SkillMap, teacher: Teacher,
+def _synthesise(inputs: SFTDataInputs, task: Task, pairs: list[tuple[str, str]], skill_map: SkillMap, teacher: Teacher,
                 pool: ScorePool, work: Path) -> tuple[list[dict], dict[str, float]]:
-    st, prefix = run.method.stat, run.method.name
+    st, prefix, seed = inputs.stat, inputs.method, inputs.seed
     proposals = cached(work / "syn_proposals.jsonl",
-                       lambda: proposal_rows(task, teacher, pairs, skill_map, st, run.seed), teacher)
-    fresh, dropped = fresh_proposals(proposals, blocked_problems(run, task))
-    solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, run.seed), teacher)
-    rows, stats = syn_rows(task, fresh, solutions, pool, st, run.seed, prefix)
+                       lambda: proposal_rows(task, teacher, pairs, skill_map, st, seed), teacher)
+    fresh, dropped = fresh_proposals(task, proposals, blocked_problems(inputs, task))
+    solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, seed), teacher)
+    rows, stats = syn_rows(task, fresh, solutions, pool, st, seed, prefix)
     stats[f"{prefix}/proposals"] = float(len(proposals))
     stats.update({f"{prefix}/proposals_dropped/{why}": float(n) for why, n in sorted(dropped.items())})
     return rows, stats

@@ -11,38 +11,25 @@ The solution the teacher later reads is the first wrong sample (ground truth), t
 first sample (consistency). When more than `num_difficult` questions are difficult a seeded random subset is kept
 (the paper filters 500 and does not say how).
 
-Answers agree when the task's own checker accepts one with the other standing in as the gold answer: math-verify's
-equivalence for math; for Countdown, two expressions that are valid over the question's numbers and have the same
-value. STAT-Syn's consistency filter uses the same rule. Checks run in ScorePool workers: math-verify needs a main
-thread, and untrusted text stays out of the process that holds the model.
+Answers agree when the task's own checker accepts one with the other standing in as the gold answer
+(`Task.with_gold`): math-verify's equivalence for math; for a task whose questions state their target, two answers
+that are valid for the question and reach the same value. STAT-Syn's consistency filter uses the same rule. Checks
+run in ScorePool workers: math-verify needs a main thread, and untrusted text stays out of the process that holds
+the model.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from statistics import fmean
 from typing import Any, Sequence
 
-from skillexp.config import RunConfig
-from skillexp.methods.config import StatConfig
+from skillexp.methods.config import SFTDataInputs, StatConfig
 from skillexp.methods.sampling import base_generator, sample
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.skills import subsample
+from skillexp.runtime import Runtime
 from skillexp.tasks.base import Item, Task
-from skillexp.tasks.countdown import CountdownTask
-from skillexp.tasks.safe_arith import evaluate, uses_at_most_once
 from skillexp.tasks.scoring import ScorePool
-
-
-def as_gold(task: Task, item: Item, answer: str) -> Item | None:
-    """`item` with `answer` as its gold, or None when `answer` cannot be one (an invalid Countdown expression, or a
-    Countdown question whose numbers are unknown)."""
-    if isinstance(task, CountdownTask):
-        value = evaluate(answer.partition("=")[0])
-        if value is None or "numbers" not in item.meta or not uses_at_most_once(value.numbers, item.meta["numbers"]):
-            return None
-        return replace(item, answer=answer, meta={**item.meta, "target": value.value})
-    return replace(item, answer=answer)
 
 
 def largest_agreement(task: Task, items: Sequence[Item], answers: Sequence[Sequence[str | None]],
@@ -55,7 +42,7 @@ def largest_agreement(task: Task, items: Sequence[Item], answers: Sequence[Seque
     for q, (item, row) in enumerate(zip(items, answers, strict=True)):
         distinct = list(dict.fromkeys(a for a in row if a))
         for a in distinct:
-            gold = as_gold(task, item, a)
+            gold = task.with_gold(item, a)
             if gold is None:
                 continue
             for b in distinct:
@@ -78,12 +65,12 @@ def largest_agreement(task: Task, items: Sequence[Item], answers: Sequence[Seque
     return out
 
 
-def student_samples(run: RunConfig, model_dir: Path, task: Task, items: Sequence[Item]) -> list[dict[str, Any]]:
+def student_samples(inputs: SFTDataInputs, rt: Runtime, task: Task, items: Sequence[Item]) -> list[dict[str, Any]]:
     """The student's answers to the validation questions (the generator is closed before any teacher starts)."""
-    gen = base_generator(run, model_dir)
+    gen = base_generator(inputs, rt)
     try:
-        comps = sample(gen, [task.messages(it) for it in items], run.method.samples_per_question,
-                       run.method.sampling, run.seed)
+        comps = sample(gen, [task.messages(it) for it in items], inputs.samples_per_question, inputs.sampling,
+                       inputs.seed)
     finally:
         gen.close()
     return [{"id": it.id, "completions": [c.text for c in cs], "truncated": [c.truncated for c in cs]}

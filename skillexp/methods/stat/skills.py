@@ -14,12 +14,9 @@ from typing import Any, Callable, Sequence
 
 from skillexp.tasks.base import Item, Task
 from skillexp.teachers.base import SkillCatalogue, Teacher
-from skillexp.teachers.oracle import CATALOGUE as COUNTDOWN_CATALOGUE
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
-SHIPPED = {"countdown": COUNTDOWN_CATALOGUE,
-           "math": Path(__file__).resolve().parents[2] / "data" / "skills" / "math.json"}
 
 
 def cached(path: Path, compute: Callable[[], list[dict[str, Any]]],
@@ -43,23 +40,23 @@ def cached(path: Path, compute: Callable[[], list[dict[str, Any]]],
     return rows
 
 
-def catalogue_source(path: str | None, kind: str, root_dir: str) -> Path:
+def catalogue_source(path: str | None, task: Task, root_dir: str) -> Path:
     """The catalogue file `method.stat.catalogue` names (relative to the directory the command ran in), else the
-    task's shipped one."""
+    task's shipped one (`Task.skill_catalogue`)."""
     if path is not None:
         return Path(path) if Path(path).is_absolute() else Path(root_dir) / path
-    if kind in SHIPPED:
-        return SHIPPED[kind]
-    raise ValueError(f"no skill catalogue ships for task {kind!r}: set method.stat.catalogue to a JSON file "
+    if task.skill_catalogue is not None:
+        return task.skill_catalogue
+    raise ValueError(f"no skill catalogue ships for task {task.name!r}: set method.stat.catalogue to a JSON file "
                      "{\"subjects\": {subject: [skill, ...]}} (see skillexp/data/skills/).")
 
 
-def load_catalogue(path: str | None, kind: str, root_dir: str, saved: Path) -> SkillCatalogue:
+def load_catalogue(path: str | None, task: Task, root_dir: str, saved: Path) -> SkillCatalogue:
     """The catalogue this run uses: the copy saved in the stage dir on resume (so labels and profile never mix two
     catalogues), else `path` (relative to the directory the command ran in) or the task's shipped file."""
     if saved.exists():
         return SkillCatalogue.load(saved)
-    source = catalogue_source(path, kind, root_dir)
+    source = catalogue_source(path, task, root_dir)
     catalogue = SkillCatalogue.load(source)
     atomic_write_json(saved, {"source": str(source), "subjects": catalogue.subjects})
     return catalogue

@@ -6,55 +6,25 @@ GPT-4o, which here is whatever `teacher=` is). Proposals that repeat an earlier 
 dropped before solving (counted): synthetic data must not leak the questions the run is evaluated or profiled on.
 The teacher solves each remaining question `solutions_per_question` (3) times, and a question is kept when at
 least `min_agree` (2) solutions agree; its agreeing solutions are its answers (an exact repeat once). Agreement:
-where the task's checker can verify a solution on its own (a Countdown question states its target; the oracle's
-proposals carry their numbers, an LLM's are read back from its wording) the solutions it accepts, else the largest
-group of equivalent final answers (math-verify for math). The rows are subsampled to `target_size`.
+where the task's checker can verify a solution on its own (`Task.checkable`: e.g. a task whose questions state
+their target; the oracle's proposals carry it, an LLM's are read back from its wording by `Task.read_question`)
+the solutions it accepts, else the largest group of equivalent final answers (math-verify for math). "The same
+question" is `Task.problem_key`. The rows are subsampled to `target_size`.
 """
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
-from dataclasses import replace
 from typing import Any, Sequence
 
 from skillexp.methods.config import StatConfig
 from skillexp.methods.stat.difficulty import largest_agreement
 from skillexp.methods.stat.skills import SkillMap, item_row, row_item, sft_row, subsample
 from skillexp.tasks.base import Item, Task
-from skillexp.tasks.countdown import CountdownTask
 from skillexp.tasks.scoring import ScorePool
 from skillexp.teachers.base import Teacher
 
 MAX_DRAFT_CHARS = 2_000
-# "... the list [3, 7, 25], create an equation that equals 104": bounded classes, so matching stays linear
-_COUNTDOWN_QUESTION = re.compile(r"\[([0-9][0-9 ,]{0,80})\][^\[\]]{0,200}?\bequals?(?: to)? ([0-9]{1,6})\b")
-
-
-def problem_key(item: Item) -> str:
-    """Two questions with the same key pose the same problem (Countdown: the same numbers in any order)."""
-    if {"numbers", "target"} <= set(item.meta):
-        return f"countdown:{sorted(item.meta['numbers'])}:{item.meta['target']}"
-    return " ".join(item.question.lower().split())
-
-
-def countdown_question(task: Task, item: Item) -> Item:
-    """A proposed Countdown question with the numbers and target it states read into `meta` (an LLM teacher writes
-    free text; in the task's wording they can be read back), so the task's checker can verify its solutions. A
-    question that cannot be read stays unverifiable, and is dropped by the agreement filter."""
-    if not isinstance(task, CountdownTask) or {"numbers", "target"} <= set(item.meta):
-        return item
-    match = _COUNTDOWN_QUESTION.search(item.question[:MAX_DRAFT_CHARS])
-    numbers = [int(n) for n in re.findall(r"[0-9]{1,6}", match[1])] if match else []
-    if not 2 <= len(numbers) <= 8:
-        return item
-    return replace(item, meta={**item.meta, "numbers": numbers, "target": int(match[2])})
-
-
-def checkable(task: Task, item: Item) -> bool:
-    """Can the task's checker verify a solution on its own? Yes with a known answer, or for any Countdown question
-    with its numbers and target (the target is the answer)."""
-    return bool(item.answer) or (isinstance(task, CountdownTask) and {"numbers", "target"} <= set(item.meta))
 
 
 def proposal_rows(task: Task, teacher: Teacher, pairs: Sequence[tuple[str, str]], skill_map: SkillMap,
@@ -69,17 +39,19 @@ def proposal_rows(task: Task, teacher: Teacher, pairs: Sequence[tuple[str, str]]
                                                                                 len(candidates)))))
     proposals = teacher.propose([a[3] for a in asked], [a[2] for a in asked], n=st.questions_per_pair, seed=seed)
     return [{"pair": i, "skill": skill, "difficult_id": difficult_id, "examples": [it.id for it in examples],
-             "item": item_row(countdown_question(task, p.item)), "draft": p.draft[:MAX_DRAFT_CHARS]}
+             "item": item_row(task.read_question(p.item)), "draft": p.draft[:MAX_DRAFT_CHARS]}
             for (i, difficult_id, skill, examples), ps in zip(asked, proposals, strict=True) for p in ps]
 
 
-def fresh_proposals(proposals: Sequence[dict[str, Any]], blocked: set[str]) -> tuple[list[dict], Counter[str]]:
-    """Proposals that are new: not an eval question, not an earlier proposal, not empty."""
+def fresh_proposals(task: Task, proposals: Sequence[dict[str, Any]],
+                    blocked: set[str]) -> tuple[list[dict], Counter[str]]:
+    """Proposals that are new: not an eval question (`blocked` holds their problem keys), not an earlier proposal,
+    not empty."""
     seen = set(blocked)
     kept, dropped = [], Counter()
     for p in proposals:
         item = row_item(p["item"])
-        key = problem_key(item)
+        key = task.problem_key(item)
         why = "empty" if not item.question.strip() else "eval_overlap" if key in blocked else (
             "duplicate" if key in seen else None)
         if why:
@@ -100,8 +72,8 @@ def solution_rows(teacher: Teacher, proposals: Sequence[dict[str, Any]], st: Sta
 def agreeing(task: Task, items: Sequence[Item], texts: Sequence[Sequence[str | None]],
              pool: ScorePool) -> list[list[int]]:
     """For each question, the indices of its agreeing solutions (see the module docstring)."""
-    known = [q for q, it in enumerate(items) if checkable(task, it)]
-    unknown = [q for q, it in enumerate(items) if not checkable(task, it)]
+    known = [q for q, it in enumerate(items) if task.checkable(it)]
+    unknown = [q for q, it in enumerate(items) if not task.checkable(it)]
     out: dict[int, list[int]] = {q: [] for q in known}
     jobs = [(q, j) for q in known for j, t in enumerate(texts[q]) if t is not None]
     scores = pool.score(task, [items[q] for q, _ in jobs], [texts[q][j] for q, j in jobs]) if jobs else []
