@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from skillexp.config import LoggerConfig
+from skillexp.tracking import LoggerConfig
 from skillexp.report.collect import Run
 from skillexp.report.compare import Comparison
 from skillexp.report.tables import Cell
