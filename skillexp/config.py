@@ -1,9 +1,10 @@
 """Typed schema of a run, validated once at start-up from the composed Hydra config.
 
 Config groups mirror the package: each group's schema lives in the package it configures (`model/` →
-models/config.py, `method/` → methods/config.py, `trainer/` → training/config.py, `rl/` → rl/config.py, `eval/` →
-eval/config.py, `generation/` → generation/config.py, `teacher/` → teachers/config.py, `logger/` → tracking.py,
-`scoring` → tasks/scoring.py; `task/` and the eval suite's variants are validated by each task's own dataclass).
+models/config.py, `method/` → methods/config.py, `trainer/` → training/config.py, `rl/` → rl/config.py,
+`eval/` → eval/config.py, `generation/` → generation/config.py, `teacher/` → teachers/config.py, `logger/` →
+tracking.py, `scoring` → tasks/scoring.py; `task/` and the eval suite's variants are validated by each task's own
+dataclass).
 This module holds the run's own (`paths`, `RunConfig`) and the start-up checks.
 `load_run_config` turns a DictConfig into a `RunConfig` or raises a `ConfigError` naming the key and the fix.
 """

@@ -6,9 +6,9 @@ from `signal_delay_s`) and preempts with SIGTERM. `install()` catches both, and 
 - the handler records it first. Inside a training loop (`step_loop()`) that is all: the loop saves a checkpoint at
   the end of the current step (every rank at the same step: they agree on it, `training.engine.stop_requested`)
   and calls `exit_if_requested()`; a stage that ends while a signal stands exports its model first. A process
-  that waits for training ranks (torchrun) passes the signal on to them and exits once they have. Anywhere else (set-up, data building, eval: their
-  finished parts are already on disk) the handler raises `Preempted`, a BaseException that no `except Exception`
-  swallows;
+  that waits for training ranks (torchrun) passes the signal on to them and exits once they have. Anywhere else
+  (set-up, data building, eval: their finished parts are already on disk) the handler raises `Preempted`, a
+  BaseException that no `except Exception` swallows;
 - Python drops an exception raised inside a finaliser or a callback it ignores errors of, so while the request
   stands a watchdog thread delivers the signal again every `REDELIVER_S` seconds, until the process is in a place
   where the exception propagates;

@@ -2,7 +2,8 @@
 
 A stage's key hashes its inputs record (`StageInputs`: exactly the settings the stage reads, and the keys of the
 artifacts it consumes) and its version, so two runs of a sweep that need the same SFT data or the same SFT
-checkpoint compute it once, and a changed eval setting reuses the training stages before it. Layout under the stage cache (default `<log_dir>/stages`, i.e. `outputs/stages`):
+checkpoint compute it once, and a changed eval setting reuses the training stages before it. Layout under the
+stage cache (default `<log_dir>/stages`, i.e. `outputs/stages`):
 
     <stage>/<key>/             a finished output; never modified once published
     <stage>/<key>.partial/     a build in progress, with its checkpoints: the next run that claims the key resumes it

@@ -35,7 +35,8 @@ class EvalConfig:
     pass_k: list[Annotated[int, AT_LEAST_1]] = field(default_factory=lambda: [1])
     greedy: bool = True
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    log_samples: Annotated[int, NON_NEGATIVE, UNKEYED] = 8  # completions per variant shown in the W&B table and the console
+    # completions per variant shown in the W&B table and the console
+    log_samples: Annotated[int, NON_NEGATIVE, UNKEYED] = 8
     # answers tried, reflections and verdict F1 per completion (SkillFactory's skill-use table); runs the task's
     # checker on every attempt in the main process, so it costs about one more scoring pass
     skill_use: bool = True

@@ -53,8 +53,8 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> Path:
             gen.close()
     if not rows and m.if_empty == "error":
         raise RuntimeError(f"method={m.method} produced no SFT rows from {len(items)} questions (stats: {stats}). "
-                           "Read the rates: no correct samples means an easier task or more samples; no kept reflections "
-                           "means a model that writes verdict tags, or a lenient task (+task.lenient=true). "
+                           "Read the rates: no correct samples means an easier task or more samples; no kept "
+                           "reflections means a model that writes verdict tags, or a lenient task (+task.lenient=true). "
                            "method.if_empty=base skips SFT instead and goes on from the base model.")
     if not rows:
         log.warning("method=%s produced no SFT rows from %d questions (%s); method.if_empty=base: SFT is skipped",

@@ -133,7 +133,8 @@ class GRPO:
 
             if engine is not None:  # the lent engine's own copy of the model would only hold memory
                 engine.close()
-            self.gen: Generator = HFGenerator(model_dir, inputs.model, inputs.generation, seed, model=self.engine.module)
+            self.gen: Generator = HFGenerator(model_dir, inputs.model, inputs.generation, seed,
+                                              model=self.engine.module)
         else:
             self.shared = engine
             self.gen = engine.load(model_dir) if engine else build_generator(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -56,8 +57,14 @@ UNKEYED = Unkeyed()
 
 def keyed(cls: type, name: str) -> bool:
     """Does field `name` of schema `cls` count in stage cache keys?"""
-    hint = typing.get_type_hints(cls, include_extras=True)[name]
-    return not (typing.get_origin(hint) is typing.Annotated and UNKEYED in typing.get_args(hint)[1:])
+    return name not in _unkeyed(cls)
+
+
+@functools.cache
+def _unkeyed(cls: type) -> frozenset[str]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return frozenset(name for name, hint in hints.items()
+                     if typing.get_origin(hint) is typing.Annotated and UNKEYED in typing.get_args(hint)[1:])
 
 
 # the ranges most settings need

@@ -21,7 +21,8 @@ def memorize(rows: list[dict], tiny_model_dir: Path, root: Path, max_steps: int 
     try:
         return run_sft(root / "data.jsonl", tiny_model_dir, TINY, trainer,
                        SFTConfig(max_steps=max_steps, max_length=max_length, val_fraction=0.0,
-                                 optim=OptimConfig(lr=5e-3, warmup_ratio=0.05, schedule="cosine")), root / "sft", tracker,
+                                 optim=OptimConfig(lr=5e-3, warmup_ratio=0.05, schedule="cosine")),
+                       root / "sft", tracker,
                        seed=0)
     finally:
         tracker.finish()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from skillexp.methods.skillfactory import phrases, trace_format
+from skillexp.methods.skillfactory import phrases
 from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
 from skillexp.methods.skillfactory.trace_format import (BUDGET_TRIGGER, MAX_BLOCKS, MAX_REFLECTION_CHARS,
                                                         MAX_SCAN_CHARS, TRACE_TAGS, TraceStep, blocks, parse_verdict,
@@ -278,8 +278,9 @@ def test_blocks_are_bounded() -> None:
     many = "<sample>x</sample><reflect>y</reflect>" * 1_000
     assert len(blocks(many)) == MAX_BLOCKS == 64
     head = "<sample>early</sample>"
-    assert blocks(head + " " * (MAX_SCAN_CHARS - len(head))) == [("sample", "early")]
-    assert blocks(head + " " * (MAX_SCAN_CHARS - len(head) + 1)) == []  # out of the scanned tail
+    assert MAX_SCAN_CHARS == 50_000
+    assert blocks(head + " " * (50_000 - len(head))) == [("sample", "early")]
+    assert blocks(head + " " * (50_000 - len(head) + 1)) == []  # out of the scanned tail
 
 
 def test_several_attempts_with_verdicts_present_absent_and_malformed() -> None:
@@ -313,10 +314,9 @@ def test_readers_stay_fast_on_huge_adversarial_input() -> None:
 
 
 def test_format_module_imports_only_the_standard_library() -> None:
-    """`skillexp.eval` and `skillexp.config` import the format: it must not pull the method (or torch) in."""
+    """`skillexp.eval` (and its config) imports the format: that must not load the method, torch or transformers."""
     code = ("import sys; import skillexp.methods.skillfactory.trace_format; "
-            "print(sorted(m for m in sys.modules if m.startswith(('skillexp', 'torch', 'transformers'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('skillexp.methods', 'torch', 'transformers'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == str(["skillexp", "skillexp.methods", "skillexp.methods.skillfactory",
+    assert out.strip() == str(["skillexp.methods", "skillexp.methods.skillfactory",
                                "skillexp.methods.skillfactory.trace_format"])
-    assert trace_format.__name__ == "skillexp.methods.skillfactory.trace_format"

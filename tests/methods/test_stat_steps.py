@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from skillexp.methods.config import PRMConfig, StatConfig
 from skillexp.config import load_run_config
+from skillexp.methods.config import PRMConfig, StatConfig
 from skillexp.methods.stat.difficulty import assess, difficulty_stats, largest_agreement, pick_difficult
 from skillexp.methods.stat.profile import plot_profile, profile
 from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
-from skillexp.methods.stat.skills import SkillMap, load_catalogue, subsample
+from skillexp.methods.stat.skills import SkillMap, catalogue_source, subsample
 from skillexp.methods.stat.synth import agreeing, fresh_proposals
 from skillexp.tasks import build_task
 from skillexp.tasks.base import Item
@@ -164,17 +164,15 @@ def test_profile_chart_and_difficulty_pick(tmp_path: Path) -> None:
 
 
 def test_catalogues(tmp_path: Path) -> None:
-    math = load_catalogue(None, MATH, str(tmp_path), tmp_path / "saved.json")
+    math = SkillCatalogue.load(catalogue_source(None, MATH, str(tmp_path)))
     assert sum(map(len, math.subjects.values())) == 112 and len(math.subjects) == 7
     assert {math.subject(it) for it in MATH.items("train")} <= set(math.subjects)  # MATH's subject names resolve
     own = tmp_path / "mine.json"
     own.write_text(json.dumps({"subjects": {"default": ["Carrying Digits"]}}))
-    # on resume the saved copy wins, so a run never mixes two catalogues
-    assert load_catalogue("mine.json", COUNTDOWN, str(tmp_path), tmp_path / "saved.json").subjects == math.subjects
-    mine = load_catalogue("mine.json", COUNTDOWN, str(tmp_path), tmp_path / "other.json")
-    assert mine.subjects == {"default": ["Carrying Digits"]}
+    assert catalogue_source("mine.json", COUNTDOWN, str(tmp_path)) == own  # relative to where the command ran
+    assert SkillCatalogue.load(own).subjects == {"default": ["Carrying Digits"]}
     with pytest.raises(ValueError, match="no skill catalogue ships for task 'multiplication_2'"):
-        load_catalogue(None, build_task("multiplication", {}), str(tmp_path), tmp_path / "x.json")
+        catalogue_source(None, build_task("multiplication", {}), str(tmp_path))
 
 
 def test_the_three_difficulty_detectors(tiny_model_dir: Path) -> None:

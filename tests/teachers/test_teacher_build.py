@@ -51,7 +51,8 @@ def test_build_teacher_kinds(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs a teacher"):
         build_teacher(run.teacher, run.method.name, TASK, Path(run.paths.cache_dir), run.seed)
     pytest.importorskip("skillexp.teachers.oracle")
-    assert isinstance(build_teacher(TeacherConfig(kind="oracle"), run.method.name, TASK, Path(run.paths.cache_dir), run.seed), Teacher)
+    oracle = build_teacher(TeacherConfig(kind="oracle"), run.method.name, TASK, Path(run.paths.cache_dir), run.seed)
+    assert isinstance(oracle, Teacher)
 
 
 def _scripted(body: dict) -> str:

@@ -86,7 +86,8 @@ def test_keep_final_checkpoint_leaves_the_last_step_resumable(tmp_path: Path, ti
     tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
     trainer = dataclasses.replace(TRAINER, keep_final_checkpoint=True)
     try:
-        run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(max_steps=3, max_length=256, val_fraction=0.0, optim=OPTIM),
+        run_sft(data, tiny_model_dir, TINY, trainer,
+                SFTConfig(max_steps=3, max_length=256, val_fraction=0.0, optim=OPTIM),
                 tmp_path / "sft", tracker, seed=0)
     finally:
         tracker.finish()

@@ -12,7 +12,7 @@ from collections import Counter
 from statistics import fmean
 
 from skillexp.generation.base import Generator
-from skillexp.methods.config import MethodConfig
+from skillexp.methods.config import SFTDataInputs
 from skillexp.methods.sampling import sample
 from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
 from skillexp.methods.skillfactory.trace_format import ANSWER_CLOSE, ANSWER_OPEN, TRACE_TAGS
@@ -33,9 +33,10 @@ def _malformed(text: str) -> str | None:
     return None
 
 
-def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: ScorePool, cfg: MethodConfig,
+def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: ScorePool, cfg: SFTDataInputs,
                        seed: int) -> tuple[list[dict], dict[str, float]]:
     sf = cfg.skillfactory
+    assert sf is not None  # set for method=skillfactory
     variants = ["original"] if sf.ablation == "no_prompt_diversity" else list(sf.prompt_variants)
     pairs = [(item, v) for item in items for v in variants]
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from skillexp.tasks.base import Item, Task
 from skillexp.teachers.base import SkillCatalogue, Teacher
-from skillexp.utils.io import atomic_write_json, atomic_write_jsonl, read_jsonl
+from skillexp.utils.io import atomic_write_jsonl, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,6 @@ def catalogue_source(path: str | None, task: Task, root_dir: str) -> Path:
         return task.skill_catalogue
     raise ValueError(f"no skill catalogue ships for task {task.name!r}: set method.stat.catalogue to a JSON file "
                      "{\"subjects\": {subject: [skill, ...]}} (see skillexp/data/skills/).")
-
-
-def load_catalogue(path: str | None, task: Task, root_dir: str, saved: Path) -> SkillCatalogue:
-    """The catalogue this run uses: the copy saved in the stage dir on resume (so labels and profile never mix two
-    catalogues), else `path` (relative to the directory the command ran in) or the task's shipped file."""
-    if saved.exists():
-        return SkillCatalogue.load(saved)
-    source = catalogue_source(path, task, root_dir)
-    catalogue = SkillCatalogue.load(source)
-    atomic_write_json(saved, {"source": str(source), "subjects": catalogue.subjects})
-    return catalogue
 
 
 def item_row(item: Item) -> dict[str, Any]:
