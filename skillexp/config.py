@@ -46,6 +46,10 @@ class PathsConfig:
     stage_cache_dir: str | None = None
 
 
+# keys that moved whose new name a close-match search would not find (renamed leaves): the error names the new one
+MOVED_KEYS = {"eval.score_workers": "scoring.workers", "eval.score_timeout_s": "scoring.timeout_s"}
+
+
 @dataclass
 class RunConfig:
     seed: int
@@ -162,7 +166,7 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
     try:
         run = from_dict(RunConfig, data)
     except UnknownKeyError as e:
-        raise ConfigError(unknown_key_message(RunConfig, e.full_key)) from e
+        raise ConfigError(unknown_key_message(RunConfig, e.full_key, MOVED_KEYS)) from e
     try:
         check_model(run.model, Path(run.paths.cache_dir))
         if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue

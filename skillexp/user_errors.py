@@ -14,7 +14,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, InterpolationToMissingValueError,
                              MissingMandatoryValue)
 
-from skillexp.config import RunConfig
+from skillexp.config import MOVED_KEYS, RunConfig
 from skillexp.tasks import TASKS
 from skillexp.teachers.base import TeacherError
 from skillexp.utils.schema import ConfigError, missing_value_message, unknown_key_message
@@ -56,7 +56,7 @@ def explain(e: BaseException) -> str | None:
         key = cause.full_key
         if key.startswith(("task.", "eval.variants.")):
             return f"config error: {_task_key_message(key)}"
-        return f"config error: {unknown_key_message(RunConfig, key)}"
+        return f"config error: {unknown_key_message(RunConfig, key, MOVED_KEYS)}"
     if isinstance(cause, (MissingMandatoryValue, InterpolationToMissingValueError)):
         message = missing_value_message(cause)
         if message:

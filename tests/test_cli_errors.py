@@ -33,6 +33,9 @@ def _message(overrides: list[str]) -> str:
     (["+model.temprature=0.5"], "Unknown config key 'model.temprature'. Did you mean 'eval.sampling.temperature'"),
     (["method.sft.max_stps=3"], "Did you mean 'method.sft.max_steps'?"),
     (["method.sft.optim.lr=abc"], "method.sft.optim.lr must be a number, got 'abc'"),
+    # keys that moved: the error names where they live now
+    (["trainer.lr=1e-5"], "Did you mean 'method.sft.optim.lr' or 'rl.optim.lr'?"),
+    (["eval.score_workers=0"], "Did you mean 'scoring.workers'?"),
     (["task.num_numbrs=3"], "Unknown task parameter 'task.num_numbrs'. Did you mean 'num_numbers'?"),
     (["task.lenient=true"], "'task.lenient' is not set by the task's config file: add it with '+task.lenient=...'"),
     (["model=gpt5"], "model=gpt5 is not an option of 'model'; choose one of: hf, "),

@@ -220,9 +220,10 @@ def suggest_keys(root: type, full_key: str) -> list[str]:
     return [k for name in names for k in sorted(by_leaf[name])][:4]
 
 
-def unknown_key_message(root: type, full_key: str) -> str:
-    """The message for a key that `root`'s schema does not have, with the closest known keys."""
-    close = suggest_keys(root, full_key)
+def unknown_key_message(root: type, full_key: str, moved: Mapping[str, str] | None = None) -> str:
+    """The message for a key that `root`'s schema does not have, with the closest known keys (or, for a key that
+    `moved` maps, where it lives now)."""
+    close = [moved[full_key]] if moved and full_key in moved else suggest_keys(root, full_key)
     hint = f" Did you mean {' or '.join(repr(k) for k in close)}?" if close else ""
     parent = full_key.rpartition(".")[0]
     siblings = schema_tree(root).get(parent)
