@@ -109,6 +109,10 @@ def runtime(run: RunConfig, run_dir: Path, tracker: Tracker) -> Runtime:
                    sample_cache=Path(cache_root) / "samples" if cache_root else None)
 
 
+def _write_stages(run_dir: Path, specs: dict[str, StageInputs]) -> None:
+    atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key} for name, s in specs.items()})
+
+
 def _evaluate(inputs: EvalInputs, rt: Runtime, cache: StageCache, engine: SharedEngine,
               prefix: str = "") -> dict[str, float]:
     """Metrics of an eval stage, computed or reused; reused metrics are logged again so that every run's
@@ -145,7 +149,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                                              "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
                                              "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0)),
                                              "started": time.time()})
-    atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key} for name, s in specs.items()})
+    _write_stages(run_dir, specs)
     log.info("stages: %s; run dir: %s", " -> ".join(stages(run)), run_dir)
 
     tracker = Tracker(run.logger, run_dir, config)
@@ -161,8 +165,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 tracker.log(summary)
                 specs = stage_inputs(dataclasses.replace(run, method=dataclasses.replace(run.method, name="none")),
                                      cache, model_dir)  # what follows starts from the base model, keyed so
-                atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key}
-                                                            for name, s in specs.items()})
+                _write_stages(run_dir, specs)
             else:
                 cache.run(sft_inputs, lambda out: sft_stage(sft_inputs, out, rt))
         # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)

@@ -32,7 +32,6 @@ from typing import Any, Callable, ClassVar
 from filelock import FileLock
 
 from skillexp import preemption
-
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import keyed
 

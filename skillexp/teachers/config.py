@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from skillexp.generation.config import GenerationConfig
 from skillexp.models.config import ModelConfig
-from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE
+from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, UNKEYED
 
 
 @dataclass
@@ -22,17 +22,21 @@ class TeacherConfig:
     # programmatic teacher (Countdown)
     kind: Literal["none", "openai", "local", "oracle"] = "none"
     model: str | None = None  # openai: the model name the endpoint serves (part of every cache key)
-    base_url: str | None = None  # openai: null = api.openai.com (or $OPENAI_BASE_URL); e.g. http://host:8000/v1
-    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; unset is fine with base_url
-    concurrency: Annotated[int, AT_LEAST_1] = 8  # requests in flight at once
+    # where and how the endpoint is reached changes no answer (the answer cache ignores it too): UNKEYED
+    # openai: null = api.openai.com (or $OPENAI_BASE_URL); e.g. http://host:8000/v1
+    base_url: Annotated[str | None, UNKEYED] = None
+    # the NAME of the variable holding the key; unset is fine with base_url
+    api_key_env: Annotated[str, UNKEYED] = "OPENAI_API_KEY"
+    concurrency: Annotated[int, AT_LEAST_1, UNKEYED] = 8  # requests in flight at once
     # per request, on 408/409/429/5xx, timeouts and connection errors; then the request has failed
     max_retries: Annotated[int, NON_NEGATIVE] = 5
     # the share of an operation's requests that may fail (after their retries) before the step stops with the
     # failure counts; 0: any failure stops it. A stopped step saves nothing; its rerun sends only what failed
     max_failed_fraction: Annotated[float, FRACTION] = 0.0
     timeout_s: Annotated[float, POSITIVE] = 120.0  # per attempt
-    cache: bool = True  # keep every completion on disk, keyed by model + messages + sampling parameters
-    cache_dir: str | None = None  # null: <paths.cache_dir>/teacher, shared by every run on this machine
+    # keep every completion on disk, keyed by model + messages + sampling parameters
+    cache: Annotated[bool, UNKEYED] = True
+    cache_dir: Annotated[str | None, UNKEYED] = None  # null: <paths.cache_dir>/teacher, shared by every run here
     # STAT labels and judges greedily (AdaptMI: do_sample False); proposals and solutions need diversity
     label_temperature: Annotated[float, NON_NEGATIVE] = 0.0
     judge_temperature: Annotated[float, NON_NEGATIVE] = 0.0
