@@ -16,6 +16,12 @@ def echo_last_user(body: dict[str, Any]) -> str:
     return f"<answer>{body['messages'][-1]['content'][:40]}</answer>"
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of concurrent clients (8 by default) could overflow it
+    # and get "connection reset by peer", which a real server (vLLM's uvicorn: 2048) does not do
+    request_queue_size = 128
+
+
 class StubOpenAI:
     """`plan`: what the first requests get, in arrival order: an HTTP status (429, 500, 401...), "hang" (answer
     after `hang_s`), or "ok"; later requests get "ok". `die_after`: the server answers that many requests, then
@@ -32,7 +38,7 @@ class StubOpenAI:
         self.inflight = self.max_inflight = 0
         self._lock = threading.Lock()
         self._stopped = self.dead = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server = _Server(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
