@@ -1,6 +1,7 @@
 """`python -m skillexp` / `skillexp`: compose the Hydra config, validate it, run the pipeline.
-`skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), and `skillexp cache`
-lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra.
+`skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), `skillexp cache`
+lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra, and `skillexp data prepare`
+downloads a run's hub datasets into local files (skillexp/prepare.py).
 
 A config error exits with status 2 and one message naming the key and the fix, before any heavy work.
 """
@@ -48,7 +49,7 @@ def run_main(cfg: DictConfig) -> float | None:
     summary = preemption.run(lambda: run_pipeline(run, run_dir))
     print(f"\n{run.run_name}: {run.model.name} on eval={run.eval.name} ({run.eval.split} split), run dir {run_dir}")
     print(format_table(summary))
-    return summary.get(f"avg/mean@{run.eval.k}")
+    return summary.get("avg/score")
 
 
 def _user_error(e: BaseException) -> None:
@@ -69,6 +70,10 @@ def main() -> None:
         from skillexp.report.cli import main as report
 
         sys.exit(report(sys.argv[2:]))
+    if sys.argv[1:2] == ["data"]:
+        from skillexp.prepare import main as data
+
+        sys.exit(data(sys.argv[2:]))
     if sys.argv[1:2] == ["cache"]:
         from skillexp.stage_cache import main as cache
 

@@ -44,6 +44,8 @@ class PathsConfig:
     # stage outputs shared across runs, keyed by what produced them (skillexp/stage_cache.py); null: each run
     # keeps its stages in its own run dir
     stage_cache_dir: str | None = None
+    # hub datasets as `skillexp data prepare` wrote them (runs never read the hub); exported as SKILLEXP_DATA_DIR
+    data_dir: str | None = None
 
 
 # keys that moved whose new name a close-match search would not find (renamed leaves): the error names the new one
@@ -154,7 +156,9 @@ def read_catalogue(run: RunConfig) -> SkillCatalogue:
 def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
     from skillexp.models import check_model
+    from skillexp.prepare import prepare_command
     from skillexp.tasks import build_task
+    from skillexp.tasks.sources import MissingData
 
     cfg = cfg.copy()
     with open_dict(cfg):
@@ -174,15 +178,21 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
             read_catalogue(run)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
+    if run.paths.data_dir:  # where tasks read prepared hub datasets (skillexp/tasks/sources.py), in every process
+        os.environ["SKILLEXP_DATA_DIR"] = str(Path(run.paths.data_dir).resolve())
     kind, params = task_spec(run.task, "task")
     tasks = {"task": build_task(kind, params, path="task")}
-    for name, spec in run.eval.variants.items():
+    for name, spec in run.eval.task_specs().items():
         path = f"eval.variants.{name}"
         kind, params = task_spec(spec, path)
         tasks[path] = build_task(kind, params, name=name, path=path)
     for path, task in tasks.items():  # every data file the run will read: opened and checked now
         try:
             task.check_source()
+        except MissingData as e:
+            raise ConfigError(f"{path}: the hub dataset {e.source} is not prepared ({e.file} is missing): run "
+                              f"`{prepare_command(str(e.file.parent), run.eval.name)}` on a machine that can "
+                              f"reach the hub, or point paths.data_dir at where it was prepared.") from e
         except (FileNotFoundError, ValueError) as e:
             raise ConfigError(f"{path}: {e}") from e
     return run

@@ -33,6 +33,8 @@ from skillexp.rl.config import RLInputs
 from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage
 from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
+from skillexp.tasks import build_task, task_spec
+from skillexp.tasks.sources import fingerprint
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTInputs
 from skillexp.training.launch import sft_stage
@@ -57,16 +59,31 @@ def stages(run: RunConfig) -> list[str]:
     return out + ["eval"]
 
 
+def data_fingerprints(run: RunConfig, eval_suite: bool) -> dict[str, str]:
+    """sha256 of every file the training task (and with `eval_suite` the eval suite's variants) reads, keyed by
+    where its spec sits: a stage whose data changed on disk gets a new key, never a stale reuse."""
+    specs = {"task": run.task}
+    if eval_suite:
+        specs.update({f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()})
+    out = {}
+    for path, spec in specs.items():
+        kind, params = task_spec(spec, path)
+        for file in build_task(kind, params, name=path.rsplit(".", 1)[-1], path=path).data_files():
+            out[f"{path}:{file.name}"] = fingerprint(file)
+    return out
+
+
 def _sft_data_inputs(run: RunConfig, base: Artifact) -> SFTDataInputs:
     m = run.method
     stat = m.name.startswith("stat")
-    held_out = HeldOut(dict(run.eval.variants), run.eval.split) if m.name == "stat_syn" else None
+    held_out = HeldOut(run.eval.task_specs(), run.eval.split) if m.name == "stat_syn" else None
     return SFTDataInputs(
         method=m.name, base=base, model=run.model, task=dict(run.task), num_questions=m.num_questions,
         samples_per_question=m.samples_per_question, sampling=m.sampling, if_empty=m.if_empty,
         generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
         stat=m.stat if stat else None, teacher=run.teacher if stat else None,
-        catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out)
+        catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out,
+        data=data_fingerprints(run, eval_suite=held_out is not None))
 
 
 def _validation(run: RunConfig) -> EvalConfig | None:
@@ -81,6 +98,7 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
     """The inputs record of every stage `run` runs ("pre_rl": the eval before RL), from the config alone; each
     consumes the artifact (key and path) of the stage before it, starting from the base model at `base_dir`."""
     out: dict[str, StageInputs] = {}
+    suite_data = data_fingerprints(run, eval_suite=True)
     model = Artifact(digest({"base_model": dataclasses.asdict(run.model)}), str(base_dir))
     if "sft" in stages(run):
         out["sft_data"] = data = _sft_data_inputs(run, model)
@@ -90,12 +108,14 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
         model = Artifact(sft.key, str(cache.output(sft) / "model"))
 
     def evaluation(of: Artifact) -> EvalInputs:
-        return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed)
+        return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed,
+                          data={k: v for k, v in suite_data.items() if k.startswith("eval.")})
 
     if "rl" in stages(run):
         out["pre_rl"] = evaluation(model)
         out["rl"] = rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
-                                  generation=run.generation, seed=run.seed, validation=_validation(run))
+                                  generation=run.generation, seed=run.seed, validation=(val := _validation(run)),
+                                  data=suite_data if val else data_fingerprints(run, eval_suite=False))
         model = Artifact(rl.key, str(cache.output(rl) / "model"))
     out["eval"] = evaluation(model)
     return out

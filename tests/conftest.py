@@ -50,11 +50,29 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, **extra}
 
 
+# the suites and recipes that read hub datasets or local files; SUITE_DATA holds generated stand-ins for them
+DATA_RUNS = (["eval=skillfactory_ood"], ["eval=stat_math"], ["experiment=stat_math"])
+SUITE_DATA = _TMP / "data"
+
+
+@pytest.fixture(scope="session")
+def _suite_data() -> Path:
+    """Generated files in place of every hub dataset and local file the shipped suites read (tests/data_files.py),
+    where `skillexp data prepare` would put them: configs that read data compose, validate and run offline."""
+    from tests.data_files import write_suite_data
+
+    for overrides in DATA_RUNS:
+        write_suite_data(overrides, SUITE_DATA)
+    return SUITE_DATA
+
+
 @pytest.fixture(autouse=True)
-def _own_stage_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _own_stage_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _suite_data: Path) -> None:
     """Each test gets an empty stage cache, so no test reuses a stage another test (or an older checkout) built;
-    tests of the cache share one explicitly."""
+    tests of the cache share one explicitly. Prepared data comes from the generated stand-ins (and a run that
+    exports its data dir leaves the next test's environment as it was)."""
     monkeypatch.setenv("SKILLEXP_STAGE_CACHE", str(tmp_path / "stage-cache"))
+    monkeypatch.setenv("SKILLEXP_DATA_DIR", str(_suite_data))
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,14 @@ def the_cpu_study(work: Path, output: str) -> None:
     assert "GRPO step 1/1 (100%) · reward" in output and "before RL:" in output
 
 
+def lists_the_hub_datasets(work: Path, output: str) -> None:
+    """`--list`: every hub dataset of stat_math named with the file it would become, nothing downloaded."""
+    for source in ("DigitalLearningGmbH/MATH-lighteval", "openai/gsm8k", "HuggingFaceH4/aime_2024", "math-ai/aime25",
+                   "AI-MO/aimo-validation-amc", "veds12/math-squared"):
+        assert f"would download {source} " in output, output[-3000:]
+    assert "reads the local file" in output and "math_perturb_hard.jsonl (MISSING" in output, output[-3000:]
+
+
 CHECKS = {
     "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",), then=the_cpu_study),
     "make test": IsCi(),
@@ -183,6 +191,9 @@ CHECKS = {
     "method=none,sft,star,skillfactory seed=0,1,2": FakeSlurm(("#SBATCH --partition=a100", "#SBATCH --array=0-11")),
     "experiments/skillfactory_countdown.sh": FakeSlurm(("#SBATCH --array=0-20",)),
     "experiments/stat_math.sh": FakeSlurm(("#SBATCH --array=0-",)),
+    # the hub cannot be reached here: the command runs up to the downloads, which --list names instead
+    ".venv/bin/python -m skillexp data prepare stat_math --out /shared/skillexp-data":
+        Run(("--list",), then=lists_the_hub_datasets),
 }
 
 

@@ -76,6 +76,22 @@ def test_grpo_follows_the_suite_it_validates_on() -> None:
     assert _changed(_keys([], off), _keys(["eval.k=3"], off)) == {"pre_rl", "eval"}
 
 
+def test_a_data_file_changed_on_disk_is_a_new_key(tmp_path: Path) -> None:
+    """The same config over a file whose rows changed must not reuse what the old rows produced: the file's sha256
+    is in the key of every stage that reads it (the task's: all; an eval variant's: the evals, and GRPO's
+    validation)."""
+    task, variant = tmp_path / "task.jsonl", tmp_path / "eval.jsonl"
+    rows = "".join(json.dumps({"problem": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(40))
+    task.write_text(rows)
+    variant.write_text(rows)
+    files = ["task=math", f"task.path={task}", "eval=math", f"eval.variants.math.path={variant}"]
+    before = _keys(files)
+    variant.write_text(rows.replace("What is 3 + 1?", "What is 3 + 2?").replace('"4"', '"5"'))
+    assert _changed(before, _keys(files)) == {"pre_rl", "rl", "eval"}
+    task.write_text(rows.replace("What is 7 + 1?", "What is 7 + 2?"))
+    assert _changed(before, _keys(files)) == set(before)
+
+
 def _leaves(value: object, path: tuple = ()) -> list[tuple]:
     """Every settable leaf of a record: (path of field names, value); dataclasses are walked, the rest are leaves."""
     if dataclasses.is_dataclass(value) and not isinstance(value, Artifact):

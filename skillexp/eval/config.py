@@ -1,7 +1,13 @@
 """What an `eval=` config says: the suite (task variants, split, sizes), how it samples, and what it measures;
-and the eval stage's inputs record."""
+and the eval stage's inputs record.
+
+A variant may carry a `protocol:` block that overrides the suite's decoding and headline metric for that variant
+alone (samples, pass@k values, greedy, number of items, any sampling setting, the metric its table column shows),
+so that one eval run fills a paper's whole table: STAT's pass@1 at temperature 0.1 beside AIME's pass@64 at 1.0.
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -9,7 +15,9 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.methods.skillfactory.trace_format import BUDGET_TRIGGER
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
-from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, UNKEYED
+from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, UNKEYED, ConfigError, from_dict
+
+PROTOCOL = "protocol"  # the key of a variant's own protocol block; every other key is a task parameter
 
 
 @dataclass
@@ -21,6 +29,53 @@ class BudgetForcing:
     # the paper: generate 4,096 tokens, then force up to 8,192 in total
     max_total_tokens: Annotated[int, AT_LEAST_1] = 8192
     rounds: Annotated[int, NON_NEGATIVE] = 1
+
+
+@dataclass
+class ProtocolOverrides:
+    """A variant's `protocol:` block: what differs from the suite's settings (unset = the suite's)."""
+
+    k: Annotated[int | None, AT_LEAST_1] = None
+    pass_k: list[Annotated[int, AT_LEAST_1]] | None = None
+    greedy: bool | None = None
+    num_items: Annotated[int | None, AT_LEAST_1] = None
+    sampling: dict[str, Any] = field(default_factory=dict)  # e.g. {temperature: 1.0, max_tokens: 4096}
+    # the headline metric (the paper's column): mean@<k>, pass@<p> with p in pass_k, or greedy; default mean@<k>
+    metric: str | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one variant is evaluated, resolved from the suite's settings and the variant's overrides."""
+
+    k: int
+    pass_k: tuple[int, ...]
+    greedy: bool
+    num_items: int | None
+    sampling: SamplingConfig
+    metric: str
+
+
+@dataclass
+class PaperColumn:
+    """One column of a paper's table: a variant's headline metric, the mean of earlier columns, or (neither) a
+    column the suite does not measure, shown with the paper's number alone."""
+
+    name: str  # as the paper heads it: "CD4", "AIME24", "OOD avg"
+    variant: str | None = None
+    average: list[str] | None = None
+
+
+@dataclass
+class PaperTable:
+    """The `paper:` block of a suite: the table the report lays out as the paper does, with the paper's numbers."""
+
+    title: str
+    columns: list[PaperColumn]
+    # the paper's numbers (percent, in column order; null where it has none): model name -> report row label
+    # (`none` = base model, `skillfactory → grpo`, `stat_sel (pre-RL)` or `stat_sel` = SFT alone) -> values
+    numbers: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    note: str | None = None  # what a reader must know (the paper's settings we could not match)
 
 
 @dataclass
@@ -41,6 +96,7 @@ class EvalConfig:
     # checker on every attempt in the main process, so it costs about one more scoring pass
     skill_use: bool = True
     budget_forcing: BudgetForcing = field(default_factory=BudgetForcing)
+    paper: Annotated[PaperTable | None, UNKEYED] = None  # the paper's table (report only)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.pass_k if not 1 <= p <= self.k]
@@ -48,6 +104,54 @@ class EvalConfig:
             raise ValueError(f"eval.pass_k values must lie in [1, eval.k={self.k}], got {bad}.")
         if not self.variants:
             raise ValueError("eval.variants is empty: name at least one task variant.")
+        for name in self.variants:  # every variant's protocol is checked when the config is read
+            self.protocol(name)
+        if self.paper is not None:
+            self._check_paper(self.paper)
+
+    def _check_paper(self, paper: PaperTable) -> None:
+        seen: list[str] = []
+        for i, col in enumerate(paper.columns):
+            where = f"eval.paper.columns[{i}] ({col.name})"
+            if col.variant is not None and col.average is not None:
+                raise ConfigError(f"{where}: give `variant` (one of {sorted(self.variants)}) or `average` (names of "
+                                  f"earlier columns), not both (neither: a column we do not measure).")
+            if col.variant is not None and col.variant not in self.variants:
+                raise ConfigError(f"{where}: variant {col.variant!r} is not in eval.variants "
+                                  f"({sorted(self.variants)}).")
+            if bad := [c for c in col.average or [] if c not in seen]:
+                raise ConfigError(f"{where}: average names {bad}, which are not earlier columns ({seen}).")
+            seen.append(col.name)
+        for model, rows in paper.numbers.items():
+            for label, values in rows.items():
+                if len(values) != len(paper.columns):
+                    raise ConfigError(f"eval.paper.numbers.{model}.{label} has {len(values)} values for "
+                                      f"{len(paper.columns)} columns ({seen}); write null where the paper has none.")
+
+    def task_specs(self) -> dict[str, dict[str, Any]]:
+        """Each variant's task spec ({kind: ..., params}), without its protocol block."""
+        return {name: {k: v for k, v in spec.items() if k != PROTOCOL} for name, spec in self.variants.items()}
+
+    def protocol(self, name: str) -> Protocol:
+        """Variant `name`'s decoding and headline metric: the suite's settings with its `protocol:` overrides."""
+        path = f"eval.variants.{name}.{PROTOCOL}"
+        raw = self.variants[name].get(PROTOCOL) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must be a mapping of overrides (k, pass_k, greedy, num_items, sampling, "
+                              f"metric), got {raw!r}.")
+        o = from_dict(ProtocolOverrides, raw, path)
+        k = o.k or self.k
+        pass_k = tuple(o.pass_k) if o.pass_k is not None else tuple(p for p in self.pass_k if p <= k) or (1,)
+        if bad := [p for p in pass_k if p > k]:
+            raise ConfigError(f"{path}.pass_k values must lie in [1, k={k}], got {bad}.")
+        sampling = from_dict(SamplingConfig, {**dataclasses.asdict(self.sampling), **o.sampling}, f"{path}.sampling")
+        greedy = self.greedy if o.greedy is None else o.greedy
+        metric = o.metric or f"mean@{k}"
+        allowed = [f"mean@{k}", *(f"pass@{p}" for p in pass_k), *(["greedy"] if greedy else [])]
+        if metric not in allowed:
+            raise ConfigError(f"{path}.metric={metric!r} is not measured for this variant; choose one of {allowed} "
+                              f"(pass@p needs p in pass_k, greedy needs greedy: true).")
+        return Protocol(k, pass_k, greedy, o.num_items or self.num_items, sampling, metric)
 
 
 @dataclass(frozen=True)
@@ -62,3 +166,4 @@ class EvalInputs(StageInputs):
     suite: EvalConfig
     generation: GenerationConfig
     seed: int
+    data: dict[str, str] = field(default_factory=dict)  # sha256 of every data file the suite reads, by config path

@@ -10,11 +10,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from skillexp.eval.config import EvalConfig, EvalInputs
+from skillexp.eval.config import BudgetForcing, EvalConfig, EvalInputs, Protocol
 from skillexp.eval.budget_forcing import force_budget
 from skillexp.eval.metrics import variant_metrics
 from skillexp.eval.skill_use import SkillUse
-from skillexp.generation.base import Completion, Generator, render_chat
+from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
 from skillexp.generation.shared import SharedEngine
 from skillexp.runtime import Runtime
 from skillexp.tasks import build_task, task_spec
@@ -30,20 +30,26 @@ log = logging.getLogger(__name__)
 class _Variant:
     task: Task
     items: list[Item]
+    protocol: Protocol
     start: int  # offset of this variant's prompts in the combined batch
+
+    @property
+    def span(self) -> range:
+        return range(self.start, self.start + len(self.items))
 
 
 def _build_variants(suite: EvalConfig) -> dict[str, _Variant]:
     variants, start = {}, 0
-    for name, spec in suite.variants.items():
+    for name, spec in suite.task_specs().items():
         kind, params = task_spec(spec, f"eval.variants.{name}")
         task = build_task(kind, params, name=name, path=f"eval.variants.{name}")
+        protocol = suite.protocol(name)
         items = task.items(suite.split)
-        if suite.num_items is not None:
-            items = items[: suite.num_items]
+        if protocol.num_items is not None:
+            items = items[: protocol.num_items]
         if not items:
             raise ValueError(f"eval variant {name!r} has no items in split {suite.split!r}.")
-        variants[name] = _Variant(task, items, start)
+        variants[name] = _Variant(task, items, protocol, start)
         start += len(items)
     return variants
 
@@ -61,6 +67,31 @@ def _rows(name: str, items: list[Item], comps: list[list[Completion]], scores: l
     return rows
 
 
+def _sample(generator: Generator, prompts: list[list[int]], variants: dict[str, _Variant], seed: int,
+            greedy: bool, bf: BudgetForcing | None = None
+            ) -> tuple[dict[int, list[Completion]], dict[int, list[Completion]]]:
+    """Completions by prompt index, before and after budget forcing (the same without `bf`). Variants that decode
+    alike share one generate() call, so the engine batches across them; `greedy` samples one completion at
+    temperature 0 for the variants that ask for it."""
+    groups: dict[str, tuple[SamplingParams, list[int]]] = {}
+    for v in variants.values():
+        if greedy and not v.protocol.greedy:
+            continue
+        s = v.protocol.sampling
+        params = s.params(1, seed, temperature=0.0) if greedy else s.params(v.protocol.k, seed)
+        groups.setdefault(repr(params), (params, []))[1].extend(v.span)
+    raw: dict[int, list[Completion]] = {}
+    forced: dict[int, list[Completion]] = {}
+    for params, idx in groups.values():
+        batch = [prompts[i] for i in idx]
+        comps = generator.generate(batch, params)
+        raw.update(zip(idx, comps))
+        if bf is not None:
+            comps = force_budget(generator, batch, comps, params, bf.trigger, bf.max_total_tokens, bf.rounds)
+        forced.update(zip(idx, comps))
+    return raw, forced
+
+
 def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime, engine: SharedEngine,
                prefix: str = "") -> dict[str, float]:
     """The eval stage: the suite on `inputs.model_dir`, sampled by `engine` (kept if a killed run already
@@ -74,59 +105,57 @@ def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime, engine: SharedEng
 
 def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tracker: Tracker,
              scoring: ScoringConfig, prefix: str = "", step: int | None = None) -> dict[str, float]:
-    """Evaluate the suite `ev` with `generator`; returns {"<prefix><variant>/<metric>": value}. Writes
-    generations JSONL and the metrics (without the prefix) into `out_dir`."""
+    """Evaluate the suite `ev` with `generator`; returns {"<prefix><variant>/<metric>": value}, with each
+    variant's headline metric also as `<variant>/score` and their mean as `avg/score`. Writes generations JSONL
+    and the metrics (without the prefix) into `out_dir`."""
     variants = _build_variants(ev)
     conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
     prompts = render_chat(generator.tokenizer, conversations)
-    s = ev.sampling
-    params = s.params(ev.k, seed)
-    sampled = generator.generate(prompts, params)
-    if ev.budget_forcing.enabled:
-        bf = ev.budget_forcing
-        unforced = sampled
-        sampled = force_budget(generator, prompts, sampled, params, bf.trigger, bf.max_total_tokens, bf.rounds)
-    greedy = None
-    if ev.greedy:
-        greedy = generator.generate(prompts, s.params(1, seed, temperature=0.0))
+    bf = ev.budget_forcing if ev.budget_forcing.enabled else None
+    unforced, sampled = _sample(generator, prompts, variants, seed, greedy=False, bf=bf)
+    greedy = _sample(generator, prompts, variants, seed, greedy=True)[0]
 
     summary: dict[str, float] = {}
     table = []
     with scoring.pool() as pool:
         for i, (name, v) in enumerate(variants.items(), 1):
-            sl = slice(v.start, v.start + len(v.items))
-            comps = sampled[sl]
+            k = v.protocol.k
+            comps = [sampled[j] for j in v.span]
             flat = pool.score(v.task, [it for it, cs in zip(v.items, comps) for _ in cs],
                               [c.text for cs in comps for c in cs])
-            scores = [flat[i * ev.k:(i + 1) * ev.k] for i in range(len(v.items))]
+            scores = [flat[q * k:(q + 1) * k] for q in range(len(v.items))]
             rows = _rows(name, v.items, comps, scores, v.task, greedy=False)
             greedy_scores = None
-            if greedy is not None:
-                g = [cs[0] for cs in greedy[sl]]
+            if v.protocol.greedy:
+                g = [greedy[j][0] for j in v.span]
                 greedy_scores = pool.score(v.task, v.items, [c.text for c in g])
                 rows += _rows(name, v.items, [[c] for c in g], [[x] for x in greedy_scores], v.task, greedy=True)
             atomic_write_jsonl(out_dir / "generations" / f"{name}.jsonl", rows)
             metrics = variant_metrics(
                 scores, [[len(c.token_ids) for c in cs] for cs in comps],
-                [[c.truncated for c in cs] for cs in comps], ev.pass_k, greedy_scores)
-            if ev.budget_forcing.enabled:  # the same samples before forcing, for the paper's Std -> BF comparison
-                before = pool.score(v.task, [it for it, cs in zip(v.items, unforced[sl]) for _ in cs],
-                                    [c.text for cs in unforced[sl] for c in cs])
-                metrics[f"mean@{ev.k}_unforced"] = sum(before) / len(before)
+                [[c.truncated for c in cs] for cs in comps], v.protocol.pass_k, greedy_scores)
+            if bf:  # the same samples before forcing, for the paper's Std -> BF comparison
+                before = pool.score(v.task, [it for it in v.items for _ in range(k)],
+                                    [c.text for j in v.span for c in unforced[j]])
+                metrics[f"mean@{k}_unforced"] = sum(before) / len(before)
             if ev.skill_use:
                 use = SkillUse()
                 for item, cs in zip(v.items, comps):
                     for c in cs:
                         use.add(v.task, item, c.text)
                 metrics.update(use.metrics())
-            summary.update({f"{prefix}{name}/{k}": val for k, val in metrics.items()})
-            shown = [m for m in (f"mean@{ev.k}", "pass@1", "greedy") if m in metrics]
+            metrics["score"] = metrics[v.protocol.metric]
+            summary.update({f"{prefix}{name}/{m}": val for m, val in metrics.items()})
+            shown = [m for m in (f"mean@{k}", "pass@1", "greedy") if m in metrics]
             log.info("%seval %s (%d/%d variants): %s", prefix, name, i, len(variants),
                      " · ".join(f"{m} {metrics[m]:.3f}" for m in shown))
             table += [[name, r["sample"], r["question"], r["completion"], r["extracted"], r["score"]]
                       for r in rows[: ev.log_samples]]
-    k_key = f"mean@{ev.k}"
-    summary[f"{prefix}avg/{k_key}"] = sum(summary[f"{prefix}{n}/{k_key}"] for n in variants) / len(variants)
+    summary[f"{prefix}avg/score"] = sum(summary[f"{prefix}{n}/score"] for n in variants) / len(variants)
+    ks = {v.protocol.k for v in variants.values()}
+    if len(ks) == 1:  # every variant sampled alike: their mean@k averages too
+        k_key = f"mean@{ks.pop()}"
+        summary[f"{prefix}avg/{k_key}"] = sum(summary[f"{prefix}{n}/{k_key}"] for n in variants) / len(variants)
     tracker.log(summary, step=step)
     tracker.log_table(f"{prefix}eval/samples", ["variant", "sample", "question", "completion", "extracted", "score"],
                       table)

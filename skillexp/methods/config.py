@@ -141,3 +141,5 @@ class SFTDataInputs(StageInputs):
     teacher: TeacherConfig | None = None
     catalogue: dict[str, list[str]] | None = None  # STAT's skill catalogue as read at start-up: {subject: [skill]}
     held_out: HeldOut | None = None  # stat_syn
+    # sha256 of every data file the task (and held_out) reads, by config path: a changed file is a new key
+    data: dict[str, str] = field(default_factory=dict)

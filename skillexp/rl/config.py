@@ -102,3 +102,5 @@ class RLInputs(StageInputs):
     generation: GenerationConfig
     seed: int
     validation: EvalConfig | None
+    # sha256 of every data file the task and the validation suite read, by config path
+    data: dict[str, str] = field(default_factory=dict)

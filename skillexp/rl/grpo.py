@@ -257,10 +257,10 @@ class GRPO:
         if suite is None:
             return {}
         out = {}
-        for name, spec in suite.variants.items():
+        for name, spec in suite.task_specs().items():
             kind, params = task_spec(spec, f"eval.variants.{name}")
             if build_task(kind, params, name=name).items("val"):
-                out[name] = spec
+                out[name] = suite.variants[name]
         if not out:
             raise ValueError(f"no eval variant of eval={suite.name} has a val split for RL validation: set "
                              "rl.val_every_steps=0 or give the tasks num_val > 0.")

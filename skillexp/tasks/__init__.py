@@ -5,8 +5,11 @@ from typing import Any, Mapping
 
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.countdown import CountdownConfig, CountdownTask
+from skillexp.tasks.gsm8k import Gsm8kConfig, Gsm8kTask
 from skillexp.tasks.math import MathConfig, MathTask
+from skillexp.tasks.multiple_choice import MultipleChoiceConfig, MultipleChoiceTask
 from skillexp.tasks.multiplication import MultiplicationConfig, MultiplicationTask
+from skillexp.tasks.words import AcronymConfig, AcronymTask, LetterCountdownConfig, LetterCountdownTask
 from skillexp.utils.schema import ConfigError, from_dict
 
 __all__ = ["Item", "Task", "TASKS", "build_task", "default_name"]
@@ -15,6 +18,10 @@ TASKS: dict[str, tuple[type, type[Task]]] = {
     "countdown": (CountdownConfig, CountdownTask),
     "multiplication": (MultiplicationConfig, MultiplicationTask),
     "math": (MathConfig, MathTask),
+    "gsm8k": (Gsm8kConfig, Gsm8kTask),
+    "multiple_choice": (MultipleChoiceConfig, MultipleChoiceTask),
+    "acronym": (AcronymConfig, AcronymTask),
+    "letter_countdown": (LetterCountdownConfig, LetterCountdownTask),
 }
 
 
@@ -24,6 +31,8 @@ def default_name(task: str, cfg: Any) -> str:
         return f"{task}_{cfg.num_numbers}"
     if isinstance(cfg, MultiplicationConfig):
         return f"{task}_{cfg.digits}"
+    if isinstance(cfg, (AcronymConfig, LetterCountdownConfig)):
+        return f"{task}_{cfg.length}"
     return task
 
 

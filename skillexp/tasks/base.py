@@ -56,6 +56,11 @@ class Task(ABC):
         """Start-up check of the data the task reads (a local file: readable, every row complete), raising
         ValueError or FileNotFoundError with the file, the line and the fix. Generated tasks have nothing to read."""
 
+    def data_files(self) -> list[Path]:
+        """Local files the items are read from (their content belongs in a stage's cache key); none for generated
+        tasks."""
+        return []
+
     def items(self, split: str) -> list[Item]:
         """Items of one split in SPLITS; deterministic for a given config."""
         if split not in SPLITS:

@@ -1,7 +1,8 @@
 r"""MATH-style questions with free-form answers, graded by math-verify.
 
-Items come from a local `.jsonl`/`.parquet` file, an HF dataset name (`datasets.load_dataset`), or, with
-`path: null`, the small generated set shipped in `skillexp/data/` (so the whole path runs offline). Field names
+Items come from a local `.jsonl`/`.parquet` file, a hub dataset name (read from its file prepared beforehand by
+`skillexp data prepare`, see `sources`), or, with `path: null`, the small generated set shipped in
+`skillexp/data/` (so the whole path runs offline). Field names
 are configurable; a gold field holding a full solution (MATH's `solution`) is reduced to its last `\boxed{}`.
 Without a split column, items are ordered by a hash of the question and cut test, val, rl, train, so the split
 of a question does not depend on the file's row order.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_tag
 from skillexp.tasks.base import SKILL_CATALOGUES, SPLITS, Item, Task, partition
+from skillexp.tasks.sources import read_rows, source_file
 from skillexp.utils.schema import AT_LEAST_1, Range
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "math_small.jsonl"
@@ -33,7 +34,7 @@ MAX_NESTING = 12  # depth of {[( brackets in an answer; honest answers need < 6,
 
 @dataclass
 class MathConfig:
-    path: str | None = None  # .jsonl / .parquet file, or an HF dataset name; null = the shipped small set
+    path: str | None = None  # .jsonl / .parquet file, or a (prepared) hub dataset name; null = the shipped small set
     hf_config: str | None = None  # dataset config name (HF datasets only)
     hf_split: str = "test"  # the split of the HF dataset to read (MATH-500, AIME and AMC ship only "test")
     question_field: str = "problem"
@@ -49,68 +50,6 @@ class MathConfig:
     parsing_timeout_s: Annotated[int, AT_LEAST_1] = 3  # math-verify's signal.alarm timeouts, whole seconds
     verify_timeout_s: Annotated[int, AT_LEAST_1] = 3
     lenient: bool = False  # with answer_format=tag, fall back to the last \boxed{} when the tag is missing
-
-
-FORMATS = "a .jsonl file (UTF-8, one JSON object a line), a .parquet file, or a hub dataset name"
-
-
-def _read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: byte {e.start} is not UTF-8 text; the math task reads {FORMATS}.") from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno}); each line must hold one JSON "
-                             f"object with the question and answer fields.") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{n}: a JSON {type(row).__name__}, not an object with the question and answer "
-                             f"fields.")
-        rows.append((f"{path}:{n}", row))
-    return rows
-
-
-def _read_parquet(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (pyarrow.ArrowException, OSError) as e:
-        raise ValueError(f"{path}: not a readable parquet file ({str(e)[:120]}); the math task reads {FORMATS}.") \
-            from None
-    return [(f"{path} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
-
-
-def _local_path(cfg: MathConfig) -> Path | None:
-    """The file the task reads (the shipped set, or task.path when it names a file); None for a hub dataset."""
-    path = Path(cfg.path) if cfg.path else SHIPPED
-    return path if path.exists() or path.suffix in (".jsonl", ".parquet", ".json", ".csv") else None
-
-
-def _load_rows(cfg: MathConfig) -> list[tuple[str, dict[str, Any]]]:
-    """(where, row) pairs: `where` names the file and line (or row) for error messages."""
-    path = _local_path(cfg)
-    if path is None:
-        import datasets
-
-        return [(f"{cfg.path} row {i + 1}", dict(r)) for i, r in
-                enumerate(datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split))]
-    if path.is_file() and path.suffix == ".jsonl":
-        rows = _read_jsonl(path)
-    elif path.is_file() and path.suffix == ".parquet":
-        rows = _read_parquet(path)
-    else:
-        what = "does not exist" if not path.exists() else "is not a .jsonl or .parquet file"
-        raise FileNotFoundError(f"math task: {path} {what}; give {FORMATS} as task.path.")
-    if not rows:
-        raise ValueError(f"{path} holds no rows; the math task reads {FORMATS}.")
-    return rows
 
 
 def _check_fields(rows: list[tuple[str, dict[str, Any]]], cfg: MathConfig) -> None:
@@ -158,13 +97,17 @@ class MathTask(Task):
         self.answer_type = "final answer" if cfg.answer_format == "tag" else "final answer within \\boxed{}"
 
     def check_source(self) -> None:
-        """A local file is read whole and every row checked (a hub dataset is checked when it is loaded)."""
-        if _local_path(self.cfg) is not None:
-            self._splits = self._build_splits()
+        """The file is read whole and every row checked; a hub dataset's prepared file too (MissingData when the
+        dataset has not been prepared)."""
+        self._splits = self._build_splits()
+
+    def data_files(self) -> list[Path]:
+        c = self.cfg
+        return [source_file(c.path, c.hf_config, c.hf_split, SHIPPED)]
 
     def _build_splits(self) -> dict[str, list[Item]]:
         c = self.cfg
-        rows = _load_rows(c)
+        rows = read_rows(c.path, c.hf_config, c.hf_split, SHIPPED, "the math task")
         _check_fields(rows, c)
         items, seen = [], set()
         for _, r in rows:

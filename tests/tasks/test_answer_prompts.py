@@ -87,7 +87,9 @@ def test_bad_params_fail_with_the_key_and_allowed_values() -> None:
         build_task("countdown", {"num_numbers": 1})
     with pytest.raises(ConfigError, match=r"task\.answer_format='latex' is not allowed; choose one of"):
         build_task("math", {"answer_format": "latex"})
-    with pytest.raises(ConfigError, match=r"'chess' is not a task; choose one of \['countdown', 'math', "
+    with pytest.raises(ConfigError, match=r"'chess' is not a task; choose one of \['acronym', 'countdown', "
+                                          r"'gsm8k', 'letter_countdown', 'math', 'multiple_choice', "
                                           r"'multiplication'\]"):
         build_task("chess", {})
-    assert sorted(TASKS) == ["countdown", "math", "multiplication"]
+    assert sorted(TASKS) == ["acronym", "countdown", "gsm8k", "letter_countdown", "math", "multiple_choice",
+                            "multiplication"]

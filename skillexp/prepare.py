@@ -1,0 +1,103 @@
+"""`skillexp data prepare <eval suite | overrides...> [--out DIR]`: download, once and on a machine that can reach
+the Hugging Face hub, every hub dataset a run would read (its training task's and its eval suite's), and write
+them as local JSON-lines files with a manifest (source, row count, sha256) under DIR, where runs read them
+(`paths.data_dir`; runs never read the hub). The arguments are a run's own Hydra overrides, so
+`skillexp data prepare experiment=stat_math` prepares exactly what `skillexp experiment=stat_math` needs; a bare
+name is short for `eval=<name>`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from skillexp.tasks.base import Task
+
+if TYPE_CHECKING:
+    from skillexp.config import RunConfig
+
+
+def compose_run(overrides: list[str]) -> RunConfig:
+    """The run these overrides make, composed as `skillexp <overrides>` would (without Hydra's run dirs)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from skillexp.config import PROJECT_DIR, RunConfig, register_schemas
+    from skillexp.utils.schema import from_dict
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(PROJECT_DIR / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return from_dict(RunConfig, OmegaConf.to_container(cfg, resolve=True))
+
+
+def data_sources(run: RunConfig) -> Iterator[tuple[str, Task]]:
+    """(config path, task) for every task of `run` that reads a file: a hub dataset (`cfg.path` a hub name) or a
+    local file named in the config (not the shipped sets, which `path: null` reads)."""
+    from skillexp.tasks import build_task, task_spec
+
+    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()}}
+    for path, spec in specs.items():
+        kind, params = task_spec(spec, path)
+        task = build_task(kind, params, name=path.rsplit(".", 1)[-1], path=path)
+        if getattr(getattr(task, "cfg", None), "path", None):
+            yield path, task
+
+
+def main(argv: list[str]) -> int:
+    """`skillexp data prepare`: download a run's hub datasets into local files its compute nodes read."""
+    from skillexp.tasks.sources import is_hub, prepare, prepared_file
+
+    ap = argparse.ArgumentParser(prog="skillexp data", description=main.__doc__)
+    ap.add_argument("action", choices=("prepare",))
+    ap.add_argument("overrides", nargs="+", help="an eval suite (e.g. stat_math) or a run's overrides "
+                                                 "(e.g. experiment=stat_math)")
+    ap.add_argument("--out", type=Path, default=None, help="where to write (default: the run's paths.data_dir)")
+    ap.add_argument("--force", action="store_true", help="download again even where a file is there")
+    ap.add_argument("--list", action="store_true", help="say what would be downloaded, and download nothing")
+    args = ap.parse_args(argv)
+    overrides = [o if "=" in o else f"eval={o}" for o in args.overrides]
+    if args.out is not None:
+        overrides.append(f"paths.data_dir={args.out.resolve()}")
+    run = compose_run(overrides)
+    out = Path(run.paths.data_dir or ".").resolve()
+    done: set[Path] = set()
+    for path, task in data_sources(run):
+        c = task.cfg
+        if not is_hub(c.path):
+            state = "there" if Path(c.path).is_file() else "MISSING: not a hub dataset, so save it there yourself"
+            print(f"{path}: reads the local file {c.path} ({state})")
+            continue
+        target = prepared_file(c.path, c.hf_config, c.hf_split, out)
+        if target in done:
+            continue
+        done.add(target)
+        if target.exists() and not args.force:
+            print(f"{path}: {c.path} ({c.hf_config or '-'}, {c.hf_split}) already in {target}")
+            continue
+        if args.list:
+            print(f"{path}: would download {c.path} ({c.hf_config or '-'}, {c.hf_split}) to {target}")
+            continue
+        print(f"{path}: downloading {c.path} ({c.hf_config or '-'}, {c.hf_split}) ...", flush=True)
+        written = prepare(c.path, c.hf_config, c.hf_split, out)
+        print(f"{path}: wrote {written}")
+    if not done:
+        print(f"no task of `{' '.join(overrides)}` reads a hub dataset: nothing to download")
+    else:
+        print(f"runs read them with paths.data_dir={out} (or SKILLEXP_DATA_DIR={out})")
+    return 0
+
+
+def prepare_command(data_dir: str, suite: str) -> str:
+    """The command that prepares what the current run reads: its own overrides when Hydra runs it, else its
+    eval suite."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [o for o in (HydraConfig.get().overrides.task if HydraConfig.initialized() else [])
+                 if not o.startswith(("hydra.", "paths.data_dir"))]
+    return f"skillexp data prepare {' '.join(overrides) or suite} --out {data_dir}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,51 @@
+"""Small generated stand-ins for the hub datasets and local files a suite reads, in each source's own schema,
+written where `skillexp data prepare` (or the user, for local files) would put them. Questions are simple sums
+with their answers, so a checker can tell right from wrong; nothing here is copied from the real datasets."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from skillexp.prepare import compose_run, data_sources
+from skillexp.tasks.sources import is_hub, prepared_file
+
+
+def fake_rows(task: Any, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`n` rows in the schema the task's config reads (its field names; GSM8K's `####`, CSQA's choices)."""
+    c = task.cfg
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        a, b = rng.randint(1, 50), rng.randint(1, 50)
+        question = f"Question {i}: what is {a} + {b}?"
+        kind = type(task).__name__
+        if kind == "MultipleChoiceTask":
+            texts = [str(a + b + d) for d in (0, 1, 2, 3, 4)]
+            rng.shuffle(texts)
+            rows.append({"id": f"q{i}", "question": question, "question_concept": "sum",
+                         "choices": {"label": list("ABCDE"), "text": texts},
+                         "answerKey": "ABCDE"[texts.index(str(a + b))]})
+        elif kind == "Gsm8kTask":
+            rows.append({c.question_field: question, c.answer_field: f"{a} + {b} = {a + b}\n#### {a + b}"})
+        else:  # the math family: a worked solution or a bare answer, as the field's name says
+            gold = f"We add: $\\boxed{{{a + b}}}$." if c.answer_field == "solution" else str(a + b)
+            row = {c.question_field: question, c.answer_field: gold}
+            for field in (c.subject_field, c.level_field):
+                if field:
+                    row[field] = "Algebra" if field in ("type", "subject") else "Level 2"
+            rows.append(row)
+    return rows
+
+
+def write_suite_data(overrides: list[str], data_dir: Path, n: int = 12) -> list[Path]:
+    """Generated files for every hub dataset and local file the composed run reads; returns their paths."""
+    written = []
+    for _, task in data_sources(compose_run([*overrides, f"paths.data_dir={data_dir}"])):
+        c = task.cfg
+        path = prepared_file(c.path, c.hf_config, c.hf_split, data_dir) if is_hub(c.path) else Path(c.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in fake_rows(task, n)), encoding="utf-8")
+        written.append(path)
+    return written

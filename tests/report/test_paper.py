@@ -1,0 +1,65 @@
+"""The paper-layout table: the suite's columns in the paper's order, averages per run then over seeds, and the
+paper's numbers for the runs' model beside ours with the difference, checked against hand-computed values."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from skillexp.config import load_run_config
+from skillexp.report.cli import main
+from skillexp.utils.schema import ConfigError
+from tests.test_configs import _compose
+
+SUITE = "skillfactory_countdown_cpu"
+CD = ["countdown_3", "countdown_4", "countdown_5", "countdown_6"]
+
+
+def write_run(run_dir: Path, method: str, rl: str, seed: int, scores: list[float], model: str) -> None:
+    run = load_run_config(_compose(["model=tiny", f"model.name={model}", f"eval={SUITE}", f"method={method}",
+                                    f"rl={rl}", f"seed={seed}"]))
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(asdict(run))))
+    summary = {f"{v}/{m}": s for v, s in zip(CD, scores) for m in ("score", "mean@2", "pass@1")}
+    summary["avg/score"] = sum(scores) / len(scores)
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"step": None, **summary}) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_paper_table_puts_the_papers_numbers_beside_ours(tmp_path: Path, capsys) -> None:
+    model = "qwen2.5-1.5b-instruct"
+    write_run(tmp_path / "0", "none", "none", 0, [0.50, 0.10, 0.02, 0.00], model)
+    write_run(tmp_path / "1", "none", "none", 1, [0.30, 0.05, 0.04, 0.03], model)
+    assert main([str(tmp_path), "--wandb", "off"]) == 0
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "### SkillFactory Table 6: Countdown accuracy % (mean of 4 samples)" in md
+    assert "| method | CD3 | CD4 | CD5 | CD6 | CD avg |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| none |") and "paper" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    # CD3: 50 and 30 -> 40.0 ± 14.1, no paper number; CD4: 10 and 5 -> 7.5 ± 3.5 vs the paper's 3.3
+    assert cells[0] == "40.0 ± 14.1"
+    assert cells[1] == "7.5 ± 3.5 · paper 3.3 (+4.2)"
+    # CD avg per run over CD4-6 (4.0 and 4.0), then over seeds; the paper's 1.9
+    assert cells[4] == "4.0 ± 0.0 · paper 1.9 (+2.1)"
+
+
+def test_a_model_the_paper_did_not_run_gets_our_numbers_alone(tmp_path: Path) -> None:
+    write_run(tmp_path / "0", "none", "none", 0, [0.5, 0.25, 0.0, 0.0], "tiny")
+    assert main([str(tmp_path), "--wandb", "off"]) == 0
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "| none | 50.0 | 25.0 | 0.0 | 0.0 | 8.3 |" in md
+    assert "The suite quotes no paper numbers for `tiny`." in md
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("eval.paper.columns=[{name: X, variant: nope}]", "variant 'nope' is not in eval.variants"),
+    ("eval.paper.columns=[{name: X, average: [Y]}]", "average names ['Y'], which are not earlier columns"),
+    ("eval.paper.columns=[{name: X, variant: countdown_3, average: [Y]}]", "not both"),
+    ("+eval.paper.numbers.tiny.none=[1.0]", "has 1 values for 5 columns"),
+])
+def test_a_wrong_paper_block_fails_at_start_up(override: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        load_run_config(_compose(["model=tiny", f"eval={SUITE}", override]))
