@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # STAT's study on a Slurm cluster: base (RL only), SFT on MATH-train, STAT-Sel, STAT-Syn, each -> GRPO, 3 seeds.
-#   OPENAI_API_KEY=... experiments/stat_math.sh task.path=<MATH jsonl> eval.variants.math.path=<MATH test jsonl>
+#   skillexp data prepare experiment=stat_math   # once, where the hub is reachable (docs/evaluation.md)
+#   OPENAI_API_KEY=... experiments/stat_math.sh
 set -euo pipefail
 py=${SKILLEXP_PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}  # outputs go under the current directory
 sweep=${SKILLEXP_LOG_DIR:-outputs}/multiruns/stat_math

@@ -173,6 +173,8 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(unknown_key_message(RunConfig, e.full_key, MOVED_KEYS)) from e
     try:
         check_model(run.model, Path(run.paths.cache_dir))
+        if run.method.name != "none" and run.trainer.num_processes:  # the ranks of one node; Slurm checks its own
+            run.method.sft.grad_accum(run.trainer, run.trainer.num_processes)
         if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue
             run.teacher.check_usable(run.method.name)
             read_catalogue(run)

@@ -33,21 +33,21 @@ def compose_run(overrides: list[str]) -> RunConfig:
 
 
 def data_sources(run: RunConfig) -> Iterator[tuple[str, Task]]:
-    """(config path, task) for every task of `run` that reads a file: a hub dataset (`cfg.path` a hub name) or a
-    local file named in the config (not the shipped sets, which `path: null` reads)."""
+    """(config path, task) for every task of `run` that reads tables (`Task.sources`): hub datasets or local files
+    named in the config (not the shipped sets, which `path: null` reads)."""
     from skillexp.tasks import build_task, task_spec
 
     specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()}}
     for path, spec in specs.items():
         kind, params = task_spec(spec, path)
         task = build_task(kind, params, name=path.rsplit(".", 1)[-1], path=path)
-        if getattr(getattr(task, "cfg", None), "path", None):
+        if task.sources():
             yield path, task
 
 
 def main(argv: list[str]) -> int:
     """`skillexp data prepare`: download a run's hub datasets into local files its compute nodes read."""
-    from skillexp.tasks.sources import is_hub, prepare, prepared_file
+    from skillexp.tasks.sources import prepare, prepared_file
 
     ap = argparse.ArgumentParser(prog="skillexp data", description=main.__doc__)
     ap.add_argument("action", choices=("prepare",))
@@ -64,24 +64,23 @@ def main(argv: list[str]) -> int:
     out = Path(run.paths.data_dir or ".").resolve()
     done: set[Path] = set()
     for path, task in data_sources(run):
-        c = task.cfg
-        if not is_hub(c.path):
-            state = "there" if Path(c.path).is_file() else "MISSING: not a hub dataset, so save it there yourself"
-            print(f"{path}: reads the local file {c.path} ({state})")
-            continue
-        target = prepared_file(c.path, c.hf_config, c.hf_split, out)
-        if target in done:
-            continue
-        done.add(target)
-        if target.exists() and not args.force:
-            print(f"{path}: {c.path} ({c.hf_config or '-'}, {c.hf_split}) already in {target}")
-            continue
-        if args.list:
-            print(f"{path}: would download {c.path} ({c.hf_config or '-'}, {c.hf_split}) to {target}")
-            continue
-        print(f"{path}: downloading {c.path} ({c.hf_config or '-'}, {c.hf_split}) ...", flush=True)
-        written = prepare(c.path, c.hf_config, c.hf_split, out)
-        print(f"{path}: wrote {written}")
+        for src in task.sources():
+            if not src.hub:
+                state = "there" if Path(src.path).is_file() else "MISSING: not a hub dataset, so save it there yourself"
+                print(f"{path}: reads the local file {src.path} ({state})")
+                continue
+            target = prepared_file(src.path, src.hf_config, src.hf_split, out)
+            what = f"{src.path} ({src.hf_config or '-'}, {src.hf_split})"
+            if target in done:
+                continue
+            done.add(target)
+            if target.exists() and not args.force:
+                print(f"{path}: {what} already in {target}")
+            elif args.list:
+                print(f"{path}: would download {what} to {target}")
+            else:
+                print(f"{path}: downloading {what} ...", flush=True)
+                print(f"{path}: wrote {prepare(src.path, src.hf_config, src.hf_split, out)}")
     if not done:
         print(f"no task of `{' '.join(overrides)}` reads a hub dataset: nothing to download")
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from skillexp.prepare import compose_run, data_sources
-from skillexp.tasks.sources import is_hub, prepared_file
+from skillexp.tasks.sources import prepared_file
 
 
 def fake_rows(task: Any, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -43,9 +43,9 @@ def write_suite_data(overrides: list[str], data_dir: Path, n: int = 12) -> list[
     """Generated files for every hub dataset and local file the composed run reads; returns their paths."""
     written = []
     for _, task in data_sources(compose_run([*overrides, f"paths.data_dir={data_dir}"])):
-        c = task.cfg
-        path = prepared_file(c.path, c.hf_config, c.hf_split, data_dir) if is_hub(c.path) else Path(c.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(r) + "\n" for r in fake_rows(task, n)), encoding="utf-8")
-        written.append(path)
+        for src in task.sources():
+            path = prepared_file(src.path, src.hf_config, src.hf_split, data_dir) if src.hub else Path(src.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r) + "\n" for r in fake_rows(task, n)), encoding="utf-8")
+            written.append(path)
     return written

@@ -84,3 +84,22 @@ def test_a_bad_skill_catalogue_fails_at_start_up(name: str, content: bytes | Non
     message = str(e.value)
     assert message.startswith("method.stat.catalogue: skill catalogue ") and expected in message, message
     assert str(path) in message
+
+
+def test_an_unprepared_hub_dataset_fails_at_start_up_with_the_command_that_prepares_it(tmp_path: Path) -> None:
+    """Runs never read the hub: a suite whose hub data is not in paths.data_dir stops before any model loads, with
+    the `skillexp data prepare` command (the run's own overrides) and the directory."""
+    with pytest.raises(ConfigError) as e:
+        load_run_config(_compose(["model=tiny", "eval=skillfactory_ood_cpu", f"paths.data_dir={tmp_path}"]))
+    message = str(e.value)
+    assert "eval.variants.commonsense_qa: the hub dataset tau/commonsense_qa" in message
+    assert f"skillexp data prepare model=tiny eval=skillfactory_ood_cpu --out {tmp_path}" in message
+
+
+def test_a_prepared_file_with_a_bad_row_names_its_line(tmp_path: Path) -> None:
+    from skillexp.tasks.sources import prepared_file
+
+    _jsonl(prepared_file("openai/gsm8k", "main", "test", tmp_path),
+           [{"question": "1 + 1?", "answer": "1 + 1 = 2\n#### 2"}, {"question": "2 + 2?", "answer": "four"}])
+    with pytest.raises(ConfigError, match=r"openai__gsm8k__main__test.jsonl:2"):
+        load_run_config(_compose(["model=tiny", f"paths.data_dir={tmp_path}", "+eval.variants.gsm8k={kind: gsm8k}"]))

@@ -96,7 +96,9 @@ class EvalConfig:
     # checker on every attempt in the main process, so it costs about one more scoring pass
     skill_use: bool = True
     budget_forcing: BudgetForcing = field(default_factory=BudgetForcing)
-    paper: Annotated[PaperTable | None, UNKEYED] = None  # the paper's table (report only)
+    prompt: Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"] = "original"  # how questions are posed (tasks/prompts.py); as the model was trained
+    # the papers' tables this suite fills, by name (report only): suites that include others merge theirs
+    paper: Annotated[dict[str, PaperTable], UNKEYED] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.pass_k if not 1 <= p <= self.k]
@@ -106,13 +108,13 @@ class EvalConfig:
             raise ValueError("eval.variants is empty: name at least one task variant.")
         for name in self.variants:  # every variant's protocol is checked when the config is read
             self.protocol(name)
-        if self.paper is not None:
-            self._check_paper(self.paper)
+        for name, table in self.paper.items():
+            self._check_paper(name, table)
 
-    def _check_paper(self, paper: PaperTable) -> None:
+    def _check_paper(self, name: str, paper: PaperTable) -> None:
         seen: list[str] = []
         for i, col in enumerate(paper.columns):
-            where = f"eval.paper.columns[{i}] ({col.name})"
+            where = f"eval.paper.{name}.columns[{i}] ({col.name})"
             if col.variant is not None and col.average is not None:
                 raise ConfigError(f"{where}: give `variant` (one of {sorted(self.variants)}) or `average` (names of "
                                   f"earlier columns), not both (neither: a column we do not measure).")
@@ -125,7 +127,7 @@ class EvalConfig:
         for model, rows in paper.numbers.items():
             for label, values in rows.items():
                 if len(values) != len(paper.columns):
-                    raise ConfigError(f"eval.paper.numbers.{model}.{label} has {len(values)} values for "
+                    raise ConfigError(f"eval.paper.{name}.numbers.{model}.{label} has {len(values)} values for "
                                       f"{len(paper.columns)} columns ({seen}); write null where the paper has none.")
 
     def task_specs(self) -> dict[str, dict[str, Any]]:

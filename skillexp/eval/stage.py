@@ -109,7 +109,7 @@ def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tra
     variant's headline metric also as `<variant>/score` and their mean as `avg/score`. Writes generations JSONL
     and the metrics (without the prefix) into `out_dir`."""
     variants = _build_variants(ev)
-    conversations = [v.task.messages(it) for v in variants.values() for it in v.items]
+    conversations = [v.task.messages(it, ev.prompt) for v in variants.values() for it in v.items]
     prompts = render_chat(generator.tokenizer, conversations)
     bf = ev.budget_forcing if ev.budget_forcing.enabled else None
     unforced, sampled = _sample(generator, prompts, variants, seed, greedy=False, bf=bf)

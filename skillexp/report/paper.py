@@ -82,11 +82,10 @@ def paper_table(rows: list[Row], spec: dict[str, Any], model: str) -> list[str]:
 
 
 def paper_section(rows: list[Row]) -> list[str]:
-    """The paper-layout table of a setting's runs, when their eval suite has a `paper:` block; else nothing."""
+    """The paper-layout tables of a setting's runs, one per table of their eval suite's `paper:` block."""
     if not rows or not rows[0].runs:
         return []
     config = rows[0].runs[0].config
-    spec = config["eval"].get("paper")
-    if not spec or not _columns(spec):
-        return []
-    return paper_table(rows, spec, config["model"]["name"])
+    tables = config["eval"].get("paper") or {}
+    return [line for spec in tables.values() if _columns(spec)
+            for line in paper_table(rows, spec, config["model"]["name"])]

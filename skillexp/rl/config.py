@@ -35,6 +35,8 @@ class GRPOConfig:
     mini_batch_prompts: Annotated[int, AT_LEAST_1] = 32  # prompts per optimizer update
     # passes over each rollout batch (verl ppo_epochs, TRL num_iterations)
     epochs_per_batch: Annotated[int, AT_LEAST_1] = 1
+    # how rollout prompts pose the question (tasks/prompts.py): `instruction` is SkillFactory's Instruction Prompt
+    prompt: Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"] = "original"
     # rollouts: verl's defaults (temperature 1, no top-k/top-p), long answers
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=1.0, top_p=1.0, top_k=-1, max_tokens=4096))

@@ -74,7 +74,7 @@ class Rollouts:
 def sample_groups(gen: Generator, task: Task, items: list[Item], reward: Reward, cfg: GRPOConfig,
                   seed: int) -> Rollouts:
     t0 = time.perf_counter()
-    prompts = render_chat(gen.tokenizer, [task.messages(it) for it in items])
+    prompts = render_chat(gen.tokenizer, [task.messages(it, cfg.prompt) for it in items])
     outs = gen.generate(prompts, cfg.sampling.params(cfg.group_size, seed))
     t1 = time.perf_counter()
     flat_items = [it for it in items for _ in range(cfg.group_size)]

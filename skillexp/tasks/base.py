@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from skillexp.tasks.answer import last_tag
 from skillexp.tasks.prompts import build_messages
+from skillexp.tasks.sources import Source
 
 SPLITS = ("train", "rl", "val", "test")
 SKILL_CATALOGUES = Path(__file__).resolve().parents[1] / "data" / "skills"  # the catalogues that ship
@@ -55,6 +56,11 @@ class Task(ABC):
     def check_source(self) -> None:
         """Start-up check of the data the task reads (a local file: readable, every row complete), raising
         ValueError or FileNotFoundError with the file, the line and the fix. Generated tasks have nothing to read."""
+
+    def sources(self) -> list[Source]:
+        """The hub datasets and named local files the items are read from (what `skillexp data prepare` fetches);
+        none for generated tasks and shipped sets."""
+        return []
 
     def data_files(self) -> list[Path]:
         """Local files the items are read from (their content belongs in a stage's cache key); none for generated

@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 from skillexp.tasks.answer import last_boxed
 from skillexp.tasks.base import Item, Task, partition
-from skillexp.tasks.sources import read_rows, source_file
+from skillexp.tasks.sources import Source, read_rows, source_file
 from skillexp.utils.schema import Range
 
 MAX_CHARS = 100  # an answer is one number and a few words; nothing longer is read
@@ -116,6 +116,9 @@ class Gsm8kTask(Task):
         super().__init__(name, cfg.lenient)
         self.cfg = cfg
         self.answer_type = "numerical answer" if cfg.answer_format == "tag" else "numerical answer within \\boxed{}"
+
+    def sources(self) -> list[Source]:
+        return [Source(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split)]
 
     def data_files(self) -> list[Path]:
         return [source_file(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split, None)]

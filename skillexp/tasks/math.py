@@ -19,13 +19,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_tag
 from skillexp.tasks.base import SKILL_CATALOGUES, SPLITS, Item, Task, partition
-from skillexp.tasks.sources import read_rows, source_file
+from skillexp.tasks.sources import Source, read_rows, source_file
 from skillexp.utils.schema import AT_LEAST_1, Range
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "math_small.jsonl"
@@ -50,6 +50,25 @@ class MathConfig:
     parsing_timeout_s: Annotated[int, AT_LEAST_1] = 3  # math-verify's signal.alarm timeouts, whole seconds
     verify_timeout_s: Annotated[int, AT_LEAST_1] = 3
     lenient: bool = False  # with answer_format=tag, fall back to the last \boxed{} when the tag is missing
+    # a split read whole from another table: {train: {hf_split: train}} (path and hf_config default to the task's);
+    # STAT's recipe takes val/test from MATH's test split and train and rl both from MATH's train split
+    splits_from: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a worked solution (MATH's `solution`): method=sft trains on it, ending in the answer format, not the bare answer
+    solution_field: str | None = None
+
+    def __post_init__(self) -> None:
+        for split, spec in self.splits_from.items():
+            if split not in SPLITS:
+                raise ValueError(f"splits_from.{split}: not a split; choose among {list(SPLITS)}.")
+            if not isinstance(spec, dict) or set(spec) - {"path", "hf_config", "hf_split"}:
+                raise ValueError(f"splits_from.{split} must map path / hf_config / hf_split, got {spec!r}.")
+        if self.splits_from and self.split_field:
+            raise ValueError("splits_from and split_field both choose splits: set one.")
+
+    def split_source(self, split: str) -> tuple[str | None, str | None, str]:
+        """(path, hf_config, hf_split) the split is read from."""
+        spec = self.splits_from.get(split, {})
+        return (spec.get("path", self.path), spec.get("hf_config", self.hf_config), spec.get("hf_split", self.hf_split))
 
 
 def _check_fields(rows: list[tuple[str, dict[str, Any]]], cfg: MathConfig) -> None:
@@ -101,13 +120,22 @@ class MathTask(Task):
         dataset has not been prepared)."""
         self._splits = self._build_splits()
 
-    def data_files(self) -> list[Path]:
+    def _tables(self) -> list[tuple[str | None, str | None, str]]:
+        """The distinct tables read: the task's own, and those of `splits_from`."""
         c = self.cfg
-        return [source_file(c.path, c.hf_config, c.hf_split, SHIPPED)]
+        main = [(c.path, c.hf_config, c.hf_split)] if set(c.splits_from) != set(SPLITS) else []
+        return list(dict.fromkeys([*main, *(c.split_source(s) for s in c.splits_from)]))
 
-    def _build_splits(self) -> dict[str, list[Item]]:
+    def sources(self) -> list[Source]:
+        return [Source(p, cfg, split) for p, cfg, split in self._tables() if p]
+
+    def data_files(self) -> list[Path]:
+        return [source_file(p, cfg, split, SHIPPED) for p, cfg, split in self._tables()]
+
+    def _read(self, path: str | None, config: str | None, split: str) -> list[Item]:
+        """The table's items, deduplicated on the question, in an order that does not depend on the file's."""
         c = self.cfg
-        rows = read_rows(c.path, c.hf_config, c.hf_split, SHIPPED, "the math task")
+        rows = read_rows(path, config, split, SHIPPED, "the math task")
         _check_fields(rows, c)
         items, seen = [], set()
         for _, r in rows:
@@ -119,10 +147,27 @@ class MathTask(Task):
             meta = {"subject": r.get(c.subject_field) if c.subject_field else None,
                     "level": r.get(c.level_field) if c.level_field else None,
                     "split": r.get(c.split_field) if c.split_field else None}
+            if c.solution_field and r.get(c.solution_field):
+                meta["solution"] = str(r[c.solution_field])
             items.append(Item(id=f"{self.name}-{digest}", question=question, answer=_gold(r[c.answer_field]),
                               meta=meta))
-        items.sort(key=lambda it: it.id)  # an order that does not depend on the file's order
+        return sorted(items, key=lambda it: it.id)
+
+    def _build_splits(self) -> dict[str, list[Item]]:
+        c = self.cfg
         sizes = {"test": c.num_test, "val": c.num_val, "rl": c.num_rl, "train": c.num_train}
+        if c.splits_from:  # those splits come whole (or cut to their size) from their own tables
+            own = {s: 0 if s in c.splits_from else n for s, n in sizes.items()}
+            out = partition(self._read(c.path, c.hf_config, c.hf_split), own) if any(own.values()) else \
+                {s: [] for s in SPLITS}
+            tables: dict[tuple, list[Item]] = {}
+            for s in c.splits_from:
+                if c.split_source(s) not in tables:
+                    tables[c.split_source(s)] = self._read(*c.split_source(s))
+                items = tables[c.split_source(s)]
+                out[s] = items if sizes[s] < 0 else items[: sizes[s]]
+            return out
+        items = self._read(c.path, c.hf_config, c.hf_split)
         if not c.split_field:
             return partition(items, sizes)
         out = {s: [it for it in items if it.meta["split"] == s] for s in SPLITS}
@@ -152,6 +197,10 @@ class MathTask(Task):
             return False
 
     def reference_solution(self, item: Item) -> str:
+        """The worked solution when `solution_field` gives one (ending in the answer format), else the answer."""
+        solution = item.meta.get("solution")
         if self.cfg.answer_format == "boxed":
-            return f"The answer is $\\boxed{{{item.answer}}}$."
-        return f"<answer>{item.answer}</answer>"
+            if solution and last_boxed(solution) is not None:
+                return solution
+            return f"{solution or ''}\nThe answer is $\\boxed{{{item.answer}}}$.".lstrip()
+        return f"{solution}\n<answer>{item.answer}</answer>" if solution else f"<answer>{item.answer}</answer>"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from skillexp.tasks.base import Item, Task, partition
-from skillexp.tasks.sources import read_rows, source_file
+from skillexp.tasks.sources import Source, read_rows, source_file
 from skillexp.utils.schema import Range
 
 MAX_CHARS = 200  # a letter, and at most its choice's short text
@@ -122,6 +122,9 @@ class MultipleChoiceTask(Task):
         self._answer_is = re.compile(rf"(?i:answer)\s{{0,3}}(?:(?i:is)\s{{0,3}}:?|:)\s{{0,3}}(?:\*\*)?\(?([{letters}])"
                                      rf"(?![A-Za-z])")
         self._standalone = re.compile(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])")
+
+    def sources(self) -> list[Source]:
+        return [Source(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split)]
 
     def data_files(self) -> list[Path]:
         return [source_file(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split, None)]

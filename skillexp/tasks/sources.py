@@ -11,6 +11,7 @@ import json
 import os
 import re
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ def source_file(path: str | None, config: str | None, split: str, default: Path 
             raise ValueError("no data path given and no default set ships with this task; set task.path.")
         return default
     return prepared_file(path, config, split) if is_hub(path) else Path(path)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One table a task reads: a local file, or a hub dataset (name, config, split) read from its prepared file."""
+
+    path: str
+    hf_config: str | None = None
+    hf_split: str = "test"
+
+    @property
+    def hub(self) -> bool:
+        return is_hub(self.path)
 
 
 class MissingData(FileNotFoundError):

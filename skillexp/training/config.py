@@ -81,6 +81,19 @@ class SFTConfig:
     max_val_examples: Annotated[int, NON_NEGATIVE] = 256
     eval_every_steps: Annotated[int, AT_LEAST_1] = 50
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # sequences (rows, with packing) per optimizer step over all ranks, whatever the number of GPUs: the gradient
+    # accumulation follows from it (batch_size / (trainer.micro_batch_size x ranks)); null: trainer.grad_accum
+    batch_size: Annotated[int | None, AT_LEAST_1] = None
+
+    def grad_accum(self, trainer: TrainerConfig, world: int) -> int:
+        """Micro-batches per optimizer step on each of `world` ranks."""
+        if self.batch_size is None:
+            return trainer.grad_accum
+        per_pass = trainer.micro_batch_size * world
+        if self.batch_size % per_pass:
+            raise ValueError(f"method.sft.batch_size={self.batch_size} is not a multiple of trainer.micro_batch_size "
+                             f"x ranks = {trainer.micro_batch_size} x {world}: change one of them.")
+        return self.batch_size // per_pass
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ with the same command, it continues from the last published checkpoint and ends 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -80,6 +81,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
+    trainer = dataclasses.replace(trainer, grad_accum=cfg.grad_accum(trainer, world))
     per_epoch = len(epoch_batches(train, cfg, trainer.micro_batch_size, seed, 0)) // world
     if per_epoch < trainer.grad_accum:
         raise ValueError(

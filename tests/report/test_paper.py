@@ -55,10 +55,10 @@ def test_a_model_the_paper_did_not_run_gets_our_numbers_alone(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("eval.paper.columns=[{name: X, variant: nope}]", "variant 'nope' is not in eval.variants"),
-    ("eval.paper.columns=[{name: X, average: [Y]}]", "average names ['Y'], which are not earlier columns"),
-    ("eval.paper.columns=[{name: X, variant: countdown_3, average: [Y]}]", "not both"),
-    ("+eval.paper.numbers.tiny.none=[1.0]", "has 1 values for 5 columns"),
+    ("eval.paper.table6.columns=[{name: X, variant: nope}]", "variant 'nope' is not in eval.variants"),
+    ("eval.paper.table6.columns=[{name: X, average: [Y]}]", "average names ['Y'], which are not earlier columns"),
+    ("eval.paper.table6.columns=[{name: X, variant: countdown_3, average: [Y]}]", "not both"),
+    ("+eval.paper.table6.numbers.tiny.none=[1.0]", "has 1 values for 5 columns"),
 ])
 def test_a_wrong_paper_block_fails_at_start_up(override: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):

@@ -93,3 +93,17 @@ def test_bad_params_fail_with_the_key_and_allowed_values() -> None:
         build_task("chess", {})
     assert sorted(TASKS) == ["acronym", "countdown", "gsm8k", "letter_countdown", "math", "multiple_choice",
                             "multiplication"]
+
+
+def test_the_instruction_prompt_names_the_tags_skillfactorys_traces_use() -> None:
+    """SkillFactory's Instruction Prompt ablation describes the attempt / reflect / verdict / answer format in the
+    prompt: the tags it names are those the traces, the skill-use metrics and budget forcing read."""
+    from skillexp.methods.skillfactory.trace_format import (ANSWER_CLOSE, ANSWER_OPEN, REFLECT_CLOSE, REFLECT_OPEN,
+                                                            SAMPLE_CLOSE, SAMPLE_OPEN, VERDICT_CLOSE, VERDICT_OPEN)
+    from skillexp.tasks.prompts import build_messages
+
+    (user,) = build_messages("What is 2 x 3?", "number", "instruction")
+    for tag in (SAMPLE_OPEN, SAMPLE_CLOSE, REFLECT_OPEN, REFLECT_CLOSE, VERDICT_OPEN, VERDICT_CLOSE, ANSWER_OPEN,
+                ANSWER_CLOSE):
+        assert tag in user["content"], tag
+    assert user["content"].startswith("What is 2 x 3?") and "final answer" in user["content"]

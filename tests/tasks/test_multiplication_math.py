@@ -163,3 +163,40 @@ def test_math_pathological_inputs_score_zero_and_finish() -> None:
         boxed_scores = pool.score(boxed, [item] * 3, [f"\\boxed{{{p}}}" for p in PATHOLOGICAL[2:5]])
     assert tagged == [0.0] * len(PATHOLOGICAL) and boxed_scores == [0.0] * 3
     assert time.perf_counter() - start < 25
+
+
+def _math_rows(path: Path, questions: range, solution: bool = True) -> Path:
+    path.write_text("".join(json.dumps({"problem": f"What is {i} + {i}?", "level": "Level 1", "type": "Algebra",
+                                        "solution": f"Add: {i} + {i} = $\\boxed{{{2 * i}}}$." if solution else "",
+                                        "answer": str(2 * i)}) + "\n" for i in questions))
+    return path
+
+
+def test_math_splits_from_other_tables_as_the_stat_recipe_reads_math(tmp_path: Path) -> None:
+    """STAT: val/test cut from MATH's test split, train and rl both read whole from MATH's train split (GRPO may see
+    SFT's questions), each table read once, its file among the task's data files."""
+    test, train = _math_rows(tmp_path / "test.jsonl", range(0, 50)), _math_rows(tmp_path / "train.jsonl", range(100, 130))
+    task = build_task("math", {"path": str(test), "num_test": 40, "num_val": 10, "num_rl": -1, "num_train": 20,
+                               "splits_from": {"train": {"path": str(train)}, "rl": {"path": str(train)}}})
+    q = {s: {it.question for it in task.items(s)} for s in SPLITS}
+    assert (len(q["test"]), len(q["val"]), len(q["rl"]), len(q["train"])) == (40, 10, 30, 20)
+    assert not q["test"] & q["val"] and q["train"] <= q["rl"]  # train's first 20 of the 30 rl questions
+    assert all(int(x.split()[2]) >= 100 for x in q["rl"]) and all(int(x.split()[2]) < 50 for x in q["test"] | q["val"])
+    assert task.data_files() == [test, train] and [s.path for s in task.sources()] == [str(test), str(train)]
+    with pytest.raises(Exception, match="splits_from.dev: not a split"):
+        build_task("math", {"splits_from": {"dev": {"path": str(train)}}})
+
+
+@pytest.mark.parametrize("answer_format", ["boxed", "tag"])
+def test_math_trains_on_worked_solutions_when_a_solution_field_is_named(tmp_path: Path, answer_format: str) -> None:
+    """method=sft on STAT's MATH-Train: the worked solution, ending in the answer format, scoring 1 itself."""
+    path = _math_rows(tmp_path / "m.jsonl", range(1, 9))
+    task = build_task("math", {"path": str(path), "num_test": -1, "num_val": 0, "num_rl": 0, "num_train": 0,
+                               "solution_field": "solution", "answer_format": answer_format})
+    item = task.items("test")[0]
+    ref = task.reference_solution(item)
+    assert ref.startswith("Add: ") and task.score(item, ref) == 1.0
+    assert ref.endswith("$." if answer_format == "boxed" else f"<answer>{item.answer}</answer>")
+    bare = build_task("math", {"path": str(path), "num_test": -1, "num_val": 0, "num_rl": 0, "num_train": 0,
+                               "answer_format": answer_format})
+    assert not bare.reference_solution(bare.items("test")[0]).startswith("Add")
