@@ -18,8 +18,8 @@ MULT = {"kind": "multiplication", "digits": 1, "lenient": True}
 
 
 def suite(**variants: dict) -> EvalConfig:
-    return EvalConfig(name="t", variants=variants, num_items=6, k=4, pass_k=[1, 4], greedy=True,
-                      sampling=SamplingConfig(max_tokens=24))
+    return EvalConfig(name="t", variants=variants, num_items=4, k=4, pass_k=[1, 4], greedy=True,
+                      sampling=SamplingConfig(max_tokens=16))
 
 
 def test_a_protocol_is_the_suites_settings_with_the_variants_overrides() -> None:
@@ -67,7 +67,7 @@ def test_one_run_fills_variants_with_their_own_decoding_and_headline_metric(smol
 
     ev = suite(m1=MULT, m1_again={**MULT, "data_seed": 7},
                m1_hot={**MULT, "protocol": {"k": 2, "pass_k": [2], "greedy": False, "metric": "pass@2",
-                                            "num_items": 3, "sampling": {"temperature": 1.0}}})
+                                            "num_items": 2, "sampling": {"temperature": 1.0}}})
     gen = HFGenerator(smollm2_dir, SMOLLM2, GenerationConfig(backend="hf", show_progress=False))
     try:
         counting = CountingGenerator(gen)
@@ -76,9 +76,9 @@ def test_one_run_fills_variants_with_their_own_decoding_and_headline_metric(smol
     finally:
         gen.close()
     # variants that decode alike share a call: m1 and m1_again sampled together, m1_hot alone, then one greedy call
-    assert sorted(counting.calls) == sorted([(12, 4, 0.7), (3, 2, 1.0), (12, 1, 0.0)])
+    assert sorted(counting.calls) == sorted([(8, 4, 0.7), (2, 2, 1.0), (8, 1, 0.0)])
     rows = {v: read_jsonl(tmp_path / "generations" / f"{v}.jsonl") for v in ("m1", "m1_again", "m1_hot")}
-    assert len(rows["m1"]) == 6 * (4 + 1) and len(rows["m1_hot"]) == 3 * 2
+    assert len(rows["m1"]) == 4 * (4 + 1) and len(rows["m1_hot"]) == 2 * 2
     assert summary["m1/score"] == summary["m1/mean@4"] and summary["m1_hot/score"] == summary["m1_hot/pass@2"]
     assert "m1_hot/greedy" not in summary and "m1_hot/mean@4" not in summary
     assert summary["avg/score"] == pytest.approx(sum(summary[f"{v}/score"] for v in rows) / 3)

@@ -178,3 +178,24 @@ def test_packed_sft_trains(tmp_path: Path, tiny_model_dir: Path) -> None:
     tracker.finish()
     val = [r["sft/val_loss"] for r in read_jsonl(tmp_path / "metrics.jsonl") if "sft/val_loss" in r]
     assert val[-1] < val[0] - 0.5, val
+
+
+def test_the_sft_batch_is_fixed_whatever_the_number_of_ranks() -> None:
+    """method.sft.batch_size (SkillFactory's recipe pins the paper's): accumulation = batch / (micro x ranks)."""
+    cfg = SFTConfig(batch_size=8)
+    assert [cfg.grad_accum(TrainerConfig(micro_batch_size=1), w) for w in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    assert cfg.grad_accum(TrainerConfig(micro_batch_size=2), 2) == 2
+    assert SFTConfig().grad_accum(TrainerConfig(grad_accum=3), 4) == 3  # unset: the trainer's
+    with pytest.raises(ValueError, match=r"batch_size=8 is not a multiple of trainer.micro_batch_size x ranks = 1 x 16"):
+        cfg.grad_accum(TrainerConfig(micro_batch_size=1), 16)
+
+
+def test_sft_steps_follow_the_batch_size(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data = write_dataset(tmp_path / "data.jsonl", n=32)
+    tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
+    trainer = TrainerConfig(name="cpu", micro_batch_size=2, grad_accum=1, save_every_steps=100)
+    run_sft(data, tiny_model_dir, TINY, trainer, SFTConfig(epochs=1, val_fraction=0.0, batch_size=8), tmp_path / "sft",
+            tracker, seed=0)
+    tracker.finish()
+    logged = read_jsonl(tmp_path / "metrics.jsonl")
+    assert next(r["sft/total_steps"] for r in logged if "sft/total_steps" in r) == 32 // 8  # not 32 // 2
