@@ -23,8 +23,9 @@ import torch
 from omegaconf import OmegaConf
 
 from skillexp.config import RunConfig, read_catalogue
-from skillexp.eval.config import EvalConfig, EvalInputs
+from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
 from skillexp.eval.stage import eval_stage, format_table
+from skillexp.eval.subset import subset_stage
 from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import SFT_DATA, sft_data_stage
 from skillexp.methods.config import HeldOut, SFTDataInputs
@@ -51,7 +52,7 @@ def seed_everything(seed: int) -> None:
 
 def stages(run: RunConfig) -> list[str]:
     """The stages this config runs, in order."""
-    out = []
+    out = ["subset"] if any(run.eval.subset(n) for n in run.eval.variants) else []
     if run.method.name != "none":
         out += ["sft_data", "sft"]
     if run.rl.name != "none":
@@ -88,10 +89,23 @@ def _sft_data_inputs(run: RunConfig, base: Artifact) -> SFTDataInputs:
 
 def _validation(run: RunConfig) -> EvalConfig | None:
     """The suite GRPO validates on: the eval suite on its val split, without greedy or budget forcing."""
-    if not run.rl.val_every_steps:
+    variants = {n: s for n, s in run.eval.variants.items() if SUBSET not in s}  # subsets are of the eval's split
+    if not run.rl.val_every_steps or not variants:
         return None
-    return dataclasses.replace(run.eval, split="val", num_items=run.rl.val_num_items, greedy=False,
-                               budget_forcing=dataclasses.replace(run.eval.budget_forcing, enabled=False))
+    return dataclasses.replace(run.eval, variants=variants, split="val", num_items=run.rl.val_num_items, greedy=False,
+                               budget_forcing=dataclasses.replace(run.eval.budget_forcing, enabled=False),
+                               paper={})  # a report's layout, of the eval's own variants
+
+
+def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, SubsetInputs]:
+    """The subset stage of each eval variant with a `subset:` block, on the base model."""
+    out = {}
+    for name, spec in run.eval.task_specs().items():
+        if (sub := run.eval.subset(name)) is not None:
+            out[name] = SubsetInputs(base=base, model=run.model, task=spec, split=run.eval.split, subset=sub,
+                                     generation=run.generation, seed=sub.seed,
+                                     data={k: v for k, v in data.items() if k.startswith(f"eval.variants.{name}:")})
+    return out
 
 
 def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str, StageInputs]:
@@ -100,6 +114,10 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
     out: dict[str, StageInputs] = {}
     suite_data = data_fingerprints(run, eval_suite=True)
     model = Artifact(digest({"base_model": dataclasses.asdict(run.model)}), str(base_dir))
+    subsets = {}
+    for name, spec in _subsets(run, model, suite_data).items():
+        out[f"subset:{name}"] = spec
+        subsets[name] = Artifact(spec.key, str(cache.output(spec, f"subset_{name}")))
     if "sft" in stages(run):
         out["sft_data"] = data = _sft_data_inputs(run, model)
         rows = Artifact(data.key, str(cache.output(data) / SFT_DATA))
@@ -109,7 +127,7 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
 
     def evaluation(of: Artifact) -> EvalInputs:
         return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed,
-                          data={k: v for k, v in suite_data.items() if k.startswith("eval.")})
+                          data={k: v for k, v in suite_data.items() if k.startswith("eval.")}, subsets=subsets)
 
     if "rl" in stages(run):
         out["pre_rl"] = evaluation(model)
@@ -188,6 +206,10 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 _write_stages(run_dir, specs)
             else:
                 cache.run(sft_inputs, lambda out: sft_stage(sft_inputs, out, rt))
+        for name, spec in specs.items():  # before the shared engine: a PRM may need the GPU to itself
+            if isinstance(spec, SubsetInputs):
+                variant = name.split(":", 1)[1]
+                cache.run(spec, lambda out, s=spec, v=variant: subset_stage(s, out, rt, v), f"subset_{variant}")
         # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
         with SharedEngine(run.model, run.generation, run.seed) as engine:
             if "rl" in specs:

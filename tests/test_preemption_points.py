@@ -42,7 +42,7 @@ GRPO_POINTS = {
     "export": ("skillexp.rl.grpo:export_hf", 1, [], "GRPO already done"),
     "eval": ("skillexp.pipeline:eval_stage", 2, [], "stage rl: reusing"),
 }
-IN_SUITE = {("sft", "checkpoint"), ("sft", "export"), ("grpo", "step"), ("grpo", "export"), ("grpo", "eval")}
+IN_SUITE = {("sft", "checkpoint"), ("sft", "export"), ("grpo", "step")}  # GRPO's export and eval points: long
 CASES = [pytest.param(kind, point, marks=() if (kind, point) in IN_SUITE else pytest.mark.long, id=f"{kind}-{point}")
          for kind, points in (("sft", SFT_POINTS), ("grpo", GRPO_POINTS)) for point in points]
 

@@ -92,6 +92,20 @@ def test_a_data_file_changed_on_disk_is_a_new_key(tmp_path: Path) -> None:
     assert _changed(before, _keys(files)) == set(before)
 
 
+def test_a_difficult_subset_is_the_base_models_whatever_the_method_or_seed() -> None:
+    """STAT's MATHD: the questions the base model finds difficult, the same for every row of the table: the subset
+    stage's key follows the base model, the variant's data and the detector, never the method, RL or run seed; the
+    evals that read it follow it; GRPO's validation leaves subset variants out."""
+    suite = ["eval=stat_math_cpu"]
+    base = _keys(suite)
+    assert "subset:mathd" in base
+    for other in (["method=star"], ["rl=none"], ["seed=3"], ["rl.optim.lr=3e-5"]):
+        assert _keys([*suite, *other])["subset:mathd"] == base["subset:mathd"], other
+    detector = _keys([*suite, "eval.variants.mathd.subset.detector=consistency"])
+    assert _changed(base, detector) == {"subset:mathd", "pre_rl", "eval"}
+    assert _changed(base, _keys([*suite, "model.max_model_len=512"])) == set(base)  # another base model
+
+
 def _leaves(value: object, path: tuple = ()) -> list[tuple]:
     """Every settable leaf of a record: (path of field names, value); dataclasses are walked, the rest are leaves."""
     if dataclasses.is_dataclass(value) and not isinstance(value, Artifact):
@@ -257,6 +271,7 @@ def test_base_model_samples_are_drawn_once_across_runs(tmp_path: Path, tiny_mode
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the reuse itself is in the suite (test_runs_reuse_shared_stages_through_the_cli)
 def test_a_run_that_reuses_the_rl_stage_still_logs_its_reward_curve(tmp_path: Path) -> None:
     from skillexp.utils.io import read_jsonl
     from tests.test_preemption import GRPO

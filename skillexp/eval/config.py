@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
 from skillexp.generation.config import GenerationConfig, SamplingConfig
+from skillexp.methods.config import PRMConfig, StatConfig
 from skillexp.methods.skillfactory.trace_format import BUDGET_TRIGGER
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
-from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, UNKEYED, ConfigError, from_dict
+from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, UNKEYED, ConfigError, from_dict
 
-PROTOCOL = "protocol"  # the key of a variant's own protocol block; every other key is a task parameter
+PROTOCOL = "protocol"  # the key of a variant's own protocol block
+SUBSET = "subset"  # the key of a variant's difficult-subset block; every other key is a task parameter
 
 
 @dataclass
@@ -42,6 +44,27 @@ class ProtocolOverrides:
     sampling: dict[str, Any] = field(default_factory=dict)  # e.g. {temperature: 1.0, max_tokens: 4096}
     # the headline metric (the paper's column): mean@<k>, pass@<p> with p in pass_k, or greedy; default mean@<k>
     metric: str | None = None
+
+
+@dataclass
+class DifficultSubset:
+    """A variant's `subset:` block: only the questions the BASE student finds difficult, the same ones for every
+    row of a table (STAT's MATHD, §2.1: the student's one sample at T 0.1 per question of MATH's 4k test split,
+    judged by the PRM rule). Detected as STAT's stage 1 does (methods/stat/difficulty.py) in its own stage."""
+
+    detector: Literal["ground_truth", "prm", "consistency"] = "prm"
+    samples: Annotated[int, AT_LEAST_1] = 1
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        temperature=0.1, top_p=1.0, top_k=-1, max_tokens=2048))
+    max_accuracy: Annotated[float, FRACTION] = 0.0  # ground_truth: difficult when accuracy <= this
+    consistency_min_agree: Annotated[int, AT_LEAST_1] = 2  # consistency: difficult when fewer samples agree
+    prm: PRMConfig = field(default_factory=PRMConfig)
+    seed: int = 0  # the paper's; one subset per base model, whatever the run's seed
+
+    def stat(self) -> StatConfig:
+        """The same rule as STAT's stage 1 settings."""
+        return StatConfig(difficulty=self.detector, max_accuracy=self.max_accuracy,
+                          consistency_min_agree=self.consistency_min_agree, prm=self.prm)
 
 
 @dataclass(frozen=True)
@@ -106,8 +129,9 @@ class EvalConfig:
             raise ValueError(f"eval.pass_k values must lie in [1, eval.k={self.k}], got {bad}.")
         if not self.variants:
             raise ValueError("eval.variants is empty: name at least one task variant.")
-        for name in self.variants:  # every variant's protocol is checked when the config is read
+        for name in self.variants:  # every variant's protocol and subset are checked when the config is read
             self.protocol(name)
+            self.subset(name)
         for name, table in self.paper.items():
             self._check_paper(name, table)
 
@@ -131,8 +155,19 @@ class EvalConfig:
                                       f"{len(paper.columns)} columns ({seen}); write null where the paper has none.")
 
     def task_specs(self) -> dict[str, dict[str, Any]]:
-        """Each variant's task spec ({kind: ..., params}), without its protocol block."""
-        return {name: {k: v for k, v in spec.items() if k != PROTOCOL} for name, spec in self.variants.items()}
+        """Each variant's task spec ({kind: ..., params}), without its protocol and subset blocks."""
+        return {name: {k: v for k, v in spec.items() if k not in (PROTOCOL, SUBSET)}
+                for name, spec in self.variants.items()}
+
+    def subset(self, name: str) -> DifficultSubset | None:
+        """Variant `name`'s difficult-subset block, or None when it is evaluated on all its questions."""
+        raw = self.variants[name].get(SUBSET)
+        if raw is None:
+            return None
+        path = f"eval.variants.{name}.{SUBSET}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must be a mapping (detector, samples, sampling, ...), got {raw!r}.")
+        return from_dict(DifficultSubset, raw, path)
 
     def protocol(self, name: str) -> Protocol:
         """Variant `name`'s decoding and headline metric: the suite's settings with its `protocol:` overrides."""
@@ -169,3 +204,23 @@ class EvalInputs(StageInputs):
     generation: GenerationConfig
     seed: int
     data: dict[str, str] = field(default_factory=dict)  # sha256 of every data file the suite reads, by config path
+    # each subset variant's question ids (the subset stage's output)
+    subsets: dict[str, Artifact] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubsetInputs(StageInputs):
+    """The subset stage: which questions of `split` of the variant `task` the base model at `base` finds difficult
+    (`subset`); its output lists their ids, read by every eval of the suite."""
+
+    STAGE: ClassVar[str] = "subset"
+    VERSION: ClassVar[int] = 1
+
+    base: Artifact
+    model: ModelConfig
+    task: dict[str, Any]
+    split: str
+    subset: DifficultSubset
+    generation: GenerationConfig
+    seed: int
+    data: dict[str, str] = field(default_factory=dict)

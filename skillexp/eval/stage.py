@@ -14,6 +14,7 @@ from skillexp.eval.config import BudgetForcing, EvalConfig, EvalInputs, Protocol
 from skillexp.eval.budget_forcing import force_budget
 from skillexp.eval.metrics import variant_metrics
 from skillexp.eval.skill_use import SkillUse
+from skillexp.eval.subset import read_subset
 from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
 from skillexp.generation.shared import SharedEngine
 from skillexp.runtime import Runtime
@@ -38,13 +39,18 @@ class _Variant:
         return range(self.start, self.start + len(self.items))
 
 
-def _build_variants(suite: EvalConfig) -> dict[str, _Variant]:
+def _build_variants(suite: EvalConfig, subsets: dict[str, set[str]]) -> dict[str, _Variant]:
     variants, start = {}, 0
     for name, spec in suite.task_specs().items():
         kind, params = task_spec(spec, f"eval.variants.{name}")
         task = build_task(kind, params, name=name, path=f"eval.variants.{name}")
         protocol = suite.protocol(name)
         items = task.items(suite.split)
+        if suite.subset(name) is not None:
+            if name not in subsets:
+                raise ValueError(f"eval variant {name!r} is a subset of its questions, and its subset stage did not "
+                                 f"run (only the pipeline runs it).")
+            items = [it for it in items if it.id in subsets[name]]
         if protocol.num_items is not None:
             items = items[: protocol.num_items]
         if not items:
@@ -99,16 +105,18 @@ def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime, engine: SharedEng
     if (out_dir / "eval_metrics.json").exists():
         log.info("eval already done in %s; reusing it", out_dir)
         return {f"{prefix}{k}": v for k, v in json.loads((out_dir / "eval_metrics.json").read_text()).items()}
+    subsets = {name: read_subset(a.path) for name, a in inputs.subsets.items()}
     return run_eval(inputs.suite, inputs.seed, engine.load(Path(inputs.model_dir.path)), out_dir, rt.tracker,
-                    rt.scoring, prefix=prefix)
+                    rt.scoring, prefix=prefix, subsets=subsets)
 
 
 def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tracker: Tracker,
-             scoring: ScoringConfig, prefix: str = "", step: int | None = None) -> dict[str, float]:
+             scoring: ScoringConfig, prefix: str = "", step: int | None = None,
+             subsets: dict[str, set[str]] | None = None) -> dict[str, float]:
     """Evaluate the suite `ev` with `generator`; returns {"<prefix><variant>/<metric>": value}, with each
     variant's headline metric also as `<variant>/score` and their mean as `avg/score`. Writes generations JSONL
     and the metrics (without the prefix) into `out_dir`."""
-    variants = _build_variants(ev)
+    variants = _build_variants(ev, subsets or {})
     conversations = [v.task.messages(it, ev.prompt) for v in variants.values() for it in v.items]
     prompts = render_chat(generator.tokenizer, conversations)
     bf = ev.budget_forcing if ev.budget_forcing.enabled else None

@@ -19,7 +19,8 @@ from skillexp.stage_cache import digest, key_data
 
 def base_generator(inputs: SFTDataInputs, rt: Runtime) -> Generator:
     """The base model's generator, behind the shared sample cache when there is one (the engine starts only when
-    a prompt is not in it)."""
+    a prompt is not in it). Any record with `base`, `model`, `generation` and `seed` will do (the eval's subset
+    stage passes its own)."""
     model_dir = Path(inputs.base.path)
 
     def start() -> Generator:

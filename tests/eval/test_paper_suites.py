@@ -38,6 +38,10 @@ def test_the_papers_suites_run_offline_and_report_as_the_papers_do(tmp_path: Pat
     assert summary["aime24/score"] == summary["aime24/pass@4"] and summary["aime25/num_items"] == 4
     assert len(read_jsonl(stat / "eval" / "generations" / "aime24.jsonl")) == 4 * 4
     assert len(read_jsonl(stat / "eval" / "generations" / "math.jsonl")) == 4
+    # MATHD: the base model's difficult questions (the tiny model answers none: all 12 generated ones), then 4 of them
+    subset = json.loads((stat / "subset_mathd" / "subset.json").read_text())
+    assert (subset["questions"], subset["difficult"], subset["detector"]) == (12, 12, "ground_truth")
+    assert summary["mathd/num_items"] == 4 and "mathd/score" in summary
     report = (sweep / "report" / "results.md").read_text()
     for title, header in SUITES.values():
         assert f"### {title}" in report and header in report, report[:3000]

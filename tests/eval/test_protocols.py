@@ -7,12 +7,11 @@ import pytest
 
 from skillexp.eval.config import EvalConfig
 from skillexp.eval.stage import run_eval
-from skillexp.generation.config import GenerationConfig, SamplingConfig
+from skillexp.generation.config import SamplingConfig
 from skillexp.tasks.scoring import ScoringConfig
 from skillexp.tracking import LoggerConfig, Tracker
 from skillexp.utils.io import read_jsonl
 from skillexp.utils.schema import ConfigError
-from tests.conftest import SMOLLM2
 
 MULT = {"kind": "multiplication", "digits": 1, "lenient": True}
 
@@ -60,21 +59,13 @@ class CountingGenerator:
         return self.gen.generate(prompts, params)
 
 
-@pytest.mark.slow
-def test_one_run_fills_variants_with_their_own_decoding_and_headline_metric(smollm2_dir: Path,
-                                                                           tmp_path: Path) -> None:
-    from skillexp.generation.hf import HFGenerator
-
+def test_one_run_fills_variants_with_their_own_decoding_and_headline_metric(hf_tiny, tmp_path: Path) -> None:
     ev = suite(m1=MULT, m1_again={**MULT, "data_seed": 7},
                m1_hot={**MULT, "protocol": {"k": 2, "pass_k": [2], "greedy": False, "metric": "pass@2",
                                             "num_items": 2, "sampling": {"temperature": 1.0}}})
-    gen = HFGenerator(smollm2_dir, SMOLLM2, GenerationConfig(backend="hf", show_progress=False))
-    try:
-        counting = CountingGenerator(gen)
-        tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
-        summary = run_eval(ev, 0, counting, tmp_path, tracker, ScoringConfig(workers=0))
-    finally:
-        gen.close()
+    counting = CountingGenerator(hf_tiny)
+    tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
+    summary = run_eval(ev, 0, counting, tmp_path, tracker, ScoringConfig(workers=0))
     # variants that decode alike share a call: m1 and m1_again sampled together, m1_hot alone, then one greedy call
     assert sorted(counting.calls) == sorted([(8, 4, 0.7), (2, 2, 1.0), (8, 1, 0.0)])
     rows = {v: read_jsonl(tmp_path / "generations" / f"{v}.jsonl") for v in ("m1", "m1_again", "m1_hot")}
@@ -83,5 +74,4 @@ def test_one_run_fills_variants_with_their_own_decoding_and_headline_metric(smol
     assert "m1_hot/greedy" not in summary and "m1_hot/mean@4" not in summary
     assert summary["avg/score"] == pytest.approx(sum(summary[f"{v}/score"] for v in rows) / 3)
     assert not any(k.startswith("avg/mean@") for k in summary)  # k differs across variants: no such average
-    # SmolLM2 answers 1-digit products often (0.77 mean@4 in the main job): the headline is a real measurement
-    assert summary["m1/mean@4"] > 0.2 and summary["m1_hot/pass@2"] >= summary["m1_hot/mean@2"]
+    assert all(r["sample"] < 2 and not r["greedy"] for r in rows["m1_hot"])

@@ -283,6 +283,7 @@ def test_report_run_joins_the_runs_group(sweep: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # the papers' suites test runs a real multirun and its report in the suite
 def test_report_on_a_real_multirun(tmp_path: Path) -> None:
     """A real Hydra multirun of two seeds, then the report over its dir."""
     proc = cli([sys.executable, "-m", "skillexp", "-m", "seed=0,1", "experiment=smoke", "logger=none",
