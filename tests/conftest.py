@@ -51,7 +51,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 # the suites and recipes that read hub datasets or local files; SUITE_DATA holds generated stand-ins for them
-DATA_RUNS = (["eval=skillfactory_ood"], ["eval=stat_math"], ["experiment=stat_math"])
+DATA_RUNS = (["eval=skillfactory_ood"], ["eval=stat_math"], ["eval=skillfactory_openthoughts"],
+             ["experiment=stat_math"])
 SUITE_DATA = _TMP / "data"
 
 

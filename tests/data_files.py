@@ -21,7 +21,10 @@ def fake_rows(task: Any, n: int, seed: int = 0) -> list[dict[str, Any]]:
         a, b = rng.randint(1, 50), rng.randint(1, 50)
         question = f"Question {i}: what is {a} + {b}?"
         kind = type(task).__name__
-        if kind == "MultipleChoiceTask":
+        if kind == "MultipleChoiceTask" and c.format == "gpqa":
+            rows.append({"Question": question, "Correct Answer": str(a + b),
+                         **{f"Incorrect Answer {j}": str(a + b + j) for j in (1, 2, 3)}})
+        elif kind == "MultipleChoiceTask":
             texts = [str(a + b + d) for d in (0, 1, 2, 3, 4)]
             rng.shuffle(texts)
             rows.append({"id": f"q{i}", "question": question, "question_concept": "sum",

@@ -103,7 +103,11 @@ def quiet_console(output: str) -> None:
 
 
 def sft_progress(work: Path, output: str) -> None:
-    """The tool's own progress: SFT steps with the time left, one line per eval variant."""
+    """The tool's own progress: SFT steps with the time left, one line per eval variant; the run dir's files with
+    the keys later stages and reports read (tests/test_main.py's check)."""
+    from tests.test_main import check_run_dir
+
+    check_run_dir(next(work.glob("outputs/runs/*/*/summary.json")).parent, ["countdown_3", "multiplication_2"], k=2)
     quiet_console(output)
     assert re.search(r"SFT step 1/4 \(25%\) · loss [\d.]+ · .* · ETA ", output), output[-3000:]
     assert "SFT step 4/4 (100%)" in output and "done in" in output

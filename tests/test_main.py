@@ -40,6 +40,7 @@ def check_run_dir(run_dir: Path, variants: list[str], k: int) -> dict[str, float
     return summary
 
 
+@pytest.mark.long  # the documented `python -m skillexp experiment=smoke` checks the same run dir in the suite
 def test_smoke_eval_hf(tmp_path: Path) -> None:
     proc = run_cli(["experiment=smoke"], tmp_path)
     summary = check_run_dir(tmp_path, ["countdown_3", "multiplication_2"], k=2)
