@@ -15,7 +15,7 @@ run: setup  ## the main job: the CPU study (every method -> GRPO -> eval, 2 seed
 test: setup  ## the test suite (CI's command; under 20 minutes on 2 cores)
 	cd $(ROOT) && $(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-long: setup  ## the long end-to-end tests the suite leaves out (SmolLM2 on every method, ~8 minutes)
+test-long: setup  ## the long end-to-end tests the suite leaves out (SmolLM2 on every method, ~16 minutes)
 	cd $(ROOT) && $(PY) -m pytest -q -m long $(PYTEST_ARGS)
 
 bench: setup
