@@ -60,12 +60,10 @@ def stages(run: RunConfig) -> list[str]:
     return out + ["eval"]
 
 
-def data_fingerprints(run: RunConfig, eval_suite: bool) -> dict[str, str]:
-    """sha256 of every file the training task (and with `eval_suite` the eval suite's variants) reads, keyed by
-    where its spec sits: a stage whose data changed on disk gets a new key, never a stale reuse."""
-    specs = {"task": run.task}
-    if eval_suite:
-        specs.update({f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()})
+def data_fingerprints(run: RunConfig) -> dict[str, str]:
+    """sha256 of every file the training task and the eval suite's variants read, keyed `<config path>:<file>`;
+    each stage keys on the part it reads: a stage whose data changed on disk gets a new key, never a stale reuse."""
+    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()}}
     out = {}
     for path, spec in specs.items():
         kind, params = task_spec(spec, path)
@@ -74,7 +72,12 @@ def data_fingerprints(run: RunConfig, eval_suite: bool) -> dict[str, str]:
     return out
 
 
-def _sft_data_inputs(run: RunConfig, base: Artifact) -> SFTDataInputs:
+def _part(data: dict[str, str], *prefixes: str) -> dict[str, str]:
+    """The fingerprints of the files read by the specs under these config paths."""
+    return {k: v for k, v in data.items() if k.startswith(prefixes)}
+
+
+def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SFTDataInputs:
     m = run.method
     stat = m.name.startswith("stat")
     held_out = HeldOut(run.eval.task_specs(), run.eval.split) if m.name == "stat_syn" else None
@@ -84,7 +87,7 @@ def _sft_data_inputs(run: RunConfig, base: Artifact) -> SFTDataInputs:
         generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
         stat=m.stat if stat else None, teacher=run.teacher if stat else None,
         catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out,
-        data=data_fingerprints(run, eval_suite=held_out is not None))
+        data=_part(data, "task:", *(["eval."] if held_out else [])))
 
 
 def _validation(run: RunConfig) -> EvalConfig | None:
@@ -104,7 +107,7 @@ def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, 
         if (sub := run.eval.subset(name)) is not None:
             out[name] = SubsetInputs(base=base, model=run.model, task=spec, split=run.eval.split, subset=sub,
                                      generation=run.generation, seed=sub.seed,
-                                     data={k: v for k, v in data.items() if k.startswith(f"eval.variants.{name}:")})
+                                     data=_part(data, f"eval.variants.{name}:"))
     return out
 
 
@@ -112,14 +115,14 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
     """The inputs record of every stage `run` runs ("pre_rl": the eval before RL), from the config alone; each
     consumes the artifact (key and path) of the stage before it, starting from the base model at `base_dir`."""
     out: dict[str, StageInputs] = {}
-    suite_data = data_fingerprints(run, eval_suite=True)
+    files = data_fingerprints(run)
     model = Artifact(digest({"base_model": dataclasses.asdict(run.model)}), str(base_dir))
     subsets = {}
-    for name, spec in _subsets(run, model, suite_data).items():
+    for name, spec in _subsets(run, model, files).items():
         out[f"subset:{name}"] = spec
         subsets[name] = Artifact(spec.key, str(cache.output(spec, f"subset_{name}")))
     if "sft" in stages(run):
-        out["sft_data"] = data = _sft_data_inputs(run, model)
+        out["sft_data"] = data = _sft_data_inputs(run, model, files)
         rows = Artifact(data.key, str(cache.output(data) / SFT_DATA))
         out["sft"] = sft = SFTInputs(base=model, data=rows, model=run.model, sft=run.method.sft, trainer=run.trainer,
                                      seed=run.seed)
@@ -127,13 +130,13 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
 
     def evaluation(of: Artifact) -> EvalInputs:
         return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed,
-                          data={k: v for k, v in suite_data.items() if k.startswith("eval.")}, subsets=subsets)
+                          data=_part(files, "eval."), subsets=subsets)
 
     if "rl" in stages(run):
         out["pre_rl"] = evaluation(model)
         out["rl"] = rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
                                   generation=run.generation, seed=run.seed, validation=(val := _validation(run)),
-                                  data=suite_data if val else data_fingerprints(run, eval_suite=False))
+                                  data=_part(files, "task:", *(["eval."] if val else [])))
         model = Artifact(rl.key, str(cache.output(rl) / "model"))
     out["eval"] = evaluation(model)
     return out

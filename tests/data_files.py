@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from skillexp.prepare import compose_run, data_sources
+from skillexp.tasks.base import Task
+from skillexp.tasks.gsm8k import Gsm8kTask
+from skillexp.tasks.multiple_choice import MultipleChoiceTask
 from skillexp.tasks.sources import prepared_file
 
 
-def fake_rows(task: Any, n: int, seed: int = 0) -> list[dict[str, Any]]:
+def fake_rows(task: Task, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """`n` rows in the schema the task's config reads (its field names; GSM8K's `####`, CSQA's choices)."""
     c = task.cfg
     rng = random.Random(seed)
@@ -20,17 +23,16 @@ def fake_rows(task: Any, n: int, seed: int = 0) -> list[dict[str, Any]]:
     for i in range(n):
         a, b = rng.randint(1, 50), rng.randint(1, 50)
         question = f"Question {i}: what is {a} + {b}?"
-        kind = type(task).__name__
-        if kind == "MultipleChoiceTask" and c.format == "gpqa":
+        if isinstance(task, MultipleChoiceTask) and c.format == "gpqa":
             rows.append({"Question": question, "Correct Answer": str(a + b),
                          **{f"Incorrect Answer {j}": str(a + b + j) for j in (1, 2, 3)}})
-        elif kind == "MultipleChoiceTask":
+        elif isinstance(task, MultipleChoiceTask):
             texts = [str(a + b + d) for d in (0, 1, 2, 3, 4)]
             rng.shuffle(texts)
             rows.append({"id": f"q{i}", "question": question, "question_concept": "sum",
                          "choices": {"label": list("ABCDE"), "text": texts},
                          "answerKey": "ABCDE"[texts.index(str(a + b))]})
-        elif kind == "Gsm8kTask":
+        elif isinstance(task, Gsm8kTask):
             rows.append({c.question_field: question, c.answer_field: f"{a} + {b} = {a + b}\n#### {a + b}"})
         else:  # the math family: a worked solution or a bare answer, as the field's name says
             gold = f"We add: $\\boxed{{{a + b}}}$." if c.answer_field == "solution" else str(a + b)

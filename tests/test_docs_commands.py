@@ -167,6 +167,12 @@ def lists_the_hub_datasets(work: Path, output: str) -> None:
     assert "reads the local file" in output and "math_perturb_hard.jsonl (MISSING" in output, output[-3000:]
 
 
+def lists_the_recipes_datasets(work: Path, output: str) -> None:
+    """The SkillFactory recipe's hub datasets: CommonsenseQA and GSM8K (its other tasks are generated)."""
+    assert "would download tau/commonsense_qa " in output and "would download openai/gsm8k " in output, output[-3000:]
+    assert output.count("would download") == 2, output[-3000:]
+
+
 CHECKS = {
     "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",), then=the_cpu_study),
     "make test": IsCi(),
@@ -198,6 +204,8 @@ CHECKS = {
     # the hub cannot be reached here: the command runs up to the downloads, which --list names instead
     ".venv/bin/python -m skillexp data prepare stat_math --out /shared/skillexp-data":
         Run(("--list",), then=lists_the_hub_datasets),
+    ".venv/bin/python -m skillexp data prepare experiment=skillfactory_countdown --out /shared/skillexp-data":
+        Run(("--list",), then=lists_the_recipes_datasets),
 }
 
 

@@ -16,6 +16,7 @@ from skillexp.methods.config import PRMConfig, StatConfig
 from skillexp.methods.skillfactory.trace_format import BUDGET_TRIGGER
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.tasks.prompts import Prompt
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, UNKEYED, ConfigError, from_dict
 
 PROTOCOL = "protocol"  # the key of a variant's own protocol block
@@ -119,7 +120,7 @@ class EvalConfig:
     # checker on every attempt in the main process, so it costs about one more scoring pass
     skill_use: bool = True
     budget_forcing: BudgetForcing = field(default_factory=BudgetForcing)
-    prompt: Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"] = "original"  # how questions are posed (tasks/prompts.py); as the model was trained
+    prompt: Prompt = "original"  # how questions are posed (tasks/prompts.py); as the model was trained
     # the papers' tables this suite fills, by name (report only): suites that include others merge theirs
     paper: Annotated[dict[str, PaperTable], UNKEYED] = field(default_factory=dict)
 

@@ -13,6 +13,7 @@ from skillexp.eval.config import EvalConfig
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.tasks.prompts import Prompt
 from skillexp.training.config import OptimConfig, TrainerConfig
 from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNKEYED, Range
 
@@ -36,7 +37,7 @@ class GRPOConfig:
     # passes over each rollout batch (verl ppo_epochs, TRL num_iterations)
     epochs_per_batch: Annotated[int, AT_LEAST_1] = 1
     # how rollout prompts pose the question (tasks/prompts.py): `instruction` is SkillFactory's Instruction Prompt
-    prompt: Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"] = "original"
+    prompt: Prompt = "original"
     # rollouts: verl's defaults (temperature 1, no top-k/top-p), long answers
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=1.0, top_p=1.0, top_k=-1, max_tokens=4096))

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from skillexp.tasks.answer import last_tag
 from skillexp.tasks.prompts import build_messages
-from skillexp.tasks.sources import Source
+from skillexp.tasks.sources import Source, source_file
 
 SPLITS = ("train", "rl", "val", "test")
 SKILL_CATALOGUES = Path(__file__).resolve().parents[1] / "data" / "skills"  # the catalogues that ship
@@ -54,8 +54,11 @@ class Task(ABC):
         """All splits at once, so that they are disjoint by construction."""
 
     def check_source(self) -> None:
-        """Start-up check of the data the task reads (a local file: readable, every row complete), raising
-        ValueError or FileNotFoundError with the file, the line and the fix. Generated tasks have nothing to read."""
+        """Start-up check of the data the task reads: a task that reads files (`data_files`) reads them whole now,
+        every row checked, raising ValueError or FileNotFoundError (MissingData for an unprepared hub dataset) with
+        the file, the line and the fix. Generated tasks have nothing to read."""
+        if self.data_files():
+            self._splits = self._build_splits()
 
     def sources(self) -> list[Source]:
         """The hub datasets and named local files the items are read from (what `skillexp data prepare` fetches);
@@ -63,9 +66,9 @@ class Task(ABC):
         return []
 
     def data_files(self) -> list[Path]:
-        """Local files the items are read from (their content belongs in a stage's cache key); none for generated
-        tasks."""
-        return []
+        """Local files the items are read from (their content belongs in a stage's cache key): each source's file
+        (a hub dataset's prepared one); none for generated tasks."""
+        return [source_file(s.path, s.hf_config, s.hf_split, None) for s in self.sources()]
 
     def items(self, split: str) -> list[Item]:
         """Items of one split in SPLITS; deterministic for a given config."""

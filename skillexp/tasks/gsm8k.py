@@ -24,12 +24,11 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Annotated, Literal
 
 from skillexp.tasks.answer import last_boxed
 from skillexp.tasks.base import Item, Task, partition
-from skillexp.tasks.sources import Source, read_rows, source_file
+from skillexp.tasks.sources import Source, read_rows
 from skillexp.utils.schema import Range
 
 MAX_CHARS = 100  # an answer is one number and a few words; nothing longer is read
@@ -119,13 +118,6 @@ class Gsm8kTask(Task):
 
     def sources(self) -> list[Source]:
         return [Source(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split)]
-
-    def data_files(self) -> list[Path]:
-        return [source_file(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split, None)]
-
-    def check_source(self) -> None:
-        """Read the file (a hub dataset's prepared one: MissingData when there is none) and every row's gold."""
-        self._splits = self._build_splits()
 
     def _build_splits(self) -> dict[str, list[Item]]:
         c = self.cfg

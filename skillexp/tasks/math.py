@@ -115,11 +115,6 @@ class MathTask(Task):
         self.cfg = cfg
         self.answer_type = "final answer" if cfg.answer_format == "tag" else "final answer within \\boxed{}"
 
-    def check_source(self) -> None:
-        """The file is read whole and every row checked; a hub dataset's prepared file too (MissingData when the
-        dataset has not been prepared)."""
-        self._splits = self._build_splits()
-
     def _tables(self) -> list[tuple[str | None, str | None, str]]:
         """The distinct tables read: the task's own, and those of `splits_from`."""
         c = self.cfg

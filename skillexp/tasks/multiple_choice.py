@@ -24,11 +24,10 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from skillexp.tasks.base import Item, Task, partition
-from skillexp.tasks.sources import Source, read_rows, source_file
+from skillexp.tasks.sources import Source, read_rows
 from skillexp.utils.schema import Range
 
 MAX_CHARS = 200  # a letter, and at most its choice's short text
@@ -125,13 +124,6 @@ class MultipleChoiceTask(Task):
 
     def sources(self) -> list[Source]:
         return [Source(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split)]
-
-    def data_files(self) -> list[Path]:
-        return [source_file(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split, None)]
-
-    def check_source(self) -> None:
-        """Read the file (a hub dataset's prepared one: MissingData when there is none) and check every row."""
-        self._splits = self._build_splits()
 
     def _build_splits(self) -> dict[str, list[Item]]:
         c = self.cfg

@@ -9,8 +9,12 @@ SkillFactory's traces (methods/skillfactory/trace_format.py), in words a reader 
 """
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 VARIANTS = ("original", "plan_and_execute", "alternatively", "rephrase")  # SkillFactory's sampling prompts
-PROMPTS = (*VARIANTS, "instruction")  # what a run may pose its questions with (rl.prompt, eval.prompt)
+# what a run may pose its questions with (rl.prompt, eval.prompt)
+Prompt = Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"]
+PROMPTS = get_args(Prompt)
 ALWAYS_END = "You always end with </answer>, you never ever end without giving an answer."
 
 _USER_SUFFIX = {
