@@ -31,14 +31,15 @@ from skillexp.methods.build import SFT_DATA, sft_data_stage
 from skillexp.methods.config import HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
-from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage
+from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage, update_geometry
 from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.sources import fingerprint
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTInputs
-from skillexp.training.launch import sft_stage
+from skillexp.training.launch import num_processes, sft_stage, slurm_nodes
+from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,39 @@ def _train_rl(inputs: RLInputs, rt: Runtime, cache: StageCache, engine: SharedEn
     return out / "model"
 
 
+def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) -> dict[str, MemoryPlan]:
+    """Each training stage's per-GPU memory plan (training/memory.py) on cards of `gpu_bytes` (default: this
+    machine's first GPU; none on a machine without one, or for a model whose config.json the plan cannot read)."""
+    if gpu_bytes is None:
+        if not torch.cuda.is_available():
+            return {}
+        gpu_bytes = torch.cuda.get_device_properties(0).total_memory
+    try:
+        shape = ModelShape.from_hf_config(json.loads((Path(model_dir) / "config.json").read_text()))
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("no memory plan for %s: %s", model_dir, e)
+        return {}
+    world = num_processes(run.trainer.num_processes) * len(slurm_nodes())
+    out = {}
+    if "sft" in stages(run):
+        out["sft"] = plan_for(shape, run.trainer, seq_len=run.method.sft.max_length, world_size=world,
+                              gpu_bytes=gpu_bytes)
+    if "rl" in stages(run):
+        out["rl"] = plan_for(shape, run.trainer, seq_len=run.model.max_model_len, world_size=world,
+                             gpu_bytes=gpu_bytes, generation=run.generation, kl_reference=run.rl.kl_coef > 0)
+    return out
+
+
+def check_memory(plans: dict[str, MemoryPlan]) -> None:
+    """Print each plan; refuse the run before any model loads if one cannot fit, with the settings to change."""
+    for stage, plan in plans.items():
+        log.info("memory plan of the %s stage (per GPU):\n%s", stage, "\n".join(plan.lines()))
+        try:
+            plan.check()
+        except ValueError as e:
+            raise ValueError(f"the {stage} stage would not fit on this GPU: {e}") from None
+
+
 def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     """Run every stage of `run`, with its outputs in the stage cache (linked from `run_dir`) or in `run_dir`;
     returns the final metrics, also written to summary.json."""
@@ -185,6 +219,10 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     specs = stage_inputs(run, cache, model_dir)
+    if "rl" in stages(run):  # prompts and updates split over the ranks, found out now rather than after SFT
+        update_geometry(run.rl, run.trainer.micro_batch_size, num_processes(run.trainer.num_processes)
+                        * len(slurm_nodes()))
+    check_memory(memory_plans(run, model_dir))
     # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
     atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,
                                              "slurm_job_id": os.environ.get("SLURM_JOB_ID"),

@@ -124,6 +124,13 @@ class Tracker:
 
             self._wandb.log({key: wandb.Image(str(path))})
 
+    def update_config(self, values: dict[str, Any]) -> None:
+        """Settings a stage learns only when it runs (e.g. the world size it trained with), added to the run's
+        config so that nobody has to guess whether a setting took."""
+        self.config.update(values)
+        if self._wandb is not None:
+            self._wandb.config.update(values, allow_val_change=True)
+
     def set_summary(self, summary: dict[str, float]) -> None:
         if self._wandb is not None:
             for k, v in summary.items():

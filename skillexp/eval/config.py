@@ -191,6 +191,20 @@ class EvalConfig:
                               f"(pass@p needs p in pass_k, greedy needs greedy: true).")
         return Protocol(k, pass_k, greedy, o.num_items or self.num_items, sampling, metric)
 
+    def greedy_only(self) -> EvalConfig:
+        """This suite decoded greedily, one answer per question (its `mean@1`): verl's validation. Each variant
+        keeps its question count and response length; its other protocol settings (k, pass_k, metric, sampling
+        temperature) make no sense for one greedy answer and are dropped."""
+        def plain(spec: dict[str, Any]) -> dict[str, Any]:
+            raw = dict(spec.get(PROTOCOL) or {})
+            kept = {k: raw[k] for k in ("num_items",) if k in raw}
+            if "max_tokens" in (raw.get("sampling") or {}):
+                kept["sampling"] = {"max_tokens": raw["sampling"]["max_tokens"]}
+            return {**{k: v for k, v in spec.items() if k != PROTOCOL}, **({PROTOCOL: kept} if kept else {})}
+
+        return dataclasses.replace(self, variants={n: plain(s) for n, s in self.variants.items()}, k=1, pass_k=[1],
+                                   greedy=False, sampling=dataclasses.replace(self.sampling, temperature=0.0))
+
 
 @dataclass(frozen=True)
 class EvalInputs(StageInputs):

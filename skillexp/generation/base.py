@@ -5,6 +5,7 @@ difference in output comes from the engine, not from templating.
 """
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
@@ -25,6 +26,17 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     logprobs: bool = False  # return the sampled tokens' log-probs (GRPO needs them)
+    # vLLM: prompt i of the call samples with its own seed, drawn from (seed, prompt_index + i), so that prompts
+    # never share random draws and a prompt's samples depend on its place in a larger batch (GRPO's step, split
+    # over ranks), not on the call it went in. None: every prompt uses `seed` (HF: always one seed per batch)
+    prompt_index: int | None = None
+
+    def prompt_seed(self, i: int) -> int | None:
+        """The seed prompt i of the call samples with."""
+        if self.seed is None or self.prompt_index is None:
+            return self.seed
+        key = f"{self.seed}-{self.prompt_index + i}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little") >> 1
 
 
 @dataclass
@@ -51,6 +63,14 @@ class Generator(ABC):
     @abstractmethod
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Replace the model's weights in place with HF-named tensors (GRPO: the policy after an update)."""
+
+    def sleep(self) -> None:
+        """Give the memory of the sampler back while a trainer on the same device updates (GRPO), if the engine
+        can; the weights need not survive: `wake` is always followed by `load_weights`."""
+
+    def wake(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Take the memory back after `sleep` and load `weights` (GRPO's policy after the update)."""
+        self.load_weights(weights)
 
     def close(self) -> None:
         """Release engines, processes and memory."""

@@ -42,6 +42,8 @@ class CachedGenerator(Generator):
         return self._engine
 
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        if params.prompt_index is not None:  # the missing prompts would be sampled at other places of the call
+            raise ValueError("the sample cache keys prompts by one seed per call: sample without prompt_index.")
         settings = asdict(params)
         keys = [digest({"prompt": list(p), "params": settings}) for p in prompts]
         found: dict[str, list[Completion]] = {}

@@ -38,6 +38,9 @@ class GenerationConfig:
     tensor_parallel_size: Annotated[int, AT_LEAST_1] = 1
     max_num_seqs: Annotated[int, AT_LEAST_1] = 64
     enforce_eager: bool = True  # no CUDA graphs / torch.compile: faster start, fine for small runs
+    # GRPO on a GPU: the engine sleeps during each update (KV cache freed, weights dropped) and wakes with the new
+    # weights, so the trainer has the memory vLLM's gpu_memory_utilization holds; no effect on CPUs (no sleep mode)
+    sleep: Annotated[bool, UNKEYED] = True
     # sets VLLM_CPU_KVCACHE_SPACE (GiB, allocated up front) on CPU-only machines
     cpu_kv_cache_gib: Annotated[int, AT_LEAST_1] = 2
     show_progress: Annotated[bool, UNKEYED] = True  # tqdm bars over generate() calls (both backends)

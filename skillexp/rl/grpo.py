@@ -3,7 +3,9 @@
 One step: `prompts_per_step` prompts from the task's rl split, `group_size` rollouts each on the generation
 backend (vLLM, whose weights follow the policy after every step, or HF generate on the training model itself),
 rewards in the scoring workers, group-relative advantages, then `epochs_per_batch` passes of mini-batch updates on
-the DeepSpeed engine. The loss printed is about 0 with one update per batch: the ratio is exactly 1 and the
+the DeepSpeed engine. On N ranks (`trainer.num_processes`, launched through torchrun as SFT is) each rank samples
+its share of the step's prompts on its own engine and trains on its own rollouts; the update is the one a single
+rank would make on them all (rl/ranks.py). The loss printed is about 0 with one update per batch: the ratio is exactly 1 and the
 advantages are centred per group, yet the gradient is not 0. Progress shows in the reward, not in the loss.
 Checkpoints hold the engine, the prompt position and every RNG, so a killed run resumes to the same weights.
 """
@@ -24,15 +26,20 @@ from skillexp.generation import Generator, build_generator
 from skillexp.generation.shared import SharedEngine
 from skillexp.models import load_tokenizer
 from skillexp.progress import Progress
-from skillexp.rl.algorithms import group_advantages, policy_loss, token_entropy, token_logprobs, zero_std_groups
+from skillexp.rl.algorithms import (agg_denominator, group_advantages, policy_loss, token_entropy, token_logprobs,
+                                    zero_std_groups)
 from skillexp.rl.config import GRPOConfig, RLInputs
+from skillexp.rl.forward import completion_logits, shared_prompt_logits
+from skillexp.rl.ranks import all_max, all_mean, all_sum, barrier, gather, share, world
 from skillexp.rl.rewards import Reward
 from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, rollout_tensors
 from skillexp.runtime import Runtime
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.scoring import ScorePool
-from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, load_checkpoint,
-                                      save_checkpoint)
+from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
+                                      load_checkpoint, load_model, save_checkpoint, unrecorded_grad_norm)
+from skillexp.training.launch import launched, run_ranks
+from skillexp.training.weights import policy_weights
 from skillexp.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -52,45 +59,16 @@ def replayed_steps(path: Path) -> dict[int, dict[str, float]]:
     return out
 
 
-def completion_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
-    """Logits that predict each completion token, [B, C, V], at the sampling temperature (the distribution the
-    rollouts came from; verl does the same)."""
-    length = batch["completion_mask"].shape[1]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"], logits_to_keep=length + 1, use_cache=False).logits
-    logits = logits[:, :-1].float()
-    return logits / temperature if temperature > 0 and temperature != 1 else logits
-
-
-def shared_prompt_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
-    """The same logits as `completion_logits`, computed with each group's prompt run once: a forward over the
-    prompts fills a KV cache (with gradients), repeated for the group's completions, which then attend to it. The
-    prompt's last position predicts the first completion token. With G completions per prompt this cuts the
-    tokens a step processes from G x (prompt + completion) to prompt + G x completion."""
-    group = batch["completion_ids"].shape[0] // batch["prompt_ids"].shape[0]
-    attention = batch["prompt_attention"]
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=batch["prompt_ids"], attention_mask=attention, position_ids=positions, use_cache=True,
-                logits_to_keep=1)
-    cache = out.past_key_values
-    cache.batch_repeat_interleave(group)
-    first = out.logits.repeat_interleave(group, 0)  # [B, 1, V]: predicts each completion's first token
-    comp = batch["completion_ids"]
-    lengths = attention.sum(-1).repeat_interleave(group, 0)
-    comp_positions = lengths[:, None] + torch.arange(comp.shape[1], device=comp.device)[None]
-    full_attention = torch.cat([attention.repeat_interleave(group, 0), torch.ones_like(comp)], 1)
-    rest = model(input_ids=comp[:, :-1], attention_mask=full_attention[:, :-1], position_ids=comp_positions[:, :-1],
-                 past_key_values=cache, use_cache=True).logits if comp.shape[1] > 1 else first[:, :0]
-    logits = torch.cat([first, rest], 1).float()
-    return logits / temperature if temperature > 0 and temperature != 1 else logits
-
-
-def update_geometry(cfg: GRPOConfig, micro: int) -> int:
-    """Micro-batches per optimizer update (DeepSpeed's gradient accumulation)."""
-    rows = cfg.mini_batch_prompts * cfg.group_size
+def update_geometry(cfg: GRPOConfig, micro: int, ranks: int = 1) -> int:
+    """Micro-batches per optimizer update on each of `ranks` ranks (DeepSpeed's gradient accumulation)."""
+    for name, value in (("rl.prompts_per_step", cfg.prompts_per_step), ("rl.mini_batch_prompts", cfg.mini_batch_prompts)):
+        if value % ranks:
+            raise ValueError(f"{name}={value} does not split into whole groups over {ranks} ranks: make it a "
+                             f"multiple of trainer.num_processes x nodes = {ranks}.")
+    rows = cfg.mini_batch_prompts * cfg.group_size // ranks
     if rows % micro:
-        raise ValueError(f"rl.mini_batch_prompts x rl.group_size = {rows} sequences per update is not a multiple of "
-                         f"trainer.micro_batch_size={micro}.")
+        raise ValueError(f"rl.mini_batch_prompts x rl.group_size / ranks = {rows} sequences per update and rank is "
+                         f"not a multiple of trainer.micro_batch_size={micro}.")
     return rows // micro
 
 
@@ -107,18 +85,19 @@ class GRPO:
         kind, params = task_spec(inputs.task, "task")
         self.task = build_task(kind, params)
         self.tokenizer = load_tokenizer(model_dir, inputs.model)
-        self.gas = update_geometry(cfg, inputs.trainer.micro_batch_size)
+        init_distributed()
+        self.rank, self.world = world()
+        if self.world > 1 and inputs.trainer.zero_stage == 3 and inputs.generation.backend == "hf":
+            raise ValueError("GRPO with trainer.zero_stage=3 on several ranks samples with generation=vllm: HF "
+                             "generate would need every rank in every forward of every other rank.")
+        self.gas = update_geometry(cfg, inputs.trainer.micro_batch_size, self.world)
         self.share_prompt = cfg.share_prompt and inputs.trainer.micro_batch_size % cfg.group_size == 0
         self.updates_per_step = cfg.prompts_per_step // cfg.mini_batch_prompts * cfg.epochs_per_batch
         trainer = dataclasses.replace(inputs.trainer, grad_accum=self.gas, save_every_steps=cfg.save_every_steps)
-        if trainer.lora is not None:
-            raise ValueError("rl=grpo does not support trainer.lora yet (the sampler needs merged weights).")
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        model = load_model(model_dir, trainer)
         self.trainer = trainer  # the run's engine with GRPO's accumulation and checkpoint cadence
         self.engine = build_engine(model, trainer, cfg.optim, cfg.steps * self.updates_per_step)
-        if torch.distributed.get_world_size() > 1:
-            raise ValueError("rl=grpo runs on one process for now: set trainer.num_processes=1.")
         self.shared: SharedEngine | None = None  # an engine the pipeline lends (not closed here)
         self.ref = None
         if cfg.kl_coef > 0:
@@ -143,21 +122,16 @@ class GRPO:
                 self.sync()
         self.reward = Reward(cfg.rewards, self.task, pool)
         self.val_variants = self._val_variants()
+        self.tracker.update_config({"rl/world_size": self.world})
         if self.step:
             log.info("resuming GRPO at step %d (%d prompts consumed)", self.step, self.stream.consumed)
 
     def sync(self) -> None:
-        """The policy's weights into the sampler (ZeRO-3 gathers each rank's shards first)."""
+        """The policy's weights into this rank's sampler (woken first if it slept), streamed a few tensors at a
+        time (ZeRO-3 gathers one module's shards at a time; LoRA adapters are merged on the fly)."""
         if self.shared is not None:
             self.shared.modified()
-        module = self.engine.module
-        if self.engine.zero_optimization_stage() == 3:
-            import deepspeed
-
-            with deepspeed.zero.GatheredParameters(list(module.parameters())):
-                self.gen.load_weights(module.named_parameters())
-        else:
-            self.gen.load_weights(module.named_parameters())
+        self.gen.wake(policy_weights(self.engine))
 
     def _forward_logprobs(self, batch: dict[str, torch.Tensor], model, grad: bool):
         temperature = self.cfg.sampling.temperature
@@ -168,6 +142,22 @@ class GRPO:
                 logits = completion_logits(model, batch, temperature)
                 targets = batch["input_ids"][:, -batch["completion_mask"].shape[1]:]
             return token_logprobs(logits, targets), logits
+
+    def _mini_batches(self, local_groups: int, epoch: int) -> list[list[int]]:
+        """This rank's rows of each of the pass's updates. Every block of `updates` consecutive groups (in the
+        step's global order) sends one group to each update, by a random permutation drawn from (seed, step, epoch,
+        block) alone: the partition is random, the same whatever the world size, and gives every update
+        `mini_batch_prompts / ranks` whole groups from each rank, whose share is a run of whole blocks."""
+        updates, g = self.cfg.prompts_per_step // self.cfg.mini_batch_prompts, self.cfg.group_size
+        first = self.rank * local_groups  # the global index of this rank's first group
+        rng = random.Random(f"grpo-{self.inputs.seed}-{self.step}-{epoch}")
+        labels = []
+        for _ in range(self.cfg.prompts_per_step // updates):
+            block = list(range(updates))
+            rng.shuffle(block)
+            labels += block
+        return [[k * g + j for k in range(local_groups) if labels[first + k] == u for j in range(g)]
+                for u in range(updates)]
 
     def _micro_batches(self, rows: list[int]) -> list[list[int]]:
         micro = self.inputs.trainer.micro_batch_size
@@ -196,27 +186,31 @@ class GRPO:
         return out
 
     def train_step(self, ro: Rollouts) -> dict[str, float]:
-        """Advantages, then `epochs_per_batch` passes of mini-batch updates over the step's rollouts."""
+        """Advantages, then `epochs_per_batch` passes of mini-batch updates over this rank's rollouts.
+
+        Advantages come from the whole step's rewards (every rank's, gathered), so a batch-level std is the
+        batch's. An update takes `mini_batch_prompts / ranks` whole groups from each rank; each micro-batch's loss
+        is divided by the update's normaliser summed over all its micro-batches and ranks (tokens for token_mean,
+        sequences for seq_mean_token_mean, rows x constant for Dr.GRPO), times gas x ranks, because DeepSpeed
+        divides every micro-batch loss by gas and averages gradients over ranks: N ranks make exactly the update
+        one rank makes on the same rows."""
         cfg = self.cfg
-        rewards = torch.tensor(ro.rewards, dtype=torch.float32)
+        rewards = torch.tensor(gather(ro.rewards), dtype=torch.float32)  # the step's, in rank order
         adv = group_advantages(rewards, cfg.group_size, cfg.advantage_scale, cfg.advantage_eps)
+        adv = adv[share(len(rewards), "rollout rows")]
         on_policy = self.updates_per_step == 1  # then old log-probs are the current ones, detached
         old = None if on_policy else self._fixed_logprobs(ro, self.engine.module)
         ref = self._fixed_logprobs(ro, self.ref) if self.ref is not None else None
         norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
-        rng = random.Random(f"grpo-{self.inputs.seed}-{self.step}")
         sums: dict[str, float] = {}
-        count, loss_total = 0, 0.0
+        count, loss_total, norm = 0, 0.0, 0.0
         self.engine.train()
-        for _ in range(cfg.epochs_per_batch):
-            groups = list(range(len(ro) // cfg.group_size))  # shuffled whole groups keep micro-batches aligned
-            rng.shuffle(groups)
-            order = [k * cfg.group_size + j for k in groups for j in range(cfg.group_size)]
-            size = cfg.mini_batch_prompts * cfg.group_size
-            for m in range(0, len(order), size):
-                micro = self._micro_batches(order[m: m + size])
+        for epoch in range(cfg.epochs_per_batch):
+            for rows in self._mini_batches(len(ro) // cfg.group_size, epoch):
+                micro = self._micro_batches(rows)
                 batches = [self._batch(ro, rows) for rows in micro]
-                tokens = sum(float(b["completion_mask"].sum()) for b in batches)
+                local = sum(agg_denominator(b["completion_mask"], cfg.loss_agg, norm) for b in batches)
+                denominator = all_sum([local])[0] / (self.gas * self.world)
                 for rows, batch in zip(micro, batches):
                     logp, logits = self._forward_logprobs(batch, self.engine, grad=True)
                     mask = batch["completion_mask"]
@@ -231,23 +225,24 @@ class GRPO:
                         return out
 
                     old_logp = logp.detach() if old is None else stack(old)
-                    # token_mean over the whole update: each micro-batch divides by the update's token count;
-                    # DeepSpeed divides every micro-batch loss by gas, hence the factor back
                     loss, stats = policy_loss(
                         logp, old_logp, adv[rows].to(logp.device), mask, cfg.clip_low, cfg.clip_high, cfg.loss_agg,
-                        norm_constant=norm, num_tokens=max(tokens, 1.0) / self.gas, ref_logp=stack(ref),
-                        kl_coef=cfg.kl_coef, kl_kind=cfg.kl_kind)
+                        norm_constant=norm, denominator=max(denominator, 1e-12), ref_logp=stack(ref),
+                        kl_coef=cfg.kl_coef, kl_kind=cfg.kl_kind, clip_ratio_c=cfg.clip_ratio_c)
                     self.engine.backward(loss)
+                    if self.engine.is_gradient_accumulation_boundary():
+                        norm = unrecorded_grad_norm(self.engine)
                     self.engine.step()
                     with torch.no_grad():
                         entropy = (token_entropy(logits) * mask).sum() / mask.sum().clamp(min=1)
                     for k, v in {**stats, "entropy": entropy}.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
                     count += 1
-                    loss_total += loss.item() / self.gas  # the update's loss is the sum over its micro-batches
-        out = {k: v / count for k, v in sums.items()}
-        out["loss"] = loss_total / self.updates_per_step
-        out["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+                    loss_total += loss.item() / self.gas  # this rank's part of the update's loss
+        out = all_mean({k: v / count for k, v in sums.items()})
+        out["loss"] = all_sum([loss_total])[0] / self.world / self.updates_per_step
+        recorded = self.engine.get_global_grad_norm()
+        out["grad_norm"] = float(norm if recorded is None else recorded)  # the last update's, before clipping
         out["lr"] = self.engine.get_lr()[0]
         return out
 
@@ -266,23 +261,47 @@ class GRPO:
                              "rl.val_every_steps=0 or give the tasks num_val > 0.")
         return out
 
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> None:
+        """The validation suite on rank 0 (greedy, one answer per question, with `rl.val_greedy`, as verl does);
+        the other ranks wait for it."""
         assert self.inputs.validation is not None
-        suite = dataclasses.replace(self.inputs.validation, variants=self.val_variants)
-        return run_eval(suite, self.inputs.seed, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker,
-                        self.rt.scoring, prefix="rl_val/", step=self.step)
+        if self.rank == 0:
+            suite = dataclasses.replace(self.inputs.validation, variants=self.val_variants)
+            if self.cfg.val_greedy:
+                suite = suite.greedy_only()
+            run_eval(suite, self.inputs.seed, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker,
+                     self.rt.scoring, prefix="rl_val/", step=self.step)
+        barrier()
 
     def diagnostics(self, ro: Rollouts, rounds: int) -> dict[str, float]:
-        rewards = torch.tensor(ro.rewards)
-        lengths = torch.tensor([len(c.token_ids) for c in ro.completions], dtype=torch.float32)
+        """The whole step's statistics (every rank's rollouts)."""
+        rows = gather([(r, len(c.token_ids), c.truncated) for r, c in zip(ro.rewards, ro.completions)])
+        terms = {name: gather(v) for name, v in sorted(ro.terms.items())}
+        rewards = torch.tensor([r for r, _, _ in rows])
+        lengths = torch.tensor([n for _, n, _ in rows], dtype=torch.float32)
         out = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
                "frac_zero_std_groups": zero_std_groups(rewards, self.cfg.group_size).float().mean().item(),
                "completion_len_mean": lengths.mean().item(), "completion_len_max": lengths.max().item(),
                "completion_len_min": lengths.min().item(),
-               "truncation_rate": sum(c.truncated for c in ro.completions) / len(ro),
-               "sampling_rounds": rounds, "prompts_consumed": self.stream.consumed}
-        out.update({f"reward/{name}": sum(v) / len(v) for name, v in ro.terms.items()})
+               "truncation_rate": sum(t for _, _, t in rows) / len(rows),
+               "sampling_rounds": all_sum([rounds])[0] / self.world, "prompts_consumed": self.stream.consumed,
+               "world_size": self.world}
+        out.update({f"reward/{name}": sum(v) / len(v) for name, v in terms.items()})
         return out
+
+    def timings(self, ro: Rollouts, t0: float, t1: float, t2: float, t3: float) -> dict[str, float]:
+        """Where the step's time went (the slowest rank's, which the others waited for) and the throughput of all
+        ranks together."""
+        tokens = sum(len(c.token_ids) for c in ro.completions)
+        generate_s = ro.seconds.get("generate", t1 - t0)
+        times = {"rollout_s": t1 - t0, "generate_s": generate_s, "score_s": ro.seconds.get("score", 0.0),
+                 "train_s": t2 - t1, "sync_s": t3 - t2, "step_s": t3 - t0}
+        names = sorted(times)
+        slowest = dict(zip(names, all_max([times[k] for k in names])))
+        total = all_sum([tokens])[0]
+        return {**{f"time/{k}": v for k, v in slowest.items()},
+                "rollout_tokens_per_s": total / max(slowest["generate_s"], 1e-9),
+                "train_tokens_per_s": total / max(slowest["train_s"], 1e-9)}
 
     def log_samples(self, ro: Rollouts) -> None:
         rows = [[self.step, ro.items[i].question, ro.completions[i].text, ro.rewards[i]]
@@ -300,26 +319,23 @@ class GRPO:
                 ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
                                      seed=self.inputs.seed * 1_000_003 + self.step)
                 t1 = time.perf_counter()
+                self.gen.sleep()  # a colocated vLLM engine on a GPU gives its memory to the update
                 metrics = self.train_step(ro)
                 t2 = time.perf_counter()
                 if self.inputs.generation.backend != "hf":
                     self.sync()
                 t3 = time.perf_counter()
                 self.step += 1
-                tokens = sum(len(c.token_ids) for c in ro.completions)
                 metrics.update(self.diagnostics(ro, rounds))
-                generate_s = ro.seconds.get("generate", t1 - t0)
-                metrics.update({"time/rollout_s": t1 - t0, "time/generate_s": generate_s,
-                                "time/score_s": ro.seconds.get("score", 0.0), "time/train_s": t2 - t1,
-                                "time/sync_s": t3 - t2, "time/step_s": t3 - t0,
-                                "rollout_tokens_per_s": tokens / max(generate_s, 1e-9),
-                                "train_tokens_per_s": tokens / max(t2 - t1, 1e-9)})
+                metrics.update(self.timings(ro, t0, t1, t2, t3))
                 logged = {f"rl/{k}": v for k, v in metrics.items()}
                 self.tracker.log(logged, step=self.step)
-                with open(self.out_dir / STEP_LOG, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": self.step, **logged}) + "\n")
-                progress.step(self.step, reward=metrics["reward_mean"],
-                              zero_std_groups=metrics["frac_zero_std_groups"])
+                if self.rank == 0:
+                    with open(self.out_dir / STEP_LOG, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"step": self.step, **logged}) + "\n")
+                if self.rank == 0:
+                    progress.step(self.step, reward=metrics["reward_mean"],
+                                  zero_std_groups=metrics["frac_zero_std_groups"])
                 if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
                     self.log_samples(ro)
                 if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
@@ -331,7 +347,8 @@ class GRPO:
                     preemption.exit_if_requested()
             final = self.out_dir / "model"
             export_hf(self.engine, self.tokenizer, final)
-            atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step})
+            if self.rank == 0:
+                atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step, "world_size": self.world})
             finish_checkpoints(self.out_dir / "checkpoints", self.trainer)
         return final
 
@@ -342,10 +359,23 @@ class GRPO:
 
 def rl_stage(inputs: RLInputs, out_dir: Path, rt: Runtime, engine: SharedEngine | None = None) -> Path:
     """The rl stage: GRPO from `inputs.start`; returns `out_dir/model` (reused if a finished run left it there).
-    Rollouts come from `engine` when the pipeline lends one (vLLM), else from an engine of the stage's own."""
+    In this process, rollouts come from `engine` when the pipeline lends one (vLLM), else from an engine of the
+    stage's own; on several ranks (torchrun), each rank samples on an engine of its own, and the lent one is shut
+    down first to give its memory back."""
     if (out_dir / "rl_metrics.json").exists() and (out_dir / "model").exists():
         log.info("GRPO already done in %s; reusing it", out_dir)
         return out_dir / "model"
+    ranks = launched(inputs.trainer)
+    if not ranks:
+        return run_grpo(inputs, out_dir, rt, engine)
+    if engine is not None:
+        engine.close()
+    run_ranks("rl", inputs, out_dir, rt, ranks)
+    return out_dir / "model"
+
+
+def run_grpo(inputs: RLInputs, out_dir: Path, rt: Runtime, engine: SharedEngine | None = None) -> Path:
+    """GRPO in this process (one rank of a launched stage, or the whole stage)."""
     with rt.scoring.pool() as pool:
         stage = GRPO(inputs, out_dir, rt, pool, engine)
         try:

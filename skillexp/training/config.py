@@ -10,12 +10,28 @@ from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, UNKEYED, Range
 
 
+ATTENTION_AND_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ALL_LINEAR = "all-linear"  # peft's name for every linear layer but the output head
+
+
 @dataclass
 class LoraConfig:
+    """`trainer.lora`: train LoRA adapters (peft) instead of every weight; the defaults are STAT's SFT recipe
+    (r 16, alpha 32, attention and MLP projections). `quantize: nf4` makes it QLoRA: 4-bit NF4 base weights
+    through bitsandbytes (CUDA only), usually with `optimizer: paged_adamw_8bit` (`trainer=qlora`)."""
+
     r: Annotated[int, AT_LEAST_1] = 16
-    alpha: Annotated[int, POSITIVE] = 32
+    alpha: Annotated[int, POSITIVE] = 32  # the update is scaled by alpha / r
     dropout: Annotated[float, Range(0, 1, open_high=True)] = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # names of the linear layers that get adapters (Llama/Qwen/Mistral style), or [all-linear]
+    target_modules: list[str] = field(default_factory=lambda: list(ATTENTION_AND_MLP))
+    quantize: Literal[None, "nf4"] = None  # nf4: base weights in 4 bits (double quantization, bf16 compute)
+    optimizer: Literal["adamw", "paged_adamw_8bit"] = "adamw"  # paged_adamw_8bit: bitsandbytes' PagedAdamW8bit
+
+    def __post_init__(self) -> None:
+        if not self.target_modules:
+            raise ValueError("trainer.lora.target_modules is empty: name the linear layers that get adapters "
+                             f"(e.g. {list(ATTENTION_AND_MLP)}), or set trainer.lora=null for a full fine-tune.")
 
 
 @dataclass
@@ -65,6 +81,22 @@ class TrainerConfig:
             raise ValueError("trainer.offload_param needs trainer.zero_stage=3.")
         if self.offload_optimizer and self.zero_stage == 0:
             raise ValueError("trainer.offload_optimizer needs trainer.zero_stage >= 1.")
+        if self.lora is not None:
+            self._check_lora(self.lora)
+
+    def _check_lora(self, lora: LoraConfig) -> None:
+        """What the engine cannot combine with LoRA, refused at start-up. Whether this machine has CUDA and
+        bitsandbytes for QLoRA is checked when the model loads (a run may be configured on a login node)."""
+        if lora.quantize and self.zero_stage == 3:
+            raise ValueError(f"trainer.lora.quantize={lora.quantize} keeps 4-bit base weights, which ZeRO-3 does not "
+                             "partition here: set trainer.zero_stage to 0, 1 or 2 (trainer=qlora uses 0).")
+        if self.zero_stage == 3:
+            raise ValueError("trainer.lora runs on trainer.zero_stage 0, 1 or 2 (LoRA with ZeRO-3 is not supported): "
+                             "lower trainer.zero_stage, or set trainer.lora=null for a full fine-tune.")
+        if lora.optimizer == "paged_adamw_8bit" and self.offload_optimizer:
+            raise ValueError("trainer.lora.optimizer=paged_adamw_8bit cannot be offloaded (trainer.offload_optimizer "
+                             "runs DeepSpeed's CPU Adam instead): set trainer.offload_optimizer=false, or "
+                             "trainer.lora.optimizer=adamw.")
 
 
 @dataclass

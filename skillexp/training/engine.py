@@ -6,6 +6,8 @@ RNG state as client state, and publish a checkpoint only after it is fully writt
 """
 from __future__ import annotations
 
+import copy
+import importlib.util
 import math
 import os
 import random
@@ -18,8 +20,10 @@ import numpy as np
 import torch
 
 from skillexp import preemption
-from skillexp.training.config import OptimConfig, TrainerConfig
+from skillexp.training.config import ALL_LINEAR, LoraConfig, OptimConfig, TrainerConfig
+from skillexp.training.weights import policy_weights
 from skillexp.utils.io import atomic_write_json
+from skillexp.utils.schema import ConfigError
 
 LATEST = "latest.json"
 _world_seen: list[object] = []  # the default process group DeepSpeed's caches were built for
@@ -97,36 +101,102 @@ def ds_config(cfg: TrainerConfig, optim: OptimConfig) -> dict[str, Any]:
     if cfg.offload_optimizer:  # DeepSpeed's CPU Adam; a client torch optimizer cannot be offloaded
         out["optimizer"] = {"type": "AdamW", "params": {"lr": optim.lr, "betas": list(optim.betas),
                                                         "weight_decay": optim.weight_decay}}
+    if cfg.lora is not None and cfg.lora.optimizer == "paged_adamw_8bit" and cfg.zero_stage >= 1:
+        out["zero_allow_untested_optimizer"] = True  # DeepSpeed's ZeRO lists only its own and torch's Adam kinds
     return out
 
 
+def require_bitsandbytes(setting: str, fix: str) -> None:
+    """QLoRA's 4-bit weights and the paged 8-bit optimizer are bitsandbytes' CUDA kernels: on a machine without
+    them, fail before anything loads, naming what is missing and the setting (`fix`) that does without."""
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append("a CUDA GPU (none is visible)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        missing.append("bitsandbytes (`pip install bitsandbytes`)")
+    if missing:
+        raise ConfigError(f"{setting} needs {' and '.join(missing)}: run it on a GPU machine with bitsandbytes "
+                          f"installed, or set {fix}.")
+
+
+def load_model(model_dir: Path | str, trainer: TrainerConfig) -> torch.nn.Module:
+    """The model a training stage starts from: fp32 weights, or with `trainer.lora.quantize=nf4` (QLoRA) frozen
+    4-bit NF4 base weights (bitsandbytes, double quantization, bf16 compute) on this rank's GPU, prepared by peft
+    for k-bit training (layer norms and embeddings in fp32); `build_engine` then adds the adapters."""
+    from transformers import AutoModelForCausalLM
+
+    if trainer.lora is None or trainer.lora.quantize is None:
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    require_bitsandbytes("trainer.lora.quantize=nf4", "trainer.lora.quantize=null (plain LoRA)")
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), quantization_config=quantization, dtype=torch.bfloat16,
+        device_map={"": int(os.environ.get("LOCAL_RANK", 0))})  # 4-bit weights are quantized onto the GPU
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=trainer.gradient_checkpointing)
+
+
+def add_lora(model: torch.nn.Module, lora: LoraConfig) -> torch.nn.Module:
+    """`model` with peft LoRA adapters on `lora.target_modules` (`[all-linear]`: every linear layer but the
+    output head); B starts at 0, so the model is unchanged; only the adapters train."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    targets = list(lora.target_modules)
+    config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM",
+                            target_modules=ALL_LINEAR if targets == [ALL_LINEAR] else targets)
+    try:
+        return get_peft_model(model, config)
+    except ValueError as e:  # peft: none of the names is a module of this model
+        raise ConfigError(f"trainer.lora.target_modules={list(lora.target_modules)}: {e}") from e
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainerConfig, optim: OptimConfig):
+    """The stage's client optimizer: torch's AdamW, or bitsandbytes' PagedAdamW8bit (QLoRA's: 8-bit states that
+    page to CPU memory under pressure); None where DeepSpeed brings its own (offload)."""
+    if cfg.offload_optimizer:
+        return None
+    kwargs = dict(lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    if cfg.lora is not None and cfg.lora.optimizer == "paged_adamw_8bit":
+        require_bitsandbytes("trainer.lora.optimizer=paged_adamw_8bit", "trainer.lora.optimizer=adamw")
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW8bit(params, **kwargs)
+    return torch.optim.AdamW(params, **kwargs)
+
+
 def build_engine(model: torch.nn.Module, cfg: TrainerConfig, optim: OptimConfig, total_steps: int):
-    """A DeepSpeed engine (`cfg`) over `model` with the stage's AdamW and schedule (`optim`), stepped once per
-    optimizer step."""
+    """A DeepSpeed engine (`cfg`) over `model` (from `load_model`) with the stage's optimizer and schedule
+    (`optim`), stepped once per optimizer step. With `trainer.lora` the engine trains LoRA adapters only."""
     import deepspeed
 
     init_distributed()
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    if cfg.lora is not None:
-        if cfg.zero_stage == 3:
-            raise ValueError("trainer.lora is supported with zero_stage 0-2.")
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
-                                                 lora_dropout=cfg.lora.dropout,
-                                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
+    if cfg.lora is not None:  # TrainerConfig refuses ZeRO-3 with it
+        model = add_lora(model, cfg.lora)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = None
-    if not cfg.offload_optimizer:
-        optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    optimizer = make_optimizer(params, cfg, optim)
     config = ds_config(cfg, optim)
     # the scheduler wraps DeepSpeed's optimizer; engine.step() steps it at each accumulation boundary
     engine, *_ = deepspeed.initialize(
         model=model, model_parameters=params, optimizer=optimizer, config=config,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, total_steps)))
     return engine
+
+
+def unrecorded_grad_norm(engine) -> float | None:
+    """The gradient's 2-norm before clipping, for the engines that do not record it (ZeRO-0 with a torch optimizer,
+    whose `get_global_grad_norm()` stays None): call after the last backward of an update (DeepSpeed has averaged
+    the gradients over the ranks by then) and before `step()`. None where DeepSpeed records it."""
+    if engine.zero_optimization_stage() != 0 or hasattr(engine.optimizer, "_global_grad_norm"):
+        return None
+    grads = [p.grad.detach().float() for p in engine.module.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
 
 
 def rng_state() -> dict[str, Any]:
@@ -199,17 +269,35 @@ def load_checkpoint(engine, ckpt_dir: Path) -> dict[str, Any] | None:
     return client
 
 
+def _plain_twin(peft_model) -> torch.nn.Module:
+    """An unquantized, weightless (meta) copy of a LoRA model's base model, whose `save_pretrained` writes the
+    base's config (less any 4-bit quantization) and generation config around the merged weights it is given."""
+    base = peft_model.get_base_model()
+    config = copy.deepcopy(base.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        twin = type(base)(config)
+    twin.generation_config = copy.deepcopy(base.generation_config)
+    return twin
+
+
 def export_hf(engine, tokenizer, out_dir: Path) -> None:
-    """Save a plain HF model directory (weights in the model's dtype, tokenizer included), atomically."""
+    """Save a plain HF model directory (weights in the model's dtype, tokenizer included), atomically. A LoRA
+    model is saved merged, under the base checkpoint's names, and the engine's model stays as it was."""
     import torch.distributed as dist
+    from peft import PeftModel
 
     module = engine.module
-    state = engine._zero3_consolidated_16bit_state_dict() if engine.zero_optimization_stage() == 3 else None
+    if isinstance(module, PeftModel):  # merged on the fly; under ZeRO-3 every rank takes part in the gathers
+        zero3 = engine.zero_optimization_stage() == 3
+        state = dict(policy_weights(engine)) if engine.global_rank == 0 or zero3 else None
+        module = _plain_twin(module) if engine.global_rank == 0 else None
+    else:
+        state = engine._zero3_consolidated_16bit_state_dict() if engine.zero_optimization_stage() == 3 else None
     if engine.global_rank == 0:
         tmp = out_dir.with_name(f".{out_dir.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        if hasattr(module, "merge_and_unload"):  # LoRA: export merged full weights
-            module = module.merge_and_unload()
         module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Training stages on several processes (and nodes): only training fans out; the pipeline stays one process.
 
 Data building and evaluation run in the pipeline's process on the generation backend (vLLM brings its own
-parallelism); a training stage with `trainer.num_processes` > 1 is handed to `torchrun` on this node, whose
-ranks read the stage's arguments from a JSON file in the stage directory. While the ranks run, rank 0 owns the
+parallelism); a training stage (SFT, GRPO) with `trainer.num_processes` > 1 is handed to `torchrun` on this node,
+whose ranks read the stage's arguments from a JSON file in the stage directory. While the ranks run, rank 0 owns the
 W&B run (the pipeline hands it over and takes it back), so live curves keep flowing into the same run.
 """
 from __future__ import annotations
@@ -22,7 +22,9 @@ import torch
 from skillexp import preemption
 from skillexp.runtime import Runtime
 from skillexp.tracking import LoggerConfig, Tracker
-from skillexp.training.config import SFTInputs
+from skillexp.stage_cache import StageInputs
+from skillexp.tasks.scoring import ScoringConfig
+from skillexp.training.config import SFTInputs, TrainerConfig
 from skillexp.training.sft import run_sft
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import from_dict
@@ -70,19 +72,35 @@ def _run(inputs: SFTInputs, out_dir: Path, tracker: Tracker) -> Path:
                    tracker, inputs.seed)
 
 
+def launched(trainer: TrainerConfig) -> int:
+    """Ranks per node when the stage must run under torchrun (several ranks, or several Slurm nodes); 0 when it
+    runs in this process."""
+    n = num_processes(trainer.num_processes)
+    return 0 if n == 1 and len(slurm_nodes()) == 1 else n
+
+
 def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> Path:
     """The sft stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
     of a multi-node Slurm allocation); writes `out_dir`, returns its model."""
-    n = num_processes(inputs.trainer.num_processes)
-    if n == 1 and len(slurm_nodes()) == 1:
+    n = launched(inputs.trainer)
+    if not n:
         return _run(inputs, out_dir, rt.tracker)
+    run_ranks("sft", inputs, out_dir, rt, n)
+    return out_dir / "model"
+
+
+def run_ranks(stage: str, inputs: StageInputs, out_dir: Path, rt: Runtime, n: int) -> None:
+    """Run `stage` ("sft" or "rl") on `n` ranks per node through torchrun and wait for them. The ranks read their
+    arguments from `out_dir/launch.json`; rank 0 logs to this run's W&B run meanwhile."""
     spec = out_dir / "launch.json"
-    atomic_write_json(spec, {"stage": "sft", "inputs": asdict(inputs), "out_dir": str(out_dir),
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(spec, {"stage": stage, "inputs": asdict(inputs), "out_dir": str(out_dir),
                              "run_dir": str(rt.run_dir), "logger": asdict(rt.tracker.cfg),
-                             "config": rt.tracker.config})
+                             "config": rt.tracker.config, "scoring": asdict(rt.scoring),
+                             "root_dir": str(rt.root_dir), "cache_dir": str(rt.cache_dir)})
     cmd = torchrun_command(n, spec)
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
-    log.info("SFT on %d processes per node: %s", n, " ".join(cmd))
+    log.info("%s on %d processes per node: %s", stage.upper(), n, " ".join(cmd))
     with rt.tracker.handed_off():
         proc = subprocess.Popen(cmd, env=env)
         try:
@@ -95,9 +113,8 @@ def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> Path:
                 proc.kill()
                 proc.wait()
     if code != 0:
-        raise RuntimeError(f"the SFT ranks exited with status {code}; their logs are above. Re-running the same "
-                           f"command resumes from the last checkpoint in {out_dir / 'checkpoints'}.")
-    return out_dir / "model"
+        raise RuntimeError(f"the {stage.upper()} ranks exited with status {code}; their logs are above. Re-running "
+                           f"the same command resumes from the last checkpoint in {out_dir / 'checkpoints'}.")
 
 
 def _signal_ranks(agent: int, signum: int) -> None:
@@ -116,11 +133,21 @@ def _signal_ranks(agent: int, signum: int) -> None:
 def main(spec_path: str) -> None:
     """One rank of a launched stage (torchrun sets RANK/WORLD_SIZE; the engine joins the group)."""
     spec = json.loads(Path(spec_path).read_text())
-    inputs = from_dict(SFTInputs, spec["inputs"])
-    tracker = Tracker(from_dict(LoggerConfig, spec["logger"]), Path(spec["run_dir"]), spec["config"])
+    out_dir, run_dir = Path(spec["out_dir"]), Path(spec["run_dir"])
+    tracker = Tracker(from_dict(LoggerConfig, spec["logger"]), run_dir, spec["config"])
     preemption.install()  # the agent ignores the scheduler's signals; each rank checkpoints and exits on them
     try:
-        preemption.run(lambda: _run(inputs, Path(spec["out_dir"]), tracker))
+        if spec["stage"] == "sft":
+            inputs = from_dict(SFTInputs, spec["inputs"])
+            preemption.run(lambda: _run(inputs, out_dir, tracker))
+        else:
+            from skillexp.rl.config import RLInputs
+            from skillexp.rl.grpo import run_grpo
+
+            rl = from_dict(RLInputs, spec["inputs"])
+            rt = Runtime(tracker, from_dict(ScoringConfig, spec["scoring"]), run_dir, Path(spec["root_dir"]),
+                         Path(spec["cache_dir"]))
+            preemption.run(lambda: run_grpo(rl, out_dir, rt))
     finally:
         tracker.finish()
 

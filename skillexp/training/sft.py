@@ -22,7 +22,7 @@ from skillexp.progress import Progress
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTConfig, TrainerConfig
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
-                                      load_checkpoint, save_checkpoint)
+                                      load_checkpoint, load_model, save_checkpoint)
 from skillexp.training.sft_data import (IGNORE, Batch, Example, collate, forward, length_grouped_batches,
                                         packed_batches, tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl
@@ -62,8 +62,6 @@ def val_loss(engine, examples: list[Example], batch_size: int, pad_id: int) -> f
 def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: TrainerConfig, cfg: SFTConfig,
             out_dir: Path, tracker: Tracker, seed: int) -> Path:
     """Fine-tune `model_dir` on `data_path`; returns `out_dir/model`. Checkpoints live in `out_dir/checkpoints`."""
-    from transformers import AutoModelForCausalLM
-
     final = out_dir / "model"
     if (out_dir / "sft_metrics.json").exists() and final.exists():  # written after the export: a finished stage
         log.info("SFT already done in %s; reusing it", out_dir)
@@ -78,7 +76,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
              len(train), len(val), stats.truncated, stats.dropped, 100 * stats.target_tokens / stats.tokens)
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = load_model(model_dir, trainer)
     init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
     trainer = dataclasses.replace(trainer, grad_accum=cfg.grad_accum(trainer, world))

@@ -104,7 +104,7 @@ def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
     logged = read_jsonl(tmp_path / "metrics.jsonl")
     steps = [r["step"] for r in logged if "rl/reward_mean" in r]
     assert steps == [1, 2, 3]
-    assert [r["step"] for r in logged if "rl_val/avg/mean@2" in r] == [0, 2, 3]
+    assert [r["step"] for r in logged if "rl_val/avg/mean@1" in r] == [0, 2, 3], "greedy validation: one answer"
     sync = [r["rl/time/sync_s"] for r in logged if "rl/time/sync_s" in r]
     assert len(sync) == 3 and all(s > 0 for s in sync)
     assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
@@ -117,7 +117,7 @@ def test_shared_prompt_forward_matches_the_full_forward(tiny_model_dir: Path) ->
 
     from skillexp.generation.base import Completion
     from skillexp.rl.algorithms import token_logprobs
-    from skillexp.rl.grpo import completion_logits, shared_prompt_logits
+    from skillexp.rl.forward import completion_logits, shared_prompt_logits
     from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
 
     torch.manual_seed(0)

