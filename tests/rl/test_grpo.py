@@ -49,11 +49,17 @@ def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
     return grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out)
 
 
-@pytest.mark.parametrize("precision", ["fp32", pytest.param("bf16", marks=pytest.mark.long)])
-def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, precision: str) -> None:
-    """fp32, and bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's
-    time on CPUs with AVX512-BF16 and is the papers' training precision on GPUs."""
-    run = tiny_run(["rl.steps=12", f"trainer.precision={precision}"])
+# with lm_head: the tiny random model learns to write more "a"s mostly through its unembedding
+LORA = ["trainer.lora={r: 16, alpha: 32, target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
+        "down_proj, lm_head]}", "rl.optim.lr=3e-2"]
+
+
+@pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora"])
+def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, setting: str) -> None:
+    """fp32; bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's time on
+    CPUs with AVX512-BF16 and is the papers' training precision on GPUs; and LoRA adapters on attention and MLP,
+    exported merged under the base model's names."""
+    run = tiny_run(["rl.steps=12", *(LORA if setting == "lora" else [f"trainer.precision={setting}"])])
     grpo(run, tiny_model_dir, tmp_path)
     logged = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "rl/reward_mean" in r]
     rewards = [r["rl/reward_mean"] for r in logged]
@@ -66,7 +72,8 @@ def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, precisio
                 "rl/time/score_s", "rl/time/train_s",
                 "rl/rollout_tokens_per_s", "rl/grad_norm", "rl/reward/tests.rl.rewards.letter_a"):
         assert key in row, key
-    assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
+    exported = load_file(tmp_path / "rl" / "model" / "model.safetensors")
+    assert set(exported) == set(load_file(tiny_model_dir / "model.safetensors"))
 
 
 def test_killed_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:

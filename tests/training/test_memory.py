@@ -3,6 +3,9 @@ ones, more ranks or a higher ZeRO stage never cost more, known GPU setups fit or
 change, and the training state equals what DeepSpeed actually allocates (CPU, one process, after an optimizer step)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -234,3 +237,24 @@ def test_training_state_equals_deepspeeds_tensors(precision: str, zero: int) -> 
     assert _tensor_bytes(engine.module.parameters()) == p.params
     assert _tensor_bytes(grads) == p.grads
     assert _tensor_bytes(masters) + adam == p.optimizer
+
+
+def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_cannot_fit(tmp_path: Path) -> None:
+    """At start-up, before any model loads: a 7B full fine-tune with GRPO on one 80 GB card is refused, naming the
+    stage and the settings to change; the same run on eight cards with ZeRO-3 passes. No GPU: no plan."""
+    from skillexp.pipeline import check_memory, memory_plans
+    from tests.rl.test_grpo import tiny_run
+
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944,
+        "vocab_size": 152064, "num_attention_heads": 28, "num_key_value_heads": 4, "tie_word_embeddings": False}))
+    one = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=2", "trainer.micro_batch_size=8"])
+    plans = memory_plans(one, tmp_path, gpu_bytes=80 * GiB)
+    assert set(plans) == {"rl"}
+    with pytest.raises(ValueError, match=r"(?s)the rl stage would not fit on this GPU.*offload_optimizer=true"):
+        check_memory(plans)
+    eight = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=3", "trainer.num_processes=8",
+                      "trainer.micro_batch_size=8", "trainer.gradient_checkpointing=true"])
+    check_memory(memory_plans(eight, tmp_path, gpu_bytes=80 * GiB))
+    if not torch.cuda.is_available():
+        assert memory_plans(one, tmp_path) == {}
