@@ -1,7 +1,9 @@
 """GRPO step throughput: our GRPO stage (vLLM or HF rollouts) vs TRL's GRPOTrainer, side by side in one run.
 
 Run: .venv/bin/python benchmarks/bench_grpo.py [--steps 4] [--prompts 4] [--group 8] [--max-tokens 128]
-                                              [--precision fp32|bf16]
+                                              [--precision fp32|bf16] [--compare-ranks]
+`--compare-ranks` runs ours (vLLM rollouts) on one training rank and on two (torchrun, one vLLM engine and half
+the prompts per rank, each rank on its share of the cores) instead of the TRL comparison.
 Same model (SmolLM2-135M-Instruct), Countdown-3 prompts, group size, completion length, batch (one optimizer
 update per step over all P x G completions, no gradient accumulation), precision (fp32; or bf16 compute: our
 DeepSpeed bf16 engine with fp32 master weights and bf16 vLLM rollouts, TRL's `bf16=True` autocast), temperature
@@ -44,8 +46,10 @@ def run_ours(args, out: Path) -> dict:
                  "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=256", f"rl.steps={args.steps}",
                  f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
                  f"rl.mini_batch_prompts={args.prompts}", f"rl.sampling.max_tokens={args.max_tokens}",
+                 f"trainer.num_processes={args.ranks}",
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
-                 f"trainer.precision={args.precision}", f"trainer.micro_batch_size={args.prompts * args.group}",
+                 f"trainer.precision={args.precision}",
+                 f"trainer.micro_batch_size={args.prompts * args.group // args.ranks}",
                  "scoring.workers=0", "generation.show_progress=false", "generation.batch_size=64"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
@@ -61,7 +65,8 @@ def run_ours(args, out: Path) -> dict:
     split = {k: sum(r[f"rl/time/{k}_s"] for r in rows) / len(rows)
              for k in ("rollout", "generate", "score", "train", "sync")}
     return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["generate"] * len(rows)),
-            **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows)}
+            **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows),
+            "peak_rss_gib": rows[-1]["rl/memory/peak_rss_gib"]}
 
 
 def run_trl(args, out: Path) -> dict:
@@ -128,6 +133,8 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    ap.add_argument("--ranks", type=int, default=1, help="training ranks of our GRPO (torchrun)")
+    ap.add_argument("--compare-ranks", action="store_true", help="ours with vLLM rollouts on 1 rank and on 2")
     ap.add_argument("--which")
     ap.add_argument("--out")
     args = ap.parse_args()
@@ -140,11 +147,13 @@ def main() -> None:
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # in-process vLLM shares torch's OpenMP pool (see generation/vllm.py)
     results = {}
-    for which in ("ours-vllm", "ours-hf", "trl"):
+    runs = [("ours-vllm", 1), ("ours-vllm-2", 2)] if args.compare_ranks else [("ours-vllm", 1), ("ours-hf", 1),
+                                                                             ("trl", 1)]
+    for which, ranks in runs:
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--out", str(tmp / which), "--steps",
                                str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
-                               "--max-tokens", str(args.max_tokens), "--precision", args.precision],
-                              capture_output=True, text=True, cwd=ROOT, env=env)
+                               "--max-tokens", str(args.max_tokens), "--precision", args.precision,
+                               "--ranks", str(ranks)], capture_output=True, text=True, cwd=ROOT, env=env)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"{which} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -153,13 +162,18 @@ def main() -> None:
           f"<= {args.max_tokens} tokens, {args.steps - 1} timed steps\n")
     columns = ("rollout_s", "generate_s", "score_s", "train_s", "sync_s")
     print("| trainer | steps/min | rollout s/step | generate s | score s | train s/step | sync s/step "
-          "| rollout tokens/s | mean reward |\n|---|---|---|---|---|---|---|---|---|")
+          "| rollout tokens/s | mean reward | peak RSS per rank GiB |\n|---|---|---|---|---|---|---|---|---|---|")
     labels = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO, HF rollouts",
-              "trl": "TRL GRPOTrainer (HF generate)"}
+              "trl": "TRL GRPOTrainer (HF generate)", "ours-vllm-2": "skillexp GRPO, vLLM rollouts, 2 ranks"}
     for which, r in results.items():
         cells = [f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in columns]
+        rss = f"{r['peak_rss_gib']:.1f}" if r.get("peak_rss_gib") else "–"
         print(f"| {labels[which]} | {r['steps_per_min']:.2f} | {' | '.join(cells)} | "
-              f"{r['rollout_tokens_per_s']:,.0f} | {r['reward']:.3f} |")
+              f"{r['rollout_tokens_per_s']:,.0f} | {r['reward']:.3f} | {rss} |")
+    if args.compare_ranks:
+        ratio = results["ours-vllm-2"]["steps_per_min"] / results["ours-vllm"]["steps_per_min"]
+        print(f"\n2 ranks run {ratio:.2f}x the steps/minute of 1 rank.")
+        return
     ratio = results["ours-vllm"]["steps_per_min"] / results["trl"]["steps_per_min"]
     print(f"\nskillexp (vLLM) runs {ratio:.2f}x TRL's steps/minute.")
 

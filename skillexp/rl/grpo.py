@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import random
+import resource
 import time
 from pathlib import Path
 
@@ -99,8 +100,8 @@ class GRPO:
         self.trainer = trainer  # the run's engine with GRPO's accumulation and checkpoint cadence
         self.engine = build_engine(model, trainer, cfg.optim, cfg.steps * self.updates_per_step)
         self.shared: SharedEngine | None = None  # an engine the pipeline lends (not closed here)
-        self.ref = None
-        if cfg.kl_coef > 0:
+        self.ref = None  # the frozen reference; with LoRA, the policy with its adapters off (no second copy)
+        if cfg.kl_coef > 0 and trainer.lora is None:
             self.ref = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
             self.ref.to(self.engine.device).eval()
             self.ref.requires_grad_(False)
@@ -200,7 +201,12 @@ class GRPO:
         adv = adv[share(len(rewards), "rollout rows")]
         on_policy = self.updates_per_step == 1  # then old log-probs are the current ones, detached
         old = None if on_policy else self._fixed_logprobs(ro, self.engine.module)
-        ref = self._fixed_logprobs(ro, self.ref) if self.ref is not None else None
+        ref = None
+        if self.ref is not None:
+            ref = self._fixed_logprobs(ro, self.ref)
+        elif cfg.kl_coef > 0:  # LoRA: the base model is the policy without its adapters
+            with self.engine.module.disable_adapter():
+                ref = self._fixed_logprobs(ro, self.engine.module)
         norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
         sums: dict[str, float] = {}
         count, loss_total, norm = 0, 0.0, 0.0
@@ -290,8 +296,9 @@ class GRPO:
         return out
 
     def timings(self, ro: Rollouts, t0: float, t1: float, t2: float, t3: float) -> dict[str, float]:
-        """Where the step's time went (the slowest rank's, which the others waited for) and the throughput of all
-        ranks together."""
+        """Where the step's time went (the slowest rank's, which the others waited for), the throughput of all
+        ranks together, and the peak memory of the largest rank so far (its process's RSS; on GPUs also the
+        training engine's allocated GPU memory, what the memory plan estimates)."""
         tokens = sum(len(c.token_ids) for c in ro.completions)
         generate_s = ro.seconds.get("generate", t1 - t0)
         times = {"rollout_s": t1 - t0, "generate_s": generate_s, "score_s": ro.seconds.get("score", 0.0),
@@ -299,7 +306,12 @@ class GRPO:
         names = sorted(times)
         slowest = dict(zip(names, all_max([times[k] for k in names])))
         total = all_sum([tokens])[0]
-        return {**{f"time/{k}": v for k, v in slowest.items()},
+        memory = {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # Linux: KiB
+        if torch.cuda.is_available():
+            memory["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        names = sorted(memory)
+        memory = dict(zip(names, all_max([memory[k] for k in names])))  # the largest rank's
+        return {**{f"time/{k}": v for k, v in slowest.items()}, **{f"memory/{k}": v for k, v in memory.items()},
                 "rollout_tokens_per_s": total / max(slowest["generate_s"], 1e-9),
                 "train_tokens_per_s": total / max(slowest["train_s"], 1e-9)}
 

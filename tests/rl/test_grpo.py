@@ -51,7 +51,7 @@ def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
 
 # with lm_head: the tiny random model learns to write more "a"s mostly through its unembedding
 LORA = ["trainer.lora={r: 16, alpha: 32, target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
-        "down_proj, lm_head]}", "rl.optim.lr=3e-2"]
+        "down_proj, lm_head]}", "rl.optim.lr=3e-2", "rl.kl_coef=1e-3"]  # KL to the policy without adapters
 
 
 @pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora"])
@@ -72,6 +72,8 @@ def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, setting:
                 "rl/time/score_s", "rl/time/train_s",
                 "rl/rollout_tokens_per_s", "rl/grad_norm", "rl/reward/tests.rl.rewards.letter_a"):
         assert key in row, key
+    if setting == "lora":
+        assert row["rl/kl"] > 0, "the reference is the policy with its adapters off"
     exported = load_file(tmp_path / "rl" / "model" / "model.safetensors")
     assert set(exported) == set(load_file(tiny_model_dir / "model.safetensors"))
 
