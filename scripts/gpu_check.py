@@ -7,9 +7,9 @@ Each step is a subprocess with its own timeout; one failing does not stop the ot
   sft_zero2, sft_zero3        SFT on the tiny model through `python -m skillexp` (generation=hf, bf16, 1 process)
   sft_zero2_2gpu, ..._zero3   the same on 2 processes (torchrun), only when 2 GPUs are visible
   grpo_zero2                  GRPO with HF rollouts (rl=grpo_cpu shrunk to 3 steps), bf16, ZeRO-2
-  grpo_zero2_unshared         the same with rl.share_prompt=false (the plain forward)
-  sft_lora, grpo_lora[_unshared]  the same with trainer.lora (peft adapters)
-  sft_qlora, grpo_qlora       trainer=qlora (4-bit NF4 base, paged 8-bit AdamW; GRPO unshared), only if
+  grpo_zero2_shared           the same without gradient checkpointing: the shared-prompt forward (off under it)
+  sft_lora, grpo_lora[_shared]  the same with trainer.lora (peft adapters)
+  sft_qlora, grpo_qlora       trainer=qlora (4-bit NF4 base, paged 8-bit AdamW), only if
                               `import bitsandbytes` works
   eval_hf                     the eval stage alone (method=none rl=none), HF generate in bf16
   mem_zero{0,2}[_ckpt]        a random ~1.1B Llama-style model in bf16 on the GPU, wrapped by build_engine, a few
@@ -42,7 +42,7 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 GiB = 2**30
 
-# --- the steps' overrides -------------------------------------------------------------------------------------------
+# --- the steps' overrides ---------------------------------------------------------------------------------------------
 # budgets only, as tests/test_main.py, tests/rl/test_grpo.py and conf/experiment/smoke.yaml shrink a tiny run; every
 # stage dir stays in the run dir (no shared stage cache), so each step computes everything it names
 COMMON = ["logger=none", "paths.stage_cache_dir=null"]
@@ -60,10 +60,9 @@ GRPO = ["model=tiny", "generation=hf", "method=none", "rl=grpo_cpu", *COMMON, "+
         "trainer.micro_batch_size=16", "eval.num_items=2", "eval.k=2", "eval.pass_k=[1]",
         "eval.sampling.max_tokens=16", "scoring.workers=0"]
 LORA = ["trainer.lora={r: 16, alpha: 32}"]
-# the GPU presets all turn gradient checkpointing on, under which the shared-prompt forward (rl.share_prompt, on when
-# the micro-batch holds whole groups) fails (see KNOWN): the plain forward is checked beside it, so that one bug does
-# not hide the rest of GRPO on the GPU
-UNSHARED = ["rl.share_prompt=false"]
+# the GPU presets all turn gradient checkpointing on, under which GRPO runs each completion with its prompt (no KV
+# cache under checkpointing): the shared-prompt forward (rl.share_prompt) is checked without checkpointing
+SHARED = ["trainer.gradient_checkpointing=false"]
 # the eval stage alone on the tiny model in bf16 (the real models' dtype), scoring in 2 worker processes
 EVAL = ["model=tiny", "model.dtype=bfloat16", "generation=hf", "method=none", "rl=none", "eval=countdown_cpu",
         *COMMON, "eval.num_items=3", "eval.k=2", "eval.pass_k=[1,2]", "eval.sampling.max_tokens=24",
@@ -78,12 +77,7 @@ MEM_CASES = [(0, False), (0, True), (2, False), (2, True)]
 MEM_DEVICE = "cuda"  # where the model is built (a rehearsal of this code on a CPU patches it)
 
 # failures seen before, by a string of their log -> what is known about them
-KNOWN = {
-    "no attribute 'batch_repeat_interleave'":
-        "known bug, also on the CPU: rl.share_prompt with trainer.gradient_checkpointing=true (every GPU preset): "
-        "transformers turns use_cache off under checkpointing in training mode, so the prompt's KV cache "
-        "(skillexp/rl/forward.py shared_prompt_logits) is None",
-}
+KNOWN: dict[str, str] = {}
 # a DeepSpeed that did not see the GPU says this; on a GPU machine that is a failure of the step
 CPU_FALLBACK = "Setting accelerator to CPU"
 # module -> pip name, for the import check's message (the wheels scripts/gpu_check.sh installs, and the image's)
@@ -198,7 +192,7 @@ def cli_detail(run: Path) -> tuple[str, dict[str, Any]]:
     return "; ".join(parts), data
 
 
-# --- the steps ---------------------------------------------------------------------------------------------------------
+# --- the steps --------------------------------------------------------------------------------------------------------
 def cli(overrides: list[str], run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "skillexp", *overrides, f"hydra.run.dir={run_dir}"]
 
@@ -217,22 +211,22 @@ def plan_steps(work: Path, info: dict[str, Any], timeout: int) -> list[Step]:
              cli([*SFT, "trainer=zero3", *ONE_GPU], work / "sft_zero3"), timeout, check=check_sft),
         Step("grpo_zero2", "GRPO tiny, HF rollouts, ZeRO-2, bf16",
              cli([*GRPO, "trainer=zero2", *ONE_GPU], work / "grpo_zero2"), timeout, check=check_grpo),
-        Step("grpo_zero2_unshared", "GRPO tiny, HF rollouts, ZeRO-2, bf16, rl.share_prompt=false",
-             cli([*GRPO, "trainer=zero2", *ONE_GPU, *UNSHARED], work / "grpo_zero2_unshared"), timeout,
+        Step("grpo_zero2_shared", "GRPO tiny, HF rollouts, ZeRO-2, bf16, shared-prompt forward (no checkpointing)",
+             cli([*GRPO, "trainer=zero2", *ONE_GPU, *SHARED], work / "grpo_zero2_shared"), timeout,
              check=check_grpo),
         Step("sft_lora", "SFT tiny, LoRA r16, ZeRO-2, bf16",
              cli([*SFT, "trainer=zero2", *ONE_GPU, *LORA], work / "sft_lora"), timeout, check=check_sft),
         Step("grpo_lora", "GRPO tiny, LoRA r16, ZeRO-2, bf16",
              cli([*GRPO, "trainer=zero2", *ONE_GPU, *LORA], work / "grpo_lora"), timeout, check=check_grpo),
-        Step("grpo_lora_unshared", "GRPO tiny, LoRA r16, ZeRO-2, bf16, rl.share_prompt=false",
-             cli([*GRPO, "trainer=zero2", *ONE_GPU, *LORA, *UNSHARED], work / "grpo_lora_unshared"), timeout,
+        Step("grpo_lora_shared", "GRPO tiny, LoRA r16, ZeRO-2, bf16, shared-prompt forward (no checkpointing)",
+             cli([*GRPO, "trainer=zero2", *ONE_GPU, *LORA, *SHARED], work / "grpo_lora_shared"), timeout,
              check=check_grpo),
         Step("eval_hf", "eval stage alone, HF generate, bf16",
              cli(EVAL, work / "eval_hf"), timeout, check=check_eval),
         Step("sft_qlora", "SFT tiny, trainer=qlora (NF4 + paged AdamW 8-bit)",
              cli([*SFT, "trainer=qlora"], work / "sft_qlora"), timeout, skip=qlora, check=check_sft),
-        Step("grpo_qlora", "GRPO tiny, trainer=qlora, rl.share_prompt=false",
-             cli([*GRPO, "trainer=qlora", *UNSHARED], work / "grpo_qlora"), timeout, skip=qlora, check=check_grpo),
+        Step("grpo_qlora", "GRPO tiny, trainer=qlora",
+             cli([*GRPO, "trainer=qlora"], work / "grpo_qlora"), timeout, skip=qlora, check=check_grpo),
         Step("sft_zero2_2gpu", "SFT tiny, ZeRO-2, bf16, 2 processes (torchrun)",
              cli([*SFT, "trainer=zero2", "trainer.num_processes=2", "trainer.precision=bf16"],
                  work / "sft_zero2_2gpu"), timeout, skip=two, check=check_sft),
@@ -250,13 +244,14 @@ def plan_steps(work: Path, info: dict[str, Any], timeout: int) -> list[Step]:
     return steps
 
 
-# --- running -----------------------------------------------------------------------------------------------------------
+# --- running ----------------------------------------------------------------------------------------------------------
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH", "")
     if str(REPO) not in path.split(os.pathsep):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), path) if p)
     env.update(PYTHONUNBUFFERED="1", WANDB_MODE="offline", TOKENIZERS_PARALLELISM="false", DS_BUILD_OPS="0")
+    env.setdefault("OMP_NUM_THREADS", "3")  # several steps share the machine's cores
     return env
 
 
@@ -343,9 +338,9 @@ def run_step(step: Step, work: Path, deadline: float, allow_cpu: bool) -> Result
     return res
 
 
-def run_all(steps: list[Step], work: Path, jobs: int, budget_s: float, allow_cpu: bool) -> list[Result]:
-    """Light steps on `jobs - 1` workers, the memory cases one at a time beside them (jobs=1: all in a row)."""
-    deadline = time.monotonic() + budget_s
+def run_all(steps: list[Step], work: Path, jobs: int, deadline: float, allow_cpu: bool) -> list[Result]:
+    """Light steps on `jobs - 1` workers, the memory cases one at a time beside them (jobs=1: all in a row); none
+    starts, and a running one stops, at `deadline` (time.monotonic())."""
     start = time.monotonic()
     lock = threading.Lock()
     results: dict[str, Result] = {}
@@ -368,7 +363,7 @@ def run_all(steps: list[Step], work: Path, jobs: int, budget_s: float, allow_cpu
     return [results[s.name] for s in steps]
 
 
-# --- environment probe and import check (a subprocess: the parent imports no torch) --------------------------------------
+# --- environment probe and import check (a subprocess: the parent imports no torch) -----------------------------------
 def probe() -> dict[str, Any]:
     import importlib
     import platform
@@ -410,7 +405,7 @@ def probe() -> dict[str, Any]:
     return info
 
 
-# --- one memory case (its own process) ------------------------------------------------------------------------------------
+# --- one memory case (its own process) --------------------------------------------------------------------------------
 def memory_case(zero: int, ckpt: bool, out: Path) -> None:
     """A random Llama-style ~1.1B model in bf16 on the GPU, wrapped by build_engine (ZeRO-`zero`, bf16, one process),
     MEM_ITERS forward/backward/step iterations at MEM_BATCH x MEM_SEQ; max_memory_allocated per phase beside the
@@ -491,7 +486,7 @@ def memory_case(zero: int, ckpt: bool, out: Path) -> None:
     print(json.dumps({k: result[k] for k in ("measured", "plan", "ratio")}, indent=1))
 
 
-# --- output --------------------------------------------------------------------------------------------------------------
+# --- output -----------------------------------------------------------------------------------------------------------
 def table(results: list[Result]) -> str:
     rows = [f"{'step':20} {'status':6} {'time_s':>7}  detail", "-" * 104]
     rows += [f"{r.name:20} {r.status:6} {r.seconds:7.1f}  {r.detail}" for r in results]
@@ -556,10 +551,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out", help="report folder")
     ap.add_argument("--work", default=None, help="run dirs and logs (default: /tmp/skillexp_gpu_check/<time>)")
-    ap.add_argument("--jobs", type=int, default=4, help="steps at once: the memory cases one at a time beside "
-                    "jobs-1 light steps; 1: everything in a row")
+    ap.add_argument("--jobs", type=int, default=5, help="steps at once: the memory cases one at a time beside "
+                    "jobs-1 light steps (each with OMP_NUM_THREADS=3 unless set); 1: everything in a row")
     ap.add_argument("--budget-s", type=float, default=400, help="no step starts, and every running step stops, "
-                    "this many seconds after the start")
+                    "this many seconds after the start (scripts/gpu_check.sh stops this script at budget + 60 s)")
     ap.add_argument("--step-timeout", type=int, default=150)
     ap.add_argument("--only", default="", help="comma-separated step names or prefixes (e.g. sft_zero2,mem)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -599,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if validate(steps) else 0
         return 0
 
-    t0 = time.time()
+    t0, deadline = time.time(), time.monotonic() + args.budget_s
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
     code, text = run_process([sys.executable, str(Path(__file__).resolve()), "--probe"], work / "probe.log", 180,
@@ -623,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         for module, why in info["missing"].items():
             print(f"  {module}: {why}")
     steps = selected(plan_steps(work, info, args.step_timeout))
-    results = [imports, *run_all(steps, work, args.jobs, args.budget_s, args.allow_cpu)]
+    results = [imports, *run_all(steps, work, args.jobs, deadline, args.allow_cpu)]
 
     print("\n" + table(results))
     mem = memory_table(results)

@@ -42,7 +42,8 @@ GRPO_POINTS = {
     "export": ("skillexp.rl.grpo:export_hf", 1, [], "GRPO already done"),
     "eval": ("skillexp.pipeline:eval_stage", 2, [], "stage rl: reusing"),
 }
-IN_SUITE = {("sft", "checkpoint"), ("sft", "export"), ("grpo", "step")}  # GRPO's export and eval points: long
+# the rest run in `make test-long`; SFT's checkpoint and signal paths are also in test_preemption.py's two-rank test
+IN_SUITE = {("grpo", "step")}
 CASES = [pytest.param(kind, point, marks=() if (kind, point) in IN_SUITE else pytest.mark.long, id=f"{kind}-{point}")
          for kind, points in (("sft", SFT_POINTS), ("grpo", GRPO_POINTS)) for point in points]
 

@@ -54,12 +54,14 @@ LORA = ["trainer.lora={r: 16, alpha: 32, target_modules: [q_proj, k_proj, v_proj
         "down_proj, lm_head]}", "rl.optim.lr=3e-2", "rl.kl_coef=1e-3"]  # KL to the policy without adapters
 
 
-@pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora"])
+@pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora", "checkpointing"])
 def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, setting: str) -> None:
     """fp32; bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's time on
-    CPUs with AVX512-BF16 and is the papers' training precision on GPUs; and LoRA adapters on attention and MLP,
-    exported merged under the base model's names."""
-    run = tiny_run(["rl.steps=12", *(LORA if setting == "lora" else [f"trainer.precision={setting}"])])
+    CPUs with AVX512-BF16 and is the papers' training precision on GPUs; LoRA adapters on attention and MLP,
+    exported merged under the base model's names; gradient checkpointing (the GPU presets'), under which the update
+    runs each completion with its prompt (transformers keeps no KV cache for the shared-prompt forward then)."""
+    extra = {"lora": LORA, "checkpointing": ["trainer.gradient_checkpointing=true"]}
+    run = tiny_run(["rl.steps=12", *extra.get(setting, [f"trainer.precision={setting}"])])
     grpo(run, tiny_model_dir, tmp_path)
     logged = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "rl/reward_mean" in r]
     rewards = [r["rl/reward_mean"] for r in logged]
