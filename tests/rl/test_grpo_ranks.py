@@ -27,7 +27,8 @@ from tests.rl.test_grpo import grpo, tiny_run
 # update, each of two ranks 2, and completions of different lengths make a per-rank token mean differ
 RANKS = ["generation=vllm", "generation.show_progress=false", "rl.steps=2", "rl.prompts_per_step=8",
          "rl.group_size=4", "rl.mini_batch_prompts=4", "trainer.micro_batch_size=4", "rl.sampling.max_tokens=24",
-         "rl.save_every_steps=1", "rl.sampling.stop=[o]"]  # stop on a common letter: lengths of 1 to 24
+         "rl.save_every_steps=1", "rl.sampling.stop=[o]",  # stop on a common letter: lengths of 1 to 24
+         "eval=countdown_cpu", "rl.val_every_steps=2", "rl.val_num_items=2"]  # validation on rank 0 alone
 STEP_KEYS = ("rl/reward_mean", "rl/completion_len_mean", "rl/frac_zero_std_groups", "rl/grad_norm", "rl/loss",
              "rl/pg_loss", "rl/ratio_mean")
 
@@ -66,8 +67,9 @@ def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir
         # up to lr: 1e-4 is 0.25% of what a step of lr 1e-2 moves a weight
         assert torch.allclose(wa[k], wb[k], rtol=0, atol=1e-4), (k, (wa[k] - wb[k]).abs().max().item(), moved)
     assert json.loads((tmp_path / "two" / "rl" / "rl_metrics.json").read_text())["world_size"] == 2
-    logged = [r for r in read_jsonl(tmp_path / "two" / "metrics.jsonl") if "rl/reward_mean" in r]
-    assert [r["step"] for r in logged] == [1, 2], "rank 0 alone logs, once per step"
+    logged = read_jsonl(tmp_path / "two" / "metrics.jsonl")
+    assert [r["step"] for r in logged if "rl/reward_mean" in r] == [1, 2], "rank 0 alone logs, once per step"
+    assert [r["step"] for r in logged if "rl_val/avg/mean@1" in r] == [0, 2]
 
 
 @pytest.mark.vllm
