@@ -211,7 +211,7 @@ class GRPO:
                 ref = self._fixed_logprobs(ro, self.engine.module)
         norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
         sums: dict[str, float] = {}
-        count, loss_total, norm = 0, 0.0, 0.0
+        count, loss_total, grad_norm = 0, 0.0, 0.0
         self.engine.train()
         for epoch in range(cfg.epochs_per_batch):
             for rows in self._mini_batches(len(ro) // cfg.group_size, epoch):
@@ -239,7 +239,7 @@ class GRPO:
                         kl_coef=cfg.kl_coef, kl_kind=cfg.kl_kind, clip_ratio_c=cfg.clip_ratio_c)
                     self.engine.backward(loss)
                     if self.engine.is_gradient_accumulation_boundary():
-                        norm = unrecorded_grad_norm(self.engine)
+                        grad_norm = unrecorded_grad_norm(self.engine)
                     self.engine.step()
                     with torch.no_grad():
                         entropy = (token_entropy(logits) * mask).sum() / mask.sum().clamp(min=1)
@@ -250,7 +250,7 @@ class GRPO:
         out = all_mean({k: v / count for k, v in sums.items()})
         out["loss"] = all_sum([loss_total])[0] / self.world / self.updates_per_step
         recorded = self.engine.get_global_grad_norm()
-        out["grad_norm"] = float(norm if recorded is None else recorded)  # the last update's, before clipping
+        out["grad_norm"] = float(grad_norm if recorded is None else recorded)  # the last update's, before clipping
         out["lr"] = self.engine.get_lr()[0]
         return out
 
@@ -305,14 +305,12 @@ class GRPO:
         generate_s = ro.seconds.get("generate", t1 - t0)
         times = {"rollout_s": t1 - t0, "generate_s": generate_s, "score_s": ro.seconds.get("score", 0.0),
                  "train_s": t2 - t1, "sync_s": t3 - t2, "step_s": t3 - t0}
-        names = sorted(times)
-        slowest = dict(zip(names, all_max([times[k] for k in names])))
+        slowest = all_max(times)
         total = all_sum([tokens])[0]
         memory = {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # Linux: KiB
         if torch.cuda.is_available():
             memory["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        names = sorted(memory)
-        memory = dict(zip(names, all_max([memory[k] for k in names])))  # the largest rank's
+        memory = all_max(memory)  # the largest rank's
         return {**{f"time/{k}": v for k, v in slowest.items()}, **{f"memory/{k}": v for k, v in memory.items()},
                 "rollout_tokens_per_s": total / max(slowest["generate_s"], 1e-9),
                 "train_tokens_per_s": total / max(slowest["train_s"], 1e-9)}

@@ -56,9 +56,10 @@ def all_sum(values: list[float]) -> list[float]:
     return _reduce(values, "SUM")
 
 
-def all_max(values: list[float]) -> list[float]:
-    """Element-wise maxima over ranks (a step takes as long as its slowest rank)."""
-    return _reduce(values, "MAX")
+def all_max(stats: dict[str, float]) -> dict[str, float]:
+    """The maximum over ranks of each value (a step takes as long as its slowest rank); same keys on every rank."""
+    keys = sorted(stats)
+    return dict(zip(keys, _reduce([stats[k] for k in keys], "MAX")))
 
 
 def all_mean(stats: dict[str, float]) -> dict[str, float]:

@@ -54,13 +54,16 @@ LORA = ["trainer.lora={r: 16, alpha: 32, target_modules: [q_proj, k_proj, v_proj
         "down_proj, lm_head]}", "rl.optim.lr=3e-2", "rl.kl_coef=1e-3"]  # KL to the policy without adapters
 
 
-@pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora", "checkpointing"])
+@pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora", "checkpointing",
+                                     "dr_grpo"])
 def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, setting: str) -> None:
     """fp32; bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's time on
     CPUs with AVX512-BF16 and is the papers' training precision on GPUs; LoRA adapters on attention and MLP,
     exported merged under the base model's names; gradient checkpointing (the GPU presets'), under which the update
-    runs each completion with its prompt (transformers keeps no KV cache for the shared-prompt forward then)."""
-    extra = {"lora": LORA, "checkpointing": ["trainer.gradient_checkpointing=true"]}
+    runs each completion with its prompt (transformers keeps no KV cache for the shared-prompt forward then); and
+    Dr.GRPO's constant normaliser (the max response length) with unscaled advantages."""
+    extra = {"lora": LORA, "checkpointing": ["trainer.gradient_checkpointing=true"],
+             "dr_grpo": ["rl.loss_agg=seq_mean_token_sum_norm", "rl.advantage_scale=none"]}
     run = tiny_run(["rl.steps=12", *extra.get(setting, [f"trainer.precision={setting}"])])
     grpo(run, tiny_model_dir, tmp_path)
     logged = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "rl/reward_mean" in r]
