@@ -106,6 +106,7 @@ def test_killed_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir:
 
 @pytest.mark.vllm
 @pytest.mark.slow
+@pytest.mark.long  # vLLM rollouts, validation and weight sync are in the suite (tests/rl/test_grpo_ranks.py)
 def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
     run_cli(["model=tiny", "generation=vllm", "method=none", "rl=grpo_cpu", "+task.num_rl=32", "rl.steps=3",
              "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16",
