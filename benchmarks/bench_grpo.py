@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB): the same measure for every trainer."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def run_ours(args, out: Path) -> dict:
@@ -43,6 +49,7 @@ def run_ours(args, out: Path) -> dict:
     register_schemas()
     dtype = {"fp32": "float32", "bf16": "bfloat16"}[args.precision]
     overrides = ["model=smollm2_135m", f"model.dtype={dtype}", f"generation={args.which.split('-')[1]}",
+                 f"rl.fused_head={'logits' not in args.which}",
                  "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=256", f"rl.steps={args.steps}",
                  f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
                  f"rl.mini_batch_prompts={args.prompts}", f"rl.sampling.max_tokens={args.max_tokens}",
@@ -66,7 +73,7 @@ def run_ours(args, out: Path) -> dict:
              for k in ("rollout", "generate", "score", "train", "sync")}
     return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["generate"] * len(rows)),
             **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows),
-            "peak_rss_gib": rows[-1]["rl/memory/peak_rss_gib"]}
+            "peak_rss_gib": max(rows[-1]["rl/memory/peak_rss_gib"], peak_rss_gib())}
 
 
 def run_trl(args, out: Path) -> dict:
@@ -123,7 +130,8 @@ def run_trl(args, out: Path) -> dict:
     step_s, rollout_s = sum(times[1:]), sum(rollout_times[1:])
     tokens = sum(r["completions/mean_length"] * args.prompts * args.group for r in rows)
     return {"steps_per_min": 60 * n / step_s, "rollout_s": rollout_s / n, "train_s": (step_s - rollout_s) / n,
-            "rollout_tokens_per_s": tokens / rollout_s, "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1)}
+            "rollout_tokens_per_s": tokens / rollout_s, "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1),
+            "peak_rss_gib": peak_rss_gib()}
 
 
 def main() -> None:
@@ -147,8 +155,8 @@ def main() -> None:
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # in-process vLLM shares torch's OpenMP pool (see generation/vllm.py)
     results = {}
-    runs = [("ours-vllm", 1), ("ours-vllm-2", 2)] if args.compare_ranks else [("ours-vllm", 1), ("ours-hf", 1),
-                                                                             ("trl", 1)]
+    runs = [("ours-vllm", 1), ("ours-vllm-2", 2)] if args.compare_ranks else [
+        ("ours-vllm", 1), ("ours-vllm-logits", 1), ("ours-hf", 1), ("trl", 1)]
     for which, ranks in runs:
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--out", str(tmp / which), "--steps",
                                str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
@@ -164,7 +172,8 @@ def main() -> None:
     print("| trainer | steps/min | rollout s/step | generate s | score s | train s/step | sync s/step "
           "| rollout tokens/s | mean reward | peak RSS per rank GiB |\n|---|---|---|---|---|---|---|---|---|---|")
     labels = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO, HF rollouts",
-              "trl": "TRL GRPOTrainer (HF generate)", "ours-vllm-2": "skillexp GRPO, vLLM rollouts, 2 ranks"}
+              "trl": "TRL GRPOTrainer (HF generate)", "ours-vllm-2": "skillexp GRPO, vLLM rollouts, 2 ranks",
+              "ours-vllm-logits": "skillexp GRPO, vLLM rollouts, log-probs from the logits (rl.fused_head=false)"}
     for which, r in results.items():
         cells = [f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in columns]
         rss = f"{r['peak_rss_gib']:.1f}" if r.get("peak_rss_gib") else "–"
@@ -175,7 +184,8 @@ def main() -> None:
         print(f"\n2 ranks run {ratio:.2f}x the steps/minute of 1 rank.")
         return
     ratio = results["ours-vllm"]["steps_per_min"] / results["trl"]["steps_per_min"]
-    print(f"\nskillexp (vLLM) runs {ratio:.2f}x TRL's steps/minute.")
+    memory = results["ours-vllm"]["peak_rss_gib"] / results["trl"]["peak_rss_gib"]
+    print(f"\nskillexp (vLLM) runs {ratio:.2f}x TRL's steps/minute at {memory:.2f}x its peak memory.")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ class GRPOConfig:
     # run each group's prompt once per micro-batch, its completions attending to the prompt's KV cache (exact, and
     # about G x fewer prompt tokens); applies when trainer.micro_batch_size is a multiple of group_size
     share_prompt: bool = True
+    # log-probs from the last hidden state in blocks, never the [B, T, V] logits (rl/head.py): the same values in
+    # less memory and time; models outside rl/forward.py's PLAIN_HEAD, and ZeRO-3, use the logits whatever this says
+    fused_head: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
     # this stage's optimiser (the engine is `trainer`): verl's GRPO defaults, a constant lr of 1e-6 and AdamW betas
     # (0.9, 0.999) (torch's, which verl's actor keeps; SFT's default is (0.9, 0.95))

@@ -1,39 +1,107 @@
-"""The policy's forward for GRPO: the logits that predict each completion token, with or without running each
-group's prompt once. Both return float32 logits at the sampling temperature; tests/rl/test_grpo.py checks that
-they agree, in values and gradients."""
+"""The policy's forward for GRPO: the log-prob of each completion token (and, for the step's statistics, each
+position's entropy), at the sampling temperature (the distribution the rollouts came from; verl does the same).
+
+Two choices, each with the same values (tests/rl/test_grpo.py checks them against each other, gradients too):
+- the forward runs every sequence in full (`completion_logits`), or each group's prompt once
+  (`shared_prompt_logits`: a forward over the prompts fills a KV cache, with gradients, which the group's
+  completions attend to; with G completions per prompt the tokens a step processes fall from
+  G x (prompt + completion) to prompt + G x completion);
+- the log-probs come from the model's logits, or from the last hidden state through `rl/head.py` (`policy_head`
+  names the models where that is exact), which never materialises the [B, T, V] logits.
+"""
 from __future__ import annotations
 
 import torch
 
+from skillexp.rl.algorithms import token_entropy, token_logprobs
+from skillexp.rl.head import head_logprobs
 
-def completion_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
-    """Logits that predict each completion token, [B, C, V], at the sampling temperature (the distribution the
-    rollouts came from; verl does the same)."""
+# architectures whose logits are exactly last hidden state @ lm_head.weight.T (no soft-capping, scaling or bias)
+PLAIN_HEAD = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo2", "smollm3"})
+Head = tuple[torch.nn.Module, torch.nn.Parameter]  # (the decoder whose output feeds the head, the head's weight)
+
+
+def policy_head(model) -> Head | None:
+    """The decoder and head weight of `model` (a DeepSpeed engine, a peft model or a transformers model) where
+    log-probs can be taken from the last hidden state, else None (then the logits are used): the head must be a
+    plain bias-free Linear of a known architecture, and its weight whole on this rank (not ZeRO-3)."""
+    from peft import PeftModel
+
+    if hasattr(model, "zero_optimization_stage") and model.zero_optimization_stage() == 3:
+        return None
+    module = getattr(model, "module", model)
+    base = module.get_base_model() if isinstance(module, PeftModel) else module
+    head = base.get_output_embeddings()
+    if getattr(base.config, "model_type", None) not in PLAIN_HEAD or type(head) is not torch.nn.Linear \
+            or head.bias is not None:
+        return None
+    return base.get_decoder(), head.weight
+
+
+def _run(model, decoder: torch.nn.Module | None, keep: int, **kwargs):
+    """(the logits of the last `keep` positions, 0 = all; or with `decoder`, its last hidden states there, the head
+    run on no position; the model's output)."""
+    if decoder is None:
+        out = model(**kwargs, logits_to_keep=keep)
+        return out.logits, out
+    seen: list[torch.Tensor] = []
+    hook = decoder.register_forward_hook(lambda m, a, o: seen.append(o[0] if isinstance(o, tuple) else
+                                                                     o.last_hidden_state))
+    try:
+        out = model(**kwargs, logits_to_keep=torch.empty(0, dtype=torch.long, device=kwargs["input_ids"].device))
+    finally:
+        hook.remove()
+    return seen[-1][:, -keep:], out
+
+
+def completion_logits(model, batch: dict[str, torch.Tensor], decoder: torch.nn.Module | None = None) -> torch.Tensor:
+    """What predicts each completion token, [B, C, V] logits (or [B, C, H] hidden states with `decoder`), from
+    each row's full prompt + completion."""
     length = batch["completion_mask"].shape[1]
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"], logits_to_keep=length + 1, use_cache=False).logits
-    logits = logits[:, :-1].float()
-    return logits / temperature if temperature > 0 and temperature != 1 else logits
+    out, _ = _run(model, decoder, length + 1, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                  position_ids=batch["position_ids"], use_cache=False)
+    return out[:, :-1]
 
 
-def shared_prompt_logits(model, batch: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
-    """The same logits as `completion_logits`, computed with each group's prompt run once: a forward over the
-    prompts fills a KV cache (with gradients), repeated for the group's completions, which then attend to it. The
-    prompt's last position predicts the first completion token. With G completions per prompt this cuts the
-    tokens a step processes from G x (prompt + completion) to prompt + G x completion."""
+def shared_prompt_logits(model, batch: dict[str, torch.Tensor], decoder: torch.nn.Module | None = None
+                         ) -> torch.Tensor:
+    """The same as `completion_logits`, with each group's prompt run once. The prompt's last position predicts
+    the first completion token."""
     group = batch["completion_ids"].shape[0] // batch["prompt_ids"].shape[0]
     attention = batch["prompt_attention"]
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=batch["prompt_ids"], attention_mask=attention, position_ids=positions, use_cache=True,
-                logits_to_keep=1)
+    first, out = _run(model, decoder, 1, input_ids=batch["prompt_ids"], attention_mask=attention,
+                      position_ids=positions, use_cache=True)
     cache = out.past_key_values
     cache.batch_repeat_interleave(group)
-    first = out.logits.repeat_interleave(group, 0)  # [B, 1, V]: predicts each completion's first token
+    first = first.repeat_interleave(group, 0)  # [B, 1, .]: predicts each completion's first token
     comp = batch["completion_ids"]
+    if comp.shape[1] == 1:
+        return first
     lengths = attention.sum(-1).repeat_interleave(group, 0)
     comp_positions = lengths[:, None] + torch.arange(comp.shape[1], device=comp.device)[None]
     full_attention = torch.cat([attention.repeat_interleave(group, 0), torch.ones_like(comp)], 1)
-    rest = model(input_ids=comp[:, :-1], attention_mask=full_attention[:, :-1], position_ids=comp_positions[:, :-1],
-                 past_key_values=cache, use_cache=True).logits if comp.shape[1] > 1 else first[:, :0]
-    logits = torch.cat([first, rest], 1).float()
-    return logits / temperature if temperature > 0 and temperature != 1 else logits
+    rest, _ = _run(model, decoder, 0, input_ids=comp[:, :-1], attention_mask=full_attention[:, :-1],
+                   position_ids=comp_positions[:, :-1], past_key_values=cache, use_cache=True)
+    return torch.cat([first, rest], 1)
+
+
+def completion_logprobs(model, batch: dict[str, torch.Tensor], temperature: float, head: Head | None = None,
+                        entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log-probs [B, C] of the completion tokens, float32, differentiable; their positions' entropies [B, C] with
+    `entropy`, else None). The batch has "prompt_ids" for the shared-prompt forward (rl/rollout.py's
+    `group_tensors`). With `head` (`policy_head`), only the positions of `completion_mask` are computed, the
+    others are 0."""
+    shared = "prompt_ids" in batch
+    mask = batch["completion_mask"]
+    targets = batch["completion_ids"] if shared else batch["input_ids"][:, -mask.shape[1]:]
+    out = (shared_prompt_logits if shared else completion_logits)(model, batch, head and head[0])
+    if head is None:
+        logits = out.float()
+        if temperature > 0 and temperature != 1:
+            logits = logits / temperature
+        return token_logprobs(logits, targets), token_entropy(logits) if entropy else None
+    keep = mask.bool()
+    logp, ent = head_logprobs(out[keep], head[1], targets[keep], temperature, entropy=entropy)
+    full = torch.zeros(keep.shape, dtype=torch.float32, device=keep.device)
+    return full.masked_scatter(keep, logp), None if ent is None else full.detach().masked_scatter(keep, ent)

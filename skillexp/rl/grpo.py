@@ -27,10 +27,9 @@ from skillexp.generation import Generator, build_generator
 from skillexp.generation.shared import SharedEngine
 from skillexp.models import load_tokenizer
 from skillexp.progress import Progress
-from skillexp.rl.algorithms import (agg_denominator, group_advantages, policy_loss, token_entropy, token_logprobs,
-                                    zero_std_groups)
+from skillexp.rl.algorithms import agg_denominator, group_advantages, policy_loss, zero_std_groups
 from skillexp.rl.config import GRPOConfig, RLInputs
-from skillexp.rl.forward import completion_logits, shared_prompt_logits
+from skillexp.rl.forward import completion_logprobs, policy_head
 from skillexp.rl.ranks import all_max, all_mean, all_sum, barrier, gather, share, world
 from skillexp.rl.rewards import Reward
 from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, rollout_tensors
@@ -137,14 +136,10 @@ class GRPO:
         self.gen.wake(policy_weights(self.engine))
 
     def _forward_logprobs(self, batch: dict[str, torch.Tensor], model, grad: bool):
-        temperature = self.cfg.sampling.temperature
+        """(log-probs [B, C], entropies [B, C] when training, else None) of the batch's completion tokens."""
+        head = policy_head(model) if self.cfg.fused_head else None
         with torch.set_grad_enabled(grad):
-            if "prompt_ids" in batch:
-                logits, targets = shared_prompt_logits(model, batch, temperature), batch["completion_ids"]
-            else:
-                logits = completion_logits(model, batch, temperature)
-                targets = batch["input_ids"][:, -batch["completion_mask"].shape[1]:]
-            return token_logprobs(logits, targets), logits
+            return completion_logprobs(model, batch, self.cfg.sampling.temperature, head, entropy=grad)
 
     def _mini_batches(self, local_groups: int, epoch: int) -> list[list[int]]:
         """This rank's rows of each of the pass's updates. Every block of `updates` consecutive groups (in the
@@ -220,7 +215,7 @@ class GRPO:
                 local = sum(agg_denominator(b["completion_mask"], cfg.loss_agg, norm) for b in batches)
                 denominator = all_sum([local])[0] / (self.gas * self.world)
                 for rows, batch in zip(micro, batches):
-                    logp, logits = self._forward_logprobs(batch, self.engine, grad=True)
+                    logp, entropy = self._forward_logprobs(batch, self.engine, grad=True)
                     mask = batch["completion_mask"]
                     width = mask.shape[1]
 
@@ -241,8 +236,7 @@ class GRPO:
                     if self.engine.is_gradient_accumulation_boundary():
                         grad_norm = unrecorded_grad_norm(self.engine)
                     self.engine.step()
-                    with torch.no_grad():
-                        entropy = (token_entropy(logits) * mask).sum() / mask.sum().clamp(min=1)
+                    entropy = (entropy * mask).sum() / mask.sum().clamp(min=1)
                     for k, v in {**stats, "entropy": entropy}.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
                     count += 1

@@ -131,8 +131,13 @@ def activation_bytes(shape: ModelShape, micro_batch_size: int, seq_len: int, gra
     return int(shape.layers * ACT_PER_SBH * sbh)
 
 
-def logits_bytes(shape: ModelShape, micro_batch_size: int, seq_len: int) -> int:
-    return LOGITS_COPIES * micro_batch_size * seq_len * shape.vocab * 4
+def logits_bytes(shape: ModelShape, micro_batch_size: int, seq_len: int, logit_rows: int | None = None) -> int:
+    """The logits of every position at once, or with `logit_rows` (GRPO's head in blocks, rl/head.py) one block
+    of that many positions at a time plus a float32 copy of the head's gradient."""
+    if logit_rows is None:
+        return LOGITS_COPIES * micro_batch_size * seq_len * shape.vocab * 4
+    block = min(logit_rows, micro_batch_size * seq_len)
+    return LOGITS_COPIES * block * shape.vocab * 4 + shape.vocab * shape.hidden * 4
 
 
 def training_state(shape: ModelShape, *, precision: str, zero_stage: int, offload_optimizer: bool,
@@ -272,16 +277,16 @@ def plan(shape: ModelShape, *, precision: str, zero_stage: int, offload_optimize
          offload_param: bool = False, lora: LoraConfig | None = None, world_size: int = 1, micro_batch_size: int = 1,
          seq_len: int, gradient_checkpointing: bool = False, vllm_fraction: float = 0.0, rollout_seqs: int = 64,
          vllm_sleeps: bool = False, gpu_bytes: int, kl_reference: bool = False,
-         quantized_4bit: bool = False) -> MemoryPlan:
+         quantized_4bit: bool = False, logit_rows: int | None = None) -> MemoryPlan:
     """The per-GPU memory plan of a training run with (vllm_fraction > 0) vLLM colocated on each GPU. A LoRA
-    config with `quantize: nf4` implies `quantized_4bit`."""
+    config with `quantize: nf4` implies `quantized_4bit`; `logit_rows`: see `logits_bytes`."""
     quantized_4bit = quantized_4bit or bool(lora and lora.quantize)
     _validate(zero_stage, offload_optimizer, offload_param, lora, quantized_4bit, vllm_fraction, world_size)
     settings = dict(precision=precision, zero_stage=zero_stage, offload_optimizer=offload_optimizer,
                     offload_param=offload_param, lora=lora, world_size=world_size, micro_batch_size=micro_batch_size,
                     seq_len=seq_len, gradient_checkpointing=gradient_checkpointing, vllm_fraction=vllm_fraction,
                     rollout_seqs=rollout_seqs, vllm_sleeps=vllm_sleeps, gpu_bytes=gpu_bytes,
-                    kl_reference=kl_reference, quantized_4bit=quantized_4bit)
+                    kl_reference=kl_reference, quantized_4bit=quantized_4bit, logit_rows=logit_rows)
     pb = {"bf16": 2, "fp32": 4}[precision]
     state = training_state(shape, precision=precision, zero_stage=zero_stage, offload_optimizer=offload_optimizer,
                            offload_param=offload_param, lora=lora, world_size=world_size,
@@ -291,17 +296,18 @@ def plan(shape: ModelShape, *, precision: str, zero_stage: int, offload_optimize
         shape=shape, settings=settings, gpu_bytes=gpu_bytes, **state,
         reference=weight_bytes(shape, pb, quantized_4bit) if kl_reference else 0,
         activations=activation_bytes(shape, micro_batch_size, seq_len, gradient_checkpointing, pb),
-        logits=logits_bytes(shape, micro_batch_size, seq_len), vllm_budget=budget,
+        logits=logits_bytes(shape, micro_batch_size, seq_len, logit_rows), vllm_budget=budget,
         vllm_asleep=min(budget, VLLM_SLEEP_RESIDUE) if vllm_sleeps else budget,
         vllm_weights=weight_bytes(shape, 2, quantized_4bit) if budget else 0,
         vllm_kv_per_seq=shape.kv_bytes_per_token() * seq_len if budget else 0, rollout_seqs=rollout_seqs)
 
 
 def plan_for(shape: ModelShape, trainer: TrainerConfig, *, seq_len: int, world_size: int, gpu_bytes: int,
-             generation: GenerationConfig | None = None, kl_reference: bool = False) -> MemoryPlan:
+             generation: GenerationConfig | None = None, kl_reference: bool = False,
+             logit_rows: int | None = None) -> MemoryPlan:
     """`plan` from the project's configs: `trainer`, and `generation` when vLLM samples on the same GPU (asleep
     during updates with `generation.sleep`); `seq_len` is the longest prompt + completion (GRPO) or
-    method.sft.max_length (SFT); `kl_reference`: rl.kl_coef > 0."""
+    method.sft.max_length (SFT); `kl_reference`: rl.kl_coef > 0; `logit_rows`: GRPO's head block (rl/head.py)."""
     vllm = generation is not None and generation.backend == "vllm"
     return plan(shape, precision=trainer.precision, zero_stage=trainer.zero_stage,
                 offload_optimizer=trainer.offload_optimizer, offload_param=trainer.offload_param, lora=trainer.lora,
@@ -309,8 +315,7 @@ def plan_for(shape: ModelShape, trainer: TrainerConfig, *, seq_len: int, world_s
                 gradient_checkpointing=trainer.gradient_checkpointing,
                 vllm_fraction=generation.gpu_memory_utilization if vllm else 0.0,
                 rollout_seqs=generation.max_num_seqs if vllm else 0, vllm_sleeps=vllm and generation.sleep,
-                gpu_bytes=gpu_bytes,
-                kl_reference=kl_reference)
+                gpu_bytes=gpu_bytes, kl_reference=kl_reference, logit_rows=logit_rows)
 
 
 def _validate(zero_stage: int, offload_optimizer: bool, offload_param: bool, lora: LoraConfig | None,

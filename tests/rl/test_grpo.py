@@ -125,14 +125,16 @@ def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
     assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
 
 
-def test_shared_prompt_forward_matches_the_full_forward(tiny_model_dir: Path) -> None:
-    """Each group's prompt run once (KV cache repeated for its completions) gives the same completion log-probs
-    and the same gradients as running every prompt + completion in full."""
+@pytest.mark.parametrize("share, fused", [(True, False), (False, True), (True, True)])
+def test_every_forward_gives_the_full_forwards_logprobs_and_gradients(tiny_model_dir: Path, share: bool,
+                                                                       fused: bool) -> None:
+    """Each group's prompt run once (KV cache repeated for its completions) and the log-probs taken from the last
+    hidden state (rl/head.py) give the same completion log-probs, entropies and gradients as running every prompt +
+    completion in full through the model's logits."""
     from transformers import AutoModelForCausalLM
 
     from skillexp.generation.base import Completion
-    from skillexp.rl.algorithms import token_logprobs
-    from skillexp.rl.forward import completion_logits, shared_prompt_logits
+    from skillexp.rl.forward import completion_logprobs, policy_head
     from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
 
     torch.manual_seed(0)
@@ -144,15 +146,19 @@ def test_shared_prompt_forward_matches_the_full_forward(tiny_model_dir: Path) ->
     full, shared = rollout_tensors(ro, list(range(6)), 0), group_tensors(ro, [0, 1], 0)
     mask = full["completion_mask"]
     assert torch.equal(mask, shared["completion_mask"])
+    weights = torch.randn(mask.shape)  # a loss that weighs every token differently
 
-    def logprobs_and_grads(logits_fn, batch, targets):
+    def run(batch, head):
         model.zero_grad()
-        lp = token_logprobs(logits_fn(model, batch, 0.7), targets) * mask
-        lp.sum().backward()
-        return lp.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+        lp, ent = completion_logprobs(model, batch, 0.7, head, entropy=True)
+        (lp * mask * weights).sum().backward()
+        return lp.detach() * mask, ent * mask, {n: p.grad.clone() for n, p in model.named_parameters()}
 
-    lp_full, g_full = logprobs_and_grads(completion_logits, full, full["input_ids"][:, -mask.shape[1]:])
-    lp_shared, g_shared = logprobs_and_grads(shared_prompt_logits, shared, shared["completion_ids"])
-    torch.testing.assert_close(lp_shared, lp_full, atol=1e-5, rtol=1e-5)
-    for name in g_full:
-        torch.testing.assert_close(g_shared[name], g_full[name], atol=1e-5, rtol=1e-4, msg=name)
+    head = policy_head(model)
+    assert head is not None and head[1] is model.lm_head.weight
+    lp_ref, ent_ref, g_ref = run(full, None)
+    lp, ent, grads = run(shared if share else full, head if fused else None)
+    torch.testing.assert_close(lp, lp_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ent, ent_ref, atol=1e-5, rtol=1e-5)
+    for name in g_ref:
+        torch.testing.assert_close(grads[name], g_ref[name], atol=1e-5, rtol=1e-4, msg=name)

@@ -129,6 +129,9 @@ def test_activations_logits_vllm_and_phases_by_hand() -> None:
     assert replace_settings(p, gradient_checkpointing=True).activations == 2 * 2 * sbh + 34 * sbh
     assert replace_settings(p, precision="fp32").activations == 2 * p.activations
     assert replace_settings(p, vllm_sleeps=False).vllm_asleep == 2 * GiB
+    # GRPO's head in blocks (rl/head.py): one block of logits rows at a time and a float32 copy of the head's grad
+    assert replace_settings(p, logit_rows=64).logits == 3 * 64 * 256 * 4 + 256 * 64 * 4
+    assert replace_settings(p, logit_rows=4096).logits == 3 * 2 * 100 * 256 * 4 + 256 * 64 * 4
     lines = "\n".join(p.lines())
     assert all(k in lines for k in ("rollout", "update: forward/backward", "update: optimizer step", "fits"))
 
@@ -196,7 +199,8 @@ def test_plan_for_reads_the_project_configs() -> None:
     p = plan_for(QWEN_7B, trainer, seq_len=4608, world_size=1, gpu_bytes=H100,
                  generation=GenerationConfig(backend="vllm", gpu_memory_utilization=0.4, max_num_seqs=32, sleep=True))
     assert p.settings == {**GRPO, "zero_stage": 3, "offload_optimizer": True, "offload_param": False, "lora": None,
-                          "world_size": 1, "rollout_seqs": 32, "kl_reference": False, "quantized_4bit": False}
+                          "world_size": 1, "rollout_seqs": 32, "kl_reference": False, "quantized_4bit": False,
+                          "logit_rows": None}
     assert plan_for(QWEN_7B, trainer, seq_len=4608, world_size=1, gpu_bytes=H100,
                     generation=GenerationConfig(backend="hf")).vllm_budget == 0
     awake = plan_for(QWEN_7B, trainer, seq_len=4608, world_size=1, gpu_bytes=H100,
@@ -243,6 +247,7 @@ def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_canno
     """At start-up, before any model loads: a 7B full fine-tune with GRPO on one 80 GB card is refused, naming the
     stage and the settings to change; the same run on eight cards with ZeRO-3 passes. No GPU: no plan."""
     from skillexp.pipeline import check_memory, memory_plans
+    from skillexp.rl.head import HEAD_CHUNK
     from tests.rl.test_grpo import tiny_run
 
     (tmp_path / "config.json").write_text(json.dumps({
@@ -251,10 +256,15 @@ def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_canno
     one = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=2", "trainer.micro_batch_size=8"])
     plans = memory_plans(one, tmp_path, gpu_bytes=80 * GiB)
     assert set(plans) == {"rl"}
+    assert plans["rl"].settings["logit_rows"] == HEAD_CHUNK  # qwen2, ZeRO-2: GRPO takes log-probs in blocks
+    assert memory_plans(tiny_run(["trainer.zero_stage=2", "rl.fused_head=false"]), tmp_path,
+                        gpu_bytes=80 * GiB)["rl"].settings["logit_rows"] is None
     with pytest.raises(ValueError, match=r"(?s)the rl stage would not fit on this GPU.*offload_optimizer=true"):
         check_memory(plans)
     eight = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=3", "trainer.num_processes=8",
                       "trainer.micro_batch_size=8", "trainer.gradient_checkpointing=true"])
-    check_memory(memory_plans(eight, tmp_path, gpu_bytes=80 * GiB))
+    plans = memory_plans(eight, tmp_path, gpu_bytes=80 * GiB)
+    assert plans["rl"].settings["logit_rows"] is None  # ZeRO-3: the head's weight is sharded, the logits are used
+    check_memory(plans)
     if not torch.cuda.is_available():
         assert memory_plans(one, tmp_path) == {}
