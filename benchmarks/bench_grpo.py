@@ -57,7 +57,8 @@ def run_ours(args, out: Path) -> dict:
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
                  f"trainer.precision={args.precision}",
                  f"trainer.micro_batch_size={args.prompts * args.group // args.ranks}",
-                 "scoring.workers=0", "generation.show_progress=false", "generation.batch_size=64"]
+                 "scoring.workers=0", "generation.show_progress=false", "generation.batch_size=64",
+                 "generation.cpu_kv_cache_gib=1"]  # a step's 32 sequences of <= 240 tokens need 0.2 GiB of KV cache
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)

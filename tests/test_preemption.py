@@ -97,6 +97,19 @@ def test_a_signal_to_a_two_rank_sft_checkpoints_both_ranks_at_one_step_and_the_r
     assert len(runs) == 3 and all(r.name.endswith(run_id) for r in runs), runs
 
 
+@pytest.mark.slow
+@pytest.mark.long  # the signal path is the two-rank SFT test's (training/launch.py's run_ranks), in the suite
+def test_a_signal_to_a_two_rank_grpo_checkpoints_both_ranks_at_one_step_and_the_rerun_resumes(tmp_path: Path) -> None:
+    """GRPO on two ranks (one prompt each per step): the ranks agree on the step the signal lands in, checkpoint
+    it together and exit for a requeue; the rerun resumes both and ends with the weights of an uninterrupted run."""
+    out, reference = _interrupt_and_resume(
+        tmp_path, [*GRPO, "trainer.num_processes=2", "trainer.micro_batch_size=4"], "rl/reward_mean", "rl")
+    assert "RL on 2 processes per node" in out, out[-3000:]
+    assert json.loads((reference / "rl" / "rl_metrics.json").read_text())["world_size"] == 2
+    steps = [r["step"] for r in read_jsonl(reference / "metrics.jsonl") if "rl/reward_mean" in r]
+    assert steps == list(range(1, 9))
+
+
 def _python(code: str) -> subprocess.CompletedProcess:
     head = ("import os, signal, time\nfrom skillexp import preemption\npreemption.REDELIVER_S = 0.5\n"
             "preemption.install()\n")

@@ -16,8 +16,14 @@ import torch
 HEAD_CHUNK = 512  # rows of logits at a time: 512 x a 152k vocabulary is 0.3 GB of float32
 
 def _logits(hidden: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A fresh float32 tensor of logits (the callers work on it in place)."""
     logits = (hidden @ weight.T).float()
     return logits / temperature if temperature > 0 and temperature != 1 else logits
+
+
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum(a x b) per row, as a batched matmul (no [rows, V] product tensor)."""
+    return (a.unsqueeze(1) @ b.unsqueeze(2)).view(-1)
 
 
 class _HeadLogprobs(torch.autograd.Function):
@@ -28,11 +34,16 @@ class _HeadLogprobs(torch.autograd.Function):
         lse = hidden.new_empty(n, dtype=torch.float32)
         ent = hidden.new_empty(n if entropy else 0, dtype=torch.float32)
         for s in range(0, n, chunk):
-            logits = _logits(hidden[s: s + chunk], weight, temperature)
-            lse[s: s + chunk] = part = torch.logsumexp(logits, -1)
-            logp[s: s + chunk] = logits.gather(-1, targets[s: s + chunk, None]).squeeze(-1) - part
-            if entropy:  # H = lse - sum p x logit
-                ent[s: s + chunk] = part - (torch.softmax(logits, -1) * logits).sum(-1)
+            z = _logits(hidden[s: s + chunk], weight, temperature)
+            picked = z.gather(-1, targets[s: s + chunk, None]).squeeze(-1)
+            top = z.amax(-1, keepdim=True)
+            z.sub_(top)  # z = logits - max; e = exp(z); lse = max + log(sum e)
+            e = torch.exp(z)
+            log_total = e.sum(-1).log_()
+            lse[s: s + chunk] = part = top.squeeze(-1) + log_total
+            logp[s: s + chunk] = picked - part
+            if entropy:  # H = -sum p log p = log(sum e) - sum(e z) / sum e
+                ent[s: s + chunk] = log_total - _rowdot(e, z) / log_total.exp()
         ctx.save_for_backward(hidden, weight, targets, lse)
         ctx.temperature, ctx.chunk = temperature, chunk
         ctx.mark_non_differentiable(ent)
@@ -47,11 +58,10 @@ class _HeadLogprobs(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if ctx.needs_input_grad[1] \
             else None
         for s in range(0, hidden.shape[0], chunk):
-            h, g = hidden[s: s + chunk], grad_logp[s: s + chunk].float()
+            h, g = hidden[s: s + chunk], grad_logp[s: s + chunk].float() * scale
             # d logp / d logits = onehot(target) - softmax, times the incoming gradient, over the temperature
-            d = torch.exp(_logits(h, weight, t) - lse[s: s + chunk, None]).mul_(-g[:, None])
-            d.scatter_add_(1, targets[s: s + chunk, None], g[:, None])
-            d = (d * scale).to(hidden.dtype)
+            d = _logits(h, weight, t).sub_(lse[s: s + chunk, None]).exp_().mul_(-g[:, None])
+            d = d.scatter_add_(1, targets[s: s + chunk, None], g[:, None]).to(hidden.dtype)
             if grad_h is not None:
                 grad_h[s: s + chunk] = d @ weight
             if grad_w is not None:
