@@ -75,7 +75,7 @@ def run_ours(args, out: Path) -> dict:
              for k in ("rollout", "generate", "score", "train", "sync")}
     return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["generate"] * len(rows)),
             **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows),
-            "peak_rss_gib": max(rows[-1]["rl/memory/peak_rss_gib"], peak_rss_gib())}
+            "peak_rss_gib": peak_rss_gib()}
 
 
 def run_trl(args, out: Path) -> dict:

@@ -31,7 +31,7 @@ from skillexp.methods.build import SFT_DATA, sft_data_stage
 from skillexp.methods.config import HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
-from skillexp.rl.forward import PLAIN_HEAD
+from skillexp.rl.forward import head_applies
 from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage, update_geometry
 from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
@@ -196,8 +196,7 @@ def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) 
         out["sft"] = plan_for(shape, run.trainer, seq_len=run.method.sft.max_length, world_size=world,
                               gpu_bytes=gpu_bytes)
     if "rl" in stages(run):
-        fused = (run.rl.fused_head and run.trainer.zero_stage != 3
-                 and hf_config.get("model_type") in PLAIN_HEAD)  # as rl/forward.py's policy_head decides
+        fused = run.rl.fused_head and head_applies(hf_config.get("model_type"), run.trainer.zero_stage)
         out["rl"] = plan_for(shape, run.trainer, seq_len=run.model.max_model_len, world_size=world,
                              gpu_bytes=gpu_bytes, generation=run.generation, kl_reference=run.rl.kl_coef > 0,
                              logit_rows=HEAD_CHUNK if fused else None)

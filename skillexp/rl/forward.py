@@ -21,18 +21,23 @@ PLAIN_HEAD = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo2", "smollm3"
 Head = tuple[torch.nn.Module, torch.nn.Parameter]  # (the decoder whose output feeds the head, the head's weight)
 
 
+def head_applies(model_type: str | None, zero_stage: int) -> bool:
+    """Whether log-probs can come from the last hidden state: a known plain head, whole on each rank (not ZeRO-3).
+    `policy_head` decides with it, and the memory plan (pipeline.py) before any model loads."""
+    return model_type in PLAIN_HEAD and zero_stage != 3
+
+
 def policy_head(model) -> Head | None:
     """The decoder and head weight of `model` (a DeepSpeed engine, a peft model or a transformers model) where
     log-probs can be taken from the last hidden state, else None (then the logits are used): the head must be a
     plain bias-free Linear of a known architecture, and its weight whole on this rank (not ZeRO-3)."""
     from peft import PeftModel
 
-    if hasattr(model, "zero_optimization_stage") and model.zero_optimization_stage() == 3:
-        return None
+    zero_stage = model.zero_optimization_stage() if hasattr(model, "zero_optimization_stage") else 0
     module = getattr(model, "module", model)
     base = module.get_base_model() if isinstance(module, PeftModel) else module
     head = base.get_output_embeddings()
-    if getattr(base.config, "model_type", None) not in PLAIN_HEAD or type(head) is not torch.nn.Linear \
+    if not head_applies(getattr(base.config, "model_type", None), zero_stage) or type(head) is not torch.nn.Linear \
             or head.bias is not None:
         return None
     return base.get_decoder(), head.weight

@@ -15,6 +15,7 @@ import torch
 
 HEAD_CHUNK = 512  # rows of logits at a time: 512 x a 152k vocabulary is 0.3 GB of float32
 
+
 def _logits(hidden: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
     """A fresh float32 tensor of logits (the callers work on it in place)."""
     logits = (hidden @ weight.T).float()
