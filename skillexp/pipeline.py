@@ -224,9 +224,11 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     specs = stage_inputs(run, cache, model_dir)
-    if "rl" in stages(run):  # prompts and updates split over the ranks, found out now rather than after SFT
-        update_geometry(run.rl, run.trainer.micro_batch_size, num_processes(run.trainer.num_processes)
-                        * len(slurm_nodes()))
+    if "rl" in stages(run):  # prompts, updates and rollout engines split over the ranks: found out before SFT
+        per_node = num_processes(run.trainer.num_processes)
+        update_geometry(run.rl, run.trainer.micro_batch_size, per_node * len(slurm_nodes()))
+        if run.generation.backend == "vllm" and per_node * len(slurm_nodes()) > 1:
+            run.generation.engines(per_node, per_node * len(slurm_nodes()))
     check_memory(memory_plans(run, model_dir))
     # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
     atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,

@@ -55,6 +55,7 @@ class Generator(ABC):
     """A text generator over a fixed model. One instance is reused for a whole stage."""
 
     tokenizer: "object"  # a transformers tokenizer; used by callers to render prompts
+    tensor_parallel_size: int = 1  # the devices (or ranks) the engine's model is split over, as the engine reports
 
     @abstractmethod
     def generate(self, prompts: Sequence[list[int]], params: SamplingParams) -> list[list[Completion]]:

@@ -44,3 +44,13 @@ class GenerationConfig:
     # sets VLLM_CPU_KVCACHE_SPACE (GiB, allocated up front) on CPU-only machines
     cpu_kv_cache_gib: Annotated[int, AT_LEAST_1] = 2
     show_progress: Annotated[bool, UNKEYED] = True  # tqdm bars over generate() calls (both backends)
+
+    def engines(self, per_node: int, world_size: int) -> int:
+        """How many vLLM engines `world_size` training ranks (`per_node` on each node) form when each engine spans
+        `tensor_parallel_size` consecutive ranks; an engine never spans two nodes (tensor parallelism exchanges
+        activations at every layer)."""
+        tp = self.tensor_parallel_size
+        if per_node % tp or world_size % tp:
+            raise ValueError(f"generation.tensor_parallel_size={tp} does not split {per_node} ranks per node into "
+                             "whole rollout engines: make trainer.num_processes (ranks per node) a multiple of it.")
+        return world_size // tp

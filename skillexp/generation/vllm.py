@@ -19,7 +19,8 @@ On a CPU-only machine (`_cpu_setup`):
   ("CPU Generator does not use offset"), and whole-prompt prefill costs nothing at these sizes.
 
 Under torchrun (GRPO on several ranks) every rank runs an engine of its own in its process, on its own GPU (or its
-share of the CPU cores), through vLLM's `external_launcher` backend (`_ranks_setup`), as TRL's colocate mode does.
+share of the CPU cores), through vLLM's `external_launcher` backend (`_ranks_setup`), as TRL's colocate mode does;
+with `tensor_parallel_size` > 1 one engine spans each group of that many consecutive ranks, a shard on each.
 
 Sleep mode (`generation.sleep`, CUDA only: `sleeps()` is the one switch): while GRPO updates, the engine frees its
 KV cache and drops its weights (level 2), then wakes weights first, takes the new ones, and only then its cache.
@@ -85,19 +86,18 @@ def _cpu_setup(cfg: GenerationConfig, model_cfg: ModelConfig) -> dict[str, objec
 
 def _ranks_setup(cfg: GenerationConfig) -> dict[str, object]:
     """Engine arguments for one rank of a torchrun job: vLLM joins the existing process group as an external
-    launcher, one engine per rank. On a CPU
-    each rank's engine binds its own share of the cores (two engines spinning on the same cores crawl)."""
+    launcher, one engine per rank or, with `tensor_parallel_size` > 1, one engine over each group of that many
+    consecutive ranks (vLLM makes the groups; every rank of a group must make the same calls). On a CPU each rank
+    binds its own share of the cores (two engines spinning on the same cores crawl)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return {}
-    if cfg.tensor_parallel_size > 1:
-        raise ValueError("rollout engines spread over several training ranks (generation.tensor_parallel_size > 1 "
-                         "under trainer.num_processes > 1) are not supported yet: set "
-                         "generation.tensor_parallel_size=1 (each rank's engine holds the whole model).")
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+    cfg.engines(per_node, dist.get_world_size())
     if not torch.cuda.is_available():
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
-        local, per_node = int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
         mine = cores[local::per_node] or [cores[local % len(cores)]]
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, mine))
     return {"distributed_executor_backend": "external_launcher"}
@@ -129,6 +129,7 @@ class VLLMGenerator(Generator):
             max_model_len=model_cfg.max_model_len, enforce_eager=cfg.enforce_eager, max_num_seqs=cfg.max_num_seqs,
             gpu_memory_utilization=cfg.gpu_memory_utilization, tensor_parallel_size=cfg.tensor_parallel_size,
             trust_remote_code=model_cfg.trust_remote_code, revision=model_cfg.revision, **extra)
+        self.tensor_parallel_size = self.llm.llm_engine.vllm_config.parallel_config.tensor_parallel_size
         self._tied = bool(getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False))
         # an engine in this process takes the weights as they stream; one in another process gets a pickled list
         self._in_process = not vllm.envs.VLLM_ENABLE_V1_MULTIPROCESSING or "distributed_executor_backend" in extra

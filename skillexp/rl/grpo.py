@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import resource
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +88,9 @@ class GRPO:
         self.tokenizer = load_tokenizer(model_dir, inputs.model)
         init_distributed()
         self.rank, self.world = world()
+        # ranks per rollout engine: vLLM's tensor parallelism spread over consecutive ranks (generation/vllm.py)
+        multi_vllm = self.world > 1 and inputs.generation.backend == "vllm"
+        self.tp = inputs.generation.tensor_parallel_size if multi_vllm else 1
         if self.world > 1 and inputs.trainer.zero_stage == 3 and inputs.generation.backend == "hf":
             raise ValueError("GRPO with trainer.zero_stage=3 on several ranks samples with generation=vllm: HF "
                              "generate would need every rank in every forward of every other rank.")
@@ -124,7 +128,7 @@ class GRPO:
                 self.sync()
         self.reward = Reward(cfg.rewards, self.task, pool)
         self.val_variants = self._val_variants()
-        self.tracker.update_config({"rl/world_size": self.world})
+        self.tracker.update_config({"rl/world_size": self.world, "rl/rollout_tp": self.gen.tensor_parallel_size})
         if self.step:
             log.info("resuming GRPO at step %d (%d prompts consumed)", self.step, self.stream.consumed)
 
@@ -264,15 +268,18 @@ class GRPO:
         return out
 
     def validate(self) -> None:
-        """The validation suite on rank 0 (greedy, one answer per question, with `rl.val_greedy`, as verl does);
-        the other ranks wait for it."""
+        """The validation suite (greedy, one answer per question, with `rl.val_greedy`, as verl does) on rank 0's
+        engine: on rank 0, or on every rank of a tensor-parallel engine (all make its generate calls; rank 0 alone
+        writes and logs). The other ranks wait for it."""
         assert self.inputs.validation is not None
-        if self.rank == 0:
+        if self.rank < self.tp:
             suite = dataclasses.replace(self.inputs.validation, variants=self.val_variants)
             if self.cfg.val_greedy:
                 suite = suite.greedy_only()
-            run_eval(suite, self.inputs.seed, self.gen, self.out_dir / "val" / f"step_{self.step}", self.tracker,
-                     self.rt.scoring, prefix="rl_val/", step=self.step)
+            with tempfile.TemporaryDirectory() as scratch:
+                out = self.out_dir / "val" / f"step_{self.step}" if self.rank == 0 else Path(scratch)
+                run_eval(suite, self.inputs.seed, self.gen, out, self.tracker, self.rt.scoring, prefix="rl_val/",
+                         step=self.step)
         barrier()
 
     def diagnostics(self, ro: Rollouts, rounds: int) -> dict[str, float]:
@@ -323,7 +330,7 @@ class GRPO:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
-                                     seed=self.inputs.seed * 1_000_003 + self.step)
+                                     seed=self.inputs.seed * 1_000_003 + self.step, tp=self.tp)
                 t1 = time.perf_counter()
                 self.gen.sleep()  # a colocated vLLM engine on a GPU gives its memory to the update
                 metrics = self.train_step(ro)
@@ -354,7 +361,8 @@ class GRPO:
             final = self.out_dir / "model"
             export_hf(self.engine, self.tokenizer, final)
             if self.rank == 0:
-                atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step, "world_size": self.world})
+                atomic_write_json(self.out_dir / "rl_metrics.json", {"steps": self.step, "world_size": self.world,
+                                                                     "rollout_tp": self.gen.tensor_parallel_size})
             finish_checkpoints(self.out_dir / "checkpoints", self.trainer)
         return final
 

@@ -5,6 +5,11 @@ Every rank walks the same prompt stream and keeps its contiguous share of each s
 group statistics never cross ranks). What must be global is global: the rewards every advantage sees (TRL's
 batch-level std needs them all), the normaliser of every loss aggregation (all-reduced per update), the logged
 diagnostics. With one process every function here is the identity, so the single-process path is the same code.
+
+A rollout engine may span a group of `generation.tensor_parallel_size` consecutive ranks (vLLM's tensor parallelism
+over the ranks' GPUs, for a model one GPU cannot serve): the group's ranks make the same generate calls on the
+group's share of the prompts, get the same samples, and each keeps and scores its own part (`rollout_share`;
+`GenerationConfig.engines` checks the layout).
 """
 from __future__ import annotations
 
@@ -33,6 +38,18 @@ def share(total: int, what: str) -> slice:
                          f"trainer.num_processes x nodes = {size}.")
     per = total // size
     return slice(rank * per, (rank + 1) * per)
+
+
+def rollout_share(total: int, tp: int, what: str) -> tuple[slice, slice]:
+    """(the prompts this rank's engine samples, the part of them this rank keeps): slices of the step's `total`
+    prompts. The engine's ranks share its slice; each keeps its contiguous part of it, which is `share(total)`."""
+    rank, size = world()
+    own = share(total, what)
+    if tp == 1 or size == 1:  # one process: its engine, tensor-parallel or not, is all of it
+        return own, own
+    per = own.stop - own.start
+    first = rank // tp * tp  # the engine's first rank
+    return slice(first * per, (first + tp) * per), own
 
 
 def _device() -> torch.device:

@@ -15,7 +15,7 @@ import torch
 from skillexp.generation.base import Completion, Generator, render_chat
 from skillexp.rl.algorithms import zero_std_groups
 from skillexp.rl.config import GRPOConfig
-from skillexp.rl.ranks import all_true, share
+from skillexp.rl.ranks import all_true, rollout_share
 from skillexp.rl.rewards import Reward
 from skillexp.tasks.base import Item, Task
 
@@ -73,12 +73,14 @@ class Rollouts:
 
 
 def sample_groups(gen: Generator, task: Task, items: list[Item], reward: Reward, cfg: GRPOConfig,
-                  seed: int, first: int = 0) -> Rollouts:
+                  seed: int, first: int = 0, keep: slice = slice(None)) -> Rollouts:
     """`group_size` completions of each item, scored; `first` is the place of items[0] in the step's batch, which
-    (with vLLM) fixes each prompt's random draws whatever rank samples it."""
+    (with vLLM) fixes each prompt's random draws whatever rank samples it. Only the groups of `items[keep]` are
+    scored and returned (a tensor-parallel engine's ranks all sample the engine's items; each keeps its part)."""
     t0 = time.perf_counter()
     prompts = render_chat(gen.tokenizer, [task.messages(it, cfg.prompt) for it in items])
     outs = gen.generate(prompts, cfg.sampling.params(cfg.group_size, seed, prompt_index=first))
+    items, prompts, outs = items[keep], prompts[keep], outs[keep]
     t1 = time.perf_counter()
     flat_items = [it for it in items for _ in range(cfg.group_size)]
     comps = [c for group in outs for c in group]
@@ -89,15 +91,21 @@ def sample_groups(gen: Generator, task: Task, items: list[Item], reward: Reward,
 
 
 def collect(gen: Generator, task: Task, stream: PromptStream, reward: Reward, cfg: GRPOConfig,
-            seed: int) -> tuple[Rollouts, int]:
+            seed: int, tp: int = 1) -> tuple[Rollouts, int]:
     """This rank's share of one step's `prompts_per_step` groups, and how many sampling rounds it took. Every rank
     takes the whole step's prompts from the stream (so all streams stay at the same position) and samples its
     contiguous share. With drop_zero_std_groups (DAPO's dynamic sampling), groups whose rewards are all equal teach
     nothing: more prompts are sampled, up to `max_sampling_rounds` batches, until every rank has its share, and
-    such groups only fill what is still missing at the end."""
-    part = share(cfg.prompts_per_step, "rl.prompts_per_step")
-    quota = part.stop - part.start
-    first = sample_groups(gen, task, stream.take(cfg.prompts_per_step)[part], reward, cfg, seed, part.start)
+    such groups only fill what is still missing at the end. With a rollout engine over `tp` ranks, the engine's
+    ranks sample the engine's share together and each keeps its own part."""
+    engine, part = rollout_share(cfg.prompts_per_step, tp, "rl.prompts_per_step")
+    quota, mine = part.stop - part.start, slice(part.start - engine.start, part.stop - engine.start)
+
+    def sample(round_seed: int) -> Rollouts:
+        return sample_groups(gen, task, stream.take(cfg.prompts_per_step)[engine], reward, cfg, round_seed,
+                             engine.start, mine)
+
+    first = sample(seed)
     if not cfg.drop_zero_std_groups:
         return first, 1
     keep, spare, rounds = Rollouts(cfg.group_size), Rollouts(cfg.group_size), 0
@@ -111,8 +119,7 @@ def collect(gen: Generator, task: Task, stream: PromptStream, reward: Reward, cf
         spare.extend(batch.groups([k for k, z in enumerate(flat) if z]))
         if all_true(len(keep) // cfg.group_size == quota) or rounds == cfg.max_sampling_rounds:
             break
-        batch = sample_groups(gen, task, stream.take(cfg.prompts_per_step)[part], reward, cfg,
-                              seed + 7919 * rounds, part.start)
+        batch = sample(seed + 7919 * rounds)
         for name, value in batch.seconds.items():
             keep.seconds[name] = keep.seconds.get(name, 0.0) + value
     missing = quota - len(keep) // cfg.group_size

