@@ -3,8 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_grpo.py [--steps 4] [--prompts 4] [--group 8] [--max-tokens 128]
                                               [--precision fp32|bf16] [--compare-ranks]
 `--compare-ranks` runs ours (vLLM rollouts) on one training rank and on two (torchrun, one vLLM engine and half
-the prompts per rank, each rank on its share of the cores; or one engine over both ranks with tensor parallelism)
-instead of the TRL comparison.
+the prompts per rank, each rank on its share of the cores) instead of the TRL comparison.
 Same model (SmolLM2-135M-Instruct), Countdown-3 prompts, group size, completion length, batch (one optimizer
 update per step over all P x G completions; ours also as two accumulated micro-batches, the same update in less
 memory), precision (fp32; or bf16 compute: our
@@ -55,7 +54,7 @@ def run_ours(args, out: Path) -> dict:
                  "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=256", f"rl.steps={args.steps}",
                  f"rl.prompts_per_step={args.prompts}", f"rl.group_size={args.group}",
                  f"rl.mini_batch_prompts={args.prompts}", f"rl.sampling.max_tokens={args.max_tokens}",
-                 f"trainer.num_processes={args.ranks}", f"generation.tensor_parallel_size={args.tp}",
+                 f"trainer.num_processes={args.ranks}",
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
                  f"trainer.precision={args.precision}",
                  f"trainer.micro_batch_size={args.prompts * args.group // args.ranks // args.accumulate}",
@@ -76,7 +75,8 @@ def run_ours(args, out: Path) -> dict:
              for k in ("rollout", "generate", "score", "train", "sync")}
     return {"steps_per_min": 60 * len(rows) / step_s, "rollout_tokens_per_s": tokens / (split["generate"] * len(rows)),
             **{f"{k}_s": v for k, v in split.items()}, "reward": sum(r["rl/reward_mean"] for r in rows) / len(rows),
-            "peak_rss_gib": peak_rss_gib()}
+            # with ranks, the largest rank's (their processes are not this one): GRPO's step log has it
+            "peak_rss_gib": peak_rss_gib() if args.ranks == 1 else max(r["rl/memory/peak_rss_gib"] for r in rows)}
 
 
 def run_trl(args, out: Path) -> dict:
@@ -134,7 +134,8 @@ def run_trl(args, out: Path) -> dict:
     tokens = sum(r["completions/mean_length"] * args.prompts * args.group for r in rows)
     return {"steps_per_min": 60 * n / step_s, "rollout_s": rollout_s / n, "train_s": (step_s - rollout_s) / n,
             "rollout_tokens_per_s": tokens / rollout_s, "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1),
-            "peak_rss_gib": peak_rss_gib()}
+            # with ranks, the largest rank's (their processes are not this one): GRPO's step log has it
+            "peak_rss_gib": peak_rss_gib() if args.ranks == 1 else max(r["rl/memory/peak_rss_gib"] for r in rows)}
 
 
 def main() -> None:
@@ -146,7 +147,6 @@ def main() -> None:
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     ap.add_argument("--ranks", type=int, default=1, help="training ranks of our GRPO (torchrun)")
     ap.add_argument("--accumulate", type=int, default=1, help="micro-batches per update and rank (ours)")
-    ap.add_argument("--tp", type=int, default=1, help="ranks per vLLM engine (ours, with --ranks)")
     ap.add_argument("--compare-ranks", action="store_true", help="ours with vLLM rollouts on 1 rank and on 2")
     ap.add_argument("--which")
     ap.add_argument("--out")
@@ -160,15 +160,13 @@ def main() -> None:
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # in-process vLLM shares torch's OpenMP pool (see generation/vllm.py)
     results = {}
-    # (which, ranks, micro-batches per update, ranks per vLLM engine)
-    runs = [("ours-vllm", 1, 1, 1), ("ours-vllm-2", 2, 1, 1), ("ours-vllm-2tp", 2, 1, 2)] if args.compare_ranks else [
-        ("ours-vllm", 1, 1, 1), ("ours-vllm-acc2", 1, 2, 1), ("ours-vllm-logits", 1, 1, 1), ("ours-hf", 1, 1, 1),
-        ("trl", 1, 1, 1)]
-    for which, ranks, accumulate, tp in runs:
+    runs = [("ours-vllm", 1, 1), ("ours-vllm-2", 2, 1)] if args.compare_ranks else [
+        ("ours-vllm", 1, 1), ("ours-vllm-acc2", 1, 2), ("ours-vllm-logits", 1, 1), ("ours-hf", 1, 1), ("trl", 1, 1)]
+    for which, ranks, accumulate in runs:
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--out", str(tmp / which), "--steps",
                                str(args.steps), "--prompts", str(args.prompts), "--group", str(args.group),
                                "--max-tokens", str(args.max_tokens), "--precision", args.precision,
-                               "--ranks", str(ranks), "--accumulate", str(accumulate), "--tp", str(tp)],
+                               "--ranks", str(ranks), "--accumulate", str(accumulate)],
                               capture_output=True, text=True, cwd=ROOT, env=env)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -181,7 +179,6 @@ def main() -> None:
           "| rollout tokens/s | mean reward | peak RSS per rank GiB |\n|---|---|---|---|---|---|---|---|---|---|")
     labels = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO, HF rollouts",
               "trl": "TRL GRPOTrainer (HF generate)", "ours-vllm-2": "skillexp GRPO, vLLM rollouts, 2 ranks",
-              "ours-vllm-2tp": "skillexp GRPO, vLLM rollouts, 2 ranks, one engine over both (tensor parallel)",
               "ours-vllm-logits": "skillexp GRPO, vLLM rollouts, log-probs from the logits (rl.fused_head=false)",
               "ours-vllm-acc2": "skillexp GRPO, vLLM rollouts, 2 micro-batches of 16 per update"}
     for which, r in results.items():
@@ -190,9 +187,8 @@ def main() -> None:
         print(f"| {labels[which]} | {r['steps_per_min']:.2f} | {' | '.join(cells)} | "
               f"{r['rollout_tokens_per_s']:,.0f} | {r['reward']:.3f} | {rss} |")
     if args.compare_ranks:
-        for which in ("ours-vllm-2", "ours-vllm-2tp"):
-            ratio = results[which]["steps_per_min"] / results["ours-vllm"]["steps_per_min"]
-            print(f"\n{labels[which]}: {ratio:.2f}x the steps/minute of 1 rank.")
+        ratio = results["ours-vllm-2"]["steps_per_min"] / results["ours-vllm"]["steps_per_min"]
+        print(f"\n2 ranks run {ratio:.2f}x the steps/minute of 1 rank.")
         return
     for which in ("ours-vllm", "ours-vllm-acc2"):
         ratio = results[which]["steps_per_min"] / results["trl"]["steps_per_min"]

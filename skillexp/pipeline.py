@@ -229,6 +229,8 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
         update_geometry(run.rl, run.trainer.micro_batch_size, per_node * len(slurm_nodes()))
         if run.generation.backend == "vllm" and per_node * len(slurm_nodes()) > 1:
             run.generation.engines(per_node, per_node * len(slurm_nodes()))
+    if (model_dir / "config.json").exists():  # the rollout and eval engines' split, before a model loads
+        run.generation.check_model(json.loads((model_dir / "config.json").read_text()))
     check_memory(memory_plans(run, model_dir))
     # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
     atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,

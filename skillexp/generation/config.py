@@ -54,3 +54,21 @@ class GenerationConfig:
             raise ValueError(f"generation.tensor_parallel_size={tp} does not split {per_node} ranks per node into "
                              "whole rollout engines: make trainer.num_processes (ranks per node) a multiple of it.")
         return world_size // tp
+
+    def check_model(self, hf_config: dict[str, Any]) -> None:
+        """vLLM's rule for splitting a model (its config.json) over `tensor_parallel_size` GPUs, checked before
+        anything loads: every GPU gets as many attention heads, and the key-value heads split evenly or, when
+        there are fewer of them than GPUs, are replicated evenly."""
+        tp, heads = self.tensor_parallel_size, hf_config.get("num_attention_heads")
+        if self.backend != "vllm" or tp == 1 or not heads:
+            return
+        kv = hf_config.get("num_key_value_heads") or heads
+
+        def splits(k: int) -> bool:
+            return heads % k == 0 and (kv % k == 0 if kv >= k else k % kv == 0)
+
+        if not splits(tp):
+            sizes = ", ".join(str(k) for k in range(1, 9) if splits(k))
+            raise ValueError(f"generation.tensor_parallel_size={tp} does not split the model's {heads} attention "
+                             f"heads ({kv} key-value heads) evenly over the GPUs, as vLLM needs; sizes that do: "
+                             f"{sizes}.")

@@ -81,7 +81,13 @@ def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.long
-def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("victim", [None, 1], ids=["every-process", "rank-1"])
+def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path,
+                                                          victim: int | None) -> None:
+    """SIGKILL mid-run, after the first checkpoint: the whole job at once, or one rank alone (torchrun then stops
+    the other and the stage fails); the rerun resumes to an uninterrupted run's weights."""
+    import psutil
+
     full = _run(tmp_path / "a", 2, ["rl.steps=3"])
     out = tmp_path / "b"
     code = ("from pathlib import Path; from tests.rl.test_grpo_ranks import _run; "
@@ -93,7 +99,25 @@ def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_m
     deadline = time.time() + 600
     while not latest.exists() and child.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    os.killpg(child.pid, signal.SIGKILL)  # the pipeline, the torchrun agent and both ranks at once
+    if victim is None:
+        os.killpg(child.pid, signal.SIGKILL)  # the pipeline, the torchrun agent and both ranks at once
+    else:
+        def rank(p: psutil.Process) -> str | None:
+            try:
+                return p.environ().get("RANK")
+            except psutil.Error:
+                return None
+
+        # the rank itself, not its scoring workers (which inherit its environment)
+        procs = [p for p in psutil.Process(child.pid).children(recursive=True)
+                 if rank(p) == str(victim) and rank(p.parent()) is None]
+        assert len(procs) == 1, procs
+        procs[0].kill()
+        assert child.wait(timeout=300) != 0, "the stage must fail when a rank dies"
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # anything the failed job left behind
+        except ProcessLookupError:
+            pass
     child.wait()
     assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
     assert json.loads(latest.read_text())["step"] < 3
@@ -128,6 +152,25 @@ def test_rollout_engines_must_not_split_a_node(tmp_path: Path) -> None:
                     "trainer.micro_batch_size=4"])
     with pytest.raises(ValueError, match="make trainer.num_processes .ranks per node. a multiple of it"):
         run_pipeline(run, tmp_path / "run")
+    assert not (tmp_path / "run" / "stages.json").exists()
+
+
+def test_a_tensor_parallel_size_that_does_not_split_the_heads_is_refused_at_start_up(tmp_path: Path) -> None:
+    """vLLM's rule (every GPU gets as many attention heads; key-value heads split or replicated evenly), checked
+    before anything loads: SmolLM2-135M's 9 heads do not split over 2 GPUs."""
+    gen = GenerationConfig(backend="vllm", tensor_parallel_size=2)
+    with pytest.raises(ValueError, match=r"9 attention heads \(3 key-value heads\).*sizes that do: 1, 3"):
+        gen.check_model({"num_attention_heads": 9, "num_key_value_heads": 3})
+    gen.check_model({"num_attention_heads": 4, "num_key_value_heads": 2})
+    GenerationConfig(backend="vllm", tensor_parallel_size=4).check_model({"num_attention_heads": 4,
+                                                                          "num_key_value_heads": 2})  # kv replicated
+    with pytest.raises(ValueError, match="6 attention heads .4 key-value heads."):
+        GenerationConfig(backend="vllm", tensor_parallel_size=3).check_model({"num_attention_heads": 6,
+                                                                              "num_key_value_heads": 4})
+    GenerationConfig(backend="hf", tensor_parallel_size=2).check_model({"num_attention_heads": 9})  # no vLLM
+    # the tiny model has 4 heads
+    with pytest.raises(ValueError, match="generation.tensor_parallel_size=3 does not split the model's 4"):
+        run_pipeline(tiny_run(["generation=vllm", "generation.tensor_parallel_size=3"]), tmp_path / "run")
     assert not (tmp_path / "run" / "stages.json").exists()
 
 
