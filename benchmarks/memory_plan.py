@@ -5,8 +5,8 @@ GPU and no weights, and it is unverified until scripts/gpu_check.sh compares it 
 Run: .venv/bin/python benchmarks/memory_plan.py
 Every run: bf16, micro-batch 4 of 512 prompt + 4,096 completion tokens, gradient checkpointing, vLLM colocated on
 each GPU with gpu_memory_utilization 0.4 and generation.max_num_seqs sequences at a time, asleep during the update
-(generation.sleep: KV cache freed, weights dropped); with ZeRO-2 the log-probs come from the last hidden state in
-blocks (rl.fused_head), with ZeRO-3 from the full logits. The shapes are hard-coded from each model's config.json.
+(generation.sleep: KV cache freed, weights dropped); the log-probs come from the last hidden state in blocks
+(rl.fused_head). The shapes are hard-coded from each model's config.json.
 """
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def setups():
         for gpus in (1, 4, 8):
             engines = {**ENGINES, **(ONE_GPU_7B if gpus == 1 and model.startswith("Qwen2.5-7B") else {})}
             for name, engine in engines.items():
-                rows = None if engine["zero_stage"] == 3 else HEAD_CHUNK  # rl.fused_head where the head is whole
-                yield model, gpus, name, plan(shape, **RUN, **engine, world_size=gpus, logit_rows=rows)
+                # rl.fused_head (on by default): one block of logits rows at a time
+                yield model, gpus, name, plan(shape, **RUN, **engine, world_size=gpus, logit_rows=HEAD_CHUNK)
 
 
 def row(model: str, gpus: int, engine: str, p: MemoryPlan) -> list[str]:

@@ -196,7 +196,7 @@ def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) 
         out["sft"] = plan_for(shape, run.trainer, seq_len=run.method.sft.max_length, world_size=world,
                               gpu_bytes=gpu_bytes)
     if "rl" in stages(run):
-        fused = run.rl.fused_head and head_applies(hf_config.get("model_type"), run.trainer.zero_stage)
+        fused = run.rl.fused_head and head_applies(hf_config.get("model_type"))
         out["rl"] = plan_for(shape, run.trainer, seq_len=run.model.max_model_len, world_size=world,
                              gpu_bytes=gpu_bytes, generation=run.generation, kl_reference=run.rl.kl_coef > 0,
                              logit_rows=HEAD_CHUNK if fused else None)

@@ -7,7 +7,10 @@ Two choices, each with the same values (tests/rl/test_grpo.py checks them agains
   completions attend to; with G completions per prompt the tokens a step processes fall from
   G x (prompt + completion) to prompt + G x completion);
 - the log-probs come from the model's logits, or from the last hidden state through `rl/head.py` (`policy_head`
-  names the models where that is exact), which never materialises the [B, T, V] logits.
+  names the models where that is exact), which never materialises the [B, T, V] logits. The head's function runs
+  as the head module's own forward (`_through`), so the hooks a module carries run around it as around its usual
+  forward: under ZeRO-3, DeepSpeed gathers the sharded head weight for it, again for its backward, and
+  reduce-scatters the weight's gradient.
 """
 from __future__ import annotations
 
@@ -18,29 +21,28 @@ from skillexp.rl.head import head_logprobs
 
 # architectures whose logits are exactly last hidden state @ lm_head.weight.T (no soft-capping, scaling or bias)
 PLAIN_HEAD = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo2", "smollm3"})
-Head = tuple[torch.nn.Module, torch.nn.Parameter]  # (the decoder whose output feeds the head, the head's weight)
+Head = tuple[torch.nn.Module, torch.nn.Linear]  # (the decoder whose output feeds the head, the head)
 
 
-def head_applies(model_type: str | None, zero_stage: int) -> bool:
-    """Whether log-probs can come from the last hidden state: a known plain head, whole on each rank (not ZeRO-3).
-    `policy_head` decides with it, and the memory plan (pipeline.py) before any model loads."""
-    return model_type in PLAIN_HEAD and zero_stage != 3
+def head_applies(model_type: str | None) -> bool:
+    """Whether log-probs can come from the last hidden state: a known plain head. `policy_head` decides with it,
+    and the memory plan (pipeline.py) before any model loads."""
+    return model_type in PLAIN_HEAD
 
 
 def policy_head(model) -> Head | None:
-    """The decoder and head weight of `model` (a DeepSpeed engine, a peft model or a transformers model) where
-    log-probs can be taken from the last hidden state, else None (then the logits are used): the head must be a
-    plain bias-free Linear of a known architecture, and its weight whole on this rank (not ZeRO-3)."""
+    """The decoder and head of `model` (a DeepSpeed engine, a peft model or a transformers model) where log-probs
+    can be taken from the last hidden state, else None (then the logits are used): the head must be a plain
+    bias-free Linear of a known architecture."""
     from peft import PeftModel
 
-    zero_stage = model.zero_optimization_stage() if hasattr(model, "zero_optimization_stage") else 0
     module = getattr(model, "module", model)
     base = module.get_base_model() if isinstance(module, PeftModel) else module
     head = base.get_output_embeddings()
-    if not head_applies(getattr(base.config, "model_type", None), zero_stage) or type(head) is not torch.nn.Linear \
+    if not head_applies(getattr(base.config, "model_type", None)) or type(head) is not torch.nn.Linear \
             or head.bias is not None:
         return None
-    return base.get_decoder(), head.weight
+    return base.get_decoder(), head
 
 
 def _run(model, decoder: torch.nn.Module | None, keep: int, **kwargs):
@@ -57,6 +59,25 @@ def _run(model, decoder: torch.nn.Module | None, keep: int, **kwargs):
     finally:
         hook.remove()
     return seen[-1][:, -keep:], out
+
+
+def _through(head: torch.nn.Linear, hidden: torch.Tensor, targets: torch.Tensor, temperature: float,
+             entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`head_logprobs` with the head's weight, called as the head's own forward (the entropies, which need no
+    gradient, leave on the side: a module's hooks only see its differentiable output)."""
+    side: list[torch.Tensor | None] = []
+
+    def forward(h: torch.Tensor) -> torch.Tensor:
+        logp, ent = head_logprobs(h, head.weight, targets, temperature, entropy=entropy)
+        side.append(ent)
+        return logp
+
+    head.forward = forward  # an instance attribute: the class's forward again once deleted
+    try:
+        logp = head(hidden)
+    finally:
+        del head.forward
+    return logp, side[0]
 
 
 def completion_logits(model, batch: dict[str, torch.Tensor], decoder: torch.nn.Module | None = None) -> torch.Tensor:
@@ -107,6 +128,6 @@ def completion_logprobs(model, batch: dict[str, torch.Tensor], temperature: floa
             logits = logits / temperature
         return token_logprobs(logits, targets), token_entropy(logits) if entropy else None
     keep = mask.bool()
-    logp, ent = head_logprobs(out[keep], head[1], targets[keep], temperature, entropy=entropy)
+    logp, ent = _through(head[1], out[keep], targets[keep], temperature, entropy)
     full = torch.zeros(keep.shape, dtype=torch.float32, device=keep.device)
     return full.masked_scatter(keep, logp), None if ent is None else full.detach().masked_scatter(keep, ent)

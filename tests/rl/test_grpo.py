@@ -55,14 +55,15 @@ LORA = ["trainer.lora={r: 16, alpha: 32, target_modules: [q_proj, k_proj, v_proj
 
 
 @pytest.mark.parametrize("setting", ["fp32", pytest.param("bf16", marks=pytest.mark.long), "lora", "checkpointing",
-                                     "dr_grpo"])
+                                     "dr_grpo", "zero3"])
 def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, setting: str) -> None:
     """fp32; bf16 compute with fp32 master weights (DeepSpeed's bf16 optimizer), which halves the update's time on
     CPUs with AVX512-BF16 and is the papers' training precision on GPUs; LoRA adapters on attention and MLP,
     exported merged under the base model's names; gradient checkpointing (the GPU presets'), under which the update
     runs each completion with its prompt (transformers keeps no KV cache for the shared-prompt forward then); and
-    Dr.GRPO's constant normaliser (the max response length) with unscaled advantages."""
-    extra = {"lora": LORA, "checkpointing": ["trainer.gradient_checkpointing=true"],
+    Dr.GRPO's constant normaliser (the max response length) with unscaled advantages; ZeRO-3 (the head's
+    log-probs through its sharded weight, HF generate on the sharded policy)."""
+    extra = {"lora": LORA, "checkpointing": ["trainer.gradient_checkpointing=true"], "zero3": ["trainer.zero_stage=3"],
              "dr_grpo": ["rl.loss_agg=seq_mean_token_sum_norm", "rl.advantage_scale=none"]}
     run = tiny_run(["rl.steps=12", *extra.get(setting, [f"trainer.precision={setting}"])])
     grpo(run, tiny_model_dir, tmp_path)
@@ -155,10 +156,54 @@ def test_every_forward_gives_the_full_forwards_logprobs_and_gradients(tiny_model
         return lp.detach() * mask, ent * mask, {n: p.grad.clone() for n, p in model.named_parameters()}
 
     head = policy_head(model)
-    assert head is not None and head[1] is model.lm_head.weight
+    assert head is not None and head[1] is model.lm_head
     lp_ref, ent_ref, g_ref = run(full, None)
     lp, ent, grads = run(shared if share else full, head if fused else None)
     torch.testing.assert_close(lp, lp_ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ent, ent_ref, atol=1e-5, rtol=1e-5)
+    for name in g_ref:
+        torch.testing.assert_close(grads[name], g_ref[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_the_head_from_the_hidden_state_under_zero3_gives_the_logits_gradients(tiny_model_dir: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ZeRO-3 the head's weight is a shard outside its module's forward: the head's function runs as the
+    module's forward, where DeepSpeed gathers the weight (and again for the backward) and reduce-scatters its
+    gradient. The log-probs, entropies and every parameter's full gradient equal the logits path's."""
+    from deepspeed.utils import safe_get_full_grad
+    from transformers import AutoModelForCausalLM
+
+    from skillexp.generation.base import Completion
+    from skillexp.rl.forward import completion_logprobs, policy_head
+    from skillexp.rl.rollout import Rollouts, rollout_tensors
+    from skillexp.training.config import OptimConfig, TrainerConfig
+    from skillexp.training.engine import build_engine
+    from tests.training.test_weights import _no_persistent_params
+
+    _no_persistent_params(monkeypatch)  # every parameter sharded, the head's too
+    torch.manual_seed(0)
+    prompts = [torch.randint(5, 300, (n,)).tolist() for n in (7, 12)]
+    comps = [torch.randint(5, 300, (n,)).tolist() for n in (4, 9, 1, 6)]
+    ro = Rollouts(2, [None] * 4, [prompts[i // 2] for i in range(4)],  # type: ignore[list-item]
+                  [Completion("", c, "stop") for c in comps], [0.0] * 4)
+    batch = rollout_tensors(ro, list(range(4)), 0)
+    mask = batch["completion_mask"]
+    weights = torch.randn(mask.shape)
+
+    def run(fused: bool):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+        engine = build_engine(model, TrainerConfig(name="cpu", zero_stage=3), OptimConfig(lr=1e-2), total_steps=1)
+        head = policy_head(engine) if fused else None
+        assert (head is not None) == fused
+        lp, ent = completion_logprobs(engine, batch, 0.7, head, entropy=True)
+        engine.backward((lp * mask * weights).sum())
+        return lp.detach() * mask, ent * mask, {n: safe_get_full_grad(p).clone()
+                                                for n, p in engine.module.named_parameters()}
+
+    lp_ref, ent_ref, g_ref = run(False)
+    lp, ent, grads = run(True)
+    torch.testing.assert_close(lp, lp_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ent, ent_ref, atol=1e-5, rtol=1e-5)
+    assert g_ref["lm_head.weight"].abs().sum() > 0
     for name in g_ref:
         torch.testing.assert_close(grads[name], g_ref[name], atol=1e-5, rtol=1e-4, msg=name)
