@@ -55,9 +55,12 @@ def _steps(out: Path) -> list[dict]:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir: Path) -> None:
-    one = _run(tmp_path / "one", 1)
-    two = _run(tmp_path / "two", 2)
+@pytest.mark.parametrize("zero", [[], pytest.param(["trainer.zero_stage=3"], marks=pytest.mark.long, id="zero3")])
+def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir: Path, zero: list[str]) -> None:
+    """ZeRO-3 too: the head's sharded weight gathered for the log-probs, the weights gathered module by module
+    for the engines."""
+    one = _run(tmp_path / "one", 1, zero)
+    two = _run(tmp_path / "two", 2, zero)
     a, b = _steps(tmp_path / "one"), _steps(tmp_path / "two")
     assert [r["rl/world_size"] for r in a] == [1, 1] and [r["rl/world_size"] for r in b] == [2, 2]
     for x, y in zip(a, b):
