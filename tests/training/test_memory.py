@@ -284,7 +284,7 @@ def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_canno
     eight = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=3", "trainer.num_processes=8",
                       "trainer.micro_batch_size=8", "trainer.gradient_checkpointing=true"])
     plans = memory_plans(eight, tmp_path, gpu_bytes=80 * GiB)
-    assert plans["rl"].settings["logit_rows"] is None  # ZeRO-3: the head's weight is sharded, the logits are used
+    assert plans["rl"].settings["logit_rows"] == HEAD_CHUNK  # ZeRO-3 too: the sharded head is gathered for it
     check_memory(plans)
     if not torch.cuda.is_available():
         assert memory_plans(one, tmp_path) == {}
