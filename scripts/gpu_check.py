@@ -12,7 +12,7 @@ Each step is a subprocess with its own timeout; one failing does not stop the ot
   sft_qlora, grpo_qlora       trainer=qlora (4-bit NF4 base, paged 8-bit AdamW), only if
                               `import bitsandbytes` works
   eval_hf                     the eval stage alone (method=none rl=none), HF generate in bf16
-  mem_zero{0,2}[_ckpt]        a random ~1.1B Llama-style model in bf16 on the GPU, wrapped by build_engine, a few
+  mem_zero{0,2,3}[_ckpt]      a random 0.85B Llama-style model in bf16 on the GPU, wrapped by build_engine, a few
                               steps at micro-batch 2 x 1,024 tokens, measured beside plan_for's numbers
 
 Usage:
@@ -68,12 +68,14 @@ EVAL = ["model=tiny", "model.dtype=bfloat16", "generation=hf", "method=none", "r
         *COMMON, "eval.num_items=3", "eval.k=2", "eval.pass_k=[1,2]", "eval.sampling.max_tokens=24",
         "scoring.workers=2"]
 
-# the memory cases: TinyLlama-1.1B's shape, random weights
+# the memory cases: TinyLlama-1.1B's layer shape with 16 layers (0.85B parameters), random weights
 MEM_SHAPE = dict(hidden_size=2048, num_hidden_layers=16, intermediate_size=5632, vocab_size=32000,
                  num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=2048,
                  tie_word_embeddings=False)
 MEM_BATCH, MEM_SEQ, MEM_ITERS = 2, 1024, 4
-MEM_CASES = [(0, False), (0, True), (2, False), (2, True)]
+# (ZeRO stage, gradient checkpointing, PyTorch's expandable_segments allocator)
+MEM_CASES = [(0, False, False), (0, True, False), (2, False, False), (2, True, False), (3, False, False),
+             (3, True, False), (2, False, True)]
 MEM_DEVICE = "cuda"  # where the model is built (a rehearsal of this code on a CPU patches it)
 
 # failures seen before, by a string of their log -> what is known about them
@@ -234,11 +236,13 @@ def plan_steps(work: Path, info: dict[str, Any], timeout: int) -> list[Step]:
              cli([*SFT, "trainer=zero3", "trainer.num_processes=2", "trainer.precision=bf16"],
                  work / "sft_zero3_2gpu"), timeout, skip=two, check=check_sft),
     ]
-    for zero, ckpt in MEM_CASES:
-        name = f"mem_zero{zero}{'_ckpt' if ckpt else ''}"
+    for zero, ckpt, expandable in MEM_CASES:
+        name = f"mem_zero{zero}{'_ckpt' if ckpt else ''}{'_expandable' if expandable else ''}"
         out = work / f"{name}.json"
-        steps.append(Step(name, f"memory plan vs measured, ~1.1B, ZeRO-{zero}, checkpointing {'on' if ckpt else 'off'}",
-                          [sys.executable, str(Path(__file__).resolve()), "--memory-case", f"{zero},{int(ckpt)}",
+        steps.append(Step(name, f"memory plan vs measured, 0.85B, ZeRO-{zero}, checkpointing {'on' if ckpt else 'off'}"
+                          f"{', expandable_segments' if expandable else ''}",
+                          [sys.executable, str(Path(__file__).resolve()),
+                           "--memory-case", f"{zero},{int(ckpt)},{int(expandable)}",
                            "--case-out", str(out)], timeout, heavy=True, result_file=out,
                           skip=None if cuda else "no CUDA device"))
     return steps
@@ -405,18 +409,60 @@ def probe() -> dict[str, Any]:
     return info
 
 
-# --- one memory case (its own process) --------------------------------------------------------------------------------
+# --- one memory case (its own process) and its comparison with the plan ---------------------------------------------
+def case_trainer(zero: int, ckpt: bool):
+    from skillexp.training.config import TrainerConfig
+
+    return TrainerConfig(name="gpu_check", num_processes=1, zero_stage=zero, precision="bf16",
+                         micro_batch_size=MEM_BATCH, grad_accum=1, gradient_checkpointing=ckpt)
+
+
+def case_plan(zero: int, ckpt: bool, gpu_bytes: int):
+    """plan_for's numbers for a memory case (vllm_fraction 0: no vLLM beside the update)."""
+    from skillexp.training.memory import ModelShape, plan_for
+
+    shape = ModelShape.from_hf_config({"model_type": "llama", **MEM_SHAPE})
+    return plan_for(shape, case_trainer(zero, ckpt), seq_len=MEM_SEQ, world_size=1, gpu_bytes=gpu_bytes)
+
+
+def compare(plan, measured: dict[str, int]) -> tuple[dict[str, int], dict[str, float]]:
+    """The plan's numbers for what a case measures, and measured / planned. static: the training state with its
+    gradients (measured: allocated after the backward, activations freed); fwd_bwd and step: the peak of each
+    phase; peak: the highest of all, the engine's start-up included."""
+    phases = {k: sum(v.values()) for k, v in plan.phases().items()}
+    planned = {"static": plan.static, "fwd_bwd": phases["update: forward/backward"],
+               "step": phases["update: optimizer step"], "peak": plan.peak, "required": plan.required}
+    return planned, {k: measured[k] / planned[k] for k in ("static", "fwd_bwd", "step", "peak")}
+
+
+def replan(report: Path) -> str:
+    """The memory table of a saved gpu_check.json, its measurements set against the current plan."""
+    saved = json.loads(report.read_text())
+    gpu_bytes = int(saved["env"]["gpus"][0]["memory_gib"] * GiB)  # older reports keep the card's size only here
+    results = []
+    for step in saved["steps"]:
+        data = step.get("data") or {}
+        if not data.get("measured"):
+            continue
+        plan = case_plan(data["zero_stage"], data["gradient_checkpointing"], data.get("gpu_bytes") or gpu_bytes)
+        measured = {**data["measured"], "static": data["iters"][-1]["after_backward"]}
+        planned, ratio = compare(plan, measured)
+        results.append(Result(step["name"], step["what"], step["status"],
+                              data={**data, "measured": measured, "plan": planned, "ratio": ratio}))
+    return memory_table(results)
+
+
 def memory_case(zero: int, ckpt: bool, out: Path) -> None:
-    """A random Llama-style ~1.1B model in bf16 on the GPU, wrapped by build_engine (ZeRO-`zero`, bf16, one process),
+    """A random Llama-style 0.85B model in bf16 on the GPU, wrapped by build_engine (ZeRO-`zero`, bf16, one process),
     MEM_ITERS forward/backward/step iterations at MEM_BATCH x MEM_SEQ; max_memory_allocated per phase beside the
     plan's numbers (plan_for, vllm_fraction 0)."""
     sys.path.insert(0, str(REPO))
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from skillexp.training.config import OptimConfig, TrainerConfig
+    from skillexp.training.config import OptimConfig
     from skillexp.training.engine import build_engine
-    from skillexp.training.memory import ModelShape, plan_for
+    from skillexp.training.memory import ModelShape
     from skillexp.training.sft_data import forward
 
     torch.cuda.set_device(0)
@@ -428,12 +474,10 @@ def memory_case(zero: int, ckpt: bool, out: Path) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
-    trainer = TrainerConfig(name="gpu_check", num_processes=1, zero_stage=zero, precision="bf16",
-                            micro_batch_size=MEM_BATCH, grad_accum=1, gradient_checkpointing=ckpt)
+    trainer = case_trainer(zero, ckpt)
     optim = OptimConfig(lr=1e-5, warmup_ratio=0.0)
-    shape = ModelShape.from_hf_config(model.config.to_dict())
-    plan = plan_for(shape, trainer, seq_len=MEM_SEQ, world_size=1,
-                    gpu_bytes=torch.cuda.get_device_properties(0).total_memory)
+    gpu_bytes = torch.cuda.get_device_properties(0).total_memory
+    plan = case_plan(zero, ckpt, gpu_bytes)
     weights_before_engine = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     engine = build_engine(model, trainer, optim, total_steps=MEM_ITERS)
@@ -462,23 +506,22 @@ def memory_case(zero: int, ckpt: bool, out: Path) -> None:
                           fwd_bwd_peak=fb_peak, after_backward=after_backward, step_peak=step_peak,
                           after_step=after_step))
         del loss
-    phases = {k: sum(v.values()) for k, v in plan.phases().items()}
-    measured = {"static": iters[-1]["after_step"], "fwd_bwd": max(i["fwd_bwd_peak"] for i in iters),
+    measured = {"static": iters[-1]["after_backward"], "fwd_bwd": max(i["fwd_bwd_peak"] for i in iters),
                 "step": max(i["step_peak"] for i in iters),
                 "peak": max(init_peak, *(max(i["fwd_bwd_peak"], i["step_peak"]) for i in iters)),
                 "reserved_peak": torch.cuda.max_memory_reserved()}
-    planned = {"static": plan.static, "fwd_bwd": phases["update: forward/backward"],
-               "step": phases["update: optimizer step"], "peak": plan.peak, "required": plan.required}
+    planned, ratio = compare(plan, measured)
     result = {
         "zero_stage": zero, "gradient_checkpointing": ckpt, "micro_batch": MEM_BATCH, "seq_len": MEM_SEQ,
-        "iterations": MEM_ITERS, "shape": MEM_SHAPE, "params_model": n_params, "params_plan": shape.params,
+        "iterations": MEM_ITERS, "shape": MEM_SHAPE,
+        "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "params_model": n_params,
+        "params_plan": ModelShape.from_hf_config(model.config.to_dict()).params,
         "weights_before_engine": weights_before_engine, "after_init": after_init, "init_peak": init_peak,
-        "measured": measured, "plan": planned,
+        "measured": measured, "plan": planned, "gpu_bytes": gpu_bytes,
         "plan_components": {k: getattr(plan, k) for k in ("params", "grads", "optimizer", "buckets", "activations",
                                                           "logits", "step_scratch")},
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
-        "ratio": {k: measured[k] / planned[k] for k in ("static", "fwd_bwd", "step", "peak")},
-        "reserved_peak_over_required": measured["reserved_peak"] / plan.required,
+        "ratio": ratio, "reserved_peak_over_required": measured["reserved_peak"] / plan.required,
         "plan_lines": plan.lines(), "iters": iters,
     }
     out.write_text(json.dumps(result, indent=1))
@@ -497,17 +540,17 @@ def memory_table(results: list[Result]) -> str:
     cases = [r for r in results if r.data.get("measured")]
     if not cases:
         return ""
-    head = (f"{'case':16} {'':9} {'static':>8} {'fwd/bwd':>8} {'step':>8} {'peak':>8}   "
-            "(GiB; static = allocated after engine.step(), plan = plan_for with vllm_fraction 0)")
+    head = (f"{'case':20} {'':9} {'static':>8} {'fwd/bwd':>8} {'step':>8} {'peak':>8}   (GiB; static = allocated "
+            "after the backward: training state + gradients; plan = plan_for, no vLLM)")
     rows = [head, "-" * len(head)]
     for r in cases:
         m, p, q = r.data["measured"], r.data["plan"], r.data["ratio"]
         keys = ("static", "fwd_bwd", "step", "peak")
-        rows.append(f"{r.name:16} {'measured':9} " + " ".join(f"{m[k] / GiB:8.2f}" for k in keys)
+        rows.append(f"{r.name:20} {'measured':9} " + " ".join(f"{m[k] / GiB:8.2f}" for k in keys)
                     + f"   reserved peak {m['reserved_peak'] / GiB:.2f}")
-        rows.append(f"{'':16} {'plan':9} " + " ".join(f"{p[k] / GiB:8.2f}" for k in keys)
+        rows.append(f"{'':20} {'plan':9} " + " ".join(f"{p[k] / GiB:8.2f}" for k in keys)
                     + f"   required (peak + margin) {p['required'] / GiB:.2f}")
-        rows.append(f"{'':16} {'ratio':9} " + " ".join(f"{q[k]:8.2f}" for k in keys))
+        rows.append(f"{'':20} {'ratio':9} " + " ".join(f"{q[k]:8.2f}" for k in keys))
     return "\n".join(rows)
 
 
@@ -562,14 +605,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-cpu", action="store_true", help="rehearse the CLI steps without CUDA (the memory "
                     "and QLoRA steps are skipped)")
     ap.add_argument("--setup-log", default=None, help="scripts/gpu_check.sh's install log, kept in the report")
+    ap.add_argument("--replan", default=None, metavar="GPU_CHECK_JSON", help="print a saved report's memory "
+                    "table against the current plan (skillexp/training/memory.py); needs no GPU")
     ap.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--case-out", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.memory_case:
-        zero, ckpt = (int(x) for x in args.memory_case.split(","))
+        zero, ckpt, expandable = (int(x) for x in args.memory_case.split(","))
+        if expandable:  # read by torch's CUDA allocator when it starts: before memory_case imports torch
+            os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
         memory_case(zero, bool(ckpt), Path(args.case_out))
+        return 0
+    if args.replan:
+        print(replan(Path(args.replan)))
         return 0
     if args.probe:
         print(json.dumps(probe()))

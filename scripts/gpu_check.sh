@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check (docs/training.md#the-gpu-check): SFT (ZeRO-2, ZeRO-3), GRPO with HF rollouts, LoRA, QLoRA (when
 # bitsandbytes imports) and the eval stage on the tiny model through `python -m skillexp`, bf16, on a CUDA GPU; then
-# the memory plan against torch.cuda.max_memory_allocated on a random ~1.1B model. Prints a PASS/FAIL/SKIP table,
+# the memory plan against torch.cuda.max_memory_allocated on a random 0.85B model. Prints a PASS/FAIL/SKIP table,
 # writes ${OUT:-gpu_check_out}/gpu_check.json (+ gpu_check.log, gpu_check_setup.log); exits 1 when a step that ran
 # failed, 0 on a machine without CUDA ("no CUDA device: nothing to check"). Within 8 minutes on one GPU (setup
-# about 10 s, then the steps stop at --budget-s, 400 s by default; 4-7 minutes expected, never run on a GPU yet).
+# about 10 s, then the steps stop at --budget-s, 400 s by default; 155 s on an H200, docs/training.md#the-gpu-check).
 #
 # Usage: bash scripts/gpu_check.sh [WHEELS_DIR] [gpu_check.py options: --jobs N --budget-s S --only a,b ...]
 #        bash scripts/gpu_check.sh --dry-run [--validate]      the steps' commands; nothing is installed or run
@@ -12,15 +12,16 @@
 # with `pip install --no-index --no-deps --target $GPU_CHECK_SITE` (default /tmp/gpu_check_site) and put on
 # PYTHONPATH with the checkout (no `pip install -e .` needed). The lent H200 machine has Python 3.12, a CUDA torch,
 # transformers, peft, accelerate, tokenizers, safetensors, numpy, pyyaml, psutil, ... but not these, which the
-# steps import (versions from requirements/lock-cpu.txt; 5.3 MiB of wheels in all):
+# steps import (versions from requirements/lock-cpu.txt; 18 MiB of wheels in all):
 #   deepspeed==0.19.8              sdist only on PyPI: build a wheel once, DS_BUILD_OPS=0 (pure Python, ops JIT)
 #   hjson==3.1.0                   deepspeed's
 #   pydantic==2.14.3 pydantic_core==2.50.4 (cp312 manylinux) annotated-types==0.8.0 typing-inspection==0.4.5
 #   typing_extensions==4.16.0      deepspeed's config; typing_extensions only in case the image's is older
 #   hydra-core==1.3.8 omegaconf==2.3.1
 #   antlr4-python3-runtime==4.9.3  sdist only on PyPI: build a wheel once (pure Python)
+#   transformers==5.19.0 peft==0.21.2   the suite's versions (the machine has transformers 5.17)
 # and, for the QLoRA steps (else they SKIP): bitsandbytes==0.50.2 (41 MiB, manylinux_2_24; has CUDA 13 kernels; its
-# own needs, torch, numpy and packaging, are there). All of it with the checkout: about 48 MiB of the 64 a call carries.
+# own needs, torch, numpy and packaging, are there). All of it with the checkout: about 62 MiB of the 64 a call carries.
 # Not needed by these steps (import lazily elsewhere): math-verify (task=math), wordfreq/english-words (acronym),
 # vllm, wandb (logger=none here), datasets, openai/httpx2 (teachers), submitit. An sdist in WHEELS_DIR is built there
 # with --no-build-isolation (needs setuptools and, for deepspeed, torch: both on the machine).
@@ -29,7 +30,7 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.8 omegaconf==2.3.1 hjson==3.1.0 pydantic==2.14.3 \
 #     pydantic_core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5 typing_extensions==4.16.0 \
-#     bitsandbytes==0.50.2
+#     transformers==5.19.0 peft==0.21.2 bitsandbytes==0.50.2
 #   DS_BUILD_OPS=0 .venv/bin/python -m pip wheel --no-deps --no-build-isolation -w .whl deepspeed==0.19.8 \
 #     antlr4-python3-runtime==4.9.3   (a python with torch: deepspeed's setup.py imports it)
 set -u

@@ -7,8 +7,8 @@ an fp32 master copy (4 B; ZeRO-1/2 clone one even for an fp32 model, ZeRO-0 fp32
 own) and Adam's m and v (8 B). ZeRO-1 shards master + m + v over the ranks, ZeRO-2 also the gradients, ZeRO-3 also
 the parameters; `offload_optimizer` keeps master + m + v (and, from ZeRO-2, the gradient shard) in CPU memory,
 `offload_param` the ZeRO-3 parameter shards. Activations are an estimate (see `activation_bytes`), vLLM's share is
-the budget it reserves. Unverified on a GPU until scripts/gpu_check.sh compares it with
-torch.cuda.max_memory_allocated.
+the budget it reserves. scripts/gpu_check.sh compares it with torch.cuda.max_memory_allocated on one GPU
+(docs/training.md#the-gpu-check has the figures); the multi-GPU shards and vLLM's share are not measured yet.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ MASTER_BYTES = 4  # fp32 master weights
 # (elements); ZeRO-1/2/3 allocate the whole reduce bucket whatever the model's size
 REDUCE_BUCKET = 500_000_000
 PREFETCH_BUCKET = 50_000_000
+SUB_GROUP = 1_000_000_000  # ZeRO-3's sub_group_size: its optimizer steps this many elements at a time
 # activations per layer, bytes per (sequence x batch x hidden) with 16-bit activations: Korthikanti et al. 2022,
 # "Reducing Activation Recomputation", 34sbh + 5as^2b; flash/SDPA attention drops the s^2 term. HF gradient
 # checkpointing keeps one 16-bit hidden state per layer (2sbh) and recomputes one layer at a time.
@@ -40,7 +41,9 @@ LOGITS_COPIES = 3
 NF4_BYTES = (4 + 0.127) / 8
 # asleep (generation.sleep: level 2, KV cache freed and weights dropped) vLLM keeps allocator pools and buffers
 VLLM_SLEEP_RESIDUE = 1 * GiB
-SAFETY_FRACTION = 0.05  # of the peak: allocator fragmentation
+# of the peak: allocator fragmentation and what the plan leaves out (on an H200 the plan's peak came within -5% to
+# +0% of torch.cuda.max_memory_allocated; the caching allocator's reserved peak was 7-28% above the allocated one)
+SAFETY_FRACTION = 0.10
 SAFETY_BYTES = int(1.5 * GiB)  # CUDA context(s), NCCL buffers, cuBLAS workspaces
 MARGIN_NOTE = f"{SAFETY_FRACTION:.0%} of the peak + {SAFETY_BYTES / GiB:.1f} GiB: CUDA context, fragmentation"
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -161,9 +164,12 @@ def training_state(shape: ModelShape, *, precision: str, zero_stage: int, offloa
     if zero_stage == 3:  # the largest module gathered whole, plus the prefetch bucket
         buckets += (max(shape.vocab * shape.hidden, max(a * b for a, b in shape.linear_dims().values()))
                     + PREFETCH_BUCKET) * pb
-    # a step converts the gradient shard to fp32 (except ZeRO-0 fp32); the fused AdamW (training/engine.py) makes
-    # no shard-sized temporary
+    # a step converts the gradient shard to fp32 (except ZeRO-0 fp32); ZeRO-1/2/3 first flatten it, and in bf16
+    # that flat 16-bit copy lives beside the fp32 one (6 bytes a parameter, measured on an H200 by
+    # scripts/gpu_check.py); ZeRO-3 steps one sub-group at a time. The fused AdamW makes no shard-sized temporary
     scratch = MASTER_BYTES * (precision == "bf16" or zero_stage >= 1) * opt_shard
+    if zero_stage >= 1 and precision == "bf16":
+        scratch = (MASTER_BYTES + pb) * (min(opt_shard, SUB_GROUP) if zero_stage == 3 else opt_shard)
     return {"params": int(0 if offload_param else params), "grads": int(grads),
             "optimizer": int(0 if offload_optimizer else (master + adam) * opt_shard),
             "buckets": int(buckets), "step_scratch": int(0 if offload_optimizer else scratch)}
