@@ -70,12 +70,41 @@ EVAL = ["model=tiny", "model.dtype=bfloat16", "generation=hf", "method=none", "r
 
 # the memory cases: TinyLlama-1.1B's layer shape with 16 layers (0.85B parameters), random weights
 MEM_SHAPE = dict(hidden_size=2048, num_hidden_layers=16, intermediate_size=5632, vocab_size=32000,
-                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=2048,
+                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
                  tie_word_embeddings=False)
-MEM_BATCH, MEM_SEQ, MEM_ITERS = 2, 1024, 4
-# (ZeRO stage, gradient checkpointing, PyTorch's expandable_segments allocator)
-MEM_CASES = [(0, False, False), (0, True, False), (2, False, False), (2, True, False), (3, False, False),
-             (3, True, False), (2, False, True)]
+MEM_ITERS = 4
+
+
+@dataclass(frozen=True)
+class MemCase:
+    """One memory case: the engine, the batch, and what the update computes (SFT's loss from the logits; GRPO's
+    policy-gradient loss from the completion log-probs, through the head in blocks or the full logits)."""
+
+    zero: int
+    ckpt: bool
+    kind: str = "sft"  # "sft", "grpo" (rl.fused_head, the default), "grpo_logits" (rl.fused_head=false)
+    batch: int = 2
+    seq: int = 1024
+    prompt: int = 512  # GRPO: prompt tokens of each sequence; the rest is the completion
+    expandable: bool = False  # PyTorch's expandable_segments allocator
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> MemCase:
+        """The case of a memory case's saved data (reports before 2026-12-05 hold only the stage and checkpointing)."""
+        return cls(**data["case"]) if "case" in data else cls(data["zero_stage"], data["gradient_checkpointing"])
+
+    @property
+    def name(self) -> str:
+        size = "" if (self.batch, self.seq) == (2, 1024) else f"_{self.batch}x{self.seq}"
+        return (f"mem_zero{self.zero}{'_ckpt' if self.ckpt else ''}{'' if self.kind == 'sft' else '_' + self.kind}"
+                f"{size}{'_expandable' if self.expandable else ''}")
+
+
+MEM_CASES = [MemCase(0, False), MemCase(0, True), MemCase(2, False), MemCase(2, True), MemCase(3, False),
+             MemCase(3, True), MemCase(2, False, expandable=True),
+             # a GRPO update at a paper-like length (512 prompt + 3,584 completion tokens, micro-batch 4)
+             MemCase(2, True, batch=4, seq=4096), MemCase(2, True, "grpo", batch=4, seq=4096),
+             MemCase(2, True, "grpo_logits", batch=4, seq=4096), MemCase(2, False, "grpo", batch=4, seq=4096)]
 MEM_DEVICE = "cuda"  # where the model is built (a rehearsal of this code on a CPU patches it)
 
 # failures seen before, by a string of their log -> what is known about them
@@ -236,13 +265,12 @@ def plan_steps(work: Path, info: dict[str, Any], timeout: int) -> list[Step]:
              cli([*SFT, "trainer=zero3", "trainer.num_processes=2", "trainer.precision=bf16"],
                  work / "sft_zero3_2gpu"), timeout, skip=two, check=check_sft),
     ]
-    for zero, ckpt, expandable in MEM_CASES:
-        name = f"mem_zero{zero}{'_ckpt' if ckpt else ''}{'_expandable' if expandable else ''}"
-        out = work / f"{name}.json"
-        steps.append(Step(name, f"memory plan vs measured, 0.85B, ZeRO-{zero}, checkpointing {'on' if ckpt else 'off'}"
-                          f"{', expandable_segments' if expandable else ''}",
-                          [sys.executable, str(Path(__file__).resolve()),
-                           "--memory-case", f"{zero},{int(ckpt)},{int(expandable)}",
+    for case in MEM_CASES:
+        out = work / f"{case.name}.json"
+        steps.append(Step(case.name, f"memory plan vs measured, 0.85B, {case.kind}, ZeRO-{case.zero}, checkpointing "
+                          f"{'on' if case.ckpt else 'off'}, {case.batch} x {case.seq} tokens"
+                          f"{', expandable_segments' if case.expandable else ''}",
+                          [sys.executable, str(Path(__file__).resolve()), "--memory-case", json.dumps(asdict(case)),
                            "--case-out", str(out)], timeout, heavy=True, result_file=out,
                           skip=None if cuda else "no CUDA device"))
     return steps
@@ -410,19 +438,22 @@ def probe() -> dict[str, Any]:
 
 
 # --- one memory case (its own process) and its comparison with the plan ---------------------------------------------
-def case_trainer(zero: int, ckpt: bool):
+def case_trainer(case: MemCase):
     from skillexp.training.config import TrainerConfig
 
-    return TrainerConfig(name="gpu_check", num_processes=1, zero_stage=zero, precision="bf16",
-                         micro_batch_size=MEM_BATCH, grad_accum=1, gradient_checkpointing=ckpt)
+    return TrainerConfig(name="gpu_check", num_processes=1, zero_stage=case.zero, precision="bf16",
+                         micro_batch_size=case.batch, grad_accum=1, gradient_checkpointing=case.ckpt)
 
 
-def case_plan(zero: int, ckpt: bool, gpu_bytes: int):
-    """plan_for's numbers for a memory case (vllm_fraction 0: no vLLM beside the update)."""
+def case_plan(case: MemCase, gpu_bytes: int):
+    """plan_for's numbers for a memory case (vllm_fraction 0: no vLLM beside the update; GRPO's head in blocks of
+    rl/head.py's HEAD_CHUNK rows, as pipeline.py plans it)."""
+    from skillexp.rl.head import HEAD_CHUNK
     from skillexp.training.memory import ModelShape, plan_for
 
     shape = ModelShape.from_hf_config({"model_type": "llama", **MEM_SHAPE})
-    return plan_for(shape, case_trainer(zero, ckpt), seq_len=MEM_SEQ, world_size=1, gpu_bytes=gpu_bytes)
+    return plan_for(shape, case_trainer(case), seq_len=case.seq, world_size=1, gpu_bytes=gpu_bytes,
+                    logit_rows=HEAD_CHUNK if case.kind == "grpo" else None)
 
 
 def compare(plan, measured: dict[str, int]) -> tuple[dict[str, int], dict[str, float]]:
@@ -444,7 +475,7 @@ def replan(report: Path) -> str:
         data = step.get("data") or {}
         if not data.get("measured"):
             continue
-        plan = case_plan(data["zero_stage"], data["gradient_checkpointing"], data.get("gpu_bytes") or gpu_bytes)
+        plan = case_plan(MemCase.of(data), data.get("gpu_bytes") or gpu_bytes)
         measured = {**data["measured"], "static": data["iters"][-1]["after_backward"]}
         planned, ratio = compare(plan, measured)
         results.append(Result(step["name"], step["what"], step["status"],
@@ -452,18 +483,37 @@ def replan(report: Path) -> str:
     return memory_table(results)
 
 
-def memory_case(zero: int, ckpt: bool, out: Path) -> None:
-    """A random Llama-style 0.85B model in bf16 on the GPU, wrapped by build_engine (ZeRO-`zero`, bf16, one process),
-    MEM_ITERS forward/backward/step iterations at MEM_BATCH x MEM_SEQ; max_memory_allocated per phase beside the
-    plan's numbers (plan_for, vllm_fraction 0)."""
+def update_loss(engine, case: MemCase, ids, head):
+    """The loss of one micro-batch: SFT's (as the SFT loop: only the loss outlives the forward), or GRPO's policy
+    gradient on the completion tokens' log-probs with their entropies (as rl/grpo.py's update computes them)."""
+    import torch
+
+    from skillexp.rl.forward import completion_logprobs
+    from skillexp.training.sft_data import forward
+
+    if case.kind == "sft":
+        return forward(engine, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}).loss
+    rows, width = ids.shape
+    mask = torch.ones(rows, width - case.prompt, dtype=torch.long, device=ids.device)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "completion_mask": mask,
+             "position_ids": torch.arange(width, device=ids.device).expand(rows, -1)}
+    logp, entropy = completion_logprobs(engine, batch, 1.0, head, entropy=True)
+    advantages = torch.linspace(-1, 1, rows, device=ids.device)[:, None]
+    return -(advantages * torch.exp(logp - logp.detach())).sum() / mask.sum() + 0 * entropy.sum()
+
+
+def memory_case(case: MemCase, out: Path) -> None:
+    """A random Llama-style 0.85B model in bf16 on the GPU, wrapped by build_engine (bf16, one process), MEM_ITERS
+    forward/backward/step iterations of the case's update; max_memory_allocated per phase beside the plan's numbers
+    (plan_for, vllm_fraction 0)."""
     sys.path.insert(0, str(REPO))
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from skillexp.rl.forward import policy_head
     from skillexp.training.config import OptimConfig
     from skillexp.training.engine import build_engine
     from skillexp.training.memory import ModelShape
-    from skillexp.training.sft_data import forward
 
     torch.cuda.set_device(0)
     torch.manual_seed(0)
@@ -474,27 +524,27 @@ def memory_case(zero: int, ckpt: bool, out: Path) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
-    trainer = case_trainer(zero, ckpt)
+    trainer = case_trainer(case)
     optim = OptimConfig(lr=1e-5, warmup_ratio=0.0)
     gpu_bytes = torch.cuda.get_device_properties(0).total_memory
-    plan = case_plan(zero, ckpt, gpu_bytes)
+    plan = case_plan(case, gpu_bytes)
     weights_before_engine = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     engine = build_engine(model, trainer, optim, total_steps=MEM_ITERS)
     engine.train()
+    head = policy_head(engine) if case.kind == "grpo" else None
     torch.cuda.synchronize()
     after_init = torch.cuda.memory_allocated()
     init_peak = torch.cuda.max_memory_allocated()
     gen = torch.Generator().manual_seed(0)
     iters = []
     for _ in range(MEM_ITERS):
-        ids = torch.randint(0, config.vocab_size, (MEM_BATCH, MEM_SEQ), generator=gen)
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+        ids = torch.randint(0, config.vocab_size, (case.batch, case.seq), generator=gen).to(MEM_DEVICE)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        loss = forward(engine, batch).loss  # as the SFT loop: only the loss outlives the forward
+        loss = update_loss(engine, case, ids, head)
         engine.backward(loss)
         torch.cuda.synchronize()
         fb_peak, after_backward = torch.cuda.max_memory_allocated(), torch.cuda.memory_allocated()
@@ -512,8 +562,8 @@ def memory_case(zero: int, ckpt: bool, out: Path) -> None:
                 "reserved_peak": torch.cuda.max_memory_reserved()}
     planned, ratio = compare(plan, measured)
     result = {
-        "zero_stage": zero, "gradient_checkpointing": ckpt, "micro_batch": MEM_BATCH, "seq_len": MEM_SEQ,
-        "iterations": MEM_ITERS, "shape": MEM_SHAPE,
+        "case": asdict(case), "zero_stage": case.zero, "gradient_checkpointing": case.ckpt, "micro_batch": case.batch,
+        "seq_len": case.seq, "iterations": MEM_ITERS, "shape": MEM_SHAPE, "fused_head": head is not None,
         "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "params_model": n_params,
         "params_plan": ModelShape.from_hf_config(model.config.to_dict()).params,
         "weights_before_engine": weights_before_engine, "after_init": after_init, "init_peak": init_peak,
@@ -613,10 +663,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.memory_case:
-        zero, ckpt, expandable = (int(x) for x in args.memory_case.split(","))
-        if expandable:  # read by torch's CUDA allocator when it starts: before memory_case imports torch
+        case = MemCase(**json.loads(args.memory_case))
+        if case.expandable:  # read by torch's CUDA allocator when it starts: before memory_case imports torch
             os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-        memory_case(zero, bool(ckpt), Path(args.case_out))
+        memory_case(case, Path(args.case_out))
         return 0
     if args.replan:
         print(replan(Path(args.replan)))

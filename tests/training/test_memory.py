@@ -115,7 +115,8 @@ def test_activations_logits_vllm_and_phases_by_hand() -> None:
     sbh = 100 * 2 * 64  # seq 100, micro-batch 2, hidden 64
     common = dict(precision="bf16", zero_stage=0, micro_batch_size=2, seq_len=100, gpu_bytes=8 * GiB)
     p = plan(SHAPE, **common, vllm_fraction=0.25, rollout_seqs=16, vllm_sleeps=True, kl_reference=True)
-    assert p.activations == 2 * 34 * sbh
+    layer = (20 * 64 + 8 * 128) * 100 * 2  # 20 bytes a token per hidden width, 8 per MLP width
+    assert p.activations == 2 * layer
     assert p.logits == 3 * 2 * 100 * 256 * 4
     assert p.reference == 2 * P
     assert (p.vllm_budget, p.vllm_asleep, p.vllm_weights) == (2 * GiB, VLLM_SLEEP_RESIDUE, 2 * P)
@@ -126,7 +127,7 @@ def test_activations_logits_vllm_and_phases_by_hand() -> None:
                                      "reference": 2 * P, "vllm (awake)": 2 * GiB}
     assert p.peak == static + 2 * GiB and p.peak_phase == "rollout"
     assert p.margin == int(SAFETY_FRACTION * p.peak) + SAFETY_BYTES and p.fits
-    assert replace_settings(p, gradient_checkpointing=True).activations == 2 * 2 * sbh + 34 * sbh
+    assert replace_settings(p, gradient_checkpointing=True).activations == 2 * 2 * sbh + layer
     assert replace_settings(p, precision="fp32").activations == 2 * p.activations
     assert replace_settings(p, vllm_sleeps=False).vllm_asleep == 2 * GiB
     # GRPO's head in blocks (rl/head.py): one block of logits rows at a time and a float32 copy of the head's grad
@@ -306,22 +307,25 @@ def _gpu_check():
 
 
 def test_the_plan_against_what_an_h200_allocated() -> None:
-    """scripts/gpu_check.py's memory cases on an H200 (a random 0.85B Llama in bf16, one process, micro-batch 2 x
-    1,024, ZeRO-0/2/3 with and without checkpointing; the report is kept in benchmarks/results): the plan's peak
-    lies within 1% below and 10% above torch.cuda.max_memory_allocated's, so does its step phase (DeepSpeed's flat
-    16-bit and fp32 gradient copies), and the margin leaves room for the allocator's cache."""
+    """scripts/gpu_check.py's memory cases on an H200 (a random 0.85B Llama in bf16, one process; SFT at micro-batch
+    2 x 1,024 with ZeRO-0/2/3, with and without checkpointing; SFT and GRPO at 4 x 4,096; the report is kept in
+    benchmarks/results): the plan's peak, and its step phase (DeepSpeed's flat 16-bit and fp32 gradient copies), lie
+    within 1% below and 25% above torch.cuda.max_memory_allocated's (the full logits are overcounted); GRPO as the
+    GPU presets run it (checkpointing, the head in blocks) within 5% above; and the margin leaves room for the
+    allocator's cache."""
     gpu_check = _gpu_check()
     report = json.loads(H200_REPORT.read_text())
-    cases = [s["data"] for s in report["steps"] if s["name"].startswith("mem_")]
-    assert {(c["zero_stage"], c["gradient_checkpointing"]) for c in cases} == {
+    cases = {s["name"]: s["data"] for s in report["steps"] if s["name"].startswith("mem_")}
+    assert {(c["zero_stage"], c["gradient_checkpointing"]) for c in cases.values()} == {
         (z, ck) for z in (0, 2, 3) for ck in (False, True)}
+    assert {"mem_zero2_ckpt_grpo_4x4096", "mem_zero2_grpo_4x4096", "mem_zero2_ckpt_grpo_logits_4x4096"} <= set(cases)
     card = int(report["env"]["gpus"][0]["memory_gib"] * GiB)
-    for case in cases:
-        p = gpu_check.case_plan(case["zero_stage"], case["gradient_checkpointing"], card)
+    for name, case in cases.items():
+        p = gpu_check.case_plan(gpu_check.MemCase.of(case), card)
         measured = case["measured"]
-        name = f"ZeRO-{case['zero_stage']} checkpointing {case['gradient_checkpointing']}"
         assert p.shape.params == case["params_model"], name
-        assert 0.99 * measured["peak"] <= p.peak <= 1.10 * measured["peak"], name
+        high = 1.05 if name == "mem_zero2_ckpt_grpo_4x4096" else 1.25
+        assert 0.99 * measured["peak"] <= p.peak <= high * measured["peak"], name
         step = sum(p.phases()["update: optimizer step"].values())
         assert 0.99 * measured["step"] <= step <= 1.10 * measured["step"], name
         assert p.required >= measured["peak"] + 2 * GiB, name
