@@ -87,6 +87,7 @@ class MemCase:
     seq: int = 1024
     prompt: int = 512  # GRPO: prompt tokens of each sequence; the rest is the completion
     expandable: bool = False  # PyTorch's expandable_segments allocator
+    lora: str = ""  # "lora": trainer.lora's defaults (r 16, attention and MLP); "qlora": trainer=qlora's (NF4 base)
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> MemCase:
@@ -97,14 +98,16 @@ class MemCase:
     def name(self) -> str:
         size = "" if (self.batch, self.seq) == (2, 1024) else f"_{self.batch}x{self.seq}"
         return (f"mem_zero{self.zero}{'_ckpt' if self.ckpt else ''}{'' if self.kind == 'sft' else '_' + self.kind}"
-                f"{size}{'_expandable' if self.expandable else ''}")
+                f"{'_' + self.lora if self.lora else ''}{size}{'_expandable' if self.expandable else ''}")
 
 
 MEM_CASES = [MemCase(0, False), MemCase(0, True), MemCase(2, False), MemCase(2, True), MemCase(3, False),
              MemCase(3, True), MemCase(2, False, expandable=True),
              # a GRPO update at a paper-like length (512 prompt + 3,584 completion tokens, micro-batch 4)
              MemCase(2, True, batch=4, seq=4096), MemCase(2, True, "grpo", batch=4, seq=4096),
-             MemCase(2, True, "grpo_logits", batch=4, seq=4096), MemCase(2, False, "grpo", batch=4, seq=4096)]
+             MemCase(2, True, "grpo_logits", batch=4, seq=4096), MemCase(2, False, "grpo", batch=4, seq=4096),
+             # adapters: LoRA over the bf16 base, QLoRA over the NF4 base with the paged 8-bit AdamW
+             MemCase(2, True, lora="lora"), MemCase(0, True, lora="qlora")]
 MEM_DEVICE = "cuda"  # where the model is built (a rehearsal of this code on a CPU patches it)
 
 # failures seen before, by a string of their log -> what is known about them
@@ -439,10 +442,12 @@ def probe() -> dict[str, Any]:
 
 # --- one memory case (its own process) and its comparison with the plan ---------------------------------------------
 def case_trainer(case: MemCase):
-    from skillexp.training.config import TrainerConfig
+    from skillexp.training.config import LoraConfig, TrainerConfig
 
+    lora = {"": None, "lora": LoraConfig(),
+            "qlora": LoraConfig(quantize="nf4", optimizer="paged_adamw_8bit")}[case.lora]
     return TrainerConfig(name="gpu_check", num_processes=1, zero_stage=case.zero, precision="bf16",
-                         micro_batch_size=case.batch, grad_accum=1, gradient_checkpointing=case.ckpt)
+                         micro_batch_size=case.batch, grad_accum=1, gradient_checkpointing=case.ckpt, lora=lora)
 
 
 def case_plan(case: MemCase, gpu_bytes: int):
@@ -502,6 +507,15 @@ def update_loss(engine, case: MemCase, ids, head):
     return -(advantages * torch.exp(logp - logp.detach())).sum() / mask.sum() + 0 * entropy.sum()
 
 
+def _bytes_by_dtype(module) -> dict[str, int]:
+    """The module's parameter bytes by dtype (trainable ones under "trainable ...")."""
+    out: dict[str, int] = {}
+    for p in module.parameters():
+        key = f"{'trainable ' if p.requires_grad else ''}{str(p.dtype).removeprefix('torch.')}"
+        out[key] = out.get(key, 0) + p.numel() * p.element_size()
+    return out
+
+
 def memory_case(case: MemCase, out: Path) -> None:
     """A random Llama-style 0.85B model in bf16 on the GPU, wrapped by build_engine (bf16, one process), MEM_ITERS
     forward/backward/step iterations of the case's update; max_memory_allocated per phase beside the plan's numbers
@@ -518,13 +532,21 @@ def memory_case(case: MemCase, out: Path) -> None:
     torch.cuda.set_device(0)
     torch.manual_seed(0)
     config = LlamaConfig(**MEM_SHAPE)
-    with torch.device(MEM_DEVICE):
+    trainer = case_trainer(case)
+    with torch.device("cpu" if case.lora == "qlora" else MEM_DEVICE):
         model = LlamaForCausalLM(config)
     model = model.to(torch.bfloat16)
     n_params = sum(p.numel() for p in model.parameters())
+    if case.lora == "qlora":  # as the stage loads it: quantized onto the GPU from a checkpoint (training/engine.py)
+        import tempfile
+
+        from skillexp.training.engine import load_model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_pretrained(tmp)
+            model = load_model(tmp, trainer)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
-    trainer = case_trainer(case)
     optim = OptimConfig(lr=1e-5, warmup_ratio=0.0)
     gpu_bytes = torch.cuda.get_device_properties(0).total_memory
     plan = case_plan(case, gpu_bytes)
@@ -562,7 +584,8 @@ def memory_case(case: MemCase, out: Path) -> None:
                 "reserved_peak": torch.cuda.max_memory_reserved()}
     planned, ratio = compare(plan, measured)
     result = {
-        "case": asdict(case), "zero_stage": case.zero, "gradient_checkpointing": case.ckpt, "micro_batch": case.batch,
+        "case": asdict(case), "param_bytes_by_dtype": _bytes_by_dtype(engine.module), "zero_stage": case.zero,
+        "gradient_checkpointing": case.ckpt, "micro_batch": case.batch,
         "seq_len": case.seq, "iterations": MEM_ITERS, "shape": MEM_SHAPE, "fused_head": head is not None,
         "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "params_model": n_params,
         "params_plan": ModelShape.from_hf_config(model.config.to_dict()).params,
