@@ -25,7 +25,7 @@ ADAM_BYTES = 8  # m and v, fp32
 ADAM_8BIT_BYTES = 2 * (1 + 4 / 256)  # bitsandbytes' (Paged)AdamW8bit: 8-bit m and v, an fp32 scale a 256-block
 MASTER_BYTES = 4  # fp32 master weights
 # DeepSpeed defaults the project's ds_config leaves alone: reduce_bucket_size and stage3_prefetch_bucket_size
-# (elements); ZeRO-1/2/3 allocate the whole reduce bucket whatever the model's size
+# (elements); ZeRO-1/2/3 allocate the whole reduce bucket to reduce over ranks (one GPU alone allocates none)
 REDUCE_BUCKET = 500_000_000
 PREFETCH_BUCKET = 50_000_000
 SUB_GROUP = 1_000_000_000  # ZeRO-3's sub_group_size: its optimizer steps this many elements at a time
@@ -40,12 +40,13 @@ CKPT_PER_H = 2
 # float32 logits [b, s, V]: the logits, their gradient, and the bf16 logits + bf16 gradient (two half copies)
 LOGITS_COPIES = 3
 # QLoRA NF4: 4 bits a weight + 0.127 bits of double-quantized block constants (Dettmers et al. 2023); only the
-# decoder's linear layers are quantized, embeddings, lm_head and norms stay in the training precision
+# decoder's linear layers are quantized, embeddings, lm_head and norms are in the training precision once the
+# engine is built (peft's k-bit preparation casts them to fp32, DeepSpeed's bf16 engine back)
 NF4_BYTES = (4 + 0.127) / 8
 # asleep (generation.sleep: level 2, KV cache freed and weights dropped) vLLM keeps allocator pools and buffers
 VLLM_SLEEP_RESIDUE = 1 * GiB
-# of the peak: allocator fragmentation and what the plan leaves out (on an H200 the plan's peak came within -5% to
-# +0% of torch.cuda.max_memory_allocated; the caching allocator's reserved peak was 7-28% above the allocated one)
+# of the peak: allocator fragmentation and what the plan leaves out (on an H200 the plan's peak was 1% below to 20%
+# above torch.cuda.max_memory_allocated's; the caching allocator's reserved peak 7-28% above the allocated one)
 SAFETY_FRACTION = 0.10
 SAFETY_BYTES = int(1.5 * GiB)  # CUDA context(s), NCCL buffers, cuBLAS workspaces
 MARGIN_NOTE = f"{SAFETY_FRACTION:.0%} of the peak + {SAFETY_BYTES / GiB:.1f} GiB: CUDA context, fragmentation"
