@@ -25,7 +25,7 @@ ADAM_BYTES = 8  # m and v, fp32
 ADAM_8BIT_BYTES = 2 * (1 + 4 / 256)  # bitsandbytes' (Paged)AdamW8bit: 8-bit m and v, an fp32 scale a 256-block
 MASTER_BYTES = 4  # fp32 master weights
 # DeepSpeed defaults the project's ds_config leaves alone: reduce_bucket_size and stage3_prefetch_bucket_size
-# (elements); ZeRO-1/2/3 allocate the whole reduce bucket to reduce over ranks (one GPU alone allocates none)
+# (elements); ZeRO-1/2/3 allocate the whole reduce bucket to reduce over ranks (ZeRO-2 on one GPU allocates none)
 REDUCE_BUCKET = 500_000_000
 PREFETCH_BUCKET = 50_000_000
 SUB_GROUP = 1_000_000_000  # ZeRO-3's sub_group_size: its optimizer steps this many elements at a time
