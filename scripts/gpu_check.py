@@ -91,7 +91,7 @@ class MemCase:
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> MemCase:
-        """The case of a memory case's saved data (reports before 2026-12-05 hold only the stage and checkpointing)."""
+        """The case of a memory case's saved data (the first reports hold only the stage and checkpointing)."""
         return cls(**data["case"]) if "case" in data else cls(data["zero_stage"], data["gradient_checkpointing"])
 
     @property
@@ -502,9 +502,9 @@ def update_loss(engine, case: MemCase, ids, head):
     mask = torch.ones(rows, width - case.prompt, dtype=torch.long, device=ids.device)
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "completion_mask": mask,
              "position_ids": torch.arange(width, device=ids.device).expand(rows, -1)}
-    logp, entropy = completion_logprobs(engine, batch, 1.0, head, entropy=True)
+    logp, _ = completion_logprobs(engine, batch, 1.0, head, entropy=True)  # the entropies are statistics only
     advantages = torch.linspace(-1, 1, rows, device=ids.device)[:, None]
-    return -(advantages * torch.exp(logp - logp.detach())).sum() / mask.sum() + 0 * entropy.sum()
+    return -(advantages * torch.exp(logp - logp.detach())).sum() / mask.sum()
 
 
 def _bytes_by_dtype(module) -> dict[str, int]:
@@ -616,14 +616,15 @@ def memory_table(results: list[Result]) -> str:
     head = (f"{'case':20} {'':9} {'static':>8} {'fwd/bwd':>8} {'step':>8} {'peak':>8}   (GiB; static = allocated "
             "after the backward: training state + gradients; plan = plan_for, no vLLM)")
     rows = [head, "-" * len(head)]
+    width = max(20, *(len(r.name) for r in cases))
     for r in cases:
         m, p, q = r.data["measured"], r.data["plan"], r.data["ratio"]
         keys = ("static", "fwd_bwd", "step", "peak")
-        rows.append(f"{r.name:20} {'measured':9} " + " ".join(f"{m[k] / GiB:8.2f}" for k in keys)
+        rows.append(f"{r.name:{width}} {'measured':9} " + " ".join(f"{m[k] / GiB:8.2f}" for k in keys)
                     + f"   reserved peak {m['reserved_peak'] / GiB:.2f}")
-        rows.append(f"{'':20} {'plan':9} " + " ".join(f"{p[k] / GiB:8.2f}" for k in keys)
+        rows.append(f"{'':{width}} {'plan':9} " + " ".join(f"{p[k] / GiB:8.2f}" for k in keys)
                     + f"   required (peak + margin) {p['required'] / GiB:.2f}")
-        rows.append(f"{'':20} {'ratio':9} " + " ".join(f"{q[k]:8.2f}" for k in keys))
+        rows.append(f"{'':{width}} {'ratio':9} " + " ".join(f"{q[k]:8.2f}" for k in keys))
     return "\n".join(rows)
 
 

@@ -172,9 +172,8 @@ def training_state(shape: ModelShape, *, precision: str, zero_stage: int, offloa
     # a step converts the gradient shard to fp32 (except ZeRO-0 fp32); ZeRO-1/2/3 first flatten it, and in bf16
     # that flat 16-bit copy lives beside the fp32 one (6 bytes a parameter, measured on an H200 by
     # scripts/gpu_check.py); ZeRO-3 steps one sub-group at a time. The fused AdamW makes no shard-sized temporary
-    scratch = MASTER_BYTES * (precision == "bf16" or zero_stage >= 1) * opt_shard
-    if zero_stage >= 1 and precision == "bf16":
-        scratch = (MASTER_BYTES + pb) * (min(opt_shard, SUB_GROUP) if zero_stage == 3 else opt_shard)
+    copies = MASTER_BYTES * (precision == "bf16" or zero_stage >= 1) + pb * (precision == "bf16" and zero_stage >= 1)
+    scratch = copies * (min(opt_shard, SUB_GROUP) if zero_stage == 3 else opt_shard)
     return {"params": int(0 if offload_param else params), "grads": int(grads),
             "optimizer": int(0 if offload_optimizer else (master + adam) * opt_shard),
             "buckets": int(buckets), "step_scratch": int(0 if offload_optimizer else scratch)}
