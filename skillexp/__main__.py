@@ -40,7 +40,9 @@ def run_main(cfg: DictConfig) -> float | None:
         _user_error(e)
     from skillexp import preemption
     from skillexp.pipeline import run_pipeline
+    from skillexp.precision import announce
 
+    announce(run.precision, log)
     preemption.install()  # a scheduler's time-limit / preemption signal: checkpoint, exit, requeue
 
     from skillexp.eval.stage import format_table

@@ -33,6 +33,7 @@ from skillexp.training.config import TrainerConfig
 from skillexp.utils.schema import ConfigError, UnknownKeyError, from_dict, missing_value_message, unknown_key_message
 
 if TYPE_CHECKING:
+    from skillexp.precision import Hardware
     from skillexp.teachers.base import SkillCatalogue
 
 
@@ -68,6 +69,9 @@ class RunConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)  # the task checkers' workers, for every stage
     teacher: TeacherConfig = field(default_factory=TeacherConfig)  # STAT's teacher (teacher=none: no teacher)
     tags: list[str] = field(default_factory=list)
+    # written at start-up, not a setting: the precision `auto` resolved to, why, and the hardware it read
+    # (skillexp/precision.py); model.dtype and trainer.precision hold the resolved values
+    precision: dict[str, Any] = field(default_factory=dict)
 
 
 def schema_defaults(cls: type) -> dict[str, Any]:
@@ -153,6 +157,15 @@ def read_catalogue(run: RunConfig) -> SkillCatalogue:
         raise type(e)(f"method.stat.catalogue: {e}") from e
 
 
+def resolve_precision(run: RunConfig, hw: Hardware | None = None) -> RunConfig:
+    """`run` with `model.dtype` / `trainer.precision` `auto` resolved on `hw` (default: this machine) and the choice
+    recorded in `run.precision`: before any stage key is computed, so the keys hold the precision that ran."""
+    from skillexp.precision import resolve_run
+
+    resolved, choice, hw = resolve_run(run, hw)
+    return dataclasses.replace(resolved, precision=choice.record(hw))
+
+
 def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
     from skillexp.models import check_model
@@ -167,11 +180,15 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (MissingMandatoryValue, InterpolationToMissingValueError) as e:  # `???`, or one an interpolation reads
         raise ConfigError(missing_value_message(e) or str(e)) from e
+    if "precision" in data:
+        raise ConfigError("`precision` is written by skillexp at start-up (the precision `auto` resolved to): set "
+                          "trainer.precision and model.dtype instead.")
     try:
         run = from_dict(RunConfig, data)
     except UnknownKeyError as e:
         raise ConfigError(unknown_key_message(RunConfig, e.full_key, MOVED_KEYS)) from e
     try:
+        run = resolve_precision(run)
         check_model(run.model, Path(run.paths.cache_dir))
         if run.method.name != "none" and run.trainer.num_processes:  # the ranks of one node; Slurm checks its own
             run.method.sft.grad_accum(run.trainer, run.trainer.num_processes)

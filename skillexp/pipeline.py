@@ -38,6 +38,7 @@ from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.sources import fingerprint
+from skillexp.timing import phase, start_run, write_timing
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTInputs
 from skillexp.training.launch import num_processes, sft_stage, slurm_nodes
@@ -161,7 +162,8 @@ def _evaluate(inputs: EvalInputs, rt: Runtime, cache: StageCache, engine: Shared
               prefix: str = "") -> dict[str, float]:
     """Metrics of an eval stage, computed or reused; reused metrics are logged again so that every run's
     metrics.jsonl and W&B run hold its own numbers."""
-    out = cache.run(inputs, lambda o: eval_stage(inputs, o, rt, engine, prefix), prefix.rstrip("/") or "eval")
+    with phase("eval"):
+        out = cache.run(inputs, lambda o: eval_stage(inputs, o, rt, engine, prefix), prefix.rstrip("/") or "eval")
     metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
     if inputs.key not in cache.built:
         rt.tracker.log(metrics)
@@ -170,7 +172,8 @@ def _evaluate(inputs: EvalInputs, rt: Runtime, cache: StageCache, engine: Shared
 
 def _train_rl(inputs: RLInputs, rt: Runtime, cache: StageCache, engine: SharedEngine) -> Path:
     """The GRPO stage; a reused one's per-step metrics are logged again, so every run shows its reward curve."""
-    out = cache.run(inputs, lambda o: rl_stage(inputs, o, rt, engine))
+    with phase("rl"):
+        out = cache.run(inputs, lambda o: rl_stage(inputs, o, rt, engine))
     if inputs.key not in cache.built and (out / STEP_LOG).exists():
         for step, metrics in sorted(replayed_steps(out / STEP_LOG).items()):
             rt.tracker.log(metrics, step=step)
@@ -216,6 +219,7 @@ def check_memory(plans: dict[str, MemoryPlan]) -> None:
 def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     """Run every stage of `run`, with its outputs in the stage cache (linked from `run_dir`) or in `run_dir`;
     returns the final metrics, also written to summary.json."""
+    start_run()  # phases and peak RSS from zero: timing.json holds this run's alone
     run_dir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(run)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
@@ -246,7 +250,8 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
         summary: dict[str, float] = {}
         if "sft" in stages(run):
             data_inputs, sft_inputs = specs["sft_data"], specs["sft"]
-            data = cache.run(data_inputs, lambda out: sft_data_stage(data_inputs, out, rt))
+            with phase("sft_data"):
+                data = cache.run(data_inputs, lambda out: sft_data_stage(data_inputs, out, rt))
             if (data / SFT_DATA).stat().st_size == 0:  # method.if_empty=base let an empty build through
                 log.warning("no SFT data: SFT skipped, the run goes on from the base model (sft/skipped=1)")
                 summary["sft/skipped"] = 1.0
@@ -255,11 +260,13 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                                      cache, model_dir)  # what follows starts from the base model, keyed so
                 _write_stages(run_dir, specs)
             else:
-                cache.run(sft_inputs, lambda out: sft_stage(sft_inputs, out, rt))
+                with phase("sft"):
+                    cache.run(sft_inputs, lambda out: sft_stage(sft_inputs, out, rt))
         for name, spec in specs.items():  # before the shared engine: a PRM may need the GPU to itself
             if isinstance(spec, SubsetInputs):
                 variant = name.split(":", 1)[1]
-                cache.run(spec, lambda out, s=spec, v=variant: subset_stage(s, out, rt, v), f"subset_{variant}")
+                with phase("subset"):
+                    cache.run(spec, lambda out, s=spec, v=variant: subset_stage(s, out, rt, v), f"subset_{variant}")
         # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
         with SharedEngine(run.model, run.generation, run.seed) as engine:
             if "rl" in specs:
@@ -268,6 +275,10 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 _train_rl(specs["rl"], rt, cache, engine)
             summary.update(_evaluate(specs["eval"], rt, cache, engine))
         tracker.set_summary(summary)
+        timing = write_timing(run_dir)  # before summary.json, whose presence marks the run finished
+        log.info("time per phase (s): %s; peak RSS %s GiB", ", ".join(f"{k} {v:.0f}" for k, v in
+                                                                     timing["phases_s"].items()),
+                 f"{timing['peak_rss_gib']:.2f}" if timing["peak_rss_gib"] is not None else "unknown")
         atomic_write_json(run_dir / "summary.json", summary)
         return summary
     finally:

@@ -11,10 +11,13 @@ __all__ = ["Completion", "Generator", "SamplingParams", "build_generator", "rend
 
 
 def build_generator(model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int = 0) -> Generator:
-    if cfg.backend == "vllm":
-        from skillexp.generation.vllm import VLLMGenerator
+    from skillexp.timing import phase
 
-        return VLLMGenerator(model_dir, model_cfg, cfg, seed)
-    from skillexp.generation.hf import HFGenerator
+    with phase("engine_start"):
+        if cfg.backend == "vllm":
+            from skillexp.generation.vllm import VLLMGenerator
 
-    return HFGenerator(model_dir, model_cfg, cfg, seed)
+            return VLLMGenerator(model_dir, model_cfg, cfg, seed)
+        from skillexp.generation.hf import HFGenerator
+
+        return HFGenerator(model_dir, model_cfg, cfg, seed)

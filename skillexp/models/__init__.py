@@ -92,13 +92,18 @@ def resolve_model_dir(cfg: ModelConfig, cache_dir: Path) -> Path:
 
 
 def resolve_dtype(cfg: ModelConfig, device: str) -> torch.dtype:
-    """'auto' means bf16 on a GPU that supports it and fp32 elsewhere: HF on CPU is not faster in bf16 on most
-    machines, and fp32 keeps tests exact. An explicit dtype is used as is."""
+    """An explicit dtype as is; 'auto' (a config built outside a run, whose start-up resolves it) as
+    skillexp/precision.py picks it for `device`: bf16 where it is native, fp16 on CUDA without bf16, else fp32."""
     if cfg.dtype != "auto":
         return DTYPES[cfg.dtype]
-    if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    from dataclasses import replace
+
+    from skillexp.precision import DTYPE_OF, auto_precision, detect
+
+    hw = detect()
+    if not device.startswith("cuda"):
+        hw = replace(hw, device="cpu")
+    return DTYPES[DTYPE_OF[auto_precision(hw)[0]]]
 
 
 def load_tokenizer(model_dir: Path | str, cfg: ModelConfig):

@@ -111,6 +111,38 @@ def wall_minutes(run: Run) -> str:
         return "–"
 
 
+# the run table's time columns: (header, the phases of skillexp/timing.py it adds up)
+PHASE_COLUMNS = (("engines s", ("engine_start",)), ("SFT data s", ("sft_data",)), ("SFT s", ("sft",)),
+                 ("rollout s", ("rl_rollout",)), ("update s", ("rl_update",)),
+                 ("RL other s", ("rl", "rl_val")), ("evals s", ("eval", "subset")), ("other s", ("other",)))
+
+
+def timing_cells(run: Run) -> list[str]:
+    """The run's seconds per phase group and its peak RSS (timing.json), '–' for a run without one."""
+    try:
+        timing = json.loads((run.path / "timing.json").read_text())
+        phases = timing["phases_s"]
+    except (OSError, KeyError, ValueError):
+        return ["–"] * (len(PHASE_COLUMNS) + 1)
+    cells = [f"{sum(phases.get(p, 0.0) for p in names):.0f}" for _, names in PHASE_COLUMNS]
+    rss = timing.get("peak_rss_gib")
+    return cells + ["–" if rss is None else f"{rss:.1f}"]
+
+
+def runs_table(sweep: Sweep, named: bool) -> list[str]:
+    """The run table: what each run is, its wall minutes, where its time went and its peak memory."""
+    header = ["method", "rl", "seed", *(["setting"] if named else []), "minutes",
+              *(h for h, _ in PHASE_COLUMNS), "peak RSS GiB", "run dir"]
+    lines = ["## Runs", "", "Seconds per phase (`timing.json`; a stage reused from the cache costs nothing) and each "
+             "run's peak RSS since it started (runs of one process each start from zero).", "",
+             "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for r in sorted(sweep.runs, key=lambda r: (r.setting, r.method, r.rl, r.seed)):
+        cells = [r.method, r.rl, str(r.seed), *([setting_name(r.setting)] if named else []), wall_minutes(r),
+                 *timing_cells(r), f"`{r.path.relative_to(sweep.root)}`"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none") -> Report:
     """results.md, results.csv, comparisons.csv and the figures in `out_dir`; returns what was written."""
     check_metric(sweep.runs, metric)
@@ -133,12 +165,7 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none
     for setting in settings(sweep.runs):
         report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, baseline,
                        out_dir)
-    named = bool(sweep.setting_keys)
-    report.markdown += ["## Runs", "", "| method | rl | seed | " + ("setting | " if named else "") + "minutes | run dir |",
-                        "|---" * (6 if named else 5) + "|"]
-    report.markdown += [f"| {r.method} | {r.rl} | {r.seed} | " + (f"{setting_name(r.setting)} | " if named else "")
-                        + f"{wall_minutes(r)} | `{r.path.relative_to(sweep.root)}` |"
-                        for r in sorted(sweep.runs, key=lambda r: (r.setting, r.method, r.rl, r.seed))]
+    report.markdown += runs_table(sweep, bool(sweep.setting_keys))
     if skipped := [r for r in sweep.runs if r.summary.get("sft/skipped")]:
         report.markdown += ["", "## Runs without SFT", "", "Their method built no SFT data (`method.if_empty=base`), so "
                             "they went on from the base model; their cells average them in as they are:", "",

@@ -68,6 +68,10 @@ class GRPOConfig:
     # less memory and time; models outside rl/forward.py's PLAIN_HEAD, and ZeRO-3, use the logits whatever this says
     fused_head: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
+    # micro-batches whose rows all have advantage 0 (flat groups) contribute exactly 0 to the gradient when there is
+    # no KL term: run a one-token forward in their place instead of the full one (DeepSpeed still sees every
+    # micro-step, and the optimizer steps on the same gradient, so the weights come out bit for bit the same)
+    skip_flat: Annotated[bool, UNKEYED] = True
     # this stage's optimiser (the engine is `trainer`): verl's GRPO defaults, a constant lr of 1e-6 and AdamW betas
     # (0.9, 0.999) (torch's, which verl's actor keeps; SFT's default is (0.9, 0.95))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
@@ -107,7 +111,8 @@ class RLInputs(StageInputs):
     `validation`: the eval suite's variants that have a val split, as GRPO samples them."""
 
     STAGE: ClassVar[str] = "rl"
-    VERSION: ClassVar[int] = 3  # 3: exact zero advantages for equal groups; update-wide loss normalisers
+    # 3: exact zero advantages for equal groups; update-wide loss normalisers; 4: groups with a signal lead each update
+    VERSION: ClassVar[int] = 4
 
     start: Artifact
     model: ModelConfig

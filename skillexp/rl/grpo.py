@@ -37,6 +37,7 @@ from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, 
 from skillexp.runtime import Runtime
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.scoring import ScorePool
+from skillexp.timing import phase
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint, unrecorded_grad_norm)
 from skillexp.training.launch import launched, run_ranks
@@ -178,10 +179,11 @@ class GRPO:
         return {k: v.to(self.engine.device) for k, v in batch.items()}
 
     @torch.no_grad()
-    def _fixed_logprobs(self, ro: Rollouts, model) -> list[torch.Tensor]:
-        """Per-row log-probs under a model that does not change during the updates (old policy or reference)."""
+    def _fixed_logprobs(self, ro: Rollouts, model, rows: list[int] | None = None) -> list[torch.Tensor]:
+        """Per-row log-probs under a model that does not change during the updates (old policy or reference), for
+        `rows` (default: all; the others are left empty)."""
         out: list[torch.Tensor] = [torch.empty(0)] * len(ro)
-        for rows in self._micro_batches(list(range(len(ro)))):
+        for rows in self._micro_batches(list(range(len(ro))) if rows is None else rows):
             logp, _ = self._forward_logprobs(self._batch(ro, rows), model, grad=False)
             for r, i in enumerate(rows):
                 out[i] = logp[r]
@@ -200,8 +202,13 @@ class GRPO:
         rewards = torch.tensor(gather(ro.rewards), dtype=torch.float32)  # the step's, in rank order
         adv = group_advantages(rewards, cfg.group_size, cfg.advantage_scale, cfg.advantage_eps)
         adv = adv[share(len(rewards), "rollout rows")]
+        # with no KL term a row of advantage 0 adds exactly 0 to the gradient: micro-batches of such rows only run
+        # a one-token forward (`_null_loss`), and each update puts the groups with a signal first
+        signal = adv != 0
+        skip = cfg.skip_flat and cfg.kl_coef == 0
         on_policy = self.updates_per_step == 1  # then old log-probs are the current ones, detached
-        old = None if on_policy else self._fixed_logprobs(ro, self.engine.module)
+        old = None if on_policy else self._fixed_logprobs(
+            ro, self.engine.module, [i for i in range(len(ro)) if signal[i] or not skip])
         ref = None
         if self.ref is not None:
             ref = self._fixed_logprobs(ro, self.ref)
@@ -210,15 +217,24 @@ class GRPO:
                 ref = self._fixed_logprobs(ro, self.engine.module)
         norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
         sums: dict[str, float] = {}
-        count, loss_total, grad_norm = 0, 0.0, 0.0
+        count, skipped, loss_total, grad_norm = 0, 0, 0.0, 0.0
         self.engine.train()
         for epoch in range(cfg.epochs_per_batch):
             for rows in self._mini_batches(len(ro) // cfg.group_size, epoch):
-                micro = self._micro_batches(rows)
+                micro = self._micro_batches(self._signal_first(rows, signal))
                 batches = [self._batch(ro, rows) for rows in micro]
                 local = sum(agg_denominator(b["completion_mask"], cfg.loss_agg, norm) for b in batches)
                 denominator = all_sum([local])[0] / (self.gas * self.world)
-                for rows, batch in zip(micro, batches):
+                # a micro-batch is skipped only where it is flat on every rank: the ranks' forwards stay in step
+                needed = all_sum([float(signal[rows].any() or not skip) for rows in micro])
+                for rows, batch, need in zip(micro, batches, needed):
+                    if not need:
+                        self.engine.backward(self._null_loss())
+                        if self.engine.is_gradient_accumulation_boundary():
+                            grad_norm = unrecorded_grad_norm(self.engine)
+                        self.engine.step()
+                        skipped += 1
+                        continue
                     logp, entropy = self._forward_logprobs(batch, self.engine, grad=True)
                     mask = batch["completion_mask"]
                     width = mask.shape[1]
@@ -245,12 +261,26 @@ class GRPO:
                         sums[k] = sums.get(k, 0.0) + float(v)
                     count += 1
                     loss_total += loss.item() / self.gas  # this rank's part of the update's loss
-        out = all_mean({k: v / count for k, v in sums.items()})
+        out = all_mean({k: v / count for k, v in sums.items()})  # over the micro-batches that ran
         out["loss"] = all_sum([loss_total])[0] / self.world / self.updates_per_step
+        out["skipped_micro_batch_frac"] = skipped / (skipped + count)
         recorded = self.engine.get_global_grad_norm()
         out["grad_norm"] = float(grad_norm if recorded is None else recorded)  # the last update's, before clipping
         out["lr"] = self.engine.get_lr()[0]
         return out
+
+    def _signal_first(self, rows: list[int], signal: torch.Tensor) -> list[int]:
+        """An update's rows (whole groups), the groups with a non-zero advantage first, each kind in its order."""
+        g = self.cfg.group_size
+        groups = [rows[i: i + g] for i in range(0, len(rows), g)]
+        return [r for group in sorted(groups, key=lambda grp: not bool(signal[grp].any())) for r in group]
+
+    def _null_loss(self) -> torch.Tensor:
+        """A loss of exactly 0 from a one-token forward through every module: its backward gives every parameter a
+        zero gradient, so a skipped micro-batch adds what its rows would have added (0) and DeepSpeed's micro-steps,
+        gradient hooks and, on several ranks, collectives run as for a real one."""
+        ids = torch.full((1, 1), self.tokenizer.pad_token_id or 0, dtype=torch.long, device=self.engine.device)
+        return self.engine(input_ids=ids, use_cache=False).logits.float().sum() * 0.0
 
     def _val_variants(self) -> dict[str, dict]:
         """The validation suite's variants that have a val split (tiny ones, e.g. 1-digit multiplication, may not)."""
@@ -324,19 +354,22 @@ class GRPO:
     def run_loop(self) -> Path:
         cfg = self.cfg
         if cfg.val_before_train and self.step == 0 and cfg.val_every_steps:
-            self.validate()
+            with phase("rl_val"):
+                self.validate()
         progress = Progress(log, "GRPO step", cfg.steps, start=self.step, every_s=0)
         with preemption.step_loop():  # a scheduler signal waits for the step and its checkpoint, or the export
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
-                ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
-                                     seed=self.inputs.seed * 1_000_003 + self.step, tp=self.tp)
+                with phase("rl_rollout"):
+                    ro, rounds = collect(self.gen, self.task, self.stream, self.reward, cfg,
+                                         seed=self.inputs.seed * 1_000_003 + self.step, tp=self.tp)
                 t1 = time.perf_counter()
-                self.gen.sleep()  # a colocated vLLM engine on a GPU gives its memory to the update
-                metrics = self.train_step(ro)
-                t2 = time.perf_counter()
-                if self.inputs.generation.backend != "hf":
-                    self.sync()
+                with phase("rl_update"):
+                    self.gen.sleep()  # a colocated vLLM engine on a GPU gives its memory to the update
+                    metrics = self.train_step(ro)
+                    t2 = time.perf_counter()
+                    if self.inputs.generation.backend != "hf":
+                        self.sync()
                 t3 = time.perf_counter()
                 self.step += 1
                 metrics.update(self.diagnostics(ro, rounds))
@@ -352,7 +385,8 @@ class GRPO:
                 if cfg.sample_table_every_steps and self.step % cfg.sample_table_every_steps == 0:
                     self.log_samples(ro)
                 if cfg.val_every_steps and (self.step % cfg.val_every_steps == 0 or self.step == cfg.steps):
-                    self.validate()
+                    with phase("rl_val"):
+                        self.validate()
                 if checkpoint_due(self.step, cfg.steps, self.trainer):
                     save_checkpoint(self.engine, self.out_dir / "checkpoints", self.step,
                                     {"step": self.step, "consumed": self.stream.consumed},

@@ -63,7 +63,9 @@ class TrainerConfig:
     zero_stage: Literal[0, 1, 2, 3] = 0
     offload_optimizer: bool = False  # ZeRO 1-3: optimizer states in CPU memory (JIT-builds cpu_adam once)
     offload_param: bool = False  # ZeRO 3 only: parameters in CPU memory
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # auto: bf16 where the device computes it natively, fp16 on CUDA GPUs without bf16, else fp32
+    # (skillexp/precision.py; resolved at start-up, before any stage key)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     micro_batch_size: Annotated[int, AT_LEAST_1] = 1  # sequences per device per forward
     grad_accum: Annotated[int, AT_LEAST_1] = 1  # SFT's micro-batches per optimizer step (GRPO derives its own)
     gradient_checkpointing: bool = False

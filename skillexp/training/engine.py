@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from skillexp import preemption
+from skillexp.precision import concrete
 from skillexp.training.config import ALL_LINEAR, LoraConfig, OptimConfig, TrainerConfig
 from skillexp.training.weights import policy_weights
 from skillexp.utils.io import atomic_write_json
@@ -82,6 +83,7 @@ def lr_lambda(cfg: OptimConfig, total_steps: int):
 
 
 def ds_config(cfg: TrainerConfig, optim: OptimConfig) -> dict[str, Any]:
+    precision = concrete(cfg.precision)
     zero: dict[str, Any] = {"stage": cfg.zero_stage}
     if cfg.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu"}
@@ -94,7 +96,9 @@ def ds_config(cfg: TrainerConfig, optim: OptimConfig) -> dict[str, Any]:
         "gradient_accumulation_steps": cfg.grad_accum,
         "gradient_clipping": optim.grad_clip,
         "zero_optimization": zero,
-        "bf16": {"enabled": cfg.precision == "bf16"},
+        "bf16": {"enabled": precision == "bf16"},
+        # dynamic loss scaling (DeepSpeed's defaults) keeps fp16 gradients from underflowing
+        "fp16": {"enabled": precision == "fp16", "loss_scale": 0, "initial_scale_power": 16},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from skillexp.precision import concrete
 from skillexp.training.config import LoraConfig, TrainerConfig
 
 if TYPE_CHECKING:
@@ -153,13 +154,14 @@ def training_state(shape: ModelShape, *, precision: str, zero_stage: int, offloa
                    offload_param: bool, lora: LoraConfig | None, world_size: int,
                    quantized_4bit: bool) -> dict[str, int]:
     """Per-GPU bytes of what DeepSpeed keeps between steps, plus what one optimizer step adds for a moment."""
-    pb = {"bf16": 2, "fp32": 4}[precision]
+    pb = {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
+    half = pb == 2  # bf16 or fp16: 16-bit weights with fp32 master copies
     n = world_size
     trainable = lora_params(shape, lora) if lora else shape.params
     base = weight_bytes(shape, pb, quantized_4bit) if lora else 0  # frozen: no gradients, no optimizer
     params = (base + trainable * pb) / (n if zero_stage == 3 else 1)
     opt_shard = trainable / (n if zero_stage >= 1 else 1)
-    master = MASTER_BYTES if precision == "bf16" or zero_stage in (1, 2) else 0
+    master = MASTER_BYTES if half or zero_stage in (1, 2) else 0
     adam = ADAM_8BIT_BYTES if lora and lora.optimizer == "paged_adamw_8bit" else ADAM_BYTES
     grads = trainable * pb / (n if zero_stage >= 2 else 1)
     if offload_optimizer and zero_stage >= 2:
@@ -172,7 +174,7 @@ def training_state(shape: ModelShape, *, precision: str, zero_stage: int, offloa
     # a step converts the gradient shard to fp32 (except ZeRO-0 fp32); ZeRO-1/2/3 first flatten it, and in bf16
     # that flat 16-bit copy lives beside the fp32 one (6 bytes a parameter, measured on an H200 by
     # scripts/gpu_check.py); ZeRO-3 steps one sub-group at a time. The fused AdamW makes no shard-sized temporary
-    copies = MASTER_BYTES * (precision == "bf16" or zero_stage >= 1) + pb * (precision == "bf16" and zero_stage >= 1)
+    copies = MASTER_BYTES * (half or zero_stage >= 1) + pb * (half and zero_stage >= 1)
     scratch = copies * (min(opt_shard, SUB_GROUP) if zero_stage == 3 else opt_shard)
     return {"params": int(0 if offload_param else params), "grads": int(grads),
             "optimizer": int(0 if offload_optimizer else (master + adam) * opt_shard),
@@ -305,7 +307,7 @@ def plan(shape: ModelShape, *, precision: str, zero_stage: int, offload_optimize
                     rollout_seqs=rollout_seqs, vllm_sleeps=vllm_sleeps, gpu_bytes=gpu_bytes,
                     kl_reference=kl_reference, quantized_4bit=quantized_4bit, logit_rows=logit_rows,
                     vllm_tp=vllm_tp)
-    pb = {"bf16": 2, "fp32": 4}[precision]
+    pb = {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
     state = training_state(shape, precision=precision, zero_stage=zero_stage, offload_optimizer=offload_optimizer,
                            offload_param=offload_param, lora=lora, world_size=world_size,
                            quantized_4bit=quantized_4bit)
@@ -327,7 +329,7 @@ def plan_for(shape: ModelShape, trainer: TrainerConfig, *, seq_len: int, world_s
     during updates with `generation.sleep`); `seq_len` is the longest prompt + completion (GRPO) or
     method.sft.max_length (SFT); `kl_reference`: rl.kl_coef > 0; `logit_rows`: GRPO's head block (rl/head.py)."""
     vllm = generation is not None and generation.backend == "vllm"
-    return plan(shape, precision=trainer.precision, zero_stage=trainer.zero_stage,
+    return plan(shape, precision=concrete(trainer.precision), zero_stage=trainer.zero_stage,
                 offload_optimizer=trainer.offload_optimizer, offload_param=trainer.offload_param, lora=trainer.lora,
                 world_size=world_size, micro_batch_size=trainer.micro_batch_size, seq_len=seq_len,
                 gradient_checkpointing=trainer.gradient_checkpointing,

@@ -196,3 +196,35 @@ def test_vllm_close_frees_the_engine(tiny_model_dir, prompts) -> None:
     gen.close()  # idempotent
     gc.collect()
     assert rss() - before < 0.5
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bf16 logits have many ties
+def test_the_cpu_top_k_top_p_mask_is_vllms(dtype: torch.dtype) -> None:
+    """The sort-free top-k-then-top-p mask equals vLLM's own, row by row: the eval's k 20 / p 0.8, rows without a
+    top-k (k = V) or a top-p (p = 1) in the same batch, k 1, and a p that keeps only the most likely token."""
+    from vllm.v1.sample.ops.topk_topp_sampler import apply_top_k_top_p_pytorch
+
+    from skillexp.generation.vllm import top_k_then_top_p
+
+    torch.manual_seed(0)
+    rows, vocab = 12, 4096
+    logits = (torch.randn(rows, vocab) * 3).to(dtype).float()
+    k = torch.tensor([20, 20, vocab, 1, 5, 50, 20, vocab, 2, 20, 7, 20])
+    p = torch.tensor([0.8, 1.0, 0.8, 0.8, 0.05, 0.95, 0.5, 1.0, 0.99, 0.3, 0.8, 1e-6])
+    ours = top_k_then_top_p(logits.clone(), k, p)
+    theirs = apply_top_k_top_p_pytorch(logits.clone(), k.clone(), p.clone(), allow_cpu_sync=True)
+    assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+    assert torch.equal(ours, theirs)
+    assert (~torch.isinf(ours)).sum(-1)[3] == 1 and (~torch.isinf(ours)).sum(-1)[11] == 1
+
+
+@pytest.mark.vllm
+def test_the_cpu_engine_samples_with_the_sort_free_mask(vllm_tiny, prompts) -> None:
+    from vllm.v1.sample.ops import topk_topp_sampler
+
+    assert topk_topp_sampler.apply_top_k_top_p.__name__ == "apply_top_k_top_p"
+    assert hasattr(topk_topp_sampler.apply_top_k_top_p, "__wrapped__")  # ours, in front of vLLM's
+    params = SamplingParams(n=2, temperature=0.7, top_p=0.8, top_k=20, max_tokens=8, seed=3)
+    first, again = vllm_tiny.generate(prompts, params), vllm_tiny.generate(prompts, params)
+    assert [[c.token_ids for c in o] for o in first] == [[c.token_ids for c in o] for o in again]

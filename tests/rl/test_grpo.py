@@ -49,6 +49,33 @@ def _grpo(out: Path, steps: int, save_every: int = 100) -> Path:
     return grpo(run, resolve_model_dir(run.model, Path(run.paths.cache_dir)), out)
 
 
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return {k: v for f in sorted(model_dir.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_skipping_flat_micro_batches_gives_the_same_weights(tmp_path: Path, tiny_model_dir: Path,
+                                                             precision: str) -> None:
+    """Micro-batches whose rows all have advantage 0 run a one-token forward instead of the full one; the optimizer
+    still steps on the same (partly or wholly zero) gradient, so AdamW's moments, weight decay and the schedule
+    come out as if the full forward had run: the weights are bit for bit the same, in fp32 and bf16."""
+    common = ["rl.steps=6", "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batch_prompts=4",
+              "trainer.micro_batch_size=8", f"trainer.precision={precision}", "rl.optim.weight_decay=0.1",
+              "rl.rewards=[{fn: tests.rl.rewards.letter_a_some, weight: 1.0}]"]
+    out = {}
+    for skip in (True, False):
+        run = tiny_run([*common, f"rl.skip_flat={str(skip).lower()}"])
+        out[skip] = grpo(run, tiny_model_dir, tmp_path / str(skip))
+    skipped = [r["rl/skipped_micro_batch_frac"] for r in read_jsonl(tmp_path / "True" / "metrics.jsonl")
+               if "rl/skipped_micro_batch_frac" in r]
+    assert 1.0 in skipped and any(0 < f < 1 for f in skipped), skipped  # whole steps and parts of steps skipped
+    assert all(r["rl/skipped_micro_batch_frac"] == 0 for r in read_jsonl(tmp_path / "False" / "metrics.jsonl")
+               if "rl/skipped_micro_batch_frac" in r)
+    a, b = _weights(out[True]), _weights(out[False])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], v) for k, v in _weights(tiny_model_dir).items())  # it did train
+
+
 # with lm_head: the tiny random model learns to write more "a"s mostly through its unembedding
 LORA = ["trainer.lora={r: 16, alpha: 32, target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
         "down_proj, lm_head]}", "rl.optim.lr=3e-2", "rl.kl_coef=1e-3"]  # KL to the policy without adapters
