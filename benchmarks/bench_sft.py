@@ -1,10 +1,13 @@
 """SFT throughput and peak memory: our DeepSpeed SFT loop vs TRL's SFTTrainer, same data, batch, length, precision.
 
-Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8] [--precision fp32]
+Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8]
+                                             [--precision auto|fp32|bf16]
 Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. All
 train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts), unpacked (batch =
 sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasing with a block-diagonal mask, TRL's
-`bfd` padding-free packing). tokens/s counts non-padding tokens.
+`bfd` padding-free packing). tokens/s counts non-padding tokens; "of bound" divides it by what this machine's matmul
+peak (a 2048³ matmul in the run's dtype, timed first) allows at 6·N FLOPs a token. `auto` is the precision
+skillexp picks on this CPU (bf16 where it is native, else fp32); TRL trains in the same one (its `bf16` flag).
 """
 from __future__ import annotations
 
@@ -30,6 +33,14 @@ def make_data(path: Path, n: int) -> None:
         {"role": "assistant", "content": f"Let me work it out. {task.reference_solution(it)}"}]}
         for i, it in enumerate(task.items("train"))]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def load_params(name: str):
+    """The model's parameters (to count them), loaded on the meta device: no weights read."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with __import__("torch").device("meta"):
+        return list(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir(name))).parameters())
 
 
 def model_dir(name: str) -> Path:
@@ -107,7 +118,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--packing", action="store_true")
     ap.add_argument("--which")
     ap.add_argument("--data")
@@ -115,6 +126,15 @@ def main() -> None:
     args = ap.parse_args()
     if args.which:
         return child(args)
+    from benchmarks.machine import bound_tokens_per_s, header, matmul_peak_gflops, resolve
+
+    print(header(args.precision))
+    args.precision = resolve(args.precision)
+    peak = matmul_peak_gflops(args.precision)
+    params = sum(p.numel() for p in load_params(args.model))
+    bound = bound_tokens_per_s(peak, params)
+    print(f"matmul peak {peak:.1f} GFLOP/s in {args.precision}: {bound:,.0f} trained tokens/s for {params / 1e6:.0f}M "
+          "parameters at 6·N FLOPs a token\n")
     tmp = Path(tempfile.mkdtemp(prefix="bench-sft-"))
     make_data(tmp / "data.jsonl", n=args.batch * (args.steps + 2) * 8)  # enough rows to fill packed batches
     rows = []
@@ -129,10 +149,15 @@ def main() -> None:
             raise RuntimeError(f"{which} failed:\n{proc.stderr[-3000:]}")
         rows.append((which, packing, json.loads(line[7:])))
     print(f"model={args.model} batch={args.batch} steps={args.steps} precision={args.precision}\n")
-    print("| trainer | batches | tokens/s | peak RSS GB |\n|---|---|---|---|")
+    print("| trainer | batches | tokens/s | of bound | peak RSS GB |\n|---|---|---|---|---|")
     for which, packing, r in rows:
         label = "skillexp (DeepSpeed ZeRO-0)" if which == "ours" else "TRL SFTTrainer"
-        print(f"| {label} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | {r['peak_rss_gb']:.2f} |")
+        print(f"| {label} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | "
+              f"{r['tokens_per_s'] / bound:.0%} | {r['peak_rss_gb']:.2f} |")
+    for packing in (False, True):
+        ours, trl = (next(r for w, p, r in rows if w == which and p == packing) for which in ("ours", "trl"))
+        print(f"\n{'packed' if packing else 'padded'}: ours {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x TRL's "
+              f"tokens/s at {ours['peak_rss_gb'] / trl['peak_rss_gb']:.2f}x its peak memory.")
 
 
 if __name__ == "__main__":

@@ -51,8 +51,8 @@ def _gguf_location(cfg: ModelConfig, work_dir: Path) -> tuple[Path, str]:
 def convert_gguf(cfg: ModelConfig, out_dir: Path, work_dir: Path) -> None:
     """Dequantize `cfg`'s GGUF into `out_dir` (untied safetensors + tokenizer); `work_dir` holds the extract.
 
-    Stored in `model.dtype` (bf16 for SmolLM2: the dtype vLLM runs it in, so loading it converts nothing and says
-    nothing; "auto": fp32). Trainers load it in fp32 either way."""
+    Stored in `model.dtype` as a run resolved it (bf16 or fp32, skillexp/precision.py: the dtype vLLM runs it in, so
+    loading it converts nothing and says nothing; an unresolved "auto": fp32). Trainers load it in fp32 either way."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     src_dir, file = _gguf_location(cfg, work_dir)

@@ -191,6 +191,12 @@ def build_engine(model: torch.nn.Module, cfg: TrainerConfig, optim: OptimConfig,
     engine, *_ = deepspeed.initialize(
         model=model, model_parameters=params, optimizer=optimizer, config=config,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, total_steps)))
+    import torch.distributed as dist
+
+    if cfg.zero_stage == 0 and dist.get_world_size() == 1:
+        # one rank: nothing to average, yet ZeRO-0's all-reduce would flatten every gradient into buckets, reduce
+        # them over a group of one and copy them back, at every update (~2 s for 135M parameters on 2 CPU cores)
+        engine.enable_backward_allreduce = False
     return engine
 
 

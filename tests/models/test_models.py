@@ -110,7 +110,7 @@ def test_chat_template_override(tiny_model_dir: Path) -> None:
 
 
 def test_dtype_policy(tiny_model_dir: Path) -> None:
-    assert resolve_dtype(ModelConfig(name="t", source="tiny"), "cpu") == torch.float32
+    assert resolve_dtype(ModelConfig(name="t", source="tiny", dtype="float32"), "cpu") == torch.float32
     bf16 = ModelConfig(name="t", source="tiny", dtype="bfloat16")
     assert resolve_dtype(bf16, "cpu") == torch.bfloat16
     assert load_causal_lm(tiny_model_dir, bf16).dtype == torch.bfloat16
@@ -120,9 +120,9 @@ def test_dtype_policy(tiny_model_dir: Path) -> None:
 def test_smollm2_converts_untied_and_answers(smollm2_dir: Path) -> None:
     from safetensors import safe_open
 
-    # stored in bf16, the dtype vLLM runs it in: loading it there converts (and warns about) nothing
+    # stored in the dtype vLLM runs it in (model.dtype as resolved here): loading it converts (and warns about) nothing
     with safe_open(str(next(smollm2_dir.glob("*.safetensors"))), "pt") as f:
-        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {{"bfloat16": "BF16", "float32": "F32"}[SMOLLM2.dtype]}
     model = load_causal_lm(smollm2_dir, SMOLLM2)
     assert not model.config.tie_word_embeddings
     assert torch.equal(model.lm_head.weight, model.model.embed_tokens.weight)  # untied copies, same values

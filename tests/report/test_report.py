@@ -298,3 +298,17 @@ def test_report_on_a_real_multirun(tmp_path: Path) -> None:
     assert {r["ci95_method"] for r in rows} == {"bootstrap"}
     assert all(0 <= float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"]) <= 1 for r in rows)
     assert not (tmp_path / "report" / "wandb").exists()  # the runs logged no W&B, so neither does the report
+    # the run table: where each run's time went (timing.json) and its own peak RSS, though both ran in one process
+    md = (tmp_path / "report" / "results.md").read_text()
+    runs = [line for line in md.split("## Runs")[1].splitlines() if line.startswith("| sft |")]
+    assert len(runs) == 2
+    header = next(line for line in md.split("## Runs")[1].splitlines() if line.startswith("| method |"))
+    assert header.split(" | ")[4:13] == ["minutes", "engines s", "SFT data s", "SFT s", "rollout s", "update s",
+                                         "RL other s", "evals s", "other s"]
+    for line in runs:
+        cells = line.split(" | ")
+        assert float(cells[6]) > 0 and float(cells[7]) > 0 and float(cells[11]) > 0  # SFT data, SFT, evals
+        assert 0.3 < float(cells[13]) < 20  # peak RSS GiB
+    for run in tmp_path.glob("*-sft-*"):
+        timing = json.loads((run / "timing.json").read_text())
+        assert abs(sum(timing["phases_s"].values()) - timing["wall_s"]) < 0.1
