@@ -150,5 +150,8 @@ def resolve_run(run: RunConfig, hw: Hardware | None = None) -> tuple[RunConfig, 
     choice = choose(run.model.dtype, run.trainer.precision, hw)
     if run.trainer.name != "none" or run.method.name != "none" or run.rl.name != "none":
         check_supported(choice.precision, hw)
-    return replace(run, model=replace(run.model, dtype=choice.dtype),
+    teacher = run.teacher
+    if teacher.local_model is not None and teacher.local_model.dtype == "auto":  # a local teacher's labels too
+        teacher = replace(teacher, local_model=replace(teacher.local_model, dtype=DTYPE_OF[auto_precision(hw)[0]]))
+    return replace(run, model=replace(run.model, dtype=choice.dtype), teacher=teacher,
                    trainer=replace(run.trainer, precision=choice.precision)), choice, hw

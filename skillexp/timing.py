@@ -8,8 +8,9 @@ stage reused from the cache costs nothing and shows nothing. The report's run ta
 next slow phase is visible (skillexp/report/cli.py).
 
 The peak RSS is the process's high-water mark since the run began: Linux lets a process reset it
-(`/proc/self/clear_refs`), so the runs of a multirun in one process each show their own peak, and growth across them
-is visible. Processes a stage launches (torchrun ranks, scoring workers) are not in it.
+(`/proc/self/clear_refs`), so the runs of a multirun in one process each show their own peak, and `start_rss_gib`
+(what the process held when the run began, after `release_memory`) shows what earlier runs left behind.
+Processes a stage launches (torchrun ranks, scoring workers) are not in it.
 """
 from __future__ import annotations
 
@@ -93,15 +94,45 @@ def peak_rss_gib() -> float | None:
     return None
 
 
+def rss_gib() -> float | None:
+    """The process's resident memory now (VmRSS) in GiB, or None where /proc is not there."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def release_memory() -> None:
+    """Collect garbage and hand the C heap's free pages back to the OS (glibc's malloc_trim): what one run freed
+    otherwise stays resident in the process that runs the next."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+_START: dict[str, float | None] = {}
+
+
 def start_run() -> None:
-    """A run begins: phases and the peak RSS start from zero."""
+    """A run begins: phases and the peak RSS start from zero (after freeing what earlier runs left)."""
+    release_memory()
     PHASES.reset()
     reset_peak_rss()
+    _START["rss_gib"] = rss_gib()
 
 
 def write_timing(run_dir: Path) -> dict[str, object]:
     """`run_dir/timing.json`: the run's seconds per phase, its wall seconds and its peak RSS."""
     phases = PHASES.table()
-    out = {"wall_s": round(sum(phases.values()), 2), "phases_s": phases, "peak_rss_gib": peak_rss_gib()}
+    out = {"wall_s": round(sum(phases.values()), 2), "phases_s": phases, "peak_rss_gib": peak_rss_gib(),
+           "start_rss_gib": _START.get("rss_gib")}
     atomic_write_json(run_dir / TIMING, out)
     return out

@@ -2,7 +2,6 @@
 obeyed (with a warning where emulated), and the choice is made before keying, so fp32 and bf16 stages never mix."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -57,10 +56,18 @@ def test_an_explicit_value_is_obeyed_and_warned_about_where_emulated() -> None:
     assert "auto would pick fp32" in mixed.reason
 
 
-def _run(overrides: list[str], hw: Hardware):
-    """The cpu_study's first run (SmolLM2, every stage but SFT data's teacher), resolved on `hw`."""
-    cfg = _compose(["experiment=cpu_study", "method=sft", "seed=0", *overrides])
-    return resolve_precision(load_run_config(cfg), hw)
+def test_a_local_teachers_weights_follow_the_hardware_too(forced) -> None:
+    """A local teacher's labels go into the SFT data's key: its `auto` dtype is resolved with the student's."""
+    from skillexp.teachers.config import TeacherConfig
+
+    forced(AVX2)
+    run = load_run_config(_compose(["experiment=smoke"]))
+    teacher = TeacherConfig(kind="local", local_model=ModelConfig(name="t", source="tiny"))
+    run = replace(run, teacher=teacher)
+    assert resolve_precision(run, AVX512_BF16).teacher.local_model.dtype == "bfloat16"
+    assert resolve_precision(run, AVX2).teacher.local_model.dtype == "float32"
+    explicit = replace(run, teacher=replace(teacher, local_model=replace(teacher.local_model, dtype="float16")))
+    assert resolve_precision(explicit, AVX2).teacher.local_model.dtype == "float16"
 
 
 def _keys(run) -> dict[str, str]:

@@ -14,10 +14,10 @@ def build_generator(model_dir: Path | str, model_cfg: ModelConfig, cfg: Generati
     from skillexp.timing import phase
 
     with phase("engine_start"):
-        if cfg.backend == "vllm":
-            from skillexp.generation.vllm import VLLMGenerator
+        if cfg.backend == "vllm":  # on a CPU-only machine, an engine kept from an earlier stage or run
+            from skillexp.generation.pool import acquire
 
-            return VLLMGenerator(model_dir, model_cfg, cfg, seed)
+            return acquire(model_dir, model_cfg, cfg, seed)
         from skillexp.generation.hf import HFGenerator
 
         return HFGenerator(model_dir, model_cfg, cfg, seed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
 import torch
@@ -64,6 +65,12 @@ class Generator(ABC):
     @abstractmethod
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Replace the model's weights in place with HF-named tensors (GRPO: the policy after an update)."""
+
+    def load_checkpoint(self, model_dir: Path) -> None:
+        """Replace the model's weights with those of an HF checkpoint directory's safetensors."""
+        from skillexp.generation.shared import checkpoint_tensors
+
+        self.load_weights(checkpoint_tensors(model_dir))
 
     def sleep(self) -> None:
         """Give the memory of the sampler back while a trainer on the same device updates (GRPO), if the engine

@@ -46,7 +46,7 @@ class SharedEngine:
             self._gen = build_generator(model_dir, self.model_cfg, self.cfg, seed=self.seed)
             self.starts += 1
         elif self._weights != model_dir:
-            self._gen.load_weights(checkpoint_tensors(model_dir))
+            self._gen.load_checkpoint(model_dir)
             self.reloads += 1
         self._weights = model_dir
         return self._gen

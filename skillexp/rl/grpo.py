@@ -276,11 +276,14 @@ class GRPO:
         return [r for group in sorted(groups, key=lambda grp: not bool(signal[grp].any())) for r in group]
 
     def _null_loss(self) -> torch.Tensor:
-        """A loss of exactly 0 from a one-token forward through every module: its backward gives every parameter a
-        zero gradient, so a skipped micro-batch adds what its rows would have added (0) and DeepSpeed's micro-steps,
-        gradient hooks and, on several ranks, collectives run as for a real one."""
-        ids = torch.full((1, 1), self.tokenizer.pad_token_id or 0, dtype=torch.long, device=self.engine.device)
-        return self.engine(input_ids=ids, use_cache=False).logits.float().sum() * 0.0
+        """A loss of exactly 0 whose backward gives every trainable parameter a zero gradient, so a skipped
+        micro-batch adds what its rows would have added (0) while DeepSpeed's micro-steps, gradient hooks and, on
+        several ranks, collectives run as for a real one: 0 x one element of each parameter (no forward at all), or
+        under ZeRO-3, whose parameters live in shards gathered by the modules' forwards, 0 x a one-token forward."""
+        if self.engine.zero_optimization_stage() == 3:
+            ids = torch.full((1, 1), self.tokenizer.pad_token_id or 0, dtype=torch.long, device=self.engine.device)
+            return self.engine(input_ids=ids, use_cache=False).logits.float().sum() * 0.0
+        return sum(p.view(-1)[0].float() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
 
     def _val_variants(self) -> dict[str, dict]:
         """The validation suite's variants that have a val split (tiny ones, e.g. 1-digit multiplication, may not)."""

@@ -63,3 +63,39 @@ def test_one_engine_follows_each_checkpoint_it_is_given(tiny_model_dir: Path, tm
 def test_checkpoint_tensors_name_the_fix_when_there_are_no_safetensors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="safe_serialization"):
         next(checkpoint_tensors(tmp_path))
+
+
+@pytest.mark.vllm
+def test_a_closed_engine_is_lent_again_with_the_weights_asked_for(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """On a CPU-only machine a closed vLLM engine goes back to the pool (generation/pool.py): the next stage or run
+    that asks for one of the same kind gets it, with its checkpoint's weights streamed in and the process's RNGs
+    reseeded as a new engine's start would; another kind shuts the idle one down first."""
+    from dataclasses import replace
+
+    from skillexp.generation import build_generator, pool
+
+    pool.close_all()
+    other = perturbed_copy(tiny_model_dir, tmp_path / "other")
+    cfg = GenerationConfig(backend="vllm", show_progress=False)
+    sampled = SamplingParams(n=2, temperature=1.0, max_tokens=12, seed=5)
+    first = build_generator(tiny_model_dir, TINY, cfg, seed=3)
+    after_start = torch.rand(4)  # the RNG state a new engine leaves
+    prompts = render_chat(first.tokenizer, [[{"role": "user", "content": q}] for q in QUESTIONS])
+    base, base_samples = greedy_ids(first, prompts), first.generate(prompts, sampled)
+    engine = first.gen
+    first.close()
+    torch.manual_seed(1234)  # whatever ran in between
+    second = build_generator(other, TINY, cfg, seed=3)
+    assert second.gen is engine  # reused, not started again
+    assert torch.equal(torch.rand(4), after_start)
+    assert greedy_ids(second, prompts) == hf_greedy(other, prompts) != base
+    second.close()
+    third = build_generator(tiny_model_dir, TINY, cfg, seed=3)
+    assert third.gen is engine and greedy_ids(third, prompts) == base
+    assert [[c.token_ids for c in o] for o in third.generate(prompts, sampled)] == \
+        [[c.token_ids for c in o] for o in base_samples]
+    third.close()
+    fourth = build_generator(tiny_model_dir, replace(TINY, max_model_len=512), cfg, seed=3)
+    assert fourth.gen is not engine and engine.llm is None  # another kind: the idle engine was shut down
+    fourth.close()
+    pool.close_all()

@@ -53,14 +53,16 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v for f in sorted(model_dir.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("engine", ["fp32", "bf16", "zero3"])
 def test_skipping_flat_micro_batches_gives_the_same_weights(tmp_path: Path, tiny_model_dir: Path,
-                                                             precision: str) -> None:
-    """Micro-batches whose rows all have advantage 0 run a one-token forward instead of the full one; the optimizer
-    still steps on the same (partly or wholly zero) gradient, so AdamW's moments, weight decay and the schedule
-    come out as if the full forward had run: the weights are bit for bit the same, in fp32 and bf16."""
+                                                             engine: str) -> None:
+    """Micro-batches whose rows all have advantage 0 skip the forward (a zero loss of the parameters; under ZeRO-3
+    a one-token forward); the optimizer still steps on the same (partly or wholly zero) gradient, so AdamW's
+    moments, weight decay and the schedule come out as if the full forward had run: the weights are bit for bit
+    the same, in fp32, bf16 and under ZeRO-3."""
+    setting = "trainer.zero_stage=3" if engine == "zero3" else f"trainer.precision={engine}"
     common = ["rl.steps=6", "rl.prompts_per_step=4", "rl.group_size=4", "rl.mini_batch_prompts=4",
-              "trainer.micro_batch_size=8", f"trainer.precision={precision}", "rl.optim.weight_decay=0.1",
+              "trainer.micro_batch_size=8", setting, "rl.optim.weight_decay=0.1",
               "rl.rewards=[{fn: tests.rl.rewards.letter_a_some, weight: 1.0}]"]
     out = {}
     for skip in (True, False):
