@@ -25,7 +25,8 @@ from typing import Any, Iterable
 
 import yaml
 
-IGNORED = ("seed", "run_name", "tags", "paths.", "logger.")
+# `precision.*` says why a precision was picked; the values themselves are model.dtype and trainer.precision
+IGNORED = ("seed", "run_name", "tags", "paths.", "logger.", "precision.")
 METHOD_SIDE = ("method.", "teacher.")
 RL_SIDE = ("rl.",)
 

@@ -217,6 +217,16 @@ class GRPO:
                 ref = self._fixed_logprobs(ro, self.engine.module)
         norm = cfg.loss_norm_constant or cfg.sampling.max_tokens
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        # a skipped micro-batch's statistics that need no forward: what its flat rows give (no entropy, though)
+        flat_stats = {"pg_loss": 0.0, "clip_frac_low": 0.0, "clip_frac_high": 0.0,
+                      **({"clip_frac_dual": 0.0} if cfg.clip_ratio_c is not None else {}),
+                      **({"ratio_mean": 1.0} if on_policy else {})}
+
+        def add(stats: dict[str, float]) -> None:
+            for k, v in stats.items():
+                sums[k], counts[k] = sums.get(k, 0.0) + float(v), counts.get(k, 0) + 1
+
         count, skipped, loss_total, grad_norm = 0, 0, 0.0, 0.0
         self.engine.train()
         for epoch in range(cfg.epochs_per_batch):
@@ -233,6 +243,7 @@ class GRPO:
                         if self.engine.is_gradient_accumulation_boundary():
                             grad_norm = unrecorded_grad_norm(self.engine)
                         self.engine.step()
+                        add(flat_stats)
                         skipped += 1
                         continue
                     logp, entropy = self._forward_logprobs(batch, self.engine, grad=True)
@@ -257,11 +268,11 @@ class GRPO:
                         grad_norm = unrecorded_grad_norm(self.engine)
                     self.engine.step()
                     entropy = (entropy * mask).sum() / mask.sum().clamp(min=1)
-                    for k, v in {**stats, "entropy": entropy}.items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
+                    add({**stats, "entropy": entropy})
                     count += 1
                     loss_total += loss.item() / self.gas  # this rank's part of the update's loss
-        out = all_mean({k: v / count for k, v in sums.items()})  # over the micro-batches that ran
+        # every rank skips the same micro-batches, so it has the same counts; entropy averages those that ran
+        out = all_mean({k: v / counts[k] for k, v in sums.items()})
         out["loss"] = all_sum([loss_total])[0] / self.world / self.updates_per_step
         out["skipped_micro_batch_frac"] = skipped / (skipped + count)
         recorded = self.engine.get_global_grad_norm()

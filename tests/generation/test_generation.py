@@ -179,6 +179,17 @@ def test_vllm_seed_makes_sampling_reproducible(vllm_tiny, prompts) -> None:
 
 
 @pytest.mark.vllm
+def test_the_cpu_engine_samples_with_the_sort_free_mask(vllm_tiny, prompts) -> None:
+    from vllm.v1.sample.ops import topk_topp_sampler
+
+    assert topk_topp_sampler.apply_top_k_top_p.__name__ == "apply_top_k_top_p"
+    assert hasattr(topk_topp_sampler.apply_top_k_top_p, "__wrapped__")  # ours, in front of vLLM's
+    params = SamplingParams(n=2, temperature=0.7, top_p=0.8, top_k=20, max_tokens=8, seed=3)
+    first, again = vllm_tiny.generate(prompts, params), vllm_tiny.generate(prompts, params)
+    assert [[c.token_ids for c in o] for o in first] == [[c.token_ids for c in o] for o in again]
+
+
+@pytest.mark.vllm
 def test_vllm_close_frees_the_engine(tiny_model_dir, prompts) -> None:
     import psutil
 
@@ -218,13 +229,3 @@ def test_the_cpu_top_k_top_p_mask_is_vllms(dtype: torch.dtype) -> None:
     assert torch.equal(ours, theirs)
     assert (~torch.isinf(ours)).sum(-1)[3] == 1 and (~torch.isinf(ours)).sum(-1)[11] == 1
 
-
-@pytest.mark.vllm
-def test_the_cpu_engine_samples_with_the_sort_free_mask(vllm_tiny, prompts) -> None:
-    from vllm.v1.sample.ops import topk_topp_sampler
-
-    assert topk_topp_sampler.apply_top_k_top_p.__name__ == "apply_top_k_top_p"
-    assert hasattr(topk_topp_sampler.apply_top_k_top_p, "__wrapped__")  # ours, in front of vLLM's
-    params = SamplingParams(n=2, temperature=0.7, top_p=0.8, top_k=20, max_tokens=8, seed=3)
-    first, again = vllm_tiny.generate(prompts, params), vllm_tiny.generate(prompts, params)
-    assert [[c.token_ids for c in o] for o in first] == [[c.token_ids for c in o] for o in again]
