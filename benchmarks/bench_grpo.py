@@ -156,8 +156,8 @@ def prompt_tokens() -> float:
 
     tok = load_tokenizer(resolve_model_dir(MODELS["smollm2"], ROOT / ".cache"), MODELS["smollm2"])
     task = build_task("countdown", {"num_numbers": 2, "lenient": True, "num_rl": 256})
-    lengths = [len(tok.apply_chat_template(task.messages(it), add_generation_prompt=True, tokenize=True))
-               for it in task.items("rl")]
+    lengths = [len(tok(tok.apply_chat_template(task.messages(it), add_generation_prompt=True, tokenize=False),
+                       add_special_tokens=False)["input_ids"]) for it in task.items("rl")]
     return sum(lengths) / len(lengths)
 
 
