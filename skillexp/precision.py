@@ -9,7 +9,7 @@ the reverse (the resolved values are what the keys, `config.yaml` and W&B hold):
   and `ONEDNN_MAX_CPU_ISA` does not cap oneDNN below AVX-512);
 - fp16 with dynamic loss scaling on a CUDA GPU without bf16 (V100, T4): what DeepSpeed and vLLM run there;
 - fp32 everywhere else. On a CPU without native bf16 every bf16 matmul is emulated: training is ~20x and sampling
-  ~4x slower than in fp32 (AVX2 Zen 3, benchmarks/README.md).
+  ~4x slower than in fp32 (measured on a 2-core AVX2 Zen 3; docs/training.md#precision).
 
 An explicit value is obeyed, with a one-line warning when the device emulates it. `detect()` is the one place that
 asks the hardware; tests build a `Hardware` for each case.
@@ -112,6 +112,14 @@ def auto_precision(hw: Hardware) -> tuple[str, str]:
     if hw.device == "cuda":
         return "fp16", f"{hw.describe()}: fp16 with dynamic loss scaling"
     return "fp32", f"{hw.describe()} would emulate bf16 (~20x slower training, ~4x slower sampling)"
+
+
+def auto_dtype(device: str) -> str:
+    """The `model.dtype` that `auto` picks for an engine on `device` ("cpu", "cuda", "cuda:1")."""
+    hw = detect()
+    if not device.startswith("cuda"):
+        hw = replace(hw, device="cpu")
+    return DTYPE_OF[auto_precision(hw)[0]]
 
 
 def concrete(precision: str) -> str:

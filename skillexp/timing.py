@@ -83,26 +83,25 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_gib() -> float | None:
-    """The process's peak RSS (VmHWM) in GiB since the last reset, or None where /proc is not there."""
+def _status_gib(field: str) -> float | None:
+    """A memory line of /proc/self/status (kB) in GiB, or None where /proc is not there."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20  # kB
-    except OSError:
-        pass
-    return None
-
-
-def rss_gib() -> float | None:
-    """The process's resident memory now (VmRSS) in GiB, or None where /proc is not there."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 2**20
     except OSError:
         pass
     return None
+
+
+def peak_rss_gib() -> float | None:
+    """The process's peak RSS (VmHWM) in GiB since the last reset."""
+    return _status_gib("VmHWM")
+
+
+def rss_gib() -> float | None:
+    """The process's resident memory now (VmRSS) in GiB."""
+    return _status_gib("VmRSS")
 
 
 def release_memory() -> None:

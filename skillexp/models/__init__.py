@@ -96,14 +96,9 @@ def resolve_dtype(cfg: ModelConfig, device: str) -> torch.dtype:
     skillexp/precision.py picks it for `device`: bf16 where it is native, fp16 on CUDA without bf16, else fp32."""
     if cfg.dtype != "auto":
         return DTYPES[cfg.dtype]
-    from dataclasses import replace
+    from skillexp.precision import auto_dtype
 
-    from skillexp.precision import DTYPE_OF, auto_precision, detect
-
-    hw = detect()
-    if not device.startswith("cuda"):
-        hw = replace(hw, device="cpu")
-    return DTYPES[DTYPE_OF[auto_precision(hw)[0]]]
+    return DTYPES[auto_dtype(device)]
 
 
 def load_tokenizer(model_dir: Path | str, cfg: ModelConfig):
