@@ -65,6 +65,9 @@ def test_every_numeric_setting_has_a_range() -> None:
     (["rl=grpo", "rl.group_size=1"], "rl.group_size=1 is out of range: it must be >= 2."),
     (["eval.sampling.top_p=0"], "eval.sampling.top_p=0.0 is out of range: it must be in (0, 1]."),
     (["method=stat_sel", "method.stat.max_accuracy=1.5"], "method.stat.max_accuracy=1.5 is out of range"),
+    (["generation=vllm", "generation.cpu_block_size=16"], "generation.cpu_block_size=16 is out of range"),
+    (["generation=vllm", "generation.cpu_block_size=48"], "generation.cpu_block_size=48 is not a multiple of 32, "
+                                                          "which vLLM's CPU attention needs: use 32."),
 ])
 def test_a_value_out_of_range_names_the_key_the_value_and_the_range(overrides: list[str], expected: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -7,6 +7,8 @@ and top-k/top-p), which the HF backend reproduces.
 
 On a CPU-only machine (`_cpu_setup`):
 - VLLM_CPU_KVCACHE_SPACE comes from `generation.cpu_kv_cache_gib` (vLLM's default is a share of RAM);
+- KV blocks of `generation.cpu_block_size` tokens (32; vLLM's CPU default 128): prefix caching shares whole blocks
+  only, so the n samples of a prompt (and prompts with a common system prompt) share their prefill;
 - VLLM_CPU_OMP_THREADS_BIND / VLLM_CPU_NUM_OF_RESERVED_CPU default to all cores of this process's affinity
   and no reserved core (vLLM's auto setting binds one core per physical core and reserves one: half of a 2-core
   box). Values set by the user are kept;
@@ -122,7 +124,8 @@ def _cpu_setup(cfg: GenerationConfig, model_cfg: ModelConfig) -> dict[str, objec
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(map(str, sorted(cores))))
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(model_cfg.max_model_len, 4096)}
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(model_cfg.max_model_len, 4096),
+            "block_size": cfg.cpu_block_size}
 
 
 def _ranks_setup(cfg: GenerationConfig) -> dict[str, object]:

@@ -201,7 +201,15 @@ def test_vllm_close_frees_the_engine(tiny_model_dir, prompts) -> None:
                                                                cpu_kv_cache_gib=1), seed=1)
     assert gen.generate(prompts[:1], SamplingParams(temperature=0.0, max_tokens=4))[0][0].token_ids
     if torch.cuda.is_available():
-        pytest.skip("the memory check below is for the CPU KV cache")
+        pytest.skip("the checks below are for the CPU engine")
+    # the 4 samples of a 70-token prompt share its first two 32-token blocks (generation.cpu_block_size)
+    from vllm import SamplingParams as VLLMSamplingParams
+    from vllm.inputs import TokensPrompt
+
+    assert gen.llm.llm_engine.vllm_config.cache_config.block_size == 32
+    out = gen.llm.generate([TokensPrompt(prompt_token_ids=[(7 * i) % 200 + 3 for i in range(70)])],
+                           VLLMSamplingParams(n=4, max_tokens=2, seed=0), use_tqdm=False)
+    assert out[0].num_cached_tokens == 64
     assert rss() - before > 0.8  # the 1 GiB KV cache is allocated up front
     gen.close()
     gen.close()  # idempotent
