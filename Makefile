@@ -12,8 +12,8 @@ setup:
 run: setup  ## the main job: the CPU study (every method -> GRPO -> eval, 2 seeds, then the report)
 	$(PY) -m skillexp experiment=cpu_study $(ARGS)
 
-test: setup  ## the test suite (CI's command; under 20 minutes on 2 cores)
-	cd $(ROOT) && $(PY) -m pytest -q $(PYTEST_ARGS)
+test: setup  ## the test suite (CI's command; under 20 minutes on 2 cores): two workers, a test file each at a time
+	cd $(ROOT) && $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-long: setup  ## the long end-to-end tests the suite leaves out (SmolLM2 on every method, ~16 minutes)
 	cd $(ROOT) && $(PY) -m pytest -q -m long $(PYTEST_ARGS)

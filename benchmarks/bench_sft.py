@@ -1,7 +1,7 @@
 """SFT throughput and peak memory: our DeepSpeed SFT loop vs TRL's SFTTrainer, same data, batch, length, precision.
 
 Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8]
-                                             [--precision auto|fp32|bf16]
+                                             [--precision auto|fp32|bf16] [--batches padded,packed]
 Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. All
 train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts), unpacked (batch =
 sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasing with a block-diagonal mask, TRL's
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--packing", action="store_true")
+    ap.add_argument("--batches", default="padded,packed", help="which batch layouts to compare (comma-separated)")
     ap.add_argument("--which")
     ap.add_argument("--data")
     ap.add_argument("--out")
@@ -138,7 +139,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sft-"))
     make_data(tmp / "data.jsonl", n=args.batch * (args.steps + 2) * 8)  # enough rows to fill packed batches
     rows = []
-    for which, packing in (("ours", False), ("trl", False), ("ours", True), ("trl", True)):
+    layouts = [b == "packed" for b in ("padded", "packed") if b in args.batches.split(",")]
+    for which, packing in [(w, p) for p in layouts for w in ("ours", "trl")]:
         flags = ["--packing"] if packing else []
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--data", str(tmp / "data.jsonl"),
                                "--out", str(tmp / f"{which}{len(flags)}"), "--model", args.model, "--steps",
@@ -154,7 +156,7 @@ def main() -> None:
         label = "skillexp (DeepSpeed ZeRO-0)" if which == "ours" else "TRL SFTTrainer"
         print(f"| {label} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | "
               f"{r['tokens_per_s'] / bound:.0%} | {r['peak_rss_gb']:.2f} |")
-    for packing in (False, True):
+    for packing in layouts:
         ours, trl = (next(r for w, p, r in rows if w == which and p == packing) for which in ("ours", "trl"))
         print(f"\n{'packed' if packing else 'padded'}: ours {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x TRL's "
               f"tokens/s at {ours['peak_rss_gb'] / trl['peak_rss_gb']:.2f}x its peak memory.")

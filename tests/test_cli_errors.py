@@ -2,8 +2,10 @@
 the traceback only with SKILLEXP_DEBUG=1. `--help` is the app's own page."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -50,8 +52,10 @@ def test_user_errors_name_the_key_and_the_fix(overrides: list[str], expected: st
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    # from a directory of its own: Hydra makes the run dir (outputs/runs/...) before our refusal
+    work = Path(tempfile.mkdtemp(prefix="cli-", dir=Path(os.environ["SKILLEXP_LOG_DIR"]).parent))
     return subprocess.run([sys.executable, "-m", "skillexp", *args], capture_output=True, text=True, timeout=120,
-                          env=user_env(**env), cwd=Path(__file__).parent)
+                          env=user_env(**env), cwd=work)
 
 
 @pytest.mark.parametrize("args", [["model.temprature=0.5"], ["model=hf"], ["model=hf", "model.name=x",
