@@ -35,12 +35,15 @@ def make_data(path: Path, n: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def load_params(name: str):
-    """The model's parameters (to count them), loaded on the meta device: no weights read."""
+def matmul_params(name: str) -> int:
+    """The parameters a token's forward multiplies by (every linear layer's weights, the output head included, the
+    input embedding, a lookup, not): the N of 6·N FLOPs a trained token. The model is built on the meta device."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    with __import__("torch").device("meta"):
-        return list(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir(name))).parameters())
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir(name)))
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
 def model_dir(name: str) -> Path:
@@ -132,7 +135,7 @@ def main() -> None:
     print(header(args.precision))
     args.precision = resolve(args.precision)
     peak = matmul_peak_gflops(args.precision)
-    params = sum(p.numel() for p in load_params(args.model))
+    params = matmul_params(args.model)
     bound = bound_tokens_per_s(peak, params)
     print(f"matmul peak {peak:.1f} GFLOP/s in {args.precision}: {bound:,.0f} trained tokens/s for {params / 1e6:.0f}M "
           "parameters at 6·N FLOPs a token\n")

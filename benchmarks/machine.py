@@ -54,5 +54,5 @@ def matmul_peak_gflops(precision: str, size: int = 2048, seconds: float = 3.0) -
 
 
 def bound_tokens_per_s(peak_gflops: float, params: int) -> float:
-    """Trained tokens/s the peak allows at 6 x params FLOPs a token."""
+    """Trained tokens/s the peak allows at 6 x params FLOPs a token (params: the matmul weights, `matmul_params`)."""
     return peak_gflops * 1e9 / (6 * params)
