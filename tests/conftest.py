@@ -9,7 +9,6 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -59,16 +58,6 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 DATA_RUNS = (["eval=skillfactory_ood"], ["eval=stat_math"], ["eval=skillfactory_openthoughts"],
              ["experiment=stat_math"])
 SUITE_DATA = _TMP / "data"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`make test` runs two pytest-xdist workers, each taking a whole file at a time in collection order
-    (`--dist loadfile --no-loadscope-reorder`): files with the most `slow` tests go first, so that the last minutes
-    are short tests on both workers, not one long test on one worker while the other idles."""
-    if not hasattr(config, "workerinput"):
-        return
-    slow = Counter(item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])  # stable: a file's own order is kept
 
 
 @pytest.fixture(scope="session")

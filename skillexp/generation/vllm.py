@@ -242,6 +242,11 @@ class VLLMGenerator(Generator):
         llm, self.llm = getattr(self, "llm", None), None
         if llm is None:
             return
+        # an in-process engine's shutdown tears down vLLM's process-wide parallel groups, which every other engine
+        # in this process runs on: the pool's idle engine (if this is not it) would be left broken, so it goes first
+        from skillexp.generation import pool
+
+        pool.close_all()
         llm.llm_engine.engine_core.shutdown()
         del llm
         gc.collect()

@@ -97,5 +97,14 @@ def test_a_closed_engine_is_lent_again_with_the_weights_asked_for(tiny_model_dir
     third.close()
     fourth = build_generator(tiny_model_dir, replace(TINY, max_model_len=512), cfg, seed=3)
     assert fourth.gen is not engine and engine.llm is None  # another kind: the idle engine was shut down
+    idle = fourth.gen
     fourth.close()
+    # an engine outside the pool that shuts down tears down the groups the idle one runs on: it goes with it
+    from skillexp.generation.vllm import VLLMGenerator
+
+    VLLMGenerator(tiny_model_dir, TINY, cfg, seed=3).close()
+    assert idle.llm is None and not pool._IDLE
+    fifth = build_generator(tiny_model_dir, TINY, cfg, seed=3)
+    assert greedy_ids(fifth, prompts) == base
+    fifth.close()
     pool.close_all()
