@@ -15,7 +15,9 @@ from skillexp.teachers.config import TeacherConfig
 from skillexp.teachers.openai_client import OpenAIChat
 from skillexp.teachers.local import VLLMServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+# long: ~3 minutes beside another test, the last file of the suite's order; the client's requests, retries and cache
+# run in the suite against the scripted server (tests/teachers/test_openai_client.py)
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.long]
 KEY = "sk-skillexp-FAKE-vllm-5e1d0c2b9a"
 CATALOGUE = SkillCatalogue({
     "Algebra": ["solving linear equations", "systems of equations", "simplifying radicals", "exponents",
