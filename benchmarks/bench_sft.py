@@ -2,11 +2,13 @@
 
 Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8]
                                              [--precision auto|fp32|bf16] [--batches padded,packed]
+                                             [--only ours,ours-logits,trl]
 Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. All
 train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts), unpacked (batch =
 sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasing with a block-diagonal mask, TRL's
 `bfd` padding-free packing). tokens/s counts non-padding tokens; "of bound" divides it by what this machine's matmul
-peak (a 2048³ matmul in the run's dtype, timed first) allows at 6·N FLOPs a token. `auto` is the precision
+peak (a 2048³ matmul in the run's dtype, timed first) allows at 6·N FLOPs a token. `ours-logits` is our loop with
+the loss from the full logits (`sft.fused_head=false`) instead of the last hidden state at the target tokens. `auto` is the precision
 skillexp picks on this CPU (bf16 where it is native, else fp32); TRL trains in the same one (its `bf16` flag).
 """
 from __future__ import annotations
@@ -22,6 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+LABELS = {"ours": "skillexp (DeepSpeed ZeRO-0)", "ours-logits": "skillexp, loss from the logits (`sft.fused_head=false`)",
+          "trl": "TRL SFTTrainer"}
 
 
 def make_data(path: Path, n: int) -> None:
@@ -66,8 +72,8 @@ def run_ours(args, data: Path, out: Path) -> dict:
     tracker = Tracker(LoggerConfig(backend="none"), out, {})
     run_sft(data, model_dir(args.model), MODELS[args.model], trainer,
             SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0, packing=args.packing,
-                      optim=OptimConfig(lr=1e-5, warmup_ratio=0.0)), out / "sft",
-            tracker, seed=0)
+                      fused_head=args.which != "ours-logits", optim=OptimConfig(lr=1e-5, warmup_ratio=0.0)),
+            out / "sft", tracker, seed=0)
     tracker.finish()
     rates = [r["sft/tokens_per_s"] for r in read_jsonl(out / "metrics.jsonl") if "sft/tokens_per_s" in r][1:]
     return {"tokens_per_s": sum(rates) / len(rates)}
@@ -111,7 +117,7 @@ def run_trl(args, data: Path, out: Path) -> dict:
 
 def child(args) -> None:
     out = Path(args.out)
-    result = (run_ours if args.which == "ours" else run_trl)(args, Path(args.data), out)
+    result = (run_trl if args.which == "trl" else run_ours)(args, Path(args.data), out)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -124,6 +130,7 @@ def main() -> None:
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--packing", action="store_true")
     ap.add_argument("--batches", default="padded,packed", help="which batch layouts to compare (comma-separated)")
+    ap.add_argument("--only", default="ours,trl", help="which trainers (ours, ours-logits, trl; comma-separated)")
     ap.add_argument("--which")
     ap.add_argument("--data")
     ap.add_argument("--out")
@@ -143,7 +150,10 @@ def main() -> None:
     make_data(tmp / "data.jsonl", n=args.batch * (args.steps + 2) * 8)  # enough rows to fill packed batches
     rows = []
     layouts = [b == "packed" for b in ("padded", "packed") if b in args.batches.split(",")]
-    for which, packing in [(w, p) for p in layouts for w in ("ours", "trl")]:
+    trainers = args.only.split(",")
+    if not set(trainers) <= set(LABELS) or "trl" not in trainers:
+        raise SystemExit(f"--only takes trl and any of {', '.join(LABELS)} (comma-separated), got {args.only!r}.")
+    for which, packing in [(w, p) for p in layouts for w in trainers]:
         flags = ["--packing"] if packing else []
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--data", str(tmp / "data.jsonl"),
                                "--out", str(tmp / f"{which}{len(flags)}"), "--model", args.model, "--steps",
@@ -156,13 +166,14 @@ def main() -> None:
     print(f"model={args.model} batch={args.batch} steps={args.steps} precision={args.precision}\n")
     print("| trainer | batches | tokens/s | of bound | peak RSS GB |\n|---|---|---|---|---|")
     for which, packing, r in rows:
-        label = "skillexp (DeepSpeed ZeRO-0)" if which == "ours" else "TRL SFTTrainer"
-        print(f"| {label} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | "
+        print(f"| {LABELS[which]} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | "
               f"{r['tokens_per_s'] / bound:.0%} | {r['peak_rss_gb']:.2f} |")
-    for packing in layouts:
-        ours, trl = (next(r for w, p, r in rows if w == which and p == packing) for which in ("ours", "trl"))
-        print(f"\n{'packed' if packing else 'padded'}: ours {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x TRL's "
-              f"tokens/s at {ours['peak_rss_gb'] / trl['peak_rss_gb']:.2f}x its peak memory.")
+    print()
+    for which, packing, ours in rows:
+        trl = next(r for w, p, r in rows if w == "trl" and p == packing)
+        if which != "trl":
+            print(f"{'packed' if packing else 'padded'}: {which} {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x "
+                  f"TRL's tokens/s at {ours['peak_rss_gb'] / trl['peak_rss_gb']:.2f}x its peak memory.")
 
 
 if __name__ == "__main__":

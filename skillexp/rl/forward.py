@@ -131,3 +131,14 @@ def completion_logprobs(model, batch: dict[str, torch.Tensor], temperature: floa
     logp, ent = _through(head[1], out[keep], targets[keep], temperature, entropy)
     full = torch.zeros(keep.shape, dtype=torch.float32, device=keep.device)
     return full.masked_scatter(keep, logp), None if ent is None else full.detach().masked_scatter(keep, ent)
+
+
+def target_logprobs(model, head: Head, targets: torch.Tensor, **inputs) -> torch.Tensor:
+    """log p(targets[b, t] | tokens up to t) for the positions where `targets` >= 0 (a [N] float32 vector in their
+    row-major order, differentiable), from the last hidden state through `head` (`policy_head`): the SFT loss
+    without the full-vocabulary logits. `targets` [B, T] aligns with `inputs["input_ids"]`: the target of position t
+    is the token that follows it (negative where nothing is trained)."""
+    hidden, _ = _run(model, head[0], 0, **inputs)
+    keep = targets >= 0
+    logp, _ = _through(head[1], hidden[keep], targets[keep], 1.0, False)
+    return logp

@@ -23,8 +23,9 @@ from skillexp.tracking import Tracker
 from skillexp.training.config import SFTConfig, TrainerConfig
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint)
-from skillexp.training.sft_data import (IGNORE, Batch, Example, collate, forward, length_grouped_batches,
-                                        packed_batches, tokenize_dataset)
+from skillexp.rl.forward import policy_head
+from skillexp.training.sft_data import (Batch, Example, collate, length_grouped_batches, packed_batches, sft_loss,
+                                        tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,13 @@ def epoch_batches(train: list[Example], cfg: SFTConfig, batch_size: int, seed: i
 
 
 @torch.no_grad()
-def val_loss(engine, examples: list[Example], batch_size: int, pad_id: int) -> float:
+def val_loss(engine, examples: list[Example], batch_size: int, pad_id: int, head=None) -> float:
     """Loss per target token over the whole validation set."""
     engine.eval()
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = collate([[e] for e in examples[i: i + batch_size]], pad_id)
-        n = int((batch["labels"][:, 1:] != IGNORE).sum())
-        out = forward(engine, batch)
-        total += float(out.loss) * n
+        loss, n = sft_loss(engine, collate([[e] for e in examples[i: i + batch_size]], pad_id), head)
+        total += float(loss) * n
         count += n
     engine.train()
     return total / max(count, 1)
@@ -89,6 +88,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     steps_per_epoch = per_epoch // trainer.grad_accum
     total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
     engine = build_engine(model, trainer, cfg.optim, total)
+    head = policy_head(engine) if cfg.fused_head else None
     ckpt = out_dir / "checkpoints"
     state = load_checkpoint(engine, ckpt) or {"epoch": 0, "batch": 0, "step": 0}
     if state["step"]:
@@ -106,7 +106,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
             start = state["batch"] if epoch == state["epoch"] else 0
             for b in range(start, len(batches) - len(batches) % trainer.grad_accum):
                 rows = [[train[i] for i in row] for row in batches[b]]
-                loss = forward(engine, collate(rows, pad)).loss
+                loss, _ = sft_loss(engine, collate(rows, pad), head)
                 engine.backward(loss)
                 engine.step()
                 tokens += sum(len(e.input_ids) for row in rows for e in row)
@@ -122,7 +122,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
                                 step=step)
                     tokens, t0 = 0, time.perf_counter()
                 if val and (step % cfg.eval_every_steps == 0 or step == total):
-                    tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad)}, step=step)
+                    tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad, head)}, step=step)
                 if checkpoint_due(step, total, trainer):
                     save_checkpoint(engine, ckpt, step, {"epoch": epoch, "batch": b + 1, "step": step},
                                     trainer.keep_checkpoints)

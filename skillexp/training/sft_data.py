@@ -13,6 +13,8 @@ from typing import Literal, Sequence
 
 import torch
 
+from skillexp.rl.forward import target_logprobs
+
 IGNORE = -100
 
 
@@ -151,3 +153,17 @@ def forward(model, batch: dict[str, torch.Tensor]):
     """The model on a collated batch. `use_cache=False` is load-bearing: with a KV cache, transformers skips the
     position-id check that keeps packed examples apart, and they would silently attend to each other."""
     return model(**{k: v.to(model.device) for k, v in batch.items()}, use_cache=False)
+
+
+def sft_loss(model, batch: dict[str, torch.Tensor], head=None) -> tuple[torch.Tensor, int]:
+    """(the mean cross-entropy over a collated batch's target tokens, how many there are). With `head` (the
+    decoder and output head from rl.forward.policy_head) the loss comes from the last hidden state, 512 target
+    positions at a time (rl/head.py): the [B, T, V] logits are never built, and positions that train nothing
+    (prompts, padding) never reach the head. Without it, the model's own loss over its logits: the same value."""
+    targets = batch["labels"][:, 1:]
+    n = int((targets != IGNORE).sum())
+    if head is None:
+        return forward(model, batch).loss, n
+    inputs = {k: v.to(model.device) for k, v in batch.items() if k != "labels"}
+    shifted = torch.cat([targets, torch.full_like(targets[:, :1], IGNORE)], 1).to(model.device)
+    return -target_logprobs(model, head, shifted, **inputs, use_cache=False).mean(), n

@@ -20,7 +20,9 @@ from skillexp.tasks import build_task
 from skillexp.tracking import Tracker
 from skillexp.training.config import OptimConfig, SFTConfig, TrainerConfig
 from skillexp.training.sft import run_sft
-from skillexp.training.sft_data import IGNORE, collate, forward, packed_batches, tokenize_conversation, tokenize_dataset
+from skillexp.rl.forward import policy_head
+from skillexp.training.sft_data import (IGNORE, collate, forward, packed_batches, sft_loss, tokenize_conversation,
+                                        tokenize_dataset)
 from skillexp.utils.io import read_jsonl
 from tests.conftest import ROOT, TINY, subprocess_env
 
@@ -166,6 +168,35 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model_dir: Path) -> No
     starts = [0, len(examples[0].input_ids), len(examples[0].input_ids) + len(examples[1].input_ids)]
     assert all(packed["labels"][0, s] == IGNORE for s in starts)
     assert int((packed["labels"] != IGNORE).sum()) == sum(sum(x != IGNORE for x in e.labels[1:]) for e in examples)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_the_fused_head_loss_is_the_models_loss(tiny_model_dir: Path, packed: bool) -> None:
+    """sft.fused_head: the loss from the last hidden state at the target tokens only has the value and the
+    gradients of the model's own loss over its full logits, on padded rows of different lengths and packed rows."""
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(tiny_model_dir, TINY)
+    task = build_task("countdown", {"num_numbers": 3, "num_train": 5, "num_rl": 0, "num_val": 0, "num_test": 0})
+    examples = [tokenize_conversation(tok, task.messages(it) + [
+        {"role": "assistant", "content": task.reference_solution(it) + " thinking" * (3 * i)}])
+        for i, it in enumerate(task.items("train"))]
+    batch = collate([examples[:3], examples[3:]] if packed else [[e] for e in examples], tok.pad_token_id)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    head = policy_head(model)
+    assert head is not None
+    results = []
+    for h in (None, head):
+        model.zero_grad()
+        loss, n = sft_loss(model, batch, h)
+        loss.backward()
+        results.append((loss.detach(), n, {k: p.grad.clone() for k, p in model.named_parameters()}))
+    (ref, n_ref, grads_ref), (fused, n_fused, grads_fused) = results
+    assert n_ref == n_fused == int((batch["labels"] != IGNORE).sum()) > 0
+    torch.testing.assert_close(fused, ref, atol=1e-5, rtol=1e-5)
+    for name, g in grads_ref.items():
+        torch.testing.assert_close(grads_fused[name], g, atol=1e-5, rtol=1e-4, msg=name)
+    assert float(ref) > 0 and any(float(g.abs().sum()) > 0 for g in grads_ref.values())
 
 
 def test_packed_sft_trains(tmp_path: Path, tiny_model_dir: Path) -> None:
