@@ -3,7 +3,9 @@
 lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra, and `skillexp data prepare`
 downloads a run's hub datasets into local files (skillexp/prepare.py).
 
-A config error exits with status 2 and one message naming the key and the fix, before any heavy work.
+A config error exits with status 2 and one message naming the key and the fix, before any heavy work. A
+scheduler's signal is caught from the first instant (skillexp/preemption.py): this module imports nothing heavy
+before the handlers are in place, so a job preempted while it starts exits with the status that requeues it.
 """
 from __future__ import annotations
 
@@ -11,26 +13,28 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from skillexp import preemption  # the standard library only
+
+if __name__ == "__main__":  # `python -m skillexp`: before the seconds of imports and composition below
+    preemption.install()
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM configures its own loggers from this at import
 
-from skillexp.config import register_schemas  # noqa: E402
-
-register_schemas()
-from skillexp.config import PROJECT_DIR  # noqa: E402
-
-CONFIG_DIR = str(PROJECT_DIR / "conf")
 log = logging.getLogger("skillexp")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def run_main(cfg: DictConfig) -> float | None:
+    """One run (one job of a sweep): Hydra calls it with the composed config, in this process or a submitit job."""
+    preemption.install()  # in a submitit job, over submitit's handlers (kept: they requeue the job)
+    from hydra.core.hydra_config import HydraConfig
+
     from skillexp.config import load_run_config
     from skillexp.utils.schema import ConfigError
 
@@ -38,12 +42,10 @@ def run_main(cfg: DictConfig) -> float | None:
         run = load_run_config(cfg)
     except ConfigError as e:  # exit here, not at the end of a sweep: every job of it would fail the same way
         _user_error(e)
-    from skillexp import preemption
     from skillexp.pipeline import run_pipeline
     from skillexp.precision import announce
 
     announce(run.precision, log)
-    preemption.install()  # a scheduler's time-limit / preemption signal: checkpoint, exit, requeue
 
     from skillexp.eval.stage import format_table
 
@@ -65,6 +67,16 @@ def _user_error(e: BaseException) -> None:
     sys.exit(2)
 
 
+def hydra_main():
+    """`run_main` behind `hydra.main`, with the schemas registered (imported here: seconds, after the handlers)."""
+    import hydra
+
+    from skillexp.config import PROJECT_DIR, register_schemas
+
+    register_schemas()
+    return hydra.main(version_base="1.3", config_path=str(PROJECT_DIR / "conf"), config_name="config")(run_main)
+
+
 def main() -> None:
     """The console script: `report` / `cache` as first argument are those commands; anything else goes to Hydra,
     whose errors come back here (HYDRA_FULL_ERROR: raised, not printed) to be told in a line."""
@@ -83,8 +95,9 @@ def main() -> None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for tracebacks with Hydra's own switch
         os.environ["SKILLEXP_DEBUG"] = "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # ours, to classify errors; jobs inherit it, so only SKILLEXP_DEBUG counts
+    preemption.install()  # the console script's first act (`python -m skillexp` did it at import)
     try:
-        run_main()
+        hydra_main()()
     except Exception as e:  # noqa: BLE001 - classified: a user's mistake exits 2, a bug keeps its traceback
         _user_error(e)
 

@@ -154,7 +154,7 @@ def read_catalogue(run: RunConfig) -> SkillCatalogue:
     try:
         return SkillCatalogue.load(catalogue_source(run.method.stat.catalogue, task, run.paths.root_dir))
     except (FileNotFoundError, ValueError) as e:
-        raise type(e)(f"method.stat.catalogue: {e}") from e
+        raise ConfigError(f"method.stat.catalogue: {e}") from e
 
 
 def resolve_precision(run: RunConfig, hw: Hardware | None = None) -> RunConfig:
@@ -164,6 +164,27 @@ def resolve_precision(run: RunConfig, hw: Hardware | None = None) -> RunConfig:
 
     resolved, choice, hw = resolve_run(run, hw)
     return dataclasses.replace(resolved, precision=choice.record(hw))
+
+
+def check_batches(run: RunConfig) -> None:
+    """Every batch geometry of the run on this allocation's ranks (trainer.num_processes per node x Slurm nodes):
+    SFT's batch, GRPO's step, update and micro-batch, the rollout engines' split. All that do not fit are told at
+    once, each with values that would, so that a run being shrunk is fixed in one go."""
+    from skillexp.training.launch import num_processes, slurm_nodes
+
+    per_node = num_processes(run.trainer.num_processes)
+    world = per_node * len(slurm_nodes())
+    problems = run.method.sft.batch_problems(run.trainer, world) if run.method.name != "none" else []
+    problems += run.rl.batch_problems(run.trainer.micro_batch_size, world)
+    if run.rl.name != "none" and run.generation.backend == "vllm" and world > 1:
+        try:
+            run.generation.engines(per_node, world)
+        except ValueError as e:
+            problems.append(str(e).rstrip("."))
+    if problems:
+        ranks = f"{world} rank{'s' if world > 1 else ''}"
+        told = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)) if len(problems) > 1 else problems[0]
+        raise ConfigError(f"the batch sizes do not fit together on {ranks}: {told}.")
 
 
 def load_run_config(cfg: DictConfig) -> RunConfig:
@@ -190,8 +211,7 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
     try:
         run = resolve_precision(run)
         check_model(run.model, Path(run.paths.cache_dir))
-        if run.method.name != "none" and run.trainer.num_processes:  # the ranks of one node; Slurm checks its own
-            run.method.sft.grad_accum(run.trainer, run.trainer.num_processes)
+        check_batches(run)
         if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue
             run.teacher.check_usable(run.method.name)
             read_catalogue(run)

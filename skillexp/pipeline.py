@@ -32,18 +32,20 @@ from skillexp.methods.config import HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
 from skillexp.rl.forward import head_applies
-from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage, update_geometry
+from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage
 from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.sources import fingerprint
+from skillexp.teachers import probe_teacher
 from skillexp.timing import phase, start_run, write_timing
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTInputs
 from skillexp.training.launch import num_processes, sft_stage, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
 from skillexp.utils.io import atomic_write_json, atomic_write_text
+from skillexp.utils.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,7 @@ def _train_rl(inputs: RLInputs, rt: Runtime, cache: StageCache, engine: SharedEn
     with phase("rl"):
         out = cache.run(inputs, lambda o: rl_stage(inputs, o, rt, engine))
     if inputs.key not in cache.built and (out / STEP_LOG).exists():
+        rt.tracker.rewind(0, "rl")  # a requeued run's first attempt may have logged them already
         for step, metrics in sorted(replayed_steps(out / STEP_LOG).items()):
             rt.tracker.log(metrics, step=step)
     return out / "model"
@@ -228,14 +231,15 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
     specs = stage_inputs(run, cache, model_dir)
-    if "rl" in stages(run):  # prompts, updates and rollout engines split over the ranks: found out before SFT
-        per_node = num_processes(run.trainer.num_processes)
-        update_geometry(run.rl, run.trainer.micro_batch_size, per_node * len(slurm_nodes()))
-        if run.generation.backend == "vllm" and per_node * len(slurm_nodes()) > 1:
-            run.generation.engines(per_node, per_node * len(slurm_nodes()))
-    if (model_dir / "config.json").exists():  # the rollout and eval engines' split, before a model loads
-        run.generation.check_model(json.loads((model_dir / "config.json").read_text()))
-    check_memory(memory_plans(run, model_dir))
+    try:  # checks that need the model's config.json: a user's settings that cannot work, told in one line
+        if (model_dir / "config.json").exists():  # the rollout and eval engines' split, before a model loads
+            run.generation.check_model(json.loads((model_dir / "config.json").read_text()))
+        check_memory(memory_plans(run, model_dir))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    teacher = getattr(specs.get("sft_data"), "teacher", None)
+    if teacher is not None and not (cache.enabled and cache.output(specs["sft_data"]).exists()):
+        probe_teacher(teacher)  # an API teacher that cannot answer fails now, not minutes in
     # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
     atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,
                                              "slurm_job_id": os.environ.get("SLURM_JOB_ID"),

@@ -15,7 +15,11 @@ from `signal_delay_s`) and preempts with SIGTERM. `install()` catches both, and 
 - `run()` wraps the pipeline: `Preempted` from anywhere ends there, in `exit_now()`, which hands the signal to the
   handler that was installed before ours — submitit's, which requeues the job and exits — or, with no such handler
   (a plain sbatch script, a terminal), exits with status EXIT_PREEMPTED so a wrapper can requeue. A signal that
-  arrives once the work is finished (`finished()`) changes nothing: the run ends as it would have.
+  arrives once the work is finished (`finished()`) changes nothing: the run ends as it would have, unless another
+  `run()` follows in this process (the next job of a sweep), which then stops before it starts;
+- outside any `run()` (the entry point installs the handlers as its first act, before the imports and the config
+  composition of the first seconds, and between the jobs of a sweep) nothing is in progress: a signal exits there
+  and then, the same way.
 
 The requeued job runs the same command: finished stages come from the stage cache, the interrupted one resumes from
 its checkpoint, and the W&B run id kept in the run dir continues the same run.
@@ -38,7 +42,7 @@ REDELIVER_S = 30.0  # a request still standing after this long is delivered agai
 T = TypeVar("T")
 
 _state: dict[str, Any] = {"signum": None, "in_step_loop": 0, "previous": {}, "finished": False, "watchdog": None,
-                          "forward": []}
+                          "forward": [], "running": False, "late": None}
 
 
 class Preempted(BaseException):
@@ -64,8 +68,12 @@ def install(names: tuple[str, ...] = SIGNALS) -> None:
 def _handle(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     if _state["finished"]:
+        _state["late"] = signum  # a run() that follows in this process stops before it starts
         log.warning("%s received after the work finished: nothing to checkpoint", name)
         return
+    if not _state["running"] and not _state["forward"]:  # start-up, composition, between runs: nothing to save
+        log.warning("%s received before the work started: exiting for a requeue", name)
+        exit_now(signum)
     for forward in _state["forward"]:
         forward(signum)
     if _state["signum"] is None:
@@ -148,11 +156,19 @@ def finished() -> None:
 
 
 def run(work: Callable[[], T]) -> T:
-    """`work()`, ending in `exit_now()` if the scheduler asked this job to stop, wherever that landed."""
+    """`work()`, ending in `exit_now()` if the scheduler asked this job to stop, wherever that landed (also before
+    it starts, for a signal that came after an earlier `run()` of this process had finished)."""
+    if _state["late"] is not None:
+        log.warning("%s received after the previous run finished: exiting before this one starts",
+                    signal.Signals(_state["late"]).name)
+        exit_now(_state["late"])
+    _state["finished"], _state["running"] = False, True
     try:
         result = work()
     except Preempted as p:
         exit_now(p.signum)
+    finally:
+        _state["running"] = False
     finished()
     return result
 
@@ -164,7 +180,7 @@ def exit_now(signum: int) -> None:
     for name in SIGNALS:
         with contextlib.suppress(ValueError):  # not the main thread: leave the handlers as they are
             signal.signal(getattr(signal, name), signal.SIG_IGN)
-    _state["signum"] = None
+    _state["signum"] = _state["late"] = None
     previous = _state["previous"].get(signum)
     if callable(previous):
         previous(signum, None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Iterator, Literal
 
-from skillexp.utils.io import atomic_write_text
+from skillexp.utils.io import atomic_write_text, rewind_jsonl
 from skillexp.utils.schema import POSITIVE
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,42 @@ class Tracker:
 
     @contextmanager
     def handed_off(self) -> Iterator[None]:
-        """Let another process (the ranks of a launched stage) log to this run meanwhile: W&B allows one writer."""
-        if self._wandb is None:
-            yield
-            return
-        self._wandb.finish()
-        self._wandb = None
+        """Let another process (the ranks of a launched stage) log to this run meanwhile: W&B allows one writer,
+        and metrics.jsonl is opened again afterwards (a rank that rewound it replaced the file)."""
+        if self._metrics is not None:
+            self._metrics.close()
+        wandb_on = self._wandb is not None
+        if wandb_on:
+            self._wandb.finish()
+            self._wandb = None
         try:
             yield
         finally:
-            self._open_wandb()
+            if self._metrics is not None:
+                self._metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+            if wandb_on:
+                self._open_wandb()
+
+    def rewind(self, step: int, *prefixes: str) -> None:
+        """A stage that starts again from its checkpoint at `step` (0: from scratch) drops the rows its earlier,
+        killed attempt logged past that point under its metric `prefixes` ("sft"; "rl" and "rl_val"), so that
+        metrics.jsonl holds the rows of the attempt that produced its weights. W&B's history is append-only: there
+        the earlier attempt's points stay."""
+        if self._metrics is None:
+            return
+        self._metrics.close()
+        mine = tuple(f"{p}/" for p in prefixes)
+
+        def keep(row: dict) -> bool:
+            if not any(k.startswith(mine) for k in row if k not in ("time", "step")):
+                return True
+            return step > 0 and row.get("step") is not None and row["step"] <= step
+
+        dropped = rewind_jsonl(self.run_dir / "metrics.jsonl", keep)
+        self._metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        if dropped:
+            log.info("metrics.jsonl: dropped %d %s rows an earlier attempt logged after step %d", dropped,
+                     "/".join(prefixes), step)
 
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log scalars; `step` is the stage's own counter (None for one-off metrics such as final eval)."""

@@ -54,6 +54,26 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, **extra}
 
 
+def kill_when(code: str, ready, log_path: Path, timeout_s: float = 300) -> None:
+    """Run `python -c code` from the checkout and SIGKILL it as soon as `ready()` holds (polled every 50 ms);
+    fails with the child's log if it never does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with open(log_path, "w") as log:
+        child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), stdout=log,
+                                 stderr=log)
+        deadline = time.time() + timeout_s
+        while not ready() and child.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        hit = ready()
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert hit, Path(log_path).read_text()[-3000:]
+
+
 # the suites and recipes that read hub datasets or local files; SUITE_DATA holds generated stand-ins for them
 DATA_RUNS = (["eval=skillfactory_ood"], ["eval=stat_math"], ["eval=skillfactory_openthoughts"],
              ["experiment=stat_math"])

@@ -68,6 +68,104 @@ def test_the_cli_exits_2_with_one_line_and_no_traceback(args: list[str]) -> None
     assert "Traceback" not in proc.stderr and "SKILLEXP_DEBUG=1" in lines[1]
 
 
+GEOMETRY = ["experiment=smoke", "rl=grpo_cpu", "trainer.num_processes=2", "rl.prompts_per_step=2",
+            "rl.mini_batch_prompts=2", "rl.group_size=4"]
+
+
+def test_a_batch_that_does_not_split_is_refused_at_start_up_in_one_line() -> None:
+    """GRPO's update on two ranks: 2 prompts x 4 completions / 2 ranks = 4 sequences per rank, fewer than one
+    micro-batch of 8. Refused by the config check, before any stage, with the value that fits."""
+    proc = _cli(*GEOMETRY)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0] == ("skillexp: config error: the batch sizes do not fit together on 2 ranks: "
+                        "rl.mini_batch_prompts x rl.group_size / ranks = 2 x 4 / 2 = 4 sequences per update and rank "
+                        "is not a multiple of trainer.micro_batch_size=8: trainer.micro_batch_size=4 would fit."), lines[0]
+
+
+def test_every_batch_that_does_not_split_is_told_at_once() -> None:
+    """Four mistakes across SFT and GRPO, one message, each with a value that fits; and those values do."""
+    bad = ["method=sft", "rl=grpo_cpu", "trainer.num_processes=2", "trainer.micro_batch_size=3",
+           "method.sft.batch_size=10", "rl.prompts_per_step=3", "rl.mini_batch_prompts=2"]
+    message = _message(bad)
+    assert message.startswith("config error: the batch sizes do not fit together on 2 ranks: (1) "), message
+    for part in ("(1) method.sft.batch_size=10 is not a multiple of trainer.micro_batch_size x ranks = 3 x 2: "
+                 "method.sft.batch_size=12 or trainer.micro_batch_size=1 would fit",
+                 "(2) rl.prompts_per_step=3 is not a multiple of rl.mini_batch_prompts=2: rl.prompts_per_step=4 or "
+                 "rl.mini_batch_prompts=1 would fit",
+                 "(3) rl.prompts_per_step=3 does not split into whole groups over 2 ranks",
+                 "(4) rl.mini_batch_prompts x rl.group_size / ranks = 2 x 8 / 2 = 8 sequences per update and rank "
+                 "is not a multiple of trainer.micro_batch_size=3: trainer.micro_batch_size=2 would fit"):
+        assert part in message, (part, message)
+    assert "(5)" not in message
+    fixed = [*bad[:3], "trainer.micro_batch_size=2", "method.sft.batch_size=12", "rl.prompts_per_step=4",
+             "rl.mini_batch_prompts=2"]
+    load_run_config(_compose(fixed))
+
+
+def test_a_dead_teacher_is_told_in_seconds_at_start_up() -> None:
+    """STAT with an API teacher whose port refuses connections: one request at start-up says so, with the URL and
+    the fix, before the student samples anything (it took 96 s of retries when found by the first request)."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    start = time.monotonic()
+    proc = _cli("experiment=smoke", "method=stat_sel", "teacher=vllm_server", f"teacher.base_url={url}")
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith(f"skillexp: teacher error: the teacher endpoint {url} cannot be reached "
+                               "(connection refused)"), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "SFT data" not in proc.stdout + proc.stderr
+    assert elapsed < 60, elapsed  # start-up (imports, the tiny model) and one refused connection
+
+
+# what the start-up checks may raise: the exceptions load_run_config and run_pipeline's checks turn into a user's
+# error (one line, exit 2); anything else from them would reach the user as a traceback
+USER_ERRORS = {"ValueError", "ConfigError", "FileNotFoundError", "UnknownKeyError", "TeacherAPIError", "MissingData"}
+
+
+def _validation_functions():
+    """Every config dataclass's __post_init__ and check/problems methods, and the start-up check functions, in
+    the modules that define configs (config.py files) or check them at start-up."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "skillexp"
+    files = sorted(root.rglob("config.py")) + [root / "utils" / "schema.py", root / "precision.py",
+                                               root / "models" / "__init__.py", root / "training" / "memory.py",
+                                               root / "tasks" / "__init__.py", root / "tasks" / "sources.py",
+                                               root / "tasks" / "base.py"]
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and (node.name == "__post_init__" or node.name.startswith(
+                    ("check", "validate", "_validate", "resolve", "load_run_config", "engines", "grad_accum",
+                     "read_catalogue", "build_task", "task_spec"))
+                    or node.name.endswith("problems")):
+                yield path.relative_to(root.parent), node
+
+
+def test_the_start_up_checks_raise_only_what_becomes_a_one_line_error() -> None:
+    """Walks the validation code: every `raise` in it raises an exception the CLI tells in one line."""
+    import ast
+
+    walked, wrong = 0, []
+    for path, fn in _validation_functions():
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                walked += 1
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                name = exc.id if isinstance(exc, ast.Name) else getattr(exc, "attr", ast.unparse(exc))
+                if name not in USER_ERRORS and name not in {"e", "err"}:  # `raise e`: re-raised as it came
+                    wrong.append(f"{path}:{node.lineno} {fn.name} raises {name}")
+    assert walked > 40, walked  # the walk found the checks (49 raises on 2026-12-07)
+    assert wrong == [], wrong
+
+
 @pytest.mark.parametrize("switch", ["SKILLEXP_DEBUG", "HYDRA_FULL_ERROR"])
 def test_the_debug_switch_shows_the_traceback(switch: str) -> None:
     proc = _cli("model.temprature=0.5", **{switch: "1"})

@@ -140,6 +140,63 @@ def test_a_signal_after_the_work_finished_changes_nothing() -> None:
     assert proc.returncode == 0 and "done" in proc.stdout and "after the work finished" in proc.stderr
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (the SigCgt mask of /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+@pytest.mark.parametrize("after_s", [0.1, 0.5, 1.5, 3.0])
+def test_a_signal_in_the_first_seconds_exits_for_a_requeue(after_s: float, tmp_path: Path) -> None:
+    """`python -m skillexp` catches the scheduler's signals before its imports and the config composition (the
+    first ~4 s): a job preempted while it starts exits with the status that requeues it, not killed by the signal."""
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "skillexp", *SFT, f"hydra.run.dir={tmp_path / 'run'}",
+                             f"paths.stage_cache_dir={tmp_path / 'cache'}"], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while not _catches(proc.pid, signal.SIGTERM):  # the interpreter's own start-up (~50 ms) comes first
+        assert proc.poll() is None and time.monotonic() - start < 2, "no handler within 2 s of the start"
+        time.sleep(0.002)
+    time.sleep(max(0.0, after_s - (time.monotonic() - start)))
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == EXIT_PREEMPTED, out[-3000:]
+    assert "Traceback" not in out and "exiting with status 75" in out, out[-3000:]
+
+
+@pytest.mark.parametrize("point", ["import:torch", "import:hydra",
+                                   "hydra._internal.config_loader_impl:ConfigLoaderImpl.load_configuration",
+                                   "skillexp.config:load_run_config"])
+def test_a_signal_during_imports_or_composition_exits_for_a_requeue(point: str, tmp_path: Path) -> None:
+    """Through the console script's `main()`: the signal lands as torch or Hydra starts to import, as Hydra
+    composes the config, or as skillexp validates it."""
+    proc = subprocess.run([sys.executable, "tests/signal_at.py", point, "1", "SIGTERM", "--", *SFT,
+                           f"hydra.run.dir={tmp_path / 'run'}", f"paths.stage_cache_dir={tmp_path / 'cache'}"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert "signal_at: SIGTERM" in out and proc.returncode == EXIT_PREEMPTED, out[-3000:]
+    assert "Traceback" not in out and not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_a_signal_between_two_jobs_of_a_sweep_stops_before_the_second(tmp_path: Path) -> None:
+    """A multirun in one process: the signal arrives after the first job finished, while the second one is
+    composed and validated. The second job does not start; the sweep exits for a requeue (the first job's stages
+    are in the cache for it)."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "tests/signal_at.py", "skillexp.config:load_run_config", "2", "SIGTERM",
+                           "--", "-m", "experiment=smoke", "method=none", "eval.num_items=1", "seed=0,1",
+                           f"hydra.sweep.dir={sweep}", f"paths.stage_cache_dir={tmp_path / 'cache'}"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == EXIT_PREEMPTED, out[-3000:]
+    assert "after the previous run finished" in out, out[-3000:]
+    assert [bool(list(sweep.glob(f"{job}*/summary.json"))) for job in (0, 1)] == [True, False], out[-3000:]
+
+
 @pytest.mark.long
 @pytest.mark.parametrize("when", ["SFT data:", "eval countdown_3 (1/"])
 def test_a_signal_during_set_up_or_eval_exits_for_a_requeue_and_the_rerun_finishes(when: str, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.tasks.prompts import Prompt
-from skillexp.training.config import OptimConfig, TrainerConfig
+from skillexp.training.config import OptimConfig, TrainerConfig, largest_divisor, next_multiple
 from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNKEYED, Range
 
 
@@ -87,12 +87,33 @@ class GRPOConfig:
     sample_table_every_steps: Annotated[int, NON_NEGATIVE, UNKEYED] = 5  # a W&B table of completions
     save_every_steps: Annotated[int, AT_LEAST_1, UNKEYED] = 25
 
+    def batch_problems(self, micro: int, ranks: int) -> list[str]:
+        """Everything that keeps a step's prompts from splitting into whole updates of whole groups over `ranks`
+        ranks and micro-batches of `micro` sequences, each with values that would fit (empty: it splits)."""
+        if self.name == "none":
+            return []
+        out = []
+        if self.prompts_per_step % self.mini_batch_prompts:
+            out.append(f"rl.prompts_per_step={self.prompts_per_step} is not a multiple of rl.mini_batch_prompts="
+                       f"{self.mini_batch_prompts}: rl.prompts_per_step="
+                       f"{next_multiple(self.prompts_per_step, self.mini_batch_prompts)} or rl.mini_batch_prompts="
+                       f"{largest_divisor(self.prompts_per_step, self.mini_batch_prompts)} would fit")
+        for name, value in (("rl.prompts_per_step", self.prompts_per_step),
+                            ("rl.mini_batch_prompts", self.mini_batch_prompts)):
+            if value % ranks:
+                out.append(f"{name}={value} does not split into whole groups over {ranks} ranks (trainer."
+                           f"num_processes x nodes): {name}={next_multiple(value, ranks)} would fit")
+        rows = self.mini_batch_prompts * self.group_size // ranks
+        if self.mini_batch_prompts % ranks == 0 and rows % micro:
+            out.append(f"rl.mini_batch_prompts x rl.group_size / ranks = {self.mini_batch_prompts} x "
+                       f"{self.group_size} / {ranks} = {rows} sequences per update and rank is not a multiple of "
+                       f"trainer.micro_batch_size={micro}: trainer.micro_batch_size={largest_divisor(rows, micro)} "
+                       "would fit")
+        return out
+
     def __post_init__(self) -> None:
         if self.name == "none":
             return
-        if self.prompts_per_step % self.mini_batch_prompts:
-            raise ValueError(f"rl.prompts_per_step={self.prompts_per_step} must be a multiple of "
-                             f"rl.mini_batch_prompts={self.mini_batch_prompts}.")
         if not self.rewards:
             raise ValueError("rl.rewards is empty: give at least one term, e.g. [{fn: task, weight: 1.0}].")
         names = [t.fn for t in self.rewards]

@@ -42,7 +42,7 @@ from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, f
                                       load_checkpoint, load_model, save_checkpoint, unrecorded_grad_norm)
 from skillexp.training.launch import launched, run_ranks
 from skillexp.training.weights import policy_weights
-from skillexp.utils.io import atomic_write_json
+from skillexp.utils.io import atomic_write_json, rewind_jsonl
 
 log = logging.getLogger(__name__)
 STEP_LOG = "steps.jsonl"  # every step's metrics, kept with the stage so a run that reuses it can log them again
@@ -62,16 +62,12 @@ def replayed_steps(path: Path) -> dict[int, dict[str, float]]:
 
 
 def update_geometry(cfg: GRPOConfig, micro: int, ranks: int = 1) -> int:
-    """Micro-batches per optimizer update on each of `ranks` ranks (DeepSpeed's gradient accumulation)."""
-    for name, value in (("rl.prompts_per_step", cfg.prompts_per_step), ("rl.mini_batch_prompts", cfg.mini_batch_prompts)):
-        if value % ranks:
-            raise ValueError(f"{name}={value} does not split into whole groups over {ranks} ranks: make it a "
-                             f"multiple of trainer.num_processes x nodes = {ranks}.")
-    rows = cfg.mini_batch_prompts * cfg.group_size // ranks
-    if rows % micro:
-        raise ValueError(f"rl.mini_batch_prompts x rl.group_size / ranks = {rows} sequences per update and rank is "
-                         f"not a multiple of trainer.micro_batch_size={micro}.")
-    return rows // micro
+    """Micro-batches per optimizer update on each of `ranks` ranks (DeepSpeed's gradient accumulation). The run's
+    start-up checks the same (config.check_batches); here it guards a stage run from anywhere else."""
+    problems = cfg.batch_problems(micro, ranks)
+    if problems:
+        raise ValueError("; ".join(problems) + ".")
+    return cfg.mini_batch_prompts * cfg.group_size // ranks // micro
 
 
 class GRPO:
@@ -113,6 +109,9 @@ class GRPO:
             self.ref.requires_grad_(False)
         state = load_checkpoint(self.engine, out_dir / "checkpoints") or {"step": 0, "consumed": 0}
         self.step = state["step"]
+        if self.rank == 0:  # the step logs hold the steps that led to the weights, none of a killed attempt's after
+            rewind_jsonl(out_dir / STEP_LOG, lambda row: row.get("step", 0) <= self.step)
+            self.tracker.rewind(self.step, "rl", "rl_val")
         self.stream = PromptStream(self.task.items("rl"), seed, state["consumed"])
         if inputs.generation.backend == "hf":  # the policy samples itself: nothing to sync
             from skillexp.generation.hf import HFGenerator

@@ -9,7 +9,21 @@ from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
 from skillexp.teachers.config import TeacherConfig
 from skillexp.utils.schema import ConfigError
 
-__all__ = ["Judgement", "Proposal", "SkillCatalogue", "Teacher", "TeacherConfig", "build_teacher"]
+__all__ = ["Judgement", "Proposal", "SkillCatalogue", "Teacher", "TeacherConfig", "build_teacher", "probe_teacher"]
+
+
+def probe_teacher(cfg: TeacherConfig) -> None:
+    """For an API teacher (`teacher.kind=openai`), one request at start-up that raises `TeacherAPIError` with the
+    URL and the fix when the endpoint cannot be reached or refuses the key or the URL (openai_client.py)."""
+    if cfg.kind != "openai":
+        return
+    from skillexp.teachers.openai_client import OpenAIChat
+
+    backend = OpenAIChat(cfg.model or "", cfg.base_url, cfg.api_key_env, 1, 0, cfg.timeout_s)
+    try:
+        backend.probe()
+    finally:
+        backend.close()
 
 
 def build_teacher(cfg: TeacherConfig, method: str, task: Task, cache_dir: Path, seed: int) -> Teacher:

@@ -28,7 +28,7 @@ class TeacherConfig:
     # the NAME of the variable holding the key; unset is fine with base_url
     api_key_env: Annotated[str, UNKEYED] = "OPENAI_API_KEY"
     concurrency: Annotated[int, AT_LEAST_1, UNKEYED] = 8  # requests in flight at once
-    # per request, on 408/409/429/5xx, timeouts and connection errors; then the request has failed
+    # per request, on 408/409/429/5xx, time-outs and dropped connections (a refused one stops the run at once)
     max_retries: Annotated[int, NON_NEGATIVE] = 5
     # the share of an operation's requests that may fail (after their retries) before the step stops with the
     # failure counts; 0: any failure stops it. A stopped step saves nothing; its rerun sends only what failed

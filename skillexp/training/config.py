@@ -122,15 +122,35 @@ class SFTConfig:
     # the same value, less time and memory); architectures without a plain output head use the logits
     fused_head: bool = True
 
+    def batch_problems(self, trainer: TrainerConfig, world: int) -> list[str]:
+        """Why this SFT batch does not split over `world` ranks of `trainer.micro_batch_size`, with values that
+        would fit (empty: it splits)."""
+        per_pass = trainer.micro_batch_size * world
+        if self.batch_size is None or self.batch_size % per_pass == 0:
+            return []
+        fits = [f"method.sft.batch_size={next_multiple(self.batch_size, per_pass)}"]
+        if self.batch_size % world == 0:
+            micro = largest_divisor(self.batch_size // world, trainer.micro_batch_size)
+            fits.append(f"trainer.micro_batch_size={micro}")
+        return [f"method.sft.batch_size={self.batch_size} is not a multiple of trainer.micro_batch_size x ranks = "
+                f"{trainer.micro_batch_size} x {world}: {' or '.join(fits)} would fit"]
+
     def grad_accum(self, trainer: TrainerConfig, world: int) -> int:
         """Micro-batches per optimizer step on each of `world` ranks."""
-        if self.batch_size is None:
-            return trainer.grad_accum
-        per_pass = trainer.micro_batch_size * world
-        if self.batch_size % per_pass:
-            raise ValueError(f"method.sft.batch_size={self.batch_size} is not a multiple of trainer.micro_batch_size "
-                             f"x ranks = {trainer.micro_batch_size} x {world}: change one of them.")
-        return self.batch_size // per_pass
+        problems = self.batch_problems(trainer, world)
+        if problems:
+            raise ValueError("; ".join(problems) + ".")
+        return trainer.grad_accum if self.batch_size is None else self.batch_size // (trainer.micro_batch_size * world)
+
+
+def next_multiple(value: int, k: int) -> int:
+    """The smallest multiple of `k` that is >= `value` (a batch size that splits into `k` parts)."""
+    return -(-value // k) * k
+
+
+def largest_divisor(n: int, at_most: int) -> int:
+    """The largest divisor of `n` that is <= `at_most` (a micro-batch that fills `n` rows exactly)."""
+    return max(d for d in range(1, max(1, min(n, at_most)) + 1) if n % d == 0)
 
 
 @dataclass(frozen=True)

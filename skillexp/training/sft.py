@@ -27,6 +27,7 @@ from skillexp.rl.forward import policy_head
 from skillexp.training.sft_data import (Batch, Example, collate, length_grouped_batches, packed_batches, sft_loss,
                                         tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl
+from skillexp.utils.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     conversations = [row["messages"] for row in read_jsonl(data_path)]
     examples, stats = tokenize_dataset(tokenizer, conversations, cfg.max_length, cfg.truncation)
     if not examples:
-        raise ValueError(f"no SFT examples left in {data_path} (dropped {stats.dropped}); check max_length.")
+        raise ConfigError(f"no SFT examples left in {data_path} (dropped {stats.dropped}); check max_length.")
     train, val = split_val(examples, cfg, seed)
     log.info("SFT data: %d train / %d val examples, %d truncated, %d dropped, %.1f%% target tokens",
              len(train), len(val), stats.truncated, stats.dropped, 100 * stats.target_tokens / stats.tokens)
@@ -81,7 +82,7 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     trainer = dataclasses.replace(trainer, grad_accum=cfg.grad_accum(trainer, world))
     per_epoch = len(epoch_batches(train, cfg, trainer.micro_batch_size, seed, 0)) // world
     if per_epoch < trainer.grad_accum:
-        raise ValueError(
+        raise ConfigError(  # the data's size decides it: found when SFT starts, told as a config error
             f"SFT has {per_epoch} micro-batches per epoch per rank ({len(train)} examples), fewer than "
             f"trainer.grad_accum={trainer.grad_accum}: lower trainer.grad_accum or trainer.micro_batch_size, "
             "or build more SFT data.")
@@ -91,10 +92,12 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     head = policy_head(engine) if cfg.fused_head else None
     ckpt = out_dir / "checkpoints"
     state = load_checkpoint(engine, ckpt) or {"epoch": 0, "batch": 0, "step": 0}
+    tracker.rewind(state["step"], "sft")  # metrics.jsonl: none of a killed attempt's steps past the checkpoint
     if state["step"]:
         log.info("resuming SFT at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch"])
-    tracker.log({"sft/train_examples": len(train), "sft/val_examples": len(val), "sft/truncated": stats.truncated,
-                 "sft/dropped": stats.dropped, "sft/total_steps": total}, step=state["step"])
+    else:
+        tracker.log({"sft/train_examples": len(train), "sft/val_examples": len(val), "sft/truncated": stats.truncated,
+                     "sft/dropped": stats.dropped, "sft/total_steps": total}, step=0)
 
     step, epoch, pad = state["step"], state["epoch"], tokenizer.pad_token_id
     tokens, t0 = 0, time.perf_counter()

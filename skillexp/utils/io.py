@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -29,6 +29,27 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def rewind_jsonl(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool]) -> int:
+    """Rewrite the JSONL file at `path` (atomically) with only the rows `keep` accepts, and return how many went.
+    A line that is not whole JSON (the last write of a killed process, cut short) goes too; no file, nothing."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and keep(row):
+            kept.append(row)
+    if len(kept) < len(lines):
+        atomic_write_jsonl(path, kept)
+    return len(lines) - len(kept)
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

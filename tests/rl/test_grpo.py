@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,7 @@ from skillexp.rl.grpo import rl_stage
 from skillexp.stage_cache import StageCache
 from skillexp.tracking import Tracker
 from skillexp.utils.io import read_jsonl
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import kill_when
 from tests.test_configs import _compose
 from tests.test_main import run_cli
 
@@ -113,22 +109,23 @@ def test_a_learnable_reward_rises(tmp_path: Path, tiny_model_dir: Path, setting:
     assert set(exported) == set(load_file(tiny_model_dir / "model.safetensors"))
 
 
-def test_killed_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
-    full = _grpo(tmp_path / "a", steps=6, save_every=2)
+@pytest.mark.parametrize("kill", ["before_first_checkpoint", "after_first_checkpoint"])
+def test_killed_grpo_resumes_to_the_same_weights_and_logs_each_step_once(tmp_path: Path, tiny_model_dir: Path,
+                                                                          kill: str) -> None:
+    full = _grpo(tmp_path / "a", steps=6, save_every=4)
     out = tmp_path / "b"
-    code = f"from pathlib import Path; from tests.rl.test_grpo import _grpo; _grpo(Path({str(out)!r}), 6, 2)"
-    env = subprocess_env()
-    log = open(tmp_path / "child.log", "w")
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log)
-    latest = out / "rl" / "checkpoints" / "latest.json"
-    deadline = time.time() + 300
-    while not latest.exists() and child.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
-    assert json.loads(latest.read_text())["step"] < 6
-    resumed = _grpo(out, steps=6, save_every=2)
+    code = f"from pathlib import Path; from tests.rl.test_grpo import _grpo; _grpo(Path({str(out)!r}), 6, 4)"
+    latest, steps = out / "rl" / "checkpoints" / "latest.json", out / "rl" / "steps.jsonl"
+    if kill == "after_first_checkpoint":  # at step 4; step 5 may be logged before the kill lands
+        kill_when(code, latest.exists, tmp_path / "child.log")
+        assert json.loads(latest.read_text())["step"] < 6
+    else:  # after two logged steps, no checkpoint yet
+        kill_when(code, lambda: steps.exists() and len(read_jsonl(steps)) >= 2, tmp_path / "child.log")
+        assert not latest.exists()
+    resumed = _grpo(out, steps=6, save_every=4)
+    # the stage's step log and the run's metrics hold steps 1-6 once each, as a run never killed does
+    assert [r["step"] for r in read_jsonl(steps)] == list(range(1, 7))
+    assert sorted(r["step"] for r in read_jsonl(out / "metrics.jsonl") if "rl/reward_mean" in r) == list(range(1, 7))
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -25,14 +25,14 @@ class _Server(ThreadingHTTPServer):
 class StubOpenAI:
     """`plan`: what the first requests get, in arrival order: an HTTP status (429, 500, 401...), "hang" (answer
     after `hang_s`), or "ok"; later requests get "ok". `die_after`: the server answers that many requests, then
-    shuts down for good. `reply(body)` writes each completion's content. Every request body and its
+    shuts down for good. `reply(body)` writes each completion's content; GET /v1/models lists `models`. Every request body and its
     Authorization header are kept (`bodies`, `auth`); `max_inflight` is the most requests seen at once."""
 
     def __init__(self, reply: Reply = echo_last_user, plan: list[int | str] | None = None, hang_s: float = 0.0,
                  delay_s: float = 0.0, die_after: int | None = None, echo_auth_in_errors: bool = False,
-                 port: int = 0):
+                 port: int = 0, models: tuple[str, ...] = ("stub-model",)):
         self.reply, self.plan, self.hang_s, self.delay_s = reply, list(plan or []), hang_s, delay_s
-        self.die_after, self.echo_auth = die_after, echo_auth_in_errors
+        self.die_after, self.echo_auth, self.models = die_after, echo_auth_in_errors, models
         self.bodies: list[dict[str, Any]] = []
         self.auth: list[str] = []
         self.inflight = self.max_inflight = 0
@@ -94,6 +94,12 @@ class StubOpenAI:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - the models list a start-up check asks for
+                if self.path.rstrip("/").endswith("/v1/models"):
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in stub.models]})
+                else:
+                    self._send(404, {"error": {"message": "not found", "type": "stub", "code": 404}})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")

@@ -88,20 +88,77 @@ def test_a_hanging_server_times_out_without_stalling_the_rest(tmp_path: Path) ->
     assert elapsed < 4.0
 
 
-def test_a_server_that_dies_mid_run_then_a_rerun_resumes_from_the_cache(tmp_path: Path) -> None:
+def test_a_server_that_dies_mid_run_stops_the_run_then_a_rerun_resumes_from_the_cache(tmp_path: Path) -> None:
+    """Once the server is gone its port refuses connections: no retry can help, so the operation stops at once
+    with the URL and the fix, keeping the answers it had; the rerun asks only for the rest."""
     cache = tmp_path / "cache"
     with StubOpenAI(die_after=4) as dying:
-        chat = _client(dying, cache, concurrency=1, max_retries=1, timeout_s=2.0)
-        out = chat.chat(CONVS)
-    assert sum(bool(o) for o in out) == 4 and chat.counts["chat/failed"] == 6
-    assert chat.counts["openai/error_APIConnectionError"] == 6 and len(ChatCache(cache)) == 4
+        chat = _client(dying, cache, concurrency=1, max_retries=3, timeout_s=2.0)
+        start = time.perf_counter()
+        with pytest.raises(TeacherAPIError, match=r"cannot be reached \(connection refused\).*teacher.base_url"):
+            chat.chat(CONVS)
+        elapsed = time.perf_counter() - start
+    assert len(ChatCache(cache)) == 4 and elapsed < 5  # not 6 questions x 4 attempts with backoff
     with StubOpenAI() as healthy:
         again = _client(healthy, cache).chat(CONVS)
-    assert _asked(healthy) == sorted(c[0]["content"] for c, o in zip(CONVS, out) if not o)
-    assert all(again) and [a for a, o in zip(again, out) if o] == [o for o in out if o]
+    assert len(healthy.bodies) == 6 and again == [[f"<answer>question {i}</answer>"] for i in range(10)]
     with StubOpenAI() as third:
         assert _client(third, cache).chat(CONVS) == again
     assert third.bodies == []
+
+
+def _closed_port() -> str:
+    """A loopback URL nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def test_the_start_up_probe_fails_in_seconds_on_a_dead_endpoint_and_passes_a_live_one() -> None:
+    url = _closed_port()
+    chat = OpenAIChat("stub-model", url, NO_KEY, max_retries=5)
+    start = time.perf_counter()
+    with pytest.raises(TeacherAPIError, match=f"{url} cannot be reached \\(connection refused\\): start the server"):
+        chat.probe()
+    assert time.perf_counter() - start < 2
+    unknown = OpenAIChat("stub-model", "http://no-such-host.invalid/v1", NO_KEY, max_retries=5)
+    with pytest.raises(TeacherAPIError, match="no-such-host.invalid/v1 cannot be reached"):
+        unknown.probe()
+    with StubOpenAI() as stub:
+        _client(stub, None).probe()  # lists stub-model: nothing to say
+        assert stub.bodies == []  # no completion was asked for
+    with StubOpenAI() as stub:  # a URL that is not the API root (no /v1): its models list is a 404
+        with pytest.raises(TeacherAPIError, match="HTTP 404.*usually ending in /v1"):
+            OpenAIChat("stub-model", stub.base_url.removesuffix("/v1"), NO_KEY).probe()
+
+
+def test_requests_retry_what_passes_and_stop_on_what_does_not() -> None:
+    """The retry policy: time-outs, 408/409/429/5xx and dropped connections are tried again; a refused
+    connection, an unknown host, 400/401/403/404 are not."""
+    import httpx2
+    import openai
+
+    from skillexp.teachers.openai_client import transient, unreachable
+
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+
+    def status(code: int) -> openai.APIStatusError:
+        return openai.APIStatusError("x", response=httpx2.Response(code, request=request), body=None)
+
+    def connection(cause: str) -> openai.APIConnectionError:
+        e = openai.APIConnectionError(request=request)
+        e.__cause__ = httpx2.ConnectError(cause)
+        return e
+
+    assert all(transient(status(c)) for c in (408, 409, 429, 500, 502, 503))
+    assert not any(transient(status(c)) for c in (400, 401, 403, 404, 422))
+    assert transient(openai.APITimeoutError(request=request))
+    assert transient(connection("Server disconnected without sending a response."))
+    refused = connection("[Errno 111] Connection refused")
+    unknown = connection("[Errno -2] Name or service not known")
+    assert unreachable(refused) and unreachable(unknown) and not transient(refused) and not transient(unknown)
 
 
 _KILLED_CLIENT = """

@@ -4,10 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +21,7 @@ from skillexp.rl.forward import policy_head
 from skillexp.training.sft_data import (IGNORE, collate, forward, packed_batches, sft_loss, tokenize_conversation,
                                         tokenize_dataset)
 from skillexp.utils.io import read_jsonl
-from tests.conftest import ROOT, TINY, subprocess_env
+from tests.conftest import TINY, kill_when
 
 
 def write_dataset(path: Path, n: int = 96) -> Path:
@@ -97,28 +94,38 @@ def test_keep_final_checkpoint_leaves_the_last_step_resumable(tmp_path: Path, ti
     assert latest["step"] == 3  # save_every_steps is 4: this one was written for keeping
 
 
-def test_killed_sft_resumes_to_the_same_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+def _logged_steps(path: Path, key: str) -> list[int]:
+    return sorted(r["step"] for r in read_jsonl(path) if key in r)
+
+
+@pytest.mark.parametrize("kill", ["before_first_checkpoint", "after_first_checkpoint"])
+def test_killed_sft_resumes_to_the_same_weights_and_logs_each_step_once(tmp_path: Path, tiny_model_dir: Path,
+                                                                         kill: str) -> None:
     data = write_dataset(tmp_path / "data.jsonl")
     full = _sft(data, tiny_model_dir, tmp_path / "a" / "sft", max_steps=12)
-    # the same run in a child process, SIGKILLed once its first checkpoint (step 4) is published
+    # the same run in a child process, SIGKILLed after two logged steps (no checkpoint yet: they come every 4) or
+    # once its first checkpoint (step 4) is published
     out = tmp_path / "b" / "sft"
     code = (f"from pathlib import Path; from tests.training.test_sft import _sft; "
             f"_sft(Path({str(data)!r}), Path({str(tiny_model_dir)!r}), Path({str(out)!r}), max_steps=12)")
-    env = subprocess_env()  # a fresh process group, not this process's
-    log = open(tmp_path / "child.log", "w")
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log)
-    latest = out / "checkpoints" / "latest.json"
-    deadline = time.time() + 300
-    while not latest.exists() and child.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
-    step = json.loads(latest.read_text())["step"]
-    assert step < 12 and not (out / "model").exists(), (tmp_path / "child.log").read_text()[-3000:]
+    latest, metrics = out / "checkpoints" / "latest.json", tmp_path / "b" / "metrics.jsonl"
+    if kill == "after_first_checkpoint":
+        kill_when(code, latest.exists, tmp_path / "child.log")
+        step = json.loads(latest.read_text())["step"]
+        assert step < 12 and not (out / "model").exists()
+    else:
+        kill_when(code, lambda: metrics.exists() and len(_logged_steps(metrics, "sft/loss")) >= 2,
+                  tmp_path / "child.log")
+        step = 0
+        assert not latest.exists()
+    trained = _logged_steps(metrics, "sft/loss")
+    assert trained and min(trained) <= max(step, 1)  # the child trained before dying
     resumed = _sft(data, tiny_model_dir, out, max_steps=12)
-    logged = read_jsonl(tmp_path / "b" / "metrics.jsonl")
-    assert min(r["step"] for r in logged if "sft/loss" in r) <= step  # the child trained before dying
+    # the run's log holds the steps of the attempts that made the weights, each once: the killed attempt's up to
+    # its checkpoint, the rerun's after it
+    assert _logged_steps(metrics, "sft/loss") == list(range(1, 13))
+    assert _logged_steps(metrics, "sft/val_loss") == [4, 8, 12]
+    assert _logged_steps(metrics, "sft/total_steps") == [0]
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:

@@ -32,6 +32,7 @@ from skillexp.tasks.scoring import ScorePool
 from skillexp.teachers import build_teacher
 from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
 from skillexp.utils.io import atomic_write_json
+from skillexp.utils.schema import ConfigError
 
 
 class LazyTeacher(Teacher):
@@ -96,7 +97,7 @@ def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir
     atomic_write_json(work / "catalogue.json", {"source": st.catalogue or "shipped", "subjects": catalogue.subjects})
     val = task.items("val")[: st.num_val_questions]
     if not val or not train:
-        raise RuntimeError(f"method={prefix} needs val questions (stage 1) and train questions (the skill map); "
+        raise ConfigError(f"method={prefix} needs val questions (stage 1) and train questions (the skill map); "
                            f"the task has {len(val)} and {len(train)}: raise the task's num_val / num_train.")
     teacher = LazyTeacher(make_teacher or (lambda: build_teacher(inputs.teacher, prefix, task, rt.cache_dir, seed)))
     try:
