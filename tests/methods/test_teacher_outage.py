@@ -1,6 +1,7 @@
-"""A teacher outage is a failure, never data: with nothing listening at teacher.base_url the STAT step stops,
-saying what failed and how many requests, and saves nothing; the same command with the server up asks again and
-finishes (issue 13, case 2)."""
+"""A teacher outage is a failure, never data: with nothing listening at teacher.base_url the STAT run stops at
+start-up, saying which URL and how to fix it, before any stage starts; the same command with the server up asks
+the teacher and finishes (issue 13, case 2; issue 24). A server that dies mid-step: tests/teachers/
+test_openai_client.py."""
 from __future__ import annotations
 
 import socket
@@ -31,10 +32,10 @@ def test_a_teacher_outage_stops_the_step_saves_nothing_and_the_rerun_asks_again(
     down = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert down.returncode == 2, down.stderr[-3000:]
     message = down.stderr.strip().splitlines()[-2]
-    assert message.startswith("skillexp: teacher error: the teacher failed ") and "connection refused" in message
-    assert "Traceback" not in down.stderr
-    stage = next(iter((Path(env["SKILLEXP_STAGE_CACHE"]) / "sft_data").glob("*.partial")))  # kept for the rerun
-    assert not list(stage.rglob("skill_map.jsonl")) and not list(stage.rglob("judgements.jsonl"))
+    assert message.startswith(f"skillexp: teacher error: the teacher endpoint http://127.0.0.1:{port}/v1 cannot be "
+                              "reached (connection refused)"), down.stderr[-3000:]
+    assert "Traceback" not in down.stderr and "SFT data" not in down.stdout + down.stderr
+    assert not list((Path(env["SKILLEXP_STAGE_CACHE"]) / "sft_data").glob("*"))  # no stage started
     with StubOpenAI(reply=ScriptedTeacher(), port=port) as stub:
         up = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert up.returncode == 0, up.stderr[-3000:]

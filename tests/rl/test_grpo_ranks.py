@@ -25,6 +25,7 @@ from skillexp.pipeline import run_pipeline
 from skillexp.rl import ranks
 from skillexp.rl.ranks import rollout_share
 from skillexp.utils.io import read_jsonl
+from skillexp.utils.schema import ConfigError
 from tests.conftest import ROOT, subprocess_env
 from tests.rl.test_grpo import grpo, tiny_run
 
@@ -151,13 +152,12 @@ def test_rollout_engines_must_not_split_a_node(tmp_path: Path) -> None:
     for per_node, size in ((3, 3), (3, 6)):
         with pytest.raises(ValueError, match="tensor_parallel_size=2 does not split 3 ranks per node"):
             gen.engines(per_node, size)
-    # the pipeline says so before any stage runs
-    run = tiny_run(["generation=vllm", "generation.tensor_parallel_size=2", "trainer.num_processes=3",
-                    "rl.prompts_per_step=6", "rl.mini_batch_prompts=3", "rl.group_size=4",
-                    "trainer.micro_batch_size=4"])
-    with pytest.raises(ValueError, match="make trainer.num_processes .ranks per node. a multiple of it"):
-        run_pipeline(run, tmp_path / "run")
-    assert not (tmp_path / "run" / "stages.json").exists()
+    # the config check says so at start-up, with the run's other batch checks
+    with pytest.raises(ConfigError, match="do not fit together on 3 ranks: generation.tensor_parallel_size=2 does "
+                                          "not split 3 ranks per node .* make trainer.num_processes .ranks per node. "
+                                          "a multiple of it"):
+        tiny_run(["generation=vllm", "generation.tensor_parallel_size=2", "trainer.num_processes=3",
+                  "rl.prompts_per_step=6", "rl.mini_batch_prompts=3", "rl.group_size=4", "trainer.micro_batch_size=4"])
 
 
 def test_a_tensor_parallel_size_that_does_not_split_the_heads_is_refused_at_start_up(tmp_path: Path) -> None:
