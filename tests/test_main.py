@@ -28,12 +28,14 @@ def check_run_dir(run_dir: Path, variants: list[str], k: int) -> dict[str, float
     assert "run_name:" in (run_dir / "config.yaml").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     for v in variants:
-        for metric in (f"mean@{k}", "pass@1", "greedy", "mean_tokens", "truncation_rate"):
+        for metric in (f"mean@{k}", "pass@1", "greedy", "mean_tokens", "truncation_rate", "no_answer_rate"):
             assert f"{v}/{metric}" in summary, (v, metric, sorted(summary))
         rows = read_jsonl(run_dir / "eval" / "generations" / f"{v}.jsonl")
         n_items = int(summary[f"{v}/num_items"])
         assert len(rows) == n_items * (k + 1)  # k samples + 1 greedy per item
         assert {"item_id", "completion", "extracted", "score", "finish_reason", "num_tokens"} <= set(rows[0])
+        sampled = [r for r in rows if not r["greedy"]]  # the format failures: samples with no answer found
+        assert summary[f"{v}/no_answer_rate"] == sum(r["extracted"] is None for r in sampled) / len(sampled)
     logged = read_jsonl(run_dir / "metrics.jsonl")
     assert any(f"{variants[0]}/mean@{k}" in row for row in logged)
     assert list((run_dir / "wandb").glob("offline-run-*")), "W&B offline run missing"

@@ -142,6 +142,9 @@ def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tra
             metrics = variant_metrics(
                 scores, [[len(c.token_ids) for c in cs] for cs in comps],
                 [[c.truncated for c in cs] for cs in comps], v.protocol.pass_k, greedy_scores)
+            # no answer where the prompt asked for it: a format failure, not a wrong answer
+            metrics["no_answer_rate"] = sum(r["extracted"] is None for r in rows if not r["greedy"]) / max(
+                1, sum(not r["greedy"] for r in rows))
             if bf:  # the same samples before forcing, for the paper's Std -> BF comparison
                 before = pool.score(v.task, [it for it in v.items for _ in range(k)],
                                     [c.text for j in v.span for c in unforced[j]])
@@ -154,7 +157,7 @@ def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tra
                 metrics.update(use.metrics())
             metrics["score"] = metrics[v.protocol.metric]
             summary.update({f"{prefix}{name}/{m}": val for m, val in metrics.items()})
-            shown = [m for m in (f"mean@{k}", "pass@1", "greedy") if m in metrics]
+            shown = [m for m in (f"mean@{k}", "pass@1", "greedy", "no_answer_rate") if m in metrics]
             log.info("%seval %s (%d/%d variants): %s", prefix, name, i, len(variants),
                      " · ".join(f"{m} {metrics[m]:.3f}" for m in shown))
             table += [[name, r["sample"], r["question"], r["completion"], r["extracted"], r["score"]]

@@ -33,6 +33,7 @@ class Report:
     comparisons: list[list[str]] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)  # W&B summary values (publish.py names the keys)
+NO_ANSWER = "no_answer_rate"  # printed beside every score table (skillexp/eval/stage.py)
 
 
 def describe(run: Run) -> str:
@@ -55,7 +56,7 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     """Tables, comparisons, figures, CSV rows and W&B summary values of one setting (one model, task, eval...)."""
     variants = list(dict.fromkeys(v for r in runs for v in r.variants))
     rows = build_rows(runs)
-    cells = build_cells(rows, variants, [metric, *(m for m in SKILL_METRICS if m != metric)])
+    cells = build_cells(rows, variants, [metric, *(m for m in (NO_ANSWER, *SKILL_METRICS) if m != metric)])
     primary = [c for c in cells if c.metric == cells[0].metric]
     resolved = primary[0].metric
     suffix = f"_{slug(setting)}" if len(settings(sweep.runs)) > 1 else ""
@@ -70,6 +71,12 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
            f"### {resolved}", "", markdown_table(grid, columns), "", *interval_notes(primary), ""]
     figures = [save(accuracy_figure(grid, columns, resolved, title, colour, is_proportion(resolved)),
                     out_dir / f"accuracy{suffix}.png")]
+    no_answer = [c for c in cells if c.metric == NO_ANSWER]
+    if resolved != NO_ANSWER and any(c.stats is not None for c in no_answer):
+        md += [f"### No answer found ({NO_ANSWER})", "", "The share of samples in which the task found no answer "
+               "where its prompt asked for one: a format failure, not a wrong answer (each score above counts them "
+               "as 0).", "", markdown_table({row.label: {c.variant: c.stats for c in no_answer if c.row is row}
+                                             for row in rows}, columns), ""]
     comparisons, unmatched = compare.compare_rows(rows, variants, metric, baseline)
     md += compare.markdown(comparisons, unmatched, columns, baseline)
 

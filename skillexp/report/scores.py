@@ -3,8 +3,8 @@
 The eval stage writes one line per sample (`item_id`, `question`, `sample`, `greedy`, `score`, `finish_reason`...,
 skillexp/eval/stage.py). From them this module rebuilds, per question, the value whose mean over questions is the
 run's summary metric: mean@k (the mean of the k sampled scores), pass@p (unbiased, a sample counting as correct
-at score 1), greedy (the greedy sample's score) and truncation_rate (the share of samples stopped by the length
-limit). A run's per-question scores are used only when their mean reproduces its summary.json value, so a stage
+at score 1), greedy (the greedy sample's score), truncation_rate (the share of samples stopped by the length
+limit) and no_answer_rate (the share in which the task found no answer where its prompt asked for one). A run's per-question scores are used only when their mean reproduces its summary.json value, so a stage
 dir that is gone (a cleaned stage cache), older or from another eval falls back to the pooled count.
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 from skillexp.eval.metrics import pass_at_k
 from skillexp.report.collect import Run
 
-PROPORTION = re.compile(r"^(mean@\d+(_unforced)?|pass@\d+|greedy|truncation_rate)$")  # shares of counted outcomes
+# shares of counted outcomes
+PROPORTION = re.compile(r"^(mean@\d+(_unforced)?|pass@\d+|greedy|truncation_rate|no_answer_rate)$")
 UNIT_BOUNDED = ("verdict_correct_f1", "verdict_incorrect_f1")  # inside [0, 1], but not a share of a count
 NONNEGATIVE = re.compile(r"^(answers_per_completion|reflections_per_completion|mean_tokens|num_items)$")  # counts
 TOLERANCE = 1e-6
@@ -35,7 +36,8 @@ def stage_dir(run: Run, prefix: str) -> Path:
     return run.path / ("pre_rl" if prefix else "eval")
 
 
-Samples = tuple[dict[Question, list[tuple[float, bool]]], dict[Question, float]]
+# per question its samples' (score, truncated, no answer found), and its greedy score
+Samples = tuple[dict[Question, list[tuple[float, bool, bool]]], dict[Question, float]]
 
 
 def _samples(path: Path) -> Samples | None:
@@ -50,7 +52,7 @@ def _samples(path: Path) -> Samples | None:
 @functools.lru_cache(maxsize=128)
 def _read_samples(path: Path, mtime_ns: int) -> Samples | None:
     """`_samples`, read once per version of the file (every cell and comparison of a report asks again)."""
-    sampled: dict[Question, list[tuple[int, float, bool]]] = {}
+    sampled: dict[Question, list[tuple[int, float, bool, bool]]] = {}
     greedy: dict[Question, float] = {}
     try:
         with open(path, encoding="utf-8") as f:
@@ -63,10 +65,11 @@ def _read_samples(path: Path, mtime_ns: int) -> Samples | None:
                     greedy[key] = float(row["score"])
                 else:
                     sampled.setdefault(key, []).append((int(row.get("sample", 0)), float(row["score"]),
-                                                        row.get("finish_reason") == "length"))
+                                                        row.get("finish_reason") == "length",
+                                                        row.get("extracted") is None))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return {k: [(s, t) for _, s, t in sorted(v)] for k, v in sampled.items()}, greedy
+    return {k: [(s, t, n) for _, s, t, n in sorted(v)] for k, v in sampled.items()}, greedy
 
 
 def _per_question(path: Path, metric: str) -> dict[Question, float] | None:
@@ -82,14 +85,16 @@ def _per_question(path: Path, metric: str) -> dict[Question, float] | None:
         k = int(m.group(1))
         if any(len(v) != k for v in sampled.values()):
             return None
-        return {q: statistics.fmean(s for s, _ in v) for q, v in sampled.items()}
+        return {q: statistics.fmean(s for s, _, _ in v) for q, v in sampled.items()}
     if m := re.fullmatch(r"pass@(\d+)", metric):
         p = int(m.group(1))
         if any(len(v) < p for v in sampled.values()):
             return None
-        return {q: pass_at_k(len(v), sum(s >= 1.0 for s, _ in v), p) for q, v in sampled.items()}
+        return {q: pass_at_k(len(v), sum(s >= 1.0 for s, _, _ in v), p) for q, v in sampled.items()}
     if metric == "truncation_rate":
-        return {q: statistics.fmean(float(t) for _, t in v) for q, v in sampled.items()}
+        return {q: statistics.fmean(float(t) for _, t, _ in v) for q, v in sampled.items()}
+    if metric == "no_answer_rate":
+        return {q: statistics.fmean(float(n) for _, _, n in v) for q, v in sampled.items()}
     return None  # e.g. mean@k_unforced: the samples before budget forcing are not in the file
 
 
@@ -105,12 +110,12 @@ def question_scores(run: Run, prefix: str, variant: str, metric: str) -> dict[Qu
 
 def pooled_count(run: Run, prefix: str, variant: str, metric: str) -> float | None:
     """How many scored outcomes a proportion metric of this run's `variant` averages: questions × samples for
-    mean@k and truncation_rate, questions for pass@p and greedy (one outcome per question); None if unknown."""
+    mean@k, truncation_rate and no_answer_rate, questions for pass@p and greedy (one outcome per question); None if unknown."""
     questions = run.summary.get(f"{prefix}{variant}/num_items")
     if questions is None or not is_proportion(metric):
         return None
     per_question = int(metric.split("@")[1].split("_")[0]) if metric.startswith("mean@") else (
-        int(run.config["eval"]["k"]) if metric == "truncation_rate" else 1)
+        int(run.config["eval"]["k"]) if metric in ("truncation_rate", "no_answer_rate") else 1)
     return float(questions) * per_question
 
 

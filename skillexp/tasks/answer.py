@@ -7,6 +7,8 @@ make the regex engine backtrack catastrophically.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 MAX_SCAN_CHARS = 20_000
 MAX_ANSWER_CHARS = 1_000  # a longer "answer" is not an answer to any of our tasks; refusing it bounds the checkers
@@ -75,3 +77,50 @@ def last_integer(text: str | None) -> str | None:
         return None
     found = _INT.findall(text[-2_000:])
     return found[-1].replace(",", "") if found else None
+
+
+@dataclass(frozen=True)
+class AnswerFormat:
+    """Where a final answer goes: what the prompts ask for and what the grader reads, in one place, so that the
+    two cannot disagree (tests/tasks/test_answer_format.py poses every task in every format and grades an answer
+    written as the prompt asks, and one written the other way)."""
+
+    name: str
+    slot: str  # how the prompts' sentences end: "give your resulting {answer_type} <slot>."
+    slot_one: str  # the same where the paper's prompt says "tag" (plan_and_execute)
+    system: str  # the same, in the variants' system prompts: "... then you give your final answer <system>."
+    system_bare: str  # the same where the paper's system prompt leaves the quotes out (plan_and_execute)
+    always_end: str  # the variants' closing rule
+    place: str  # the same after "as the final answer" (the instruction prompt)
+    original: str  # the `original` variant's whole instruction after the question (a format string: {answer_type})
+    read: Callable[[str | None], str | None]  # the grader's reading: the answer, or None (no answer found)
+    write: Callable[[str], str]  # an answer as the prompt asks for it (reference solutions, tests)
+
+
+def _tagged(answer: str) -> str:
+    return f"<answer>{answer}</answer>"
+
+
+def _boxed(answer: str) -> str:
+    return f"\\boxed{{{answer}}}"
+
+
+ANSWER_FORMATS = {
+    # SkillFactory's prompts (App. E.2) and traces: the answer between <answer> tags
+    "tag": AnswerFormat(
+        "tag", slot='as the answer in the "<answer>(your answer)</answer>" tags',
+        slot_one='as the answer in the "<answer>(your answer)</answer>" tag',
+        system='in "<answer>(your answer)</answer>"', system_bare="in <answer>(your answer)</answer>",
+        place='in the "<answer>(your answer)</answer>" tags',
+        always_end="You always end with </answer>, you never ever end without giving an answer.",
+        original=("Let's think step by step, then give your resulting {answer_type} as the answer in the "
+                  '"<answer>(your answer)</answer>" tags.'),
+        read=last_tag, write=_tagged),
+    # STAT's harness (Qwen2.5-Math's chain-of-thought prompt): the answer in \boxed{}
+    "boxed": AnswerFormat(
+        "boxed", slot="within \\boxed{}", slot_one="within \\boxed{}", system="within \\boxed{}",
+        system_bare="within \\boxed{}", place="within \\boxed{}",
+        always_end="You always end with your final answer within \\boxed{}, you never ever end without one.",
+        original="Please reason step by step, and put your final answer within \\boxed{{}}.",
+        read=last_boxed, write=_boxed),
+}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from skillexp.tasks.answer import last_tag
+from skillexp.tasks.answer import ANSWER_FORMATS, last_tag
 from skillexp.tasks.prompts import build_messages
 from skillexp.tasks.sources import Source, source_file
 
@@ -37,7 +37,8 @@ class Task(ABC):
     items mean, so those methods need not know any task by name; the defaults suit free-form questions.
     """
 
-    answer_type: str = "answer"  # fills the prompts' {answer_type_str}
+    answer_type: str = "answer"  # what the prompts ask for: "give your resulting <answer_type> ..."
+    answer_format: str = "tag"  # where the prompts ask for it and `extract` reads it (tasks/answer.py)
     # the skill catalogue ({"subjects": {subject: [skill, ...]}}) STAT uses by default; None when none ships
     skill_catalogue: ClassVar[Path | None] = None
 
@@ -79,14 +80,16 @@ class Task(ABC):
         return self._splits[split]
 
     def messages(self, item: Item, variant: str = "original") -> list[dict[str, str]]:
-        """Chat messages that pose `item`, under one of SkillFactory's prompt variants."""
-        return build_messages(item.question, self.answer_type, variant)
+        """Chat messages that pose `item`, under one of SkillFactory's prompt variants, asking for the answer
+        where `extract` reads it."""
+        return build_messages(item.question, self.answer_type, variant, ANSWER_FORMATS[self.answer_format])
 
     def extract(self, completion: str) -> str | None:
-        """The final answer: the last `<answer>` span, or with `lenient` a task-specific fallback."""
-        tagged = last_tag(completion)
-        if tagged is not None or not self.lenient:
-            return tagged
+        """The final answer where the prompt asked for it (the last `<answer>` span, or `\\boxed{}`), or with
+        `lenient` a task-specific fallback; None: no answer found."""
+        found = ANSWER_FORMATS[self.answer_format].read(completion)
+        if found is not None or not self.lenient:
+            return found
         return self._lenient_extract(completion)
 
     def tag_answer(self, completion: str) -> str | None:

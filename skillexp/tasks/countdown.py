@@ -1,7 +1,7 @@
 """Countdown: reach a target from N numbers with + - * /, each number used at most once (SkillFactory's task).
 
-Generation: numbers are drawn uniformly from [min_number, max_number] (1-100 by default, as in the paper's
-Countdown data); the target is the value of a random binary expression over ALL N numbers whose intermediates are
+Generation: numbers are drawn uniformly from [min_number, max_number] (1-100 by default: our choice, the
+paper states no range); the target is the value of a random binary expression over ALL N numbers whose intermediates are
 non-negative integers (subtraction keeps the larger operand first, division only when exact). That expression is
 the stored reference solution, so every item is solvable. Problems whose target falls outside
 [min_target, max_target] or equals one of the numbers (trivially solved by writing it down) are redrawn. One seeded

@@ -11,10 +11,11 @@ as STAT's suite asks); `lenient`: else the last number in the completion's tail.
 compared with the gold exactly, as rationals (never floats, never evaluated). Accepted forms: `1234`, `1,234`
 (correct thousands groups only), `1234.0`, `1234.`, `+5`, `-5`, `−5` (unicode minus), a currency sign before or
 after the sign (`$1,234`, `\\$5`, `-$5`, `€5`, `£5`), a trailing `%` or `percent` (`50%` equals gold 50: GSM8K
-states percentages as bare numbers; `0.5` does not), up to three unit words after the number (`1234 dollars`,
-`5 miles per hour`, `60 km/h`), and one `\\boxed{...}` or `$...$` wrapper. Refused: fractions (`1234/1`, `1/2`:
+states percentages as bare numbers; `0.5` does not), up to three words after the number that do not change it,
+from an allow-list: units (`1234 dollars`, `5 miles per hour`, `60 km/h`) and the question's own words (`72 clips`
+when it asks how many clips), and one `\\boxed{...}` or `$...$` wrapper. Refused: fractions (`1234/1`, `1/2`:
 GSM8K golds are written as decimals), expressions (`2+3`, `x = 5`), scientific notation (`1e3`), several numbers
-(`12 or 13`), words that change the value (`5 thousand`, `5 and a half`, `12 or so`), non-ASCII digits (`١٢٣`,
+(`12 or 13`), any other word (`5 thousand`, `5 and a half`, `12 or so`, `5 fewer`, `5 pairs`), non-ASCII digits (`١٢٣`,
 `１２`), digit groups like `12,34` or `1 234`, markdown (`**5**`), and anything longer than MAX_CHARS.
 """
 from __future__ import annotations
@@ -26,7 +27,6 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Annotated, Literal
 
-from skillexp.tasks.answer import last_boxed
 from skillexp.tasks.base import Item, Task, partition
 from skillexp.tasks.sources import Source, read_rows
 from skillexp.utils.schema import Range
@@ -40,14 +40,38 @@ _ANSWER = re.compile(
 _GOLD = re.compile(r"[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 _LAST = re.compile(r"(?<![0-9A-Za-z.,])-?(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?")
 _CALC = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K's calculator annotations, `<<48/2=24>>`
-# words after a number that change its value or add another: the number alone would be the wrong reading
+# the words that may follow a number because they do not change its value: units of money, time, length, mass,
+# volume, speed and temperature, and the words of a rate ("miles per hour"); an allow-list, so that a word nobody
+# thought of ("1234 fewer", "1234 pairs", "1234 squared") refuses the answer instead of passing
+UNITS = frozenset("""
+    dollar dollars usd $ euro euros eur pound pounds gbp yen rupee rupees
+    percent percentage
+    second seconds sec secs minute minutes min mins hour hours hr hrs day days week weeks month months year years old
+    mile miles km kilometer kilometers kilometre kilometres meter meters metre metres m cm mm centimeter centimeters
+    millimeter millimeters inch inches in foot feet ft yard yards
+    kg kilogram kilograms gram grams g lb lbs ounce ounces oz ton tons tonne tonnes
+    liter liters litre litres l ml milliliter milliliters gallon gallons quart quarts pint pints cup cups
+    mph kph km/h m/s degree degrees °f °c fahrenheit celsius
+    per each a an in of total altogether units unit
+""".split())
+# words that change a number's value or add another one: never allowed, even when the question uses them
 _STOP = frozenset("and or plus minus times point half halves quarter quarters third thirds hundred hundreds thousand "
                   "thousands million millions billion billions trillion dozen dozens to over by divided multiplied "
-                  "x e k".split())
+                  "x e k less fewer more extra short than not no".split())
+_QUESTION_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{0,24}")
 
 
-def parse_number(text: str) -> Fraction | None:
-    """The value of one answer under the rules above, or None. Bounded (MAX_CHARS); never raises."""
+@functools.lru_cache(maxsize=8192)
+def question_words(question: str) -> frozenset[str]:
+    """The words of a question that may also follow its answer ("72 clips" for "how many clips..."): what it counts,
+    never a word of _STOP. Each comes in the singular and the plural ("apples per farm" for "the 3 farms")."""
+    words = {w.lower() for w in _QUESTION_WORD.findall(question[:4_000])}
+    return frozenset(words | {w[:-1] if w.endswith("s") else f"{w}s" for w in words}) - _STOP
+
+
+def parse_number(text: str, words: frozenset[str] = frozenset()) -> Fraction | None:
+    """The value of one answer under the rules above, or None. Up to three words may follow the number, each a
+    unit (UNITS) or one of `words` (the question's own, `question_words`). Bounded (MAX_CHARS); never raises."""
     if not isinstance(text, str) or len(text) > MAX_CHARS:
         return None
     s = text.strip().replace("−", "-")
@@ -59,7 +83,8 @@ def parse_number(text: str) -> Fraction | None:
     m = _ANSWER.fullmatch(s)
     if m is None or (m["s1"] and m["s2"]):
         return None
-    if m["unit"] and any(w.strip("'.-").lower() in _STOP for w in m["unit"].split()):
+    if m["unit"] and any((w := part.strip("'.-").lower()) in _STOP or (w not in UNITS and w not in words)
+                         for part in m["unit"].split()):
         return None
     whole, _, frac = m["num"].replace(",", "").partition(".")
     value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
@@ -114,7 +139,7 @@ class Gsm8kTask(Task):
     def __init__(self, cfg: Gsm8kConfig, name: str):
         super().__init__(name, cfg.lenient)
         self.cfg = cfg
-        self.answer_type = "numerical answer" if cfg.answer_format == "tag" else "numerical answer within \\boxed{}"
+        self.answer_type, self.answer_format = "numerical answer", cfg.answer_format
 
     def sources(self) -> list[Source]:
         return [Source(self.cfg.path, self.cfg.hf_config, self.cfg.hf_split)]
@@ -143,21 +168,15 @@ class Gsm8kTask(Task):
         found = _LAST.findall(completion[-2_000:])
         return found[-1] if found else None
 
-    def extract(self, completion: str) -> str | None:
-        if self.cfg.answer_format == "tag":
-            return super().extract(completion)
-        boxed = last_boxed(completion)
-        return self._lenient_extract(completion) if boxed is None and self.lenient else boxed
-
     def check(self, item: Item, answer: str) -> bool:
         try:
             gold = _gold_value(item.answer)
-            return gold is not None and parse_number(answer) == gold
+            return gold is not None and parse_number(answer, question_words(item.question)) == gold
         except Exception:  # noqa: BLE001 - untrusted input: any failure means "not correct"
             return False
 
     def with_gold(self, item: Item, answer: str) -> Item | None:
-        value = parse_number(answer)
+        value = parse_number(answer, question_words(item.question))
         return None if value is None else replace(item, answer=_canonical(value))
 
     def reference_solution(self, item: Item) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_tag
+from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed
 from skillexp.tasks.base import SKILL_CATALOGUES, SPLITS, Item, Task, partition
 from skillexp.tasks.sources import Source, read_rows, source_file
 from skillexp.utils.schema import AT_LEAST_1, Range
@@ -113,7 +113,7 @@ class MathTask(Task):
     def __init__(self, cfg: MathConfig, name: str):
         super().__init__(name, cfg.lenient)
         self.cfg = cfg
-        self.answer_type = "final answer" if cfg.answer_format == "tag" else "final answer within \\boxed{}"
+        self.answer_type, self.answer_format = "final answer", cfg.answer_format
 
     def _tables(self) -> list[tuple[str | None, str | None, str]]:
         """The distinct tables read: the task's own, and those of `splits_from`."""
@@ -171,11 +171,8 @@ class MathTask(Task):
             raise ValueError(f"math task: {c.split_field!r} holds {found}, none of {list(SPLITS)}.")
         return {s: v if sizes[s] < 0 else v[: sizes[s]] for s, v in out.items()}
 
-    def extract(self, completion: str) -> str | None:
-        if self.cfg.answer_format == "boxed":
-            return last_boxed(completion)
-        tagged = last_tag(completion)
-        return last_boxed(completion) if tagged is None and self.lenient else tagged
+    def _lenient_extract(self, completion: str) -> str | None:  # a missing <answer> tag: the last \boxed{}
+        return last_boxed(completion) if self.answer_format == "tag" else None
 
     def check(self, item: Item, answer: str) -> bool:
         if threading.current_thread() is not threading.main_thread():

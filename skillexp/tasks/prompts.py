@@ -3,7 +3,9 @@
 attempt / reflect / retry format instead of SFT teaching it).
 
 `original` in the paper is only "Let's think step by step."; we add the answer-tag instruction so that a model
-that was never shown the format has a chance to use it, and every task is graded on the same tags. The paper does
+that was never shown the format has a chance to use it, and every task is graded on the same tags. A task whose
+answers go in `\\boxed{}` (`answer_format: boxed`, STAT's math) is posed with the same words ending in "within
+\\boxed{}", and `original` is then STAT's harness prompt (tasks/answer.py holds both formats). The paper does
 not print its instruction prompt (its verl fork's verbose template is the likely one); ours names the same tags as
 SkillFactory's traces (methods/skillfactory/trace_format.py), in words a reader can check.
 """
@@ -11,59 +13,62 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from skillexp.tasks.answer import ANSWER_FORMATS, AnswerFormat
+
 VARIANTS = ("original", "plan_and_execute", "alternatively", "rephrase")  # SkillFactory's sampling prompts
 # what a run may pose its questions with (rl.prompt, eval.prompt)
 Prompt = Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"]
 PROMPTS = get_args(Prompt)
-ALWAYS_END = "You always end with </answer>, you never ever end without giving an answer."
 
+# the variants' words around the answer's place; {slot}, {system_slot} and {always_end} come from the task's
+# answer format (tasks/answer.py), which the grader reads by
 _USER_SUFFIX = {
-    "original": (
-        "Let's think step by step, then give your resulting {answer_type_str} as the answer in the "
-        "\"<answer>(your answer)</answer>\" tags."),
     "plan_and_execute": (
         "To solve this question, write a high level plan you intend to use starting with \"First, I'll try to "
         "understand the problem better by writing out a plan and go really deep into detail about how I should "
         "solve this,\" then execute that plan (whatever reasoning is required), then give your resulting "
-        "{answer_type_str} as the answer in the \"<answer>(your answer)</answer>\" tag."),
+        "{answer_type} {slot_one}."),
     "alternatively": (
         "Think step by step and find some potential answers using the word \"Alternatively,\" to distinguish them "
-        "when you are discussing if they are correct, then give your resulting {answer_type_str} as the answer in "
-        "the \"<answer>(your answer)</answer>\" tags."),
+        "when you are discussing if they are correct, then give your resulting {answer_type} {slot}."),
     "rephrase": (
         "Begin your response with \"Rewritten Question: \" and by rewriting the question making it contain only "
-        "what is needed to solve it, then think step by step and then give your resulting {answer_type_str} as "
-        "the answer in the \"<answer>(your answer)</answer>\" tags."),
+        "what is needed to solve it, then think step by step and then give your resulting {answer_type} {slot}."),
     "instruction": (
         "Think step by step. Write each attempt at a solution inside <sample></sample> tags, ending it with its "
         "answer in <answer></answer> tags. After each attempt, check it inside <reflect></reflect> tags and end the "
         "check with <verdict>Correct</verdict> or <verdict>Incorrect</verdict>. If the verdict is Incorrect, make "
         "a new attempt the same way. When an attempt is verified correct (or you have no better one), give your "
-        "resulting {answer_type_str} once more as the final answer in the \"<answer>(your answer)</answer>\" "
-        "tags."),
+        "resulting {answer_type} once more as the final answer {place}."),
 }
 _SYSTEM = {
     "original": None,
     "plan_and_execute": (
         "You like to solve problems by understanding the problem, writing a plan, executing the plan, then giving "
-        "an answer. Write a plan that when reasoned over would solve the question then give your answer in "
-        "<answer>(your answer)</answer>. " + ALWAYS_END),
+        "an answer. Write a plan that when reasoned over would solve the question then give your answer "
+        "{system_bare}. {always_end}"),
     "alternatively": (
         "You like to find multiple answers for a question then deliberate over them saying \"Alternatively,\" "
-        "between each answer you are deliberating on and then you give your final answer in "
-        "\"<answer>(your answer)</answer>\". " + ALWAYS_END),
+        "between each answer you are deliberating on and then you give your final answer {system_slot}. "
+        "{always_end}"),
     "rephrase": (
         "You answer questions by saying \"Rewritten Question: \" then rewriting the question to only contain what "
-        "is needed to solve it and then think step by step and then you give your final answer in "
-        "\"<answer>(your answer)</answer>\". " + ALWAYS_END),
+        "is needed to solve it and then think step by step and then you give your final answer {system_slot}. "
+        "{always_end}"),
     "instruction": None,
 }
 
 
-def build_messages(question: str, answer_type: str, variant: str = "original") -> list[dict[str, str]]:
-    """Chat messages that pose `question` under one of the VARIANTS."""
-    if variant not in _USER_SUFFIX:
+def build_messages(question: str, answer_type: str, variant: str = "original",
+                   answer_format: AnswerFormat = ANSWER_FORMATS["tag"]) -> list[dict[str, str]]:
+    """Chat messages that pose `question` under one of the PROMPTS, asking for the answer where `answer_format`
+    says (where the task's grader reads it)."""
+    if variant not in PROMPTS:
         raise ValueError(f"unknown prompt variant {variant!r}; choose one of {list(PROMPTS)}")
-    user = f"{question}\n\n{_USER_SUFFIX[variant].format(answer_type_str=answer_type)}"
+    fmt = answer_format
+    words = {"answer_type": answer_type, "slot": fmt.slot, "slot_one": fmt.slot_one, "system_slot": fmt.system,
+             "system_bare": fmt.system_bare, "place": fmt.place, "always_end": fmt.always_end}
+    suffix = fmt.original.format(**words) if variant == "original" else _USER_SUFFIX[variant].format(**words)
     system = _SYSTEM[variant]
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    return ([{"role": "system", "content": system.format(**words)}] if system else []) + [
+        {"role": "user", "content": f"{question}\n\n{suffix}"}]

@@ -38,7 +38,7 @@ def eval_metrics(score: Score, prefix: str = "") -> dict[str, float]:
         s = score(v)
         out.update({f"{prefix}{v}/{key}": value for key, value in {
             f"mean@{K}": s, "pass@1": s, f"pass@{K}": min(1.0, 2 * s), "greedy": s / 2, "mean_tokens": 100.0,
-            "truncation_rate": 0.1, "num_items": 3.0, "answers_per_completion": 1 + s, "reflections_per_completion": s,
+            "truncation_rate": 0.1, "no_answer_rate": 0.05, "num_items": 3.0, "answers_per_completion": 1 + s, "reflections_per_completion": s,
             "verdict_correct_f1": 0.5, "verdict_incorrect_f1": 0.25}.items()})
     out[f"{prefix}avg/mean@{K}"] = sum(score(v) for v in VARIANTS) / len(VARIANTS)
     return out
@@ -46,21 +46,23 @@ def eval_metrics(score: Score, prefix: str = "") -> dict[str, float]:
 
 def sampled_eval(stage_dir: Path, samples: Samples, prefix: str = "") -> dict[str, float]:
     """An eval as the eval stage writes it: generations/<variant>.jsonl (K sampled rows per question, a sample
-    that scored 0 stopped by the length limit, and a greedy row scoring like sample 0), and the metrics the eval
-    stage computes from them (skillexp.eval.metrics), returned with `prefix`."""
+    that scored 0 stopped by the length limit with no answer found, and a greedy row scoring like sample 0), and
+    the metrics the eval stage computes from them (skillexp.eval.metrics), returned with `prefix`."""
     out: dict[str, float] = {}
     for v in VARIANTS:
         scores = samples(v)
         truncated = [[s == 0 for s in row] for row in scores]
         rows = [{"variant": v, "item_id": f"{v}-{i}", "sample": j, "greedy": greedy, "question": f"question {i}",
-                 "gold": "1", "completion": "...", "extracted": "1", "score": s, "num_tokens": 100,
+                 "gold": "1", "completion": "...", "extracted": None if s == 0 and not greedy else "1", "score": s,
+                 "num_tokens": 100,
                  "finish_reason": "length" if s == 0 and not greedy else "stop"}
                 for i, row in enumerate(scores) for greedy, samples_ in ((False, row), (True, row[:1]))
                 for j, s in enumerate(samples_)]
         (stage_dir / "generations").mkdir(parents=True, exist_ok=True)
         (stage_dir / "generations" / f"{v}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         metrics = {**variant_metrics(scores, [[100] * len(r) for r in scores], truncated, [1, K],
-                                     [r[0] for r in scores]), **SKILL}
+                                     [r[0] for r in scores]), **SKILL,
+                   "no_answer_rate": sum(map(sum, truncated)) / sum(map(len, truncated))}
         out.update({f"{prefix}{v}/{key}": value for key, value in metrics.items()})
     out[f"{prefix}avg/mean@{K}"] = sum(out[f"{prefix}{v}/mean@{K}"] for v in VARIANTS) / len(VARIANTS)
     return out

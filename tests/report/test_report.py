@@ -122,6 +122,10 @@ def test_markdown(sweep: Path, table) -> None:
     assert "ʷ Wilson score interval of the pooled count" in md and "ᵗ mean ± t(0.975, n−1)" in md
     assert "ᵇ two-level" not in md  # no cell here has per-question scores
     assert "### mean@4" in md and "9-unfinished" in md.split("## Skipped")[1]
+    # beside the scores, the share of samples without an answer where the prompt asked for one
+    no_answer = md.split("### No answer found (no_answer_rate)\n\n")[1].split("\n\n")[1].splitlines()[2:]
+    assert [line.split(" | ")[0][2:] for line in no_answer] == main_table
+    assert no_answer[2].startswith("| sft | 0.050 ± 0.000 [")
     for name in ("accuracy", "skill_use", "rewards"):
         assert f"![{name}]({name}.png)" in md
     # the sft → grpo_cpu / dapo runs logged no RL steps (as when their RL stage came from the stage cache)

@@ -35,6 +35,8 @@ def test_metrics_per_question(run) -> None:
     assert question_scores(run, "", "countdown_3", "greedy") == {q(0): 1.0, q(1): 1.0, q(2): 0.0}
     # the fake eval stops every sample that scored 0 at the length limit
     assert question_scores(run, "", "countdown_3", "truncation_rate") == {q(0): 0.5, q(1): 0.0, q(2): 1.0}
+    # ... and with no answer found: the format failures, per question
+    assert question_scores(run, "", "countdown_3", "no_answer_rate") == {q(0): 0.5, q(1): 0.0, q(2): 1.0}
     assert question_scores(run, "pre_rl/", "countdown_3", "mean@4") == {q(0): 0.0, q(1): 0.0, q(2): 0.0}
     assert len(question_scores(run, "", "multiplication_1", "mean@4")) == 2
 
@@ -60,13 +62,15 @@ def test_pooled_count(run) -> None:
     assert pooled_count(run, "", "countdown_3", "mean@4") == 12
     assert pooled_count(run, "", "countdown_3", "mean@4_unforced") == 12  # the same samples, before forcing
     assert pooled_count(run, "", "countdown_3", "truncation_rate") == 12
+    assert pooled_count(run, "", "countdown_3", "no_answer_rate") == 12
     assert pooled_count(run, "", "countdown_3", "pass@4") == 3
     assert pooled_count(run, "pre_rl/", "countdown_3", "greedy") == 3
     assert pooled_count(run, "", "countdown_3", "mean_tokens") is None
 
 
 @pytest.mark.parametrize("metric,expected", [("mean@4", True), ("mean@16_unforced", True), ("pass@1", True),
-                                             ("greedy", True), ("truncation_rate", True), ("mean_tokens", False),
+                                             ("greedy", True), ("truncation_rate", True), ("no_answer_rate", True),
+                                             ("mean_tokens", False),
                                              ("verdict_correct_f1", False), ("answers_per_completion", False)])
 def test_is_proportion(metric: str, expected: bool) -> None:
     assert is_proportion(metric) is expected

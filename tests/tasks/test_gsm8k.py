@@ -47,7 +47,8 @@ def task(tmp_path: Path) -> Gsm8kTask:
     return make(path=str(write(tmp_path / "gsm8k.jsonl", ROWS)))
 
 
-ITEM = Item(id="g", question="How many?", answer="1234", meta={})
+ITEM = Item(id="g", question="How many apples, at most half of them red, do the 3 farms grow?", answer="1234",
+            meta={})
 
 
 def test_items_golds_and_reference_solutions(task: Gsm8kTask, tmp_path: Path) -> None:
@@ -119,6 +120,27 @@ def test_rejected_forms(answer: str) -> None:
     assert make().score(ITEM, f"<answer>{answer}</answer>") == 0.0, answer
 
 
+@pytest.mark.parametrize("answer", [
+    # words that change the value, or could: only units and the question's own words may follow the number
+    "1234 fewer", "1234 less", "1234 more", "1234 extra", "1234 pairs", "1234 squared", "1234 short",
+    "1234 percent more", "1234 cents", "1234 grosses", "1234 scores", "1234 apiece", "1234 not", "1234 twice",
+    "1234 minus one", "1234 apples fewer", "1234 red apples less", "1234 half", "1234 farms' worth", "1234 k",
+    "1234 thousand apples", "1234 dozen apples",
+])
+def test_words_outside_the_allow_list_refuse_the_answer(answer: str) -> None:
+    """Adversarial phrasing: the right number followed by a word that changes it (or that nobody vetted). The
+    question's own words are allowed (it counts apples, farms) except those that change a number (`half`)."""
+    assert make().score(ITEM, f"<answer>{answer}</answer>") == 0.0, answer
+
+
+@pytest.mark.parametrize("answer", ["1234 apples", "1234 red apples", "1234 apples total", "1234 apples per farm",
+                                    "1234 kg", "1234 dollars", "$1,234 per year", "1234 hours"])
+def test_units_and_the_questions_own_words_are_allowed(answer: str) -> None:
+    assert make().score(ITEM, f"<answer>{answer}</answer>") == 1.0, answer
+    assert make().score(Item("h", "How many hours?", "1234"), f"<answer>{answer}</answer>") == (
+        1.0 if "apple" not in answer else 0.0), answer  # apples are not this question's
+
+
 def test_signs_decimals_and_percent() -> None:
     task = make()
     assert task.score(Item("n", "", "-5"), "<answer>-5</answer>") == 1.0
@@ -150,9 +172,10 @@ def test_lenient_takes_the_last_number() -> None:
 
 def test_with_gold_reads_a_number_or_refuses() -> None:
     task = make()
-    item = Item("w", "How many?", "", {})
+    item = Item("w", "How many apples?", "", {})
     assert task.with_gold(item, "$1,234.50").answer == "1234.5"
     assert task.with_gold(item, "-7 apples").answer == "-7"
+    assert task.with_gold(item, "-7 pears") is None  # not a word of the question, nor a unit
     assert task.with_gold(item, "2 + 3") is None and task.with_gold(item, "") is None
     gold = task.with_gold(item, "1,234")
     assert task.check(gold, "1234.0") and not task.check(gold, "1235")
