@@ -14,6 +14,7 @@ from typing import Any
 
 from skillexp.report.collect import Run
 from skillexp.report.tables import Row
+FIDELITY = "docs/fidelity.md in the skillexp checkout"
 
 
 def _columns(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,6 +79,7 @@ def paper_table(rows: list[Row], spec: dict[str, Any], model: str) -> list[str]:
                  if quoted else f" The suite quotes no paper numbers for `{model}`."), ""]
     if spec.get("note"):
         lines += [str(spec["note"]), ""]
+    lines += [f"Where this recipe's protocol differs from the paper's, and where the paper is silent: {FIDELITY}.", ""]
     return lines
 
 

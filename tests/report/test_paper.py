@@ -44,6 +44,23 @@ def test_the_paper_table_puts_the_papers_numbers_beside_ours(tmp_path: Path, cap
     assert cells[1] == "7.5 ± 3.5 · paper 3.3 (+4.2)"
     # CD avg per run over CD4-6 (4.0 and 4.0), then over seeds; the paper's 1.9
     assert cells[4] == "4.0 ± 0.0 · paper 1.9 (+2.1)"
+    # under every paper table, where to read how the recipe differs from the paper
+    table = md.split("### SkillFactory Table 6")[1].split("\n### ")[0]
+    assert "differs from the paper's, and where the paper is silent: docs/fidelity.md" in table
+
+
+def test_the_fidelity_page_lists_both_papers_and_the_docs_claim_no_more_than_the_code() -> None:
+    """docs/fidelity.md has a table per paper; the docs do not claim the paper's decoding where it states none,
+    a Countdown range the paper does not give, or every cell of tables whose cells are not all quoted."""
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "fidelity.md").read_text()
+    assert "## SkillFactory (arXiv 2512.04072)" in page and "## STAT (arXiv 2510.10023)" in page
+    assert page.count("| item | paper | ours | why | could move |") == 2
+    texts = "".join(p.read_text() for p in [*root.glob("docs/*.md"), *root.glob("skillexp/**/*.py"),
+                                            *root.glob("conf/**/*.yaml")])
+    for claim in ("(the paper's decoding)", "as in the paper's\nCountdown data", "as in the paper's Countdown",
+                  "(the rows and columns the paper gives)"):
+        assert claim not in texts, claim
 
 
 def test_a_model_the_paper_did_not_run_gets_our_numbers_alone(tmp_path: Path) -> None:
