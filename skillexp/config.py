@@ -166,14 +166,15 @@ def resolve_precision(run: RunConfig, hw: Hardware | None = None) -> RunConfig:
     return dataclasses.replace(resolved, precision=choice.record(hw))
 
 
-def check_batches(run: RunConfig) -> None:
-    """Every batch geometry of the run on this allocation's ranks (trainer.num_processes per node x Slurm nodes):
-    SFT's batch, GRPO's step, update and micro-batch, the rollout engines' split. All that do not fit are told at
-    once, each with values that would, so that a run being shrunk is fixed in one go."""
+def check_batches(run: RunConfig, gpus_per_node: int | None = None, nodes: int | None = None) -> None:
+    """Every batch geometry of the run on this allocation's ranks (trainer.num_processes per node, its 0 resolved
+    to the visible GPUs or to `gpus_per_node`, x the Slurm nodes or `nodes`: a launcher preset's): SFT's batch,
+    GRPO's step, update and micro-batch, the rollout engines' split. All that do not fit are told at once, each
+    with values that would, so that a run being shrunk is fixed in one go."""
     from skillexp.training.launch import num_processes, slurm_nodes
 
-    per_node = num_processes(run.trainer.num_processes)
-    world = per_node * len(slurm_nodes())
+    per_node = run.trainer.num_processes or gpus_per_node or num_processes(0)
+    world = per_node * (nodes or len(slurm_nodes()))
     problems = run.method.sft.batch_problems(run.trainer, world) if run.method.name != "none" else []
     problems += run.rl.batch_problems(run.trainer.micro_batch_size, world)
     if run.rl.name != "none" and run.generation.backend == "vllm" and world > 1:

@@ -73,3 +73,40 @@ def test_wrong_group_option_lists_the_choices() -> None:
     with pytest.raises(MissingConfigException) as e:
         _compose(["model=gpt5"])
     assert "smollm2_135m" in str(e.value) and "tiny" in str(e.value)
+
+
+def _recipe_sweeps() -> list[tuple[str, str, dict[str, str], str]]:
+    """(script, launcher, the sweep's other overrides, method) for every method each experiments/*.sh submits."""
+    import re
+
+    out = []
+    for script in sorted((CONF.parent / "experiments").glob("*.sh")):
+        text = script.read_text().replace("\\\n", " ")
+        for command in re.findall(r"-m skillexp -m (.*)", text):
+            command = re.split(r"\|\||&&|;", command)[0]  # the skillexp command, not the shell's after it
+            args = dict(a.split("=", 1) for a in command.split() if "=" in a and "$" not in a)
+            launcher = args.pop("hydra/launcher", "basic")
+            for method in args.pop("method", "none").split(","):
+                out.append((script.name, launcher, dict(args), method))
+    return out
+
+
+@pytest.mark.parametrize(("script", "launcher", "args", "method"), _recipe_sweeps())
+def test_every_recipe_fits_the_ranks_of_the_launcher_it_names(script: str, launcher: str, args: dict[str, str],
+                                                              method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch check of each run a recipe submits, on the GPUs its launcher preset asks for per node: what the
+    job's start-up would find, found here (SkillFactory's SFT batch of 4 did not split over 8 GPUs)."""
+    from omegaconf import OmegaConf
+
+    from skillexp.config import check_batches
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-placeholder")  # stat_math's teacher is the OpenAI API
+    path = CONF / "hydra" / "launcher" / f"{launcher}.yaml"
+    preset = OmegaConf.load(path) if path.exists() else OmegaConf.create({})  # basic: this machine's ranks
+    per_node = int(args.pop("hydra.launcher.gpus_per_node", preset.get("gpus_per_node") or 1))
+    overrides = [f"{k}={v}" for k, v in args.items() if not k.startswith("hydra.") and "," not in v]
+    run = load_run_config(_compose([*overrides, f"method={method}"]))
+    check_batches(run, gpus_per_node=per_node, nodes=int(preset.get("nodes") or 1))
+    if run.method.name != "none" and run.method.sft.batch_size:  # the ranks the job will have take the batch
+        ranks = (run.trainer.num_processes or per_node) * int(preset.get("nodes") or 1)
+        assert ranks <= per_node and run.method.sft.batch_size % (ranks * run.trainer.micro_batch_size) == 0
