@@ -64,6 +64,8 @@ def main(argv: list[str]) -> int:
     out = Path(run.paths.data_dir or ".").resolve()
     done: set[Path] = set()
     for path, task in data_sources(run):
+        staged: list[Path] = []  # this task's new tables, kept in a staging dir until the task has read them
+        staging = out / ".staging"
         for src in task.sources():
             if not src.hub:
                 state = "there" if Path(src.path).is_file() else "MISSING: not a hub dataset, so save it there yourself"
@@ -80,12 +82,54 @@ def main(argv: list[str]) -> int:
                 print(f"{path}: would download {what} to {target}")
             else:
                 print(f"{path}: downloading {what} ...", flush=True)
-                print(f"{path}: wrote {prepare(src.path, src.hf_config, src.hf_split, out)}")
+                staged.append(prepare(src.path, src.hf_config, src.hf_split, staging))
+        if staged and not check_tables(path, task, out, staging, staged):
+            return 2
     if not done:
         print(f"no task of `{' '.join(overrides)}` reads a hub dataset: nothing to download")
     else:
         print(f"runs read them with paths.data_dir={out} (or SKILLEXP_DATA_DIR={out})")
     return 0
+
+
+def check_tables(path: str, task: Task, out: Path, staging: Path, staged: list[Path]) -> bool:
+    """Read `task` from the tables just downloaded (`staged`, in `staging`) and those already in `out`, as a run
+    will; publish the new ones into `out` only if every row has what the task reads. Else print what is wrong
+    (the file, the fields a row has, the config key that names the field) and publish nothing."""
+    import os
+    import shutil
+
+    from skillexp.tasks.sources import prepared_file
+
+    for src in task.sources():  # what was prepared before: beside the new tables, for the task to read
+        old = prepared_file(src.path, src.hf_config, src.hf_split, out)
+        if src.hub and old.exists() and not (staging / old.name).exists():
+            shutil.copy2(old, staging / old.name)
+    previous, ok = os.environ.get("SKILLEXP_DATA_DIR"), True
+    os.environ["SKILLEXP_DATA_DIR"] = str(staging)
+    try:
+        task.check_source()
+    except (ValueError, FileNotFoundError) as e:
+        ok = False
+        message = str(e).replace(str(staging), str(out)).replace("set task.", f"set {path}.")
+        print(f"skillexp data: {path}: the downloaded table does not have what the task reads: {message} Nothing "
+              f"was written to {out}.", file=sys.stderr)
+    finally:
+        if previous is None:
+            os.environ.pop("SKILLEXP_DATA_DIR", None)
+        else:
+            os.environ["SKILLEXP_DATA_DIR"] = previous
+    out.mkdir(parents=True, exist_ok=True)
+    for file in staged:  # published by atomic renames, or dropped
+        for part in (file, file.with_suffix(".json")):
+            if ok:
+                part.replace(out / part.name)
+            else:
+                part.unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    for file in staged if ok else []:
+        print(f"{path}: wrote {out / file.name}")
+    return ok
 
 
 def prepare_command(data_dir: str, suite: str) -> str:
