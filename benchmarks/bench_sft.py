@@ -8,8 +8,9 @@ train on the same chat rows (Countdown-3 reference answers under the four SkillF
 sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasing with a block-diagonal mask, TRL's
 `bfd` padding-free packing). tokens/s counts non-padding tokens; "of bound" divides it by what this machine's matmul
 peak (a 2048³ matmul in the run's dtype, timed first) allows at 6·N FLOPs a token. `ours-logits` is our loop with
-the loss from the full logits (`sft.fused_head=false`) instead of the last hidden state at the target tokens. `auto` is the precision
-skillexp picks on this CPU (bf16 where it is native, else fp32); TRL trains in the same one (its `bf16` flag).
+the loss from the full logits (`sft.fused_head=false`) instead of the last hidden state at the target tokens.
+`auto` is the precision skillexp picks on this CPU (bf16 where it is native, else fp32); TRL trains in the same one
+(its `bf16` flag).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-LABELS = {"ours": "skillexp (DeepSpeed ZeRO-0)", "ours-logits": "skillexp, loss from the logits (`sft.fused_head=false`)",
-          "trl": "TRL SFTTrainer"}
+LABELS = {"ours": "skillexp (DeepSpeed ZeRO-0)",
+          "ours-logits": "skillexp, loss from the logits (`sft.fused_head=false`)", "trl": "TRL SFTTrainer"}
 
 
 def make_data(path: Path, n: int) -> None:

@@ -198,11 +198,13 @@ def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) 
         return {}
     world = num_processes(run.trainer.num_processes) * len(slurm_nodes())
     out = {}
+    fused_head = head_applies(hf_config.get("model_type"))  # both stages take the head in blocks (rl/head.py)
     if "sft" in stages(run):
         out["sft"] = plan_for(shape, run.trainer, seq_len=run.method.sft.max_length, world_size=world,
-                              gpu_bytes=gpu_bytes)
+                              gpu_bytes=gpu_bytes, logit_rows=HEAD_CHUNK if fused_head and run.method.sft.fused_head
+                              else None)
     if "rl" in stages(run):
-        fused = run.rl.fused_head and head_applies(hf_config.get("model_type"))
+        fused = run.rl.fused_head and fused_head
         out["rl"] = plan_for(shape, run.trainer, seq_len=run.model.max_model_len, world_size=world,
                              gpu_bytes=gpu_bytes, generation=run.generation, kl_reference=run.rl.kl_coef > 0,
                              logit_rows=HEAD_CHUNK if fused else None)

@@ -73,7 +73,7 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         return
     if not _state["running"] and not _state["forward"]:  # start-up, composition, validation: nothing to save
         log.warning("%s received before the work started: exiting for a requeue", name)
-        _exit_at_once(signum)
+        exit_now(signum, unwind=False)
     for forward in _state["forward"]:
         forward(signum)
     if _state["signum"] is None:
@@ -173,24 +173,11 @@ def run(work: Callable[[], T]) -> T:
     return result
 
 
-def _exit_at_once(signum: int) -> None:
-    """`exit_now` where nothing is in progress, without unwinding: an exception raised into an import half done
-    (torch, numpy) comes out as another error, and importing anything after it can fail too."""
-    finished()
-    previous = _state["previous"].get(signum)
-    if callable(previous):
-        previous(signum, None)
-    log.warning("exiting with status %d (preempted); the same command resumes", EXIT_PREEMPTED)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(EXIT_PREEMPTED)
-
-
-def exit_now(signum: int) -> None:
+def exit_now(signum: int, unwind: bool = True) -> None:
     """Exit through the previous handler (submitit: dump the resubmission, requeue, exit), else with
-    EXIT_PREEMPTED. Further signals are ignored while it runs."""
+    EXIT_PREEMPTED. Further signals are ignored while it runs. `unwind=False` (nothing in progress) exits without
+    raising into the code the signal interrupted: an exception raised into an import half done (torch, numpy)
+    comes out as another error, and importing anything after it can fail too."""
     finished()
     for name in SIGNALS:
         with contextlib.suppress(ValueError):  # not the main thread: leave the handlers as they are
@@ -200,4 +187,10 @@ def exit_now(signum: int) -> None:
     if callable(previous):
         previous(signum, None)
     log.warning("exiting with status %d (preempted); the same command resumes", EXIT_PREEMPTED)
-    sys.exit(EXIT_PREEMPTED)
+    if unwind:
+        sys.exit(EXIT_PREEMPTED)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(EXIT_PREEMPTED)

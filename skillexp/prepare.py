@@ -111,7 +111,7 @@ def check_tables(path: str, task: Task, out: Path, staging: Path, staged: list[P
         task.check_source()
     except (ValueError, FileNotFoundError) as e:
         ok = False
-        message = str(e).replace(str(staging), str(out)).replace("set task.", f"set {path}.")
+        message = str(e).replace(str(staging), str(out))
         print(f"skillexp data: {path}: the downloaded table does not have what the task reads: {message} Nothing "
               f"was written to {out}.", file=sys.stderr)
     finally:

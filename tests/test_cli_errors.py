@@ -81,7 +81,8 @@ def test_a_batch_that_does_not_split_is_refused_at_start_up_in_one_line() -> Non
     assert len(lines) == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0] == ("skillexp: config error: the batch sizes do not fit together on 2 ranks: "
                         "rl.mini_batch_prompts x rl.group_size / ranks = 2 x 4 / 2 = 4 sequences per update and rank "
-                        "is not a multiple of trainer.micro_batch_size=8: trainer.micro_batch_size=4 would fit."), lines[0]
+                        "is not a multiple of trainer.micro_batch_size=8: trainer.micro_batch_size=4 would fit."
+                        ), lines[0]
 
 
 def test_every_batch_that_does_not_split_is_told_at_once() -> None:

@@ -33,6 +33,8 @@ class Report:
     comparisons: list[list[str]] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)  # W&B summary values (publish.py names the keys)
+
+
 NO_ANSWER = "no_answer_rate"  # printed beside every score table (skillexp/eval/stage.py)
 
 

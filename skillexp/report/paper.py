@@ -14,6 +14,7 @@ from typing import Any
 
 from skillexp.report.collect import Run
 from skillexp.report.tables import Row
+
 FIDELITY = "docs/fidelity.md in the skillexp checkout"
 
 

@@ -4,8 +4,9 @@ The eval stage writes one line per sample (`item_id`, `question`, `sample`, `gre
 skillexp/eval/stage.py). From them this module rebuilds, per question, the value whose mean over questions is the
 run's summary metric: mean@k (the mean of the k sampled scores), pass@p (unbiased, a sample counting as correct
 at score 1), greedy (the greedy sample's score), truncation_rate (the share of samples stopped by the length
-limit) and no_answer_rate (the share in which the task found no answer where its prompt asked for one). A run's per-question scores are used only when their mean reproduces its summary.json value, so a stage
-dir that is gone (a cleaned stage cache), older or from another eval falls back to the pooled count.
+limit) and no_answer_rate (the share in which the task found no answer where its prompt asked for one). A run's
+per-question scores are used only when their mean reproduces its summary.json value, so a stage dir that is gone
+(a cleaned stage cache), older or from another eval falls back to the pooled count.
 """
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ def question_scores(run: Run, prefix: str, variant: str, metric: str) -> dict[Qu
 
 def pooled_count(run: Run, prefix: str, variant: str, metric: str) -> float | None:
     """How many scored outcomes a proportion metric of this run's `variant` averages: questions × samples for
-    mean@k, truncation_rate and no_answer_rate, questions for pass@p and greedy (one outcome per question); None if unknown."""
+    mean@k, truncation_rate and no_answer_rate, questions for pass@p and greedy (one outcome per question); None
+    if unknown."""
     questions = run.summary.get(f"{prefix}{variant}/num_items")
     if questions is None or not is_proportion(metric):
         return None

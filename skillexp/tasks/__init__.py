@@ -46,7 +46,9 @@ def build_task(task: str, params: Mapping[str, Any], name: str | None = None, pa
         raise ConfigError(f"{path}.kind={task!r} is not a task; choose one of {sorted(TASKS)}.")
     cfg_cls, task_cls = TASKS[task]
     cfg = from_dict(cfg_cls, params, path)
-    return task_cls(cfg, name or default_name(task, cfg))
+    built = task_cls(cfg, name or default_name(task, cfg))
+    built.config_path = path
+    return built
 
 
 def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:

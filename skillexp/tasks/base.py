@@ -39,6 +39,7 @@ class Task(ABC):
 
     answer_type: str = "answer"  # what the prompts ask for: "give your resulting <answer_type> ..."
     answer_format: str = "tag"  # where the prompts ask for it and `extract` reads it (tasks/answer.py)
+    config_path: str = "task"  # where the config sets it ("task", "eval.variants.gsm8k"): messages name its keys
     # the skill catalogue ({"subjects": {subject: [skill, ...]}}) STAT uses by default; None when none ships
     skill_catalogue: ClassVar[Path | None] = None
 

@@ -15,8 +15,8 @@ states percentages as bare numbers; `0.5` does not), up to three words after the
 from an allow-list: units (`1234 dollars`, `5 miles per hour`, `60 km/h`) and the question's own words (`72 clips`
 when it asks how many clips), and one `\\boxed{...}` or `$...$` wrapper. Refused: fractions (`1234/1`, `1/2`:
 GSM8K golds are written as decimals), expressions (`2+3`, `x = 5`), scientific notation (`1e3`), several numbers
-(`12 or 13`), any other word (`5 thousand`, `5 and a half`, `12 or so`, `5 fewer`, `5 pairs`), non-ASCII digits (`١٢٣`,
-`１２`), digit groups like `12,34` or `1 234`, markdown (`**5**`), and anything longer than MAX_CHARS.
+(`12 or 13`), any other word (`5 thousand`, `5 and a half`, `12 or so`, `5 fewer`, `5 pairs`), non-ASCII digits
+(`١٢٣`, `１２`), digit groups like `12,34` or `1 234`, markdown (`**5**`), and anything longer than MAX_CHARS.
 """
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ class Gsm8kTask(Task):
             for key, name in (("question_field", c.question_field), ("answer_field", c.answer_field)):
                 if not isinstance(row.get(name), str):
                     raise ValueError(f"{where}: the row has no text field {name!r} (its fields: {sorted(row)[:12]}); "
-                                     f"set task.{key} to the field that holds it, or fix the row.")
+                                     f"set {self.config_path}.{key} to the field that holds it, or fix the row.")
             question = row[c.question_field].strip()
             solution, gold = read_gold(where, row[c.answer_field])
             digest = hashlib.sha1(question.encode()).hexdigest()[:12]

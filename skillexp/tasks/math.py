@@ -71,7 +71,7 @@ class MathConfig:
         return (spec.get("path", self.path), spec.get("hf_config", self.hf_config), spec.get("hf_split", self.hf_split))
 
 
-def _check_fields(rows: list[tuple[str, dict[str, Any]]], cfg: MathConfig) -> None:
+def _check_fields(rows: list[tuple[str, dict[str, Any]]], cfg: MathConfig, config_path: str) -> None:
     """Every row has the fields the task reads, or the message names the row, the field and the setting."""
     needed = [(k, f) for k, f in (("question_field", cfg.question_field), ("answer_field", cfg.answer_field),
                                   ("split_field", cfg.split_field)) if f is not None]
@@ -79,7 +79,7 @@ def _check_fields(rows: list[tuple[str, dict[str, Any]]], cfg: MathConfig) -> No
         for key, name in needed:
             if row.get(name) is None:
                 raise ValueError(f"{where}: the row has no {name!r} field (its fields: {sorted(row)[:12]}); set "
-                                 f"task.{key} to the field that holds it, or fix the row.")
+                                 f"{config_path}.{key} to the field that holds it, or fix the row.")
 
 
 def _gold(value: Any) -> str:
@@ -131,7 +131,7 @@ class MathTask(Task):
         """The table's items, deduplicated on the question, in an order that does not depend on the file's."""
         c = self.cfg
         rows = read_rows(path, config, split, SHIPPED, "the math task")
-        _check_fields(rows, c)
+        _check_fields(rows, c, self.config_path)
         items, seen = [], set()
         for _, r in rows:
             question = str(r[c.question_field])

@@ -19,11 +19,11 @@ from skillexp import preemption
 from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
 from skillexp.progress import Progress
+from skillexp.rl.forward import policy_head
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTConfig, TrainerConfig
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint)
-from skillexp.rl.forward import policy_head
 from skillexp.training.sft_data import (Batch, Example, collate, length_grouped_batches, packed_batches, sft_loss,
                                         tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl

@@ -38,7 +38,8 @@ def eval_metrics(score: Score, prefix: str = "") -> dict[str, float]:
         s = score(v)
         out.update({f"{prefix}{v}/{key}": value for key, value in {
             f"mean@{K}": s, "pass@1": s, f"pass@{K}": min(1.0, 2 * s), "greedy": s / 2, "mean_tokens": 100.0,
-            "truncation_rate": 0.1, "no_answer_rate": 0.05, "num_items": 3.0, "answers_per_completion": 1 + s, "reflections_per_completion": s,
+            "truncation_rate": 0.1, "no_answer_rate": 0.05, "num_items": 3.0, "answers_per_completion": 1 + s,
+            "reflections_per_completion": s,
             "verdict_correct_f1": 0.5, "verdict_incorrect_f1": 0.25}.items()})
     out[f"{prefix}avg/mean@{K}"] = sum(score(v) for v in VARIANTS) / len(VARIANTS)
     return out

@@ -244,3 +244,14 @@ def test_boxed_answer_format(task: Gsm8kTask, tmp_path: Path) -> None:
     for text in ["\\boxed{" * 1_000_000, "\\boxed{" + "9" * 1_000_000 + "}", "x" * 10_000_000 + "\\boxed{1e999999}"]:
         assert boxed.score(ITEM, text) == 0.0
     assert time.perf_counter() - start < 0.3
+
+
+def test_a_missing_field_names_the_key_where_the_config_sets_it(tmp_path: Path) -> None:
+    """An eval variant's table without the answer field: the message names that variant's key, not `task.`."""
+    from skillexp.tasks import build_task
+
+    path = write(tmp_path / "bad.jsonl", [{"question": "Q?", "solution": "#### 1"}])
+    task = build_task("gsm8k", {"path": str(path)}, path="eval.variants.gsm8k")
+    with pytest.raises(ValueError, match=r"its fields: \['question', 'solution'\]\); set "
+                                         r"eval\.variants\.gsm8k\.answer_field to the field that holds it"):
+        task.check_source()

@@ -25,8 +25,9 @@ class _Server(ThreadingHTTPServer):
 class StubOpenAI:
     """`plan`: what the first requests get, in arrival order: an HTTP status (429, 500, 401...), "hang" (answer
     after `hang_s`), or "ok"; later requests get "ok". `die_after`: the server answers that many requests, then
-    shuts down for good. `reply(body)` writes each completion's content; GET /v1/models lists `models`. Every request body and its
-    Authorization header are kept (`bodies`, `auth`); `max_inflight` is the most requests seen at once."""
+    shuts down for good. `reply(body)` writes each completion's content; GET /v1/models lists `models`. Every
+    request body and its Authorization header are kept (`bodies`, `auth`); `max_inflight` is the most requests
+    seen at once."""
 
     def __init__(self, reply: Reply = echo_last_user, plan: list[int | str] | None = None, hang_s: float = 0.0,
                  delay_s: float = 0.0, die_after: int | None = None, echo_auth_in_errors: bool = False,

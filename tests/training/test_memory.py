@@ -280,6 +280,9 @@ def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_canno
     assert plans["rl"].settings["logit_rows"] == HEAD_CHUNK  # qwen2, ZeRO-2: GRPO takes log-probs in blocks
     assert memory_plans(tiny_run(["trainer.zero_stage=2", "rl.fused_head=false"]), tmp_path,
                         gpu_bytes=80 * GiB)["rl"].settings["logit_rows"] is None
+    sft = [tiny_run(["method=sft", "trainer.zero_stage=2", *extra]) for extra in ([], ["method.sft.fused_head=false"])]
+    assert [memory_plans(run, tmp_path, gpu_bytes=80 * GiB)["sft"].settings["logit_rows"] for run in sft] == [
+        HEAD_CHUNK, None]  # SFT's loss takes the head in blocks too, unless told not to
     with pytest.raises(ValueError, match=r"(?s)the rl stage would not fit on this GPU.*offload_optimizer=true"):
         check_memory(plans)
     eight = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=3", "trainer.num_processes=8",
