@@ -174,8 +174,14 @@ def check_batches(run: RunConfig, gpus_per_node: int | None = None, nodes: int |
     from skillexp.training.launch import num_processes, slurm_nodes
 
     per_node = run.trainer.num_processes or gpus_per_node or num_processes(0)
-    world = per_node * (nodes or len(slurm_nodes()))
-    problems = run.method.sft.batch_problems(run.trainer, world) if run.method.name != "none" else []
+    nodes = nodes or len(slurm_nodes())
+    world = per_node * nodes
+    problems = []
+    if run.method.name != "none":  # SFT on its own engine (method.sft.trainer) or the run's
+        sft = run.method.sft.engine(run.trainer)
+        sft_world = (sft.num_processes or gpus_per_node or num_processes(0)) * nodes
+        problems += [p + (f" (SFT's ranks: method.sft.trainer={sft.name})" if sft is not run.trainer else "")
+                     for p in run.method.sft.batch_problems(sft, sft_world)]
     problems += run.rl.batch_problems(run.trainer.micro_batch_size, world)
     if run.rl.name != "none" and run.generation.backend == "vllm" and world > 1:
         try:
@@ -186,6 +192,26 @@ def check_batches(run: RunConfig, gpus_per_node: int | None = None, nodes: int |
         ranks = f"{world} rank{'s' if world > 1 else ''}"
         told = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)) if len(problems) > 1 else problems[0]
         raise ConfigError(f"the batch sizes do not fit together on {ranks}: {told}.")
+
+
+def check_lr_search(run: RunConfig) -> None:
+    """`method.sft.lr_search` decides on eval variants that exist and have a val split of their own (not a
+    difficult subset, which is of the test split)."""
+    search = run.method.sft.lr_search
+    if search is None or run.method.name == "none":
+        return
+    with_subset = sorted(n for n in run.eval.variants if run.eval.subset(n) is not None)
+    if search.variants is None and len(with_subset) == len(run.eval.variants):
+        raise ConfigError(f"method.sft.lr_search decides on the eval variants without a difficult subset, and every "
+                          f"variant of eval={run.eval.name} has one: name variants in method.sft.lr_search.variants.")
+    for name in search.variants or []:
+        if name not in run.eval.variants:
+            raise ConfigError(f"method.sft.lr_search.variants names {name!r}, which is not a variant of "
+                              f"eval={run.eval.name} ({sorted(run.eval.variants)}).")
+        if name in with_subset:
+            raise ConfigError(f"method.sft.lr_search.variants names {name!r}, a difficult subset of the test split: "
+                              f"name a variant evaluated on its own val split (one of "
+                              f"{sorted(set(run.eval.variants) - set(with_subset))}).")
 
 
 def load_run_config(cfg: DictConfig) -> RunConfig:
@@ -213,6 +239,7 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         run = resolve_precision(run)
         check_model(run.model, Path(run.paths.cache_dir))
         check_batches(run)
+        check_lr_search(run)
         if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue
             run.teacher.check_usable(run.method.name)
             read_catalogue(run)

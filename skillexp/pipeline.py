@@ -44,10 +44,13 @@ from skillexp.tracking import Tracker
 from skillexp.training.config import SFTInputs
 from skillexp.training.launch import num_processes, sft_stage, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
+from skillexp.training.select import (Candidate, SFTSelectInputs, lr_name, read_selection, select_stage,
+                                      selection_metrics)
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 from skillexp.utils.schema import ConfigError
 
 log = logging.getLogger(__name__)
+VAL = "sft_val_lr"  # the val eval of each candidate of method.sft.lr_search, by its lr
 
 
 def seed_everything(seed: int) -> None:
@@ -60,7 +63,7 @@ def stages(run: RunConfig) -> list[str]:
     """The stages this config runs, in order."""
     out = ["subset"] if any(run.eval.subset(n) for n in run.eval.variants) else []
     if run.method.name != "none":
-        out += ["sft_data", "sft"]
+        out += ["sft_data", "sft"] + (["sft_select"] if run.method.sft.lr_search else [])
     if run.rl.name != "none":
         out.append("rl")
     return out + ["eval"]
@@ -96,14 +99,49 @@ def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SF
         data=_part(data, "task:", *(["eval."] if held_out else [])))
 
 
-def _validation(run: RunConfig) -> EvalConfig | None:
-    """The suite GRPO validates on: the eval suite on its val split, without greedy or budget forcing."""
-    variants = {n: s for n, s in run.eval.variants.items() if SUBSET not in s}  # subsets are of the eval's split
-    if not run.rl.val_every_steps or not variants:
+def _val_suite(run: RunConfig, names: list[str] | None, num_items: int | None) -> EvalConfig | None:
+    """The eval suite's variants `names` (default: those without a difficult subset, which is of the eval's split)
+    on their val split, without greedy or budget forcing; None when no variant is left."""
+    names = names or [n for n, s in run.eval.variants.items() if SUBSET not in s]
+    if not names:
         return None
-    return dataclasses.replace(run.eval, variants=variants, split="val", num_items=run.rl.val_num_items, greedy=False,
+    return dataclasses.replace(run.eval, variants={n: run.eval.variants[n] for n in names}, split="val",
+                               num_items=num_items, greedy=False,
                                budget_forcing=dataclasses.replace(run.eval.budget_forcing, enabled=False),
                                paper={})  # a report's layout, of the eval's own variants
+
+
+def _validation(run: RunConfig) -> EvalConfig | None:
+    """The suite GRPO validates on (rl.val_every_steps)."""
+    return _val_suite(run, None, run.rl.val_num_items) if run.rl.val_every_steps else None
+
+
+def _sft(run: RunConfig, cache: StageCache, base: Artifact, rows: Artifact,
+         files: dict[str, str]) -> tuple[dict[str, StageInputs], Artifact]:
+    """The SFT stage's records and the model what follows starts from: one sft stage at `method.sft.optim.lr`, or
+    with `method.sft.lr_search` one per lr of its grid (named `sft_lr<lr>`), each model's eval on the val split
+    (`sft_val_lr<lr>`) and the sft_select stage that picks one (training/select.py)."""
+    sft, search = run.method.sft, run.method.sft.lr_search
+    engine = sft.engine(run.trainer)
+    if search is None:
+        spec = SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(sft.optim.lr), trainer=engine,
+                         seed=run.seed)
+        return {"sft": spec}, Artifact(spec.key, str(cache.output(spec) / "model"))
+    suite = _val_suite(run, search.variants, search.num_items)
+    assert suite is not None  # config.check_lr_search refused a search with no variant to decide
+    data = _part(files, *(f"eval.variants.{n}:" for n in suite.variants))
+    out: dict[str, StageInputs] = {}
+    candidates = []
+    for lr in search.grid:
+        name = f"sft_lr{lr_name(lr)}"
+        out[name] = spec = SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(lr), trainer=engine,
+                                     seed=run.seed)
+        trained = Artifact(spec.key, str(cache.output(spec, name) / "model"))
+        out[VAL + lr_name(lr)] = val = EvalInputs(model_dir=trained, model=run.model, suite=suite,
+                                                  generation=run.generation, seed=run.seed, data=data, subsets={})
+        candidates.append(Candidate(lr, trained, Artifact(val.key, str(cache.output(val, VAL + lr_name(lr))))))
+    out["sft_select"] = select = SFTSelectInputs(tuple(candidates))
+    return out, Artifact(select.key, str(cache.output(select) / "model"))
 
 
 def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, SubsetInputs]:
@@ -130,9 +168,8 @@ def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str,
     if "sft" in stages(run):
         out["sft_data"] = data = _sft_data_inputs(run, model, files)
         rows = Artifact(data.key, str(cache.output(data) / SFT_DATA))
-        out["sft"] = sft = SFTInputs(base=model, data=rows, model=run.model, sft=run.method.sft, trainer=run.trainer,
-                                     seed=run.seed)
-        model = Artifact(sft.key, str(cache.output(sft) / "model"))
+        sft, model = _sft(run, cache, model, rows, files)
+        out.update(sft)
 
     def evaluation(of: Artifact) -> EvalInputs:
         return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed,
@@ -161,14 +198,34 @@ def _write_stages(run_dir: Path, specs: dict[str, StageInputs]) -> None:
 
 
 def _evaluate(inputs: EvalInputs, rt: Runtime, cache: StageCache, engine: SharedEngine,
-              prefix: str = "") -> dict[str, float]:
+              prefix: str = "", link: str | None = None) -> dict[str, float]:
     """Metrics of an eval stage, computed or reused; reused metrics are logged again so that every run's
-    metrics.jsonl and W&B run hold its own numbers."""
+    metrics.jsonl and W&B run hold its own numbers. The run dir links it as `link` (default: the prefix)."""
     with phase("eval"):
-        out = cache.run(inputs, lambda o: eval_stage(inputs, o, rt, engine, prefix), prefix.rstrip("/") or "eval")
+        out = cache.run(inputs, lambda o: eval_stage(inputs, o, rt, engine, prefix),
+                        link or prefix.rstrip("/") or "eval")
     metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
     if inputs.key not in cache.built:
         rt.tracker.log(metrics)
+    return metrics
+
+
+def _select_lr(specs: dict[str, StageInputs], rt: Runtime, cache: StageCache,
+               engine: SharedEngine) -> dict[str, float]:
+    """method.sft.lr_search: every candidate's val eval, then the sft_select stage; returns (and logs) the chosen
+    lr and each candidate's val score."""
+    for name, spec in specs.items():
+        if name.startswith(VAL) and isinstance(spec, EvalInputs):
+            _evaluate(spec, rt, cache, engine, prefix=f"sft_val/lr{name.removeprefix(VAL)}/", link=name)
+    select = specs["sft_select"]
+    assert isinstance(select, SFTSelectInputs)
+    with phase("sft_select"):
+        out = cache.run(select, lambda o: select_stage(select, o))
+    record = read_selection(out)
+    log.info("SFT learning rate chosen on the val split: %s (%s: %s)", lr_name(record["chosen_lr"]), record["metric"],
+             ", ".join(f"lr {lr_name(s['lr'])} {s['score']:.3f}" for s in record["scores"]))
+    metrics = selection_metrics(record)
+    rt.tracker.log(metrics)
     return metrics
 
 
@@ -196,11 +253,14 @@ def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) 
     except (OSError, ValueError, KeyError) as e:
         log.warning("no memory plan for %s: %s", model_dir, e)
         return {}
-    world = num_processes(run.trainer.num_processes) * len(slurm_nodes())
+    nodes = len(slurm_nodes())
+    world = num_processes(run.trainer.num_processes) * nodes
     out = {}
     fused_head = head_applies(hf_config.get("model_type"))  # both stages take the head in blocks (rl/head.py)
     if "sft" in stages(run):
-        out["sft"] = plan_for(shape, run.trainer, seq_len=run.method.sft.max_length, world_size=world,
+        sft = run.method.sft.engine(run.trainer)
+        out["sft"] = plan_for(shape, sft, seq_len=run.method.sft.max_length,
+                              world_size=num_processes(sft.num_processes) * nodes,
                               gpu_bytes=gpu_bytes, logit_rows=HEAD_CHUNK if fused_head and run.method.sft.fused_head
                               else None)
     if "rl" in stages(run):
@@ -255,7 +315,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     try:
         summary: dict[str, float] = {}
         if "sft" in stages(run):
-            data_inputs, sft_inputs = specs["sft_data"], specs["sft"]
+            data_inputs = specs["sft_data"]
             with phase("sft_data"):
                 data = cache.run(data_inputs, lambda out: sft_data_stage(data_inputs, out, rt))
             if (data / SFT_DATA).stat().st_size == 0:  # method.if_empty=base let an empty build through
@@ -266,8 +326,10 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                                      cache, model_dir)  # what follows starts from the base model, keyed so
                 _write_stages(run_dir, specs)
             else:
-                with phase("sft"):
-                    cache.run(sft_inputs, lambda out: sft_stage(sft_inputs, out, rt))
+                for name, spec in specs.items():  # one sft stage, or one per lr of method.sft.lr_search
+                    if isinstance(spec, SFTInputs):
+                        with phase("sft"):
+                            cache.run(spec, lambda out, s=spec: sft_stage(s, out, rt), name)
         for name, spec in specs.items():  # before the shared engine: a PRM may need the GPU to itself
             if isinstance(spec, SubsetInputs):
                 variant = name.split(":", 1)[1]
@@ -275,6 +337,8 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                     cache.run(spec, lambda out, s=spec, v=variant: subset_stage(s, out, rt, v), f"subset_{variant}")
         # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
         with SharedEngine(run.model, run.generation, run.seed) as engine:
+            if "sft_select" in specs:
+                summary.update(_select_lr(specs, rt, cache, engine))
             if "rl" in specs:
                 summary.update(_evaluate(specs["pre_rl"], rt, cache, engine, prefix="pre_rl/"))
                 log.info("before RL:\n%s", format_table(summary, "pre_rl/"))

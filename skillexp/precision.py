@@ -161,5 +161,11 @@ def resolve_run(run: RunConfig, hw: Hardware | None = None) -> tuple[RunConfig, 
     teacher = run.teacher
     if teacher.local_model is not None and teacher.local_model.dtype == "auto":  # a local teacher's labels too
         teacher = replace(teacher, local_model=replace(teacher.local_model, dtype=DTYPE_OF[auto_precision(hw)[0]]))
-    return replace(run, model=replace(run.model, dtype=choice.dtype), teacher=teacher,
+    method, sft_engine = run.method, run.method.sft.trainer
+    if sft_engine is not None:  # SFT's own engine (method.sft.trainer): its `auto` resolved the same way
+        sft_precision = auto_precision(hw)[0] if sft_engine.precision == "auto" else sft_engine.precision
+        if run.method.name != "none":
+            check_supported(sft_precision, hw)
+        method = replace(method, sft=replace(method.sft, trainer=replace(sft_engine, precision=sft_precision)))
+    return replace(run, model=replace(run.model, dtype=choice.dtype), teacher=teacher, method=method,
                    trainer=replace(run.trainer, precision=choice.precision)), choice, hw

@@ -108,5 +108,6 @@ def test_every_recipe_fits_the_ranks_of_the_launcher_it_names(script: str, launc
     run = load_run_config(_compose([*overrides, f"method={method}"]))
     check_batches(run, gpus_per_node=per_node, nodes=int(preset.get("nodes") or 1))
     if run.method.name != "none" and run.method.sft.batch_size:  # the ranks the job will have take the batch
-        ranks = (run.trainer.num_processes or per_node) * int(preset.get("nodes") or 1)
-        assert ranks <= per_node and run.method.sft.batch_size % (ranks * run.trainer.micro_batch_size) == 0
+        sft = run.method.sft.engine(run.trainer)  # SFT's own engine (STAT: QLoRA on one GPU) or the run's
+        ranks = (sft.num_processes or per_node) * int(preset.get("nodes") or 1)
+        assert ranks <= per_node and run.method.sft.batch_size % (ranks * sft.micro_batch_size) == 0

@@ -173,6 +173,14 @@ def lists_the_recipes_datasets(work: Path, output: str) -> None:
     assert output.count("would download") == 2, output[-3000:]
 
 
+def chose_an_lr(work: Path, output: str) -> None:
+    """Both learning rates trained and scored on val, the best went on (tests/training/test_lr_search.py)."""
+    from tests.training.test_lr_search import check_selection
+
+    check_selection(next(work.glob("outputs/runs/*/*/sft_select")).parent)
+    assert "SFT learning rate chosen on the val split:" in output, output[-3000:]
+
+
 CHECKS = {
     "make run": Run((f"ARGS={' '.join(STUDY)}",), ("outputs/multiruns/*/report/results.md",), then=the_cpu_study),
     "make test": IsCi(),
@@ -190,6 +198,8 @@ CHECKS = {
         Run((), ("outputs/multiruns/*/report/results.md",)),
     "skillexp report outputs/multiruns/<date>": Run(needs=SWEEP, then=reports("mean@2", "outputs/multiruns/*/report")),
     "skillexp report <dir> --metric greedy --out <dir2>": Run(needs=SWEEP, then=reports("greedy", "report2")),
+    "python -m skillexp experiment=smoke method.sft.lr_search={grid:[1e-3,1e-4],variants:[countdown_3],num_items:3}":
+        Run((), ("outputs/runs/*/*/sft_select/selection.json",), then=chose_an_lr),
     "skillexp cache list": Run(needs="skillexp experiment=smoke", then=lists_the_stages),
     "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp experiment=stat_cpu method=stat_syn": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),

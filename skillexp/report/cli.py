@@ -20,6 +20,7 @@ from skillexp.report.paper import paper_section
 from skillexp.report.plots import accuracy_figure, colours, rewards_figure, save, skill_use_figure
 from skillexp.report.publish import MODES, log_report, summary_values, wandb_mode
 from skillexp.report.scores import is_proportion
+from skillexp.report.selection import lr_section
 from skillexp.report.tables import (AVG, CSV_COLUMNS, SKILL_METRICS, build_cells, build_rows, check_metric,
                                     csv_rows, interval_notes, markdown_table, write_csv)
 
@@ -70,7 +71,7 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
     grid = {row.label: {c.variant: c.stats for c in primary if c.row is row} for row in rows}
     md = report.markdown
     md += [f"## {setting_name(setting) or 'Results'}", "", describe(runs[0]), "", *paper_section(rows),
-           f"### {resolved}", "", markdown_table(grid, columns), "", *interval_notes(primary), ""]
+           *lr_section(rows), f"### {resolved}", "", markdown_table(grid, columns), "", *interval_notes(primary), ""]
     figures = [save(accuracy_figure(grid, columns, resolved, title, colour, is_proportion(resolved)),
                     out_dir / f"accuracy{suffix}.png")]
     no_answer = [c for c in cells if c.metric == NO_ANSWER]

@@ -2,7 +2,7 @@
 blocks each training stage carries: the optimiser (`OptimConfig`) and SFT's data and schedule (`SFTConfig`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, ClassVar, Literal
 
 from skillexp.models.config import ModelConfig
@@ -102,8 +102,33 @@ class TrainerConfig:
 
 
 @dataclass
+class LRSearch:
+    """`method.sft.lr_search`: the learning rate chosen on validation, as STAT does (App. C.1: the peak lr per method
+    from a grid, "based on accuracy on MATH"). One SFT stage per lr of `grid` (each keyed as a plain run at that lr,
+    so a run at one of them reuses it), each model evaluated on the eval suite's val split, and the best one (the
+    highest mean headline score over `variants`; the first in `grid` order on a tie) goes on to RL and the eval.
+    `skillexp report` names the lr each run chose (training/select.py)."""
+
+    grid: list[Annotated[float, POSITIVE]]
+    # the eval variants whose mean headline metric decides, on their val split; null: every variant without a
+    # `subset:` block (a difficult subset is of the test split)
+    variants: list[str] | None = None
+    num_items: Annotated[int | None, AT_LEAST_1] = None  # val questions per variant; null: as the suite says
+
+    def __post_init__(self) -> None:
+        if not self.grid:
+            raise ValueError("lr_search.grid is empty: list the learning rates to try (e.g. [2.0e-4, 1.0e-4]), or "
+                             "set method.sft.lr_search=null to train at method.sft.optim.lr.")
+        if len(set(self.grid)) != len(self.grid):
+            raise ValueError(f"lr_search.grid lists a learning rate twice: {self.grid}.")
+        if self.variants is not None and not self.variants:
+            raise ValueError("lr_search.variants is empty: name the eval variants that decide, or null for all.")
+
+
+@dataclass
 class SFTConfig:
-    """The SFT stage's data, schedule and optimiser (the engine it runs on is `trainer`)."""
+    """The SFT stage's data, schedule and optimiser; its engine is `trainer` unless `method.sft.trainer` names one
+    for SFT alone (STAT: QLoRA for SFT, full fine-tuning for GRPO)."""
 
     epochs: Annotated[float, POSITIVE] = 2.0  # SkillFactory: two epochs
     max_steps: Annotated[int | None, AT_LEAST_1] = None  # optimizer steps; overrides epochs when set
@@ -121,6 +146,20 @@ class SFTConfig:
     # the loss from the last hidden state at the target tokens only, never the full-vocabulary logits (rl/head.py;
     # the same value, less time and memory); architectures without a plain output head use the logits
     fused_head: bool = True
+    # SFT's own engine (a `trainer/` preset: `- /trainer@method.sft.trainer: qlora` in an experiment's defaults);
+    # null: the run's `trainer`. The sft stage's record holds the engine it ran on either way.
+    trainer: Annotated[TrainerConfig | None, UNKEYED] = None
+    # choose method.sft.optim.lr on validation from a grid (LRSearch); null: train once at optim.lr
+    lr_search: Annotated[LRSearch | None, UNKEYED] = None
+
+    def engine(self, run_trainer: TrainerConfig) -> TrainerConfig:
+        """The engine SFT runs on: its own, else the run's."""
+        return self.trainer or run_trainer
+
+    def at_lr(self, lr: float) -> SFTConfig:
+        """This SFT at learning rate `lr`, as one candidate of a search trains (no search, no engine of its own:
+        the sft stage's record carries the engine)."""
+        return replace(self, optim=replace(self.optim, lr=lr), trainer=None, lr_search=None)
 
     def batch_problems(self, trainer: TrainerConfig, world: int) -> list[str]:
         """Why this SFT batch does not split over `world` ranks of `trainer.micro_batch_size`, with values that
