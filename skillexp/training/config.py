@@ -113,7 +113,7 @@ class LRSearch:
     # the eval variants whose mean headline metric decides, on their val split; null: every variant without a
     # `subset:` block (a difficult subset is of the test split)
     variants: list[str] | None = None
-    num_items: Annotated[int | None, AT_LEAST_1] = None  # val questions per variant; null: as the suite says
+    num_items: Annotated[int | None, AT_LEAST_1] = None  # val questions per variant; null: the whole val split
 
     def __post_init__(self) -> None:
         if not self.grid:
