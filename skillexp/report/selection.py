@@ -7,7 +7,7 @@ from typing import Protocol, Sequence
 
 from skillexp.report.collect import Run
 
-CHOSEN = "sft/lr"  # summary.json's chosen lr (training/select.py:selection_metrics)
+CHOSEN = "sft_select/lr"  # summary.json's chosen lr (training/select.py:selection_metrics)
 SCORE_PREFIX, SCORE_SUFFIX = "sft_select/", "/val_score"
 
 

@@ -96,8 +96,8 @@ def read_selection(out_dir: Path) -> dict[str, Any]:
 
 
 def selection_metrics(record: dict[str, Any]) -> dict[str, float]:
-    """What a run logs of a selection: the chosen lr (`sft/lr`, in summary.json for the report) and each lr's
+    """What a run logs of a selection: the chosen lr (`sft_select/lr`, in summary.json for the report) and each lr's
     val score."""
-    out = {"sft/lr": float(record["chosen_lr"])}
+    out = {"sft_select/lr": float(record["chosen_lr"])}
     out.update({f"sft_select/{lr_name(s['lr'])}/val_score": s["score"] for s in record["scores"]})
     return out

@@ -144,7 +144,7 @@ def check_selection(run_dir: Path, grid: tuple[str, ...] = ("0.001", "0.0001")) 
     summary = json.loads((run_dir / "summary.json").read_text())
     scores = {s["lr"]: s["score"] for s in record["scores"]}
     assert list(scores) == [float(g) for g in grid]
-    assert summary["sft/lr"] == record["chosen_lr"] == choose(list(scores.items()))
+    assert summary["sft_select/lr"] == record["chosen_lr"] == choose(list(scores.items()))
     for lr in grid:
         built = json.loads((run_dir / f"sft_lr{lr}" / "stage.json").read_text())
         assert built["inputs"]["sft"]["optim"]["lr"] == float(lr)  # each candidate trained at its own lr
