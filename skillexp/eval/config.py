@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
+from skillexp.eval.paper import PaperTable, check_paper
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.methods.config import PRMConfig, StatConfig
 from skillexp.methods.skillfactory.trace_format import BUDGET_TRIGGER
@@ -81,28 +82,6 @@ class Protocol:
 
 
 @dataclass
-class PaperColumn:
-    """One column of a paper's table: a variant's headline metric, the mean of earlier columns, or (neither) a
-    column the suite does not measure, shown with the paper's number alone."""
-
-    name: str  # as the paper heads it: "CD4", "AIME24", "OOD avg"
-    variant: str | None = None
-    average: list[str] | None = None
-
-
-@dataclass
-class PaperTable:
-    """The `paper:` block of a suite: the table the report lays out as the paper does, with the paper's numbers."""
-
-    title: str
-    columns: list[PaperColumn]
-    # the paper's numbers (percent, in column order; null where it has none): model name -> report row label
-    # (`none` = base model, `skillfactory → grpo`, `stat_sel (pre-RL)` or `stat_sel` = SFT alone) -> values
-    numbers: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
-    note: str | None = None  # what a reader must know (the paper's settings we could not match)
-
-
-@dataclass
 class EvalConfig:
     """A suite: task variants, each evaluated on `num_items` questions of `split` with k samples."""
 
@@ -134,26 +113,7 @@ class EvalConfig:
             self.protocol(name)
             self.subset(name)
         for name, table in self.paper.items():
-            self._check_paper(name, table)
-
-    def _check_paper(self, name: str, paper: PaperTable) -> None:
-        seen: list[str] = []
-        for i, col in enumerate(paper.columns):
-            where = f"eval.paper.{name}.columns[{i}] ({col.name})"
-            if col.variant is not None and col.average is not None:
-                raise ConfigError(f"{where}: give `variant` (one of {sorted(self.variants)}) or `average` (names of "
-                                  f"earlier columns), not both (neither: a column we do not measure).")
-            if col.variant is not None and col.variant not in self.variants:
-                raise ConfigError(f"{where}: variant {col.variant!r} is not in eval.variants "
-                                  f"({sorted(self.variants)}).")
-            if bad := [c for c in col.average or [] if c not in seen]:
-                raise ConfigError(f"{where}: average names {bad}, which are not earlier columns ({seen}).")
-            seen.append(col.name)
-        for model, rows in paper.numbers.items():
-            for label, values in rows.items():
-                if len(values) != len(paper.columns):
-                    raise ConfigError(f"eval.paper.{name}.numbers.{model}.{label} has {len(values)} values for "
-                                      f"{len(paper.columns)} columns ({seen}); write null where the paper has none.")
+            check_paper(f"eval.paper.{name}", table, self)
 
     def task_specs(self) -> dict[str, dict[str, Any]]:
         """Each variant's task spec ({kind: ..., params}), without its protocol and subset blocks."""

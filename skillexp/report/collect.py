@@ -13,7 +13,7 @@ the runs is classified:
 - anything else (model, task, eval suite, trainer, generation): a *setting*. Each setting gets its own table
   section and figures, with the keys that tell settings apart named.
 Keys implied by ones already chosen are dropped (`model.path` follows `model.name`), names first. Bookkeeping
-keys (seed, run name, paths, logger, tags) never split runs.
+keys (seed, run name, paths, logger, tags) and the papers' quotes (`eval.paper`) never split runs.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from typing import Any, Iterable
 
 import yaml
 
-# `precision.*` says why a precision was picked; the values themselves are model.dtype and trainer.precision
-IGNORED = ("seed", "run_name", "tags", "paths.", "logger.", "precision.")
+# `precision.*` says why a precision was picked; the values themselves are model.dtype and trainer.precision;
+# `eval.paper.*` is what the report quotes beside the runs (runs made before a quote was corrected are the same)
+IGNORED = ("seed", "run_name", "tags", "paths.", "logger.", "precision.", "eval.paper")
 METHOD_SIDE = ("method.", "teacher.")
 RL_SIDE = ("rl.",)
 

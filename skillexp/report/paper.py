@@ -1,87 +1,119 @@
-"""A paper's table laid out as the paper does: its columns in its order, its averages, and, where the eval suite's
-`paper:` block has them for the runs' model, the paper's numbers beside ours with the difference.
+"""A paper's table laid out as the paper does: its rows and columns in its order, its averages, and, where the eval
+suite's `paper:` block quotes the runs' model, the paper's number beside ours with the difference.
 
-Each column is one variant's headline metric (`<variant>/score`: the metric the suite's `protocol` names for it,
-e.g. STAT's pass@1, AMC23's avg@64, AIME's pass@64) in percent, averaged over seeds; an average column is each
-run's mean over its columns, then the mean over seeds (as the papers average per model). Rows are the report's
-rows (`none` is the base model, `X (pre-RL)` the SFT model an RL run started from); the paper's numbers are looked
-up by that label, and a pre-RL row also by the method alone, since an SFT-only run gives the same model.
+Every row the paper quotes for the model is printed, in the paper's order, whether or not a run fills it (then
+ours is a dash); our rows it does not quote follow. Rows are the report's rows (`none` is the base model, `X
+(pre-RL)` the SFT model an RL run started from: it is quoted from the paper's row of `X`, since an SFT-only run
+gives the same model); runs evaluated with another prompt than `original` are quoted from `<label>
+[eval.prompt=<prompt>]` only. A cell the paper contradicts elsewhere carries a mark, explained under the table.
+
+Two layouts (skillexp/eval/paper.py): a row per method and a column per variant or average (the default), or a
+row per task and, per method, a column per measure (`measures`: SkillFactory's budget-forcing and skill-use
+tables). Cell values: paper_cells.py.
 """
 from __future__ import annotations
 
-from statistics import fmean
 from typing import Any
 
-from skillexp.report.collect import Run
+from skillexp.report.paper_cells import (Footnotes, cell, column_values, measure_values, paper_key, prompt_suffix,
+                                         requirement_gaps)
 from skillexp.report.tables import Row
 
 FIDELITY = "docs/fidelity.md in the skillexp checkout"
 
 
-def _columns(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(spec.get("columns") or [])
+def arrange(rows: list[Row], quoted: dict[str, Any], suffix: str) -> list[tuple[str, str, Row | None]]:
+    """(label shown, paper row key or "", our row or None): the paper's rows in its order, each with the report
+    rows it quotes (or alone), then the report rows it does not quote."""
+    keyed = [(paper_key(r.label, suffix), r) for r in rows]
+    out: list[tuple[str, str, Row | None]] = []
+    for key in quoted:
+        mine = [r for k, r in keyed if k == key]
+        out += [(r.label + suffix, key, r) for r in mine] or [(key, key, None)]
+    return out + [(r.label + suffix, "", r) for k, r in keyed if k not in quoted]
 
 
-def run_columns(run: Run, prefix: str, columns: list[dict[str, Any]]) -> dict[str, float | None]:
-    """One run's value (percent) for every column; None where the run lacks a variant."""
-    out: dict[str, float | None] = {}
-    for col in columns:
-        if col.get("variant"):
-            value = run.summary.get(f"{prefix}{col['variant']}/score")
-            out[col["name"]] = None if value is None else 100.0 * float(value)
-        else:
-            parts = [out.get(name) for name in col.get("average") or []]
-            out[col["name"]] = None if not parts or None in parts else fmean(parts)  # type: ignore[arg-type]
-    return out
-
-
-def _cell(ours: list[float], paper: float | None) -> str:
-    if not ours:
-        return "–" if paper is None else f"– · paper {paper:.1f}"
-    mean = fmean(ours)
-    text = f"{mean:.1f}" + (f" ± {_std(ours):.1f}" if len(ours) > 1 else "")
-    return text if paper is None else f"{text} · paper {paper:.1f} ({mean - paper:+.1f})"
-
-
-def _std(values: list[float]) -> float:
-    m = fmean(values)
-    return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-
-
-def paper_numbers(spec: dict[str, Any], model: str, label: str) -> list[float | None] | None:
-    """The paper's row for our row `label` and model, or None when the suite quotes none."""
-    numbers = (spec.get("numbers") or {}).get(model) or {}
-    row = numbers.get(label)
-    if row is None and label.endswith(" (pre-RL)"):
-        row = numbers.get(label.removesuffix(" (pre-RL)"))
-    return row
-
-
-def paper_table(rows: list[Row], spec: dict[str, Any], model: str) -> list[str]:
-    """Markdown lines: the title, the table, and what its cells mean."""
-    columns = _columns(spec)
-    names = [c["name"] for c in columns]
-    lines = [f"### {spec.get('title') or 'Paper table'}", "",
-             "| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    quoted = False
-    for row in rows:
-        per_run = [run_columns(r, row.prefix, columns) for r in row.runs]
-        paper = paper_numbers(spec, model, row.label)
-        quoted |= paper is not None
-        cells = []
-        for i, name in enumerate(names):
-            ours = [v[name] for v in per_run if v[name] is not None]
-            cells.append(_cell(ours, None if paper is None or i >= len(paper) else paper[i]))
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-    seeds = max((len(r.runs) for r in rows), default=0)
-    lines += ["", "Accuracy % (each column's metric is named in the suite's config), mean"
-              + (" ± std over seeds" if seeds > 1 else "") + "."
-              + (f" `paper X (±d)`: the paper's number for `{model}` and the difference ours − paper."
-                 if quoted else f" The suite quotes no paper numbers for `{model}`."), ""]
+def _legend(spec: dict[str, Any], model: str, quoted: bool, seeds: int, gaps: list[str]) -> list[str]:
+    unit = ("Accuracy % (each column's metric is named in the suite's config)" if spec.get("percent", True) else
+            "Each metric on its own scale (named in the suite's config)")
+    lines = ["", f"{unit}, mean" + (" ± std over seeds" if seeds > 1 else "") + "."
+             + (f" `paper X (±d)`: the paper's number for `{model}` and the difference ours − paper; `–`: none."
+                if quoted else f" The suite quotes no paper numbers for `{model}`."), ""]
+    if gaps:
+        lines += [f"Our cells need runs with {' and '.join(gaps)}: this section shows the paper's numbers only.", ""]
     if spec.get("note"):
         lines += [str(spec["note"]), ""]
-    lines += [f"Where this recipe's protocol differs from the paper's, and where the paper is silent: {FIDELITY}.", ""]
     return lines
+
+
+def methods_table(rows: list[Row], spec: dict[str, Any], model: str, suffix: str, usable: bool,
+                  notes: Footnotes) -> list[str]:
+    """A row per method, a column per `columns` entry."""
+    columns = list(spec.get("columns") or [])
+    names = [c["name"] for c in columns]
+    quoted = (spec.get("numbers") or {}).get(model) or {}
+    paper_names = spec.get("names") or {}
+    named = bool(quoted and paper_names)
+    digits = 1 if spec.get("percent", True) else 2
+    head = ["method", *(["paper's row"] if named else []), *names]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for shown, key, row in arrange(rows, quoted, suffix):
+        per_run = [column_values(r, row.prefix, columns, "score", spec.get("percent", True))
+                   for r in row.runs] if row is not None and usable else []
+        paper = quoted.get(key)
+        cells = []
+        for i, name in enumerate(names):
+            value = None if paper is None else paper[i]
+            mark = notes.mark(key, name, None, value)
+            cells.append(cell([v[name] for v in per_run if v[name] is not None], value, digits, mark))
+        lines.append("| " + " | ".join([shown, *([paper_names.get(key, "")] if named else []), *cells]) + " |")
+    return lines
+
+
+def tasks_table(rows: list[Row], spec: dict[str, Any], model: str, suffix: str, usable: bool,
+                notes: Footnotes) -> list[str]:
+    """A row per `columns` entry (a task) and, per method, a column per measure: the methods the paper quotes for
+    the model, in its order (all our rows where it quotes none)."""
+    columns, measures = list(spec.get("columns") or []), list(spec.get("measures") or [])
+    quoted = (spec.get("numbers") or {}).get(model) or {}
+    paper_names = spec.get("names") or {}
+    percent = spec.get("percent", True)
+    if quoted:
+        keyed = [(paper_key(r.label, suffix), r) for r in rows]
+        groups = [(key, key, next((r for k, r in keyed if k == key), None)) for key in quoted]
+    else:
+        groups = [(r.label + suffix, "", r) for r in rows]
+    values = {shown: [measure_values(r, row.prefix, columns, measures, percent) for r in row.runs]
+              for shown, _, row in groups if row is not None and usable}
+    head = ["task", *(f"{paper_names.get(key) or shown} · {m['name']}" for shown, key, _ in groups for m in measures)]
+    lines = ["Methods: " + "; ".join(f"{paper_names.get(key) or shown} = `{shown}`"
+                                     + (f" (ours: `{row.label + suffix}`)" if row and row.label + suffix != shown
+                                        else "") for shown, key, row in groups) + ".", "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for i, col in enumerate(columns):
+        cells = []
+        for shown, key, _ in groups:
+            for j, m in enumerate(measures):
+                paper = quoted[key][i][j] if key else None
+                ours = [v[(col["name"], m["name"])] for v in values.get(shown, [])]
+                cells.append(cell([x for x in ours if x is not None], paper, 1 if percent else 2,
+                                  notes.mark(key, col["name"], m["name"], paper)))
+        lines.append(f"| {col['name']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def paper_table(rows: list[Row], spec: dict[str, Any], model: str, eval_config: dict[str, Any]) -> list[str]:
+    """Markdown lines: the title, the table, what its cells mean, the marked cells' notes and the fidelity page."""
+    gaps = requirement_gaps(spec, eval_config)
+    suffix = prompt_suffix(eval_config)
+    notes = Footnotes(spec, model)
+    layout = tasks_table if spec.get("measures") else methods_table
+    table = layout(rows, spec, model, suffix, not gaps, notes)
+    quoted = bool((spec.get("numbers") or {}).get(model))
+    seeds = max((len(r.runs) for r in rows), default=0)
+    return [f"### {spec.get('title') or 'Paper table'}", "", *table, *_legend(spec, model, quoted, seeds, gaps),
+            *notes.lines(),
+            f"Where this recipe's protocol differs from the paper's, and where the paper is silent: {FIDELITY}.", ""]
 
 
 def paper_section(rows: list[Row]) -> list[str]:
@@ -90,5 +122,5 @@ def paper_section(rows: list[Row]) -> list[str]:
         return []
     config = rows[0].runs[0].config
     tables = config["eval"].get("paper") or {}
-    return [line for spec in tables.values() if _columns(spec)
-            for line in paper_table(rows, spec, config["model"]["name"])]
+    return [line for spec in tables.values() if spec.get("columns")
+            for line in paper_table(rows, spec, config["model"]["name"], config["eval"])]

@@ -45,4 +45,5 @@ def test_the_papers_suites_run_offline_and_report_as_the_papers_do(tmp_path: Pat
     report = (sweep / "report" / "results.md").read_text()
     for title, header in SUITES.values():
         assert f"### {title}" in report and header in report, report[:3000]
+    assert "### SkillFactory Table 5: ablations" in report  # the OOD suite's second table, in Table 7's columns
     assert "The suite quotes no paper numbers for `tiny`." in report

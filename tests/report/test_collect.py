@@ -48,6 +48,14 @@ def test_methods_and_rl_are_labels_not_settings(tmp_path: Path) -> None:
         ("stat_sel", "none"), ("none", "dapo")}
 
 
+def test_runs_whose_paper_quotes_differ_are_seeds_of_one_setting(tmp_path: Path) -> None:
+    """A quote corrected between two runs of a sweep changes what the report prints beside them, not the runs."""
+    make_run(tmp_path / "0", seed=0)
+    make_run(tmp_path / "1", seed=1, extra=("+eval.paper.old={title: Old quotes, columns: []}",))
+    sweep = collect(tmp_path)
+    assert sweep.setting_keys == [] and {r.setting for r in sweep.runs} == {()}
+
+
 def test_different_models_are_separate_settings(tmp_path: Path) -> None:
     for seed in (0, 1):
         make_run(tmp_path / f"tiny{seed}", seed=seed)

@@ -3,6 +3,7 @@ paper's numbers for the runs' model beside ours with the difference, checked aga
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,10 +36,11 @@ def test_the_paper_table_puts_the_papers_numbers_beside_ours(tmp_path: Path, cap
     write_run(tmp_path / "1", "none", "none", 1, [0.30, 0.05, 0.04, 0.03], model)
     assert main([str(tmp_path), "--wandb", "off"]) == 0
     md = (tmp_path / "report" / "results.md").read_text()
-    assert "### SkillFactory Table 6: Countdown accuracy % (mean of 4 samples)" in md
-    assert "| method | CD3 | CD4 | CD5 | CD6 | CD avg |" in md
+    assert ("### SkillFactory Table 6 (Qwen2.5-7B: Table 8, Olmo-3-7B: 10): Countdown accuracy % (mean of 4 samples)"
+            in md)
+    assert "| method | paper's row | CD3 | CD4 | CD5 | CD6 | CD avg |" in md
     row = next(line for line in md.splitlines() if line.startswith("| none |") and "paper" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    cells = [c.strip() for c in row.strip("|").split("|")][2:]
     # CD3: 50 and 30 -> 40.0 ± 14.1, no paper number; CD4: 10 and 5 -> 7.5 ± 3.5 vs the paper's 3.3
     assert cells[0] == "40.0 ± 14.1"
     assert cells[1] == "7.5 ± 3.5 · paper 3.3 (+4.2)"
@@ -74,9 +76,27 @@ def test_a_model_the_paper_did_not_run_gets_our_numbers_alone(tmp_path: Path) ->
 @pytest.mark.parametrize("override, expected", [
     ("eval.paper.table6.columns=[{name: X, variant: nope}]", "variant 'nope' is not in eval.variants"),
     ("eval.paper.table6.columns=[{name: X, average: [Y]}]", "average names ['Y'], which are not earlier columns"),
-    ("eval.paper.table6.columns=[{name: X, variant: countdown_3, average: [Y]}]", "not both"),
+    ("eval.paper.table6.columns=[{name: X, variant: countdown_3, average: [Y]}]", "only one of them"),
     ("+eval.paper.table6.numbers.tiny.none=[1.0]", "has 1 values for 5 columns"),
+    ("eval.paper.table6.columns=[{name: X, variants: [countdown_3, nope]}]", "variant 'nope' is not in eval.variants"),
+    ("eval.paper.table6.columns=[{name: X}, {name: X}]", "a second column named 'X'"),
+    ("+eval.paper.table6.measures=[{name: Std}]", "give `metric`"),
+    ("+eval.paper.table6.measures=[{name: A, metric: mean@k}, {name: D, difference: [A, B]}]",
+     "difference must name two earlier measures (['A'])"),
+    ("+eval.paper.table6.measures=[{name: A, metric: mean@k}]", "column 'CD3' needs a list of 1 values"),
+    ("+eval.paper.table6.names={nobody: Someone}", "names has ['nobody'], which no model's numbers quote"),
+    ("eval.paper.table6.cell_notes=[{model: tiny, row: none, column: CD4, note: x}]", "model='tiny' has no numbers"),
+    ("eval.paper.table6.cell_notes=[{model: qwen2.5-7b-instruct, row: star, column: CD4, note: x}]",
+     "row='star' is not quoted for qwen2.5-7b-instruct"),
+    ("eval.paper.table6.cell_notes=[{model: qwen2.5-7b-instruct, row: none, column: CD9, note: x}]",
+     "column='CD9' is not a column"),
+    *[(("~eval.paper.table6.requires", f"+eval.paper.table6.requires={{{key}: {value}}}"), expected)
+      for key, value, expected in [
+          ("budget_forcing.enable", "true", "'budget_forcing.enable' is not an eval setting"),
+          ("budget_forcing", "true", "'budget_forcing' is a group of settings"),
+          ("budget_forcing.enabled", "3", "=3 is not a bool like eval.budget_forcing.enabled")]],
 ])
-def test_a_wrong_paper_block_fails_at_start_up(override: str, expected: str) -> None:
-    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
-        load_run_config(_compose(["model=tiny", f"eval={SUITE}", override]))
+def test_a_wrong_paper_block_fails_at_start_up(override: str | tuple[str, ...], expected: str) -> None:
+    overrides = list(override) if isinstance(override, tuple) else [override]
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_run_config(_compose(["model=tiny", f"eval={SUITE}", *overrides]))
