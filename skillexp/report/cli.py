@@ -177,8 +177,8 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none
                        out_dir)
     report.markdown += runs_table(sweep, bool(sweep.setting_keys))
     if skipped := [r for r in sweep.runs if r.summary.get("sft/skipped")]:
-        report.markdown += ["", "## Runs without SFT", "", "Their method built no SFT data (`method.if_empty=base`), so "
-                            "they went on from the base model; their cells average them in as they are:", "",
+        report.markdown += ["", "## Runs without SFT", "", "Their method built no SFT data (`method.if_empty=base`), "
+                            "so they went on from the base model; their cells average them in as they are:", "",
                             *[f"- `{r.path.relative_to(sweep.root)}`" for r in skipped]]
     if sweep.warnings:
         report.markdown += ["", "## Skipped", "", *[f"- {w}" for w in sweep.warnings]]
