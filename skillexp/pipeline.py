@@ -329,7 +329,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 for name, spec in specs.items():  # one sft stage, or one per lr of method.sft.lr_search
                     if isinstance(spec, SFTInputs):
                         with phase("sft"):
-                            cache.run(spec, lambda out, s=spec: sft_stage(s, out, rt), name)
+                            cache.run(spec, lambda out, s=spec, n=name: sft_stage(s, out, rt, prefix=n), name)
         for name, spec in specs.items():  # before the shared engine: a PRM may need the GPU to itself
             if isinstance(spec, SubsetInputs):
                 variant = name.split(":", 1)[1]

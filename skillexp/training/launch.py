@@ -67,9 +67,9 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
             f"--rdzv_id={job}", *stage]
 
 
-def _run(inputs: SFTInputs, out_dir: Path, tracker: Tracker) -> Path:
+def _run(inputs: SFTInputs, out_dir: Path, tracker: Tracker, prefix: str) -> Path:
     return run_sft(Path(inputs.data.path), Path(inputs.base.path), inputs.model, inputs.trainer, inputs.sft, out_dir,
-                   tracker, inputs.seed)
+                   tracker, inputs.seed, prefix)
 
 
 def launched(trainer: TrainerConfig) -> int:
@@ -79,22 +79,23 @@ def launched(trainer: TrainerConfig) -> int:
     return 0 if n == 1 and len(slurm_nodes()) == 1 else n
 
 
-def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> Path:
+def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime, prefix: str = "sft") -> Path:
     """The sft stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
-    of a multi-node Slurm allocation); writes `out_dir`, returns its model."""
+    of a multi-node Slurm allocation); writes `out_dir`, returns its model. Its metrics are `<prefix>/...`."""
     n = launched(inputs.trainer)
     if not n:
-        return _run(inputs, out_dir, rt.tracker)
-    run_ranks("sft", inputs, out_dir, rt, n)
+        return _run(inputs, out_dir, rt.tracker, prefix)
+    run_ranks("sft", inputs, out_dir, rt, n, prefix)
     return out_dir / "model"
 
 
-def run_ranks(stage: str, inputs: StageInputs, out_dir: Path, rt: Runtime, n: int) -> None:
+def run_ranks(stage: str, inputs: StageInputs, out_dir: Path, rt: Runtime, n: int, prefix: str | None = None) -> None:
     """Run `stage` ("sft" or "rl") on `n` ranks per node through torchrun and wait for them. The ranks read their
-    arguments from `out_dir/launch.json`; rank 0 logs to this run's W&B run meanwhile."""
+    arguments from `out_dir/launch.json`; rank 0 logs to this run's W&B run meanwhile (SFT under `prefix`)."""
     spec = out_dir / "launch.json"
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(spec, {"stage": stage, "inputs": asdict(inputs), "out_dir": str(out_dir),
+    atomic_write_json(spec, {"stage": stage, "prefix": prefix or stage, "inputs": asdict(inputs),
+                             "out_dir": str(out_dir),
                              "run_dir": str(rt.run_dir), "logger": asdict(rt.tracker.cfg),
                              "config": rt.tracker.config, "scoring": asdict(rt.scoring),
                              "root_dir": str(rt.root_dir), "cache_dir": str(rt.cache_dir)})
@@ -139,7 +140,7 @@ def main(spec_path: str) -> None:
     try:
         if spec["stage"] == "sft":
             inputs = from_dict(SFTInputs, spec["inputs"])
-            preemption.run(lambda: _run(inputs, out_dir, tracker))
+            preemption.run(lambda: _run(inputs, out_dir, tracker, spec["prefix"]))
         else:
             from skillexp.rl.config import RLInputs
             from skillexp.rl.grpo import run_grpo

@@ -60,8 +60,9 @@ def val_loss(engine, examples: list[Example], batch_size: int, pad_id: int, head
 
 
 def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: TrainerConfig, cfg: SFTConfig,
-            out_dir: Path, tracker: Tracker, seed: int) -> Path:
-    """Fine-tune `model_dir` on `data_path`; returns `out_dir/model`. Checkpoints live in `out_dir/checkpoints`."""
+            out_dir: Path, tracker: Tracker, seed: int, prefix: str = "sft") -> Path:
+    """Fine-tune `model_dir` on `data_path`; returns `out_dir/model`. Checkpoints live in `out_dir/checkpoints`.
+    Metrics are logged as `<prefix>/loss` and so on, on their own step axis (one per candidate of an lr search)."""
     final = out_dir / "model"
     if (out_dir / "sft_metrics.json").exists() and final.exists():  # written after the export: a finished stage
         log.info("SFT already done in %s; reusing it", out_dir)
@@ -92,12 +93,13 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
     head = policy_head(engine) if cfg.fused_head else None
     ckpt = out_dir / "checkpoints"
     state = load_checkpoint(engine, ckpt) or {"epoch": 0, "batch": 0, "step": 0}
-    tracker.rewind(state["step"], "sft")  # metrics.jsonl: none of a killed attempt's steps past the checkpoint
+    tracker.rewind(state["step"], prefix)  # metrics.jsonl: none of a killed attempt's steps past the checkpoint
     if state["step"]:
         log.info("resuming SFT at step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch"])
     else:
-        tracker.log({"sft/train_examples": len(train), "sft/val_examples": len(val), "sft/truncated": stats.truncated,
-                     "sft/dropped": stats.dropped, "sft/total_steps": total}, step=0)
+        tracker.log({f"{prefix}/train_examples": len(train), f"{prefix}/val_examples": len(val),
+                     f"{prefix}/truncated": stats.truncated, f"{prefix}/dropped": stats.dropped,
+                     f"{prefix}/total_steps": total}, step=0)
 
     step, epoch, pad = state["step"], state["epoch"], tokenizer.pad_token_id
     tokens, t0 = 0, time.perf_counter()
@@ -120,12 +122,13 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
                     progress.report(step, loss=loss.item())
                 if step % trainer.log_every_steps == 0 or step == total:
                     dt = time.perf_counter() - t0
-                    tracker.log({"sft/loss": loss.item(), "sft/lr": engine.get_lr()[0],
-                                 "sft/epoch": epoch + b / len(batches), "sft/tokens_per_s": tokens * world / dt},
-                                step=step)
+                    tracker.log({f"{prefix}/loss": loss.item(), f"{prefix}/lr": engine.get_lr()[0],
+                                 f"{prefix}/epoch": epoch + b / len(batches),
+                                 f"{prefix}/tokens_per_s": tokens * world / dt}, step=step)
                     tokens, t0 = 0, time.perf_counter()
                 if val and (step % cfg.eval_every_steps == 0 or step == total):
-                    tracker.log({"sft/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad, head)}, step=step)
+                    tracker.log({f"{prefix}/val_loss": val_loss(engine, val, trainer.micro_batch_size, pad, head)},
+                                step=step)
                 if checkpoint_due(step, total, trainer):
                     save_checkpoint(engine, ckpt, step, {"epoch": epoch, "batch": b + 1, "step": step},
                                     trainer.keep_checkpoints)

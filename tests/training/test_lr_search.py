@@ -151,6 +151,9 @@ def check_selection(run_dir: Path, grid: tuple[str, ...] = ("0.001", "0.0001")) 
         val = json.loads((run_dir / f"sft_val_lr{lr}" / "eval_metrics.json").read_text())
         assert val["avg/score"] == scores[float(lr)] == summary[f"sft_select/{lr}/val_score"]
         assert val["countdown_3/num_items"] == 3
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for lr in grid:  # each candidate's curve on its own axis, none rewound by the next candidate's start
+        assert [r["step"] for r in logged if f"sft_lr{lr}/loss" in r] == [1, 2, 3, 4]
     chosen = run_dir / f"sft_lr{record['chosen_lr']:g}" / "model"
     weights = next(p.name for p in chosen.iterdir() if p.suffix == ".safetensors")
     assert (run_dir / "sft_select" / "model" / weights).stat().st_ino == (chosen / weights).stat().st_ino
