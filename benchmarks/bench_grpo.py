@@ -48,7 +48,7 @@ def run_ours(args, out: Path) -> dict:
     from skillexp.config import load_run_config, register_schemas
     from skillexp.models import resolve_model_dir
     from skillexp.pipeline import runtime, stage_inputs
-    from skillexp.rl.grpo import rl_stage
+    from skillexp.rl.stage import rl_stage
     from skillexp.stage_cache import StageCache
     from skillexp.tracking import Tracker
     from skillexp.utils.io import read_jsonl
@@ -124,9 +124,10 @@ def run_trl(args, out: Path) -> dict:
     model = load_causal_lm(model_dir, cfg).float().train()
     trainer = GRPOTrainer(model=model, processing_class=AutoTokenizer.from_pretrained(model_dir), reward_funcs=reward,
                           train_dataset=ds, callbacks=[Clock()], args=GRPOConfig(
-                              output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.prompts * args.group,
-                              num_generations=args.group, max_completion_length=args.max_tokens, learning_rate=1e-5,
-                              temperature=0.7, beta=0.0, loss_type="dapo", use_cpu=True, bf16=args.precision == "bf16", report_to="none",
+                              output_dir=str(out), max_steps=args.steps,
+                              per_device_train_batch_size=args.prompts * args.group, num_generations=args.group,
+                              max_completion_length=args.max_tokens, learning_rate=1e-5, temperature=0.7, beta=0.0,
+                              loss_type="dapo", use_cpu=True, bf16=args.precision == "bf16", report_to="none",
                               save_strategy="no", logging_steps=1, seed=0))
     rollout = trainer._generate_and_score_completions
 
@@ -143,7 +144,8 @@ def run_trl(args, out: Path) -> dict:
     step_s, rollout_s = sum(times[1:]), sum(rollout_times[1:])
     tokens = sum(r["completions/mean_length"] * args.prompts * args.group for r in rows)
     return {"steps_per_min": 60 * n / step_s, "rollout_s": rollout_s / n, "train_s": (step_s - rollout_s) / n,
-            "rollout_tokens_per_s": tokens / rollout_s, "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1),
+            "rollout_tokens_per_s": tokens / rollout_s,
+            "reward": sum(r.get("reward", 0.0) for r in rows) / max(len(rows), 1),
             "completion_len": tokens / max(len(rows), 1) / (args.prompts * args.group),
             "flat": sum(r.get("frac_reward_zero_std", 0.0) for r in rows) / max(len(rows), 1),
             # with ranks, the largest rank's (their processes are not this one): GRPO's step log has it

@@ -1,13 +1,16 @@
-"""Stage order and each stage's inputs. Only this module and `__main__` know which stage follows which.
+"""The run's stage graph and the loop that runs it. Only this module and `__main__` know which stage follows which.
 
-Each stage is one function, `<stage>_stage(inputs, out_dir, runtime)`, of a frozen inputs record that holds exactly
-the settings the stage reads and the artifacts it consumes (`stage_inputs` builds them from the config); its cache
-key is the record's digest (skillexp/stage_cache.py). So a sweep computes a shared stage once (the SFT data of one
-method for every RL variant, a base model's eval for every method=none run), a changed eval setting reuses the
-trained models, and a stage cannot read a setting its key leaves out. A killed stage resumes when its key runs again.
+`plan` turns a config into the run's nodes, in order: each a stage's inputs record (exactly the settings the stage
+reads and the artifacts it consumes; skillexp/stages.py) under a name (its link in the run dir and its entry in
+`stages.json`) and the prefix of the metrics it logs. A record's key is its digest (skillexp/stage_cache.py), so a
+sweep computes a shared stage once (the SFT data of one method for every RL variant, a base model's eval for every
+method=none run), a changed eval setting reuses the trained models, and a stage cannot read a setting its key leaves
+out. `run_pipeline` runs the nodes in order, each through the stage cache; a killed stage resumes when its key runs
+again.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,36 +19,33 @@ import random
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from skillexp import stages
 from skillexp.config import RunConfig, read_catalogue
 from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
-from skillexp.eval.stage import eval_stage, format_table
-from skillexp.eval.subset import subset_stage
+from skillexp.eval.stage import format_table
 from skillexp.generation.shared import SharedEngine
-from skillexp.methods.build import SFT_DATA, sft_data_stage
+from skillexp.methods.build import is_empty
 from skillexp.methods.config import HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
-from skillexp.rl.forward import head_applies
-from skillexp.rl.grpo import STEP_LOG, replayed_steps, rl_stage
-from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
+from skillexp.stages import Stage
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.sources import fingerprint
 from skillexp.teachers import probe_teacher
 from skillexp.timing import phase, start_run, write_timing
 from skillexp.tracking import Tracker
 from skillexp.training.config import SFTInputs
-from skillexp.training.launch import num_processes, sft_stage, slurm_nodes
-from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
-from skillexp.training.select import (Candidate, SFTSelectInputs, lr_name, read_selection, select_stage,
-                                      selection_metrics)
+from skillexp.training.memory import MemoryPlan, ModelShape
+from skillexp.training.select import Candidate, SFTSelectInputs, lr_name
 from skillexp.utils.io import atomic_write_json, atomic_write_text
 from skillexp.utils.schema import ConfigError
 
@@ -59,14 +59,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def stages(run: RunConfig) -> list[str]:
-    """The stages this config runs, in order."""
-    out = ["subset"] if any(run.eval.subset(n) for n in run.eval.variants) else []
-    if run.method.name != "none":
-        out += ["sft_data", "sft"] + (["sft_select"] if run.method.sft.lr_search else [])
-    if run.rl.name != "none":
-        out.append("rl")
-    return out + ["eval"]
+@dataclass(frozen=True)
+class Node:
+    """One stage of the run: its inputs record, its name (the run dir's link to its output, `stages.json`'s entry)
+    and the prefix of the metrics it logs."""
+
+    name: str
+    inputs: StageInputs
+    prefix: str = ""
+
+    @property
+    def stage(self) -> Stage:
+        return stages.get(self.inputs.STAGE)
 
 
 def data_fingerprints(run: RunConfig) -> dict[str, str]:
@@ -117,31 +121,34 @@ def _validation(run: RunConfig) -> EvalConfig | None:
 
 
 def _sft(run: RunConfig, cache: StageCache, base: Artifact, rows: Artifact,
-         files: dict[str, str]) -> tuple[dict[str, StageInputs], Artifact]:
-    """The SFT stage's records and the model what follows starts from: one sft stage at `method.sft.optim.lr`, or
-    with `method.sft.lr_search` one per lr of its grid (named `sft_lr<lr>`), each model's eval on the val split
-    (`sft_val_lr<lr>`) and the sft_select stage that picks one (training/select.py)."""
+         files: dict[str, str]) -> tuple[list[Node], Artifact]:
+    """The SFT nodes and the model what follows starts from: one sft stage at `method.sft.optim.lr`, or with
+    `method.sft.lr_search` one per lr of its grid (`sft_lr<lr>`), then each model's eval on the val split
+    (`sft_val_lr<lr>`: after every candidate trained, so no sampling engine holds memory while one trains) and the
+    sft_select stage that picks one (training/select.py)."""
     sft, search = run.method.sft, run.method.sft.lr_search
     engine = sft.engine(run.trainer)
     if search is None:
         spec = SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(sft.optim.lr), trainer=engine,
                          seed=run.seed)
-        return {"sft": spec}, Artifact(spec.key, str(cache.output(spec) / "model"))
+        return [Node("sft", spec, "sft")], _artifact(cache, Node("sft", spec))
     suite = _val_suite(run, search.variants, search.num_items)
     assert suite is not None  # config.check_lr_search refused a search with no variant to decide
     data = _part(files, *(f"eval.variants.{n}:" for n in suite.variants))
-    out: dict[str, StageInputs] = {}
-    candidates = []
-    for lr in search.grid:
-        name = f"sft_lr{lr_name(lr)}"
-        out[name] = spec = SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(lr), trainer=engine,
-                                     seed=run.seed)
-        trained = Artifact(spec.key, str(cache.output(spec, name) / "model"))
-        out[VAL + lr_name(lr)] = val = EvalInputs(model_dir=trained, model=run.model, suite=suite,
-                                                  generation=run.generation, seed=run.seed, data=data, subsets={})
-        candidates.append(Candidate(lr, trained, Artifact(val.key, str(cache.output(val, VAL + lr_name(lr))))))
-    out["sft_select"] = select = SFTSelectInputs(tuple(candidates))
-    return out, Artifact(select.key, str(cache.output(select) / "model"))
+    trained = [Node(f"sft_lr{lr_name(lr)}", SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(lr),
+                                                     trainer=engine, seed=run.seed), f"sft_lr{lr_name(lr)}")
+               for lr in search.grid]
+    vals = [Node(VAL + lr_name(lr), EvalInputs(model_dir=_artifact(cache, node), model=run.model, suite=suite,
+                                               generation=run.generation, seed=run.seed, data=data, subsets={}),
+                 f"sft_val/lr{lr_name(lr)}/") for lr, node in zip(search.grid, trained)]
+    select = Node("sft_select", SFTSelectInputs(tuple(
+        Candidate(lr, _artifact(cache, t), _artifact(cache, v)) for lr, t, v in zip(search.grid, trained, vals))))
+    return [*trained, *vals, select], _artifact(cache, select)
+
+
+def _artifact(cache: StageCache, node: Node) -> Artifact:
+    """What the stages after `node` consume of it: its key, and where its output will be."""
+    return Artifact(node.inputs.key, str(node.stage.artifact(cache.output(node.inputs, node.name))))
 
 
 def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, SubsetInputs]:
@@ -151,38 +158,39 @@ def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, 
         if (sub := run.eval.subset(name)) is not None:
             out[name] = SubsetInputs(base=base, model=run.model, task=spec, split=run.eval.split, subset=sub,
                                      generation=run.generation, seed=sub.seed,
-                                     data=_part(data, f"eval.variants.{name}:"))
+                                     data=_part(data, f"eval.variants.{name}:"), variant=name)
     return out
 
 
-def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str, StageInputs]:
-    """The inputs record of every stage `run` runs ("pre_rl": the eval before RL), from the config alone; each
-    consumes the artifact (key and path) of the stage before it, starting from the base model at `base_dir`."""
-    out: dict[str, StageInputs] = {}
+def plan(run: RunConfig, cache: StageCache, base_dir: Path) -> list[Node]:
+    """The nodes `run` runs, in order, from the config alone; each consumes the artifact (key and path) of the
+    stage before it, starting from the base model at `base_dir`."""
     files = data_fingerprints(run)
     model = Artifact(digest({"base_model": dataclasses.asdict(run.model)}), str(base_dir))
-    subsets = {}
-    for name, spec in _subsets(run, model, files).items():
-        out[f"subset:{name}"] = spec
-        subsets[name] = Artifact(spec.key, str(cache.output(spec, f"subset_{name}")))
-    if "sft" in stages(run):
-        out["sft_data"] = data = _sft_data_inputs(run, model, files)
-        rows = Artifact(data.key, str(cache.output(data) / SFT_DATA))
-        sft, model = _sft(run, cache, model, rows, files)
-        out.update(sft)
+    nodes = [Node(f"subset_{name}", spec) for name, spec in _subsets(run, model, files).items()]
+    subsets = {n.inputs.variant: _artifact(cache, n) for n in nodes}
+    if run.method.name != "none":
+        data = _sft_data_inputs(run, model, files)
+        nodes.append(Node("sft_data", data))
+        sft, model = _sft(run, cache, model, _artifact(cache, nodes[-1]), files)
+        nodes += sft
 
     def evaluation(of: Artifact) -> EvalInputs:
         return EvalInputs(model_dir=of, model=run.model, suite=run.eval, generation=run.generation, seed=run.seed,
                           data=_part(files, "eval."), subsets=subsets)
 
-    if "rl" in stages(run):
-        out["pre_rl"] = evaluation(model)
-        out["rl"] = rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
-                                  generation=run.generation, seed=run.seed, validation=(val := _validation(run)),
-                                  data=_part(files, "task:", *(["eval."] if val else [])))
-        model = Artifact(rl.key, str(cache.output(rl) / "model"))
-    out["eval"] = evaluation(model)
-    return out
+    if run.rl.name != "none":
+        rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
+                      generation=run.generation, seed=run.seed, validation=(val := _validation(run)),
+                      data=_part(files, "task:", *(["eval."] if val else [])))
+        nodes += [Node("pre_rl", evaluation(model), "pre_rl/"), Node("rl", rl)]
+        model = _artifact(cache, nodes[-1])
+    return nodes + [Node("eval", evaluation(model))]
+
+
+def stage_inputs(run: RunConfig, cache: StageCache, base_dir: Path) -> dict[str, StageInputs]:
+    """Each node's inputs record by its name ("pre_rl": the eval before RL)."""
+    return {n.name: n.inputs for n in plan(run, cache, base_dir)}
 
 
 def runtime(run: RunConfig, run_dir: Path, tracker: Tracker) -> Runtime:
@@ -193,51 +201,8 @@ def runtime(run: RunConfig, run_dir: Path, tracker: Tracker) -> Runtime:
                    sample_cache=Path(cache_root) / "samples" if cache_root else None)
 
 
-def _write_stages(run_dir: Path, specs: dict[str, StageInputs]) -> None:
-    atomic_write_json(run_dir / "stages.json", {name: {"stage": s.name, "key": s.key} for name, s in specs.items()})
-
-
-def _evaluate(inputs: EvalInputs, rt: Runtime, cache: StageCache, engine: SharedEngine,
-              prefix: str = "", link: str | None = None) -> dict[str, float]:
-    """Metrics of an eval stage, computed or reused; reused metrics are logged again so that every run's
-    metrics.jsonl and W&B run hold its own numbers. The run dir links it as `link` (default: the prefix)."""
-    with phase("eval"):
-        out = cache.run(inputs, lambda o: eval_stage(inputs, o, rt, engine, prefix),
-                        link or prefix.rstrip("/") or "eval")
-    metrics = {f"{prefix}{k}": v for k, v in json.loads((out / "eval_metrics.json").read_text()).items()}
-    if inputs.key not in cache.built:
-        rt.tracker.log(metrics)
-    return metrics
-
-
-def _select_lr(specs: dict[str, StageInputs], rt: Runtime, cache: StageCache,
-               engine: SharedEngine) -> dict[str, float]:
-    """method.sft.lr_search: every candidate's val eval, then the sft_select stage; returns (and logs) the chosen
-    lr and each candidate's val score."""
-    for name, spec in specs.items():
-        if name.startswith(VAL) and isinstance(spec, EvalInputs):
-            _evaluate(spec, rt, cache, engine, prefix=f"sft_val/lr{name.removeprefix(VAL)}/", link=name)
-    select = specs["sft_select"]
-    assert isinstance(select, SFTSelectInputs)
-    with phase("sft_select"):
-        out = cache.run(select, lambda o: select_stage(select, o))
-    record = read_selection(out)
-    log.info("SFT learning rate chosen on the val split: %s (%s: %s)", lr_name(record["chosen_lr"]), record["metric"],
-             ", ".join(f"lr {lr_name(s['lr'])} {s['score']:.3f}" for s in record["scores"]))
-    metrics = selection_metrics(record)
-    rt.tracker.log(metrics)
-    return metrics
-
-
-def _train_rl(inputs: RLInputs, rt: Runtime, cache: StageCache, engine: SharedEngine) -> Path:
-    """The GRPO stage; a reused one's per-step metrics are logged again, so every run shows its reward curve."""
-    with phase("rl"):
-        out = cache.run(inputs, lambda o: rl_stage(inputs, o, rt, engine))
-    if inputs.key not in cache.built and (out / STEP_LOG).exists():
-        rt.tracker.rewind(0, "rl")  # a requeued run's first attempt may have logged them already
-        for step, metrics in sorted(replayed_steps(out / STEP_LOG).items()):
-            rt.tracker.log(metrics, step=step)
-    return out / "model"
+def _write_stages(run_dir: Path, nodes: list[Node]) -> None:
+    atomic_write_json(run_dir / "stages.json", {n.name: {"stage": n.inputs.STAGE, "key": n.inputs.key} for n in nodes})
 
 
 def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) -> dict[str, MemoryPlan]:
@@ -249,25 +214,15 @@ def memory_plans(run: RunConfig, model_dir: Path, gpu_bytes: int | None = None) 
         gpu_bytes = torch.cuda.get_device_properties(0).total_memory
     try:
         hf_config = json.loads((Path(model_dir) / "config.json").read_text())
-        shape = ModelShape.from_hf_config(hf_config)
+        ModelShape.from_hf_config(hf_config)
     except (OSError, ValueError, KeyError) as e:
         log.warning("no memory plan for %s: %s", model_dir, e)
         return {}
-    nodes = len(slurm_nodes())
-    world = num_processes(run.trainer.num_processes) * nodes
-    out = {}
-    fused_head = head_applies(hf_config.get("model_type"))  # both stages take the head in blocks (rl/head.py)
-    if "sft" in stages(run):
-        sft = run.method.sft.engine(run.trainer)
-        out["sft"] = plan_for(shape, sft, seq_len=run.method.sft.max_length,
-                              world_size=num_processes(sft.num_processes) * nodes,
-                              gpu_bytes=gpu_bytes, logit_rows=HEAD_CHUNK if fused_head and run.method.sft.fused_head
-                              else None)
-    if "rl" in stages(run):
-        fused = run.rl.fused_head and fused_head
-        out["rl"] = plan_for(shape, run.trainer, seq_len=run.model.max_model_len, world_size=world,
-                             gpu_bytes=gpu_bytes, generation=run.generation, kl_reference=run.rl.kl_coef > 0,
-                             logit_rows=HEAD_CHUNK if fused else None)
+    out: dict[str, MemoryPlan] = {}
+    for node in plan(run, StageCache(None, Path(".")), Path(model_dir)):
+        stage = node.stage
+        if stage.memory_plan is not None and stage.name not in out:  # the candidates of a search plan alike
+            out[stage.name] = stage.memory_plan(node.inputs, hf_config, gpu_bytes)
     return out
 
 
@@ -282,8 +237,8 @@ def check_memory(plans: dict[str, MemoryPlan]) -> None:
 
 
 def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
-    """Run every stage of `run`, with its outputs in the stage cache (linked from `run_dir`) or in `run_dir`;
-    returns the final metrics, also written to summary.json."""
+    """Run every node of `run`'s plan in order, with its outputs in the stage cache (linked from `run_dir`) or in
+    `run_dir`; returns the final metrics, also written to summary.json."""
     start_run()  # phases and peak RSS from zero: timing.json holds this run's alone
     run_dir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(run)
@@ -292,58 +247,55 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     cache_root = run.paths.stage_cache_dir
     cache = StageCache(Path(cache_root) if cache_root else None, run_dir)
     model_dir = resolve_model_dir(run.model, Path(run.paths.cache_dir))
-    specs = stage_inputs(run, cache, model_dir)
+    nodes = plan(run, cache, model_dir)
     try:  # checks that need the model's config.json: a user's settings that cannot work, told in one line
         if (model_dir / "config.json").exists():  # the rollout and eval engines' split, before a model loads
             run.generation.check_model(json.loads((model_dir / "config.json").read_text()))
         check_memory(memory_plans(run, model_dir))
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    teacher = getattr(specs.get("sft_data"), "teacher", None)
-    if teacher is not None and not (cache.enabled and cache.output(specs["sft_data"]).exists()):
-        probe_teacher(teacher)  # an API teacher that cannot answer fails now, not minutes in
+    data = next((n.inputs for n in nodes if isinstance(n.inputs, SFTDataInputs)), None)
+    if data is not None and data.teacher is not None and not (cache.enabled and cache.output(data).exists()):
+        probe_teacher(data.teacher)  # an API teacher that cannot answer fails now, not minutes in
     # where this run lives (a requeued Slurm job appears as a new attempt with the same run dir)
     atomic_write_json(run_dir / "job.json", {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv,
                                              "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
                                              "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0)),
                                              "started": time.time()})
-    _write_stages(run_dir, specs)
-    log.info("stages: %s; run dir: %s", " -> ".join(stages(run)), run_dir)
+    _write_stages(run_dir, nodes)
+    log.info("stages: %s; run dir: %s", " -> ".join(dict.fromkeys(n.inputs.STAGE for n in nodes)), run_dir)
 
     tracker = Tracker(run.logger, run_dir, config)
     rt = runtime(run, run_dir, tracker)
+    summary: dict[str, float] = {}
     try:
-        summary: dict[str, float] = {}
-        if "sft" in stages(run):
-            data_inputs = specs["sft_data"]
-            with phase("sft_data"):
-                data = cache.run(data_inputs, lambda out: sft_data_stage(data_inputs, out, rt))
-            if (data / SFT_DATA).stat().st_size == 0:  # method.if_empty=base let an empty build through
-                log.warning("no SFT data: SFT skipped, the run goes on from the base model (sft/skipped=1)")
-                summary["sft/skipped"] = 1.0
-                tracker.log(summary)
-                specs = stage_inputs(dataclasses.replace(run, method=dataclasses.replace(run.method, name="none")),
-                                     cache, model_dir)  # what follows starts from the base model, keyed so
-                _write_stages(run_dir, specs)
-            else:
-                for name, spec in specs.items():  # one sft stage, or one per lr of method.sft.lr_search
-                    if isinstance(spec, SFTInputs):
-                        with phase("sft"):
-                            cache.run(spec, lambda out, s=spec, n=name: sft_stage(s, out, rt, prefix=n), name)
-        for name, spec in specs.items():  # before the shared engine: a PRM may need the GPU to itself
-            if isinstance(spec, SubsetInputs):
-                variant = name.split(":", 1)[1]
-                with phase("subset"):
-                    cache.run(spec, lambda out, s=spec, v=variant: subset_stage(s, out, rt, v), f"subset_{variant}")
-        # pre-RL eval, GRPO and the final eval sample from one engine (started once, weights swapped in)
-        with SharedEngine(run.model, run.generation, run.seed) as engine:
-            if "sft_select" in specs:
-                summary.update(_select_lr(specs, rt, cache, engine))
-            if "rl" in specs:
-                summary.update(_evaluate(specs["pre_rl"], rt, cache, engine, prefix="pre_rl/"))
-                log.info("before RL:\n%s", format_table(summary, "pre_rl/"))
-                _train_rl(specs["rl"], rt, cache, engine)
-            summary.update(_evaluate(specs["eval"], rt, cache, engine))
+        # the stages that sample share one engine, started when the first needs it (after SFT and the subsets:
+        # training and a PRM get the GPU to themselves) and kept to the end, weights swapped in
+        with contextlib.ExitStack() as stack:
+            engine, done = None, 0
+            while done < len(nodes):
+                node = nodes[done]
+                stage = node.stage
+                if stage.uses_engine and engine is None:
+                    engine = stack.enter_context(SharedEngine(run.model, run.generation, run.seed))
+                at = rt.at(node.prefix, engine if stage.uses_engine else None)
+                with phase(node.inputs.STAGE):
+                    out = cache.run(node.inputs, lambda o, n=node, r=at: n.stage.run(n.inputs, o, r), node.name)
+                if node.inputs.key not in cache.built and stage.replay is not None:
+                    stage.replay(node.inputs, out, at)  # every run's metrics hold its own numbers
+                if stage.summary is not None:
+                    summary.update(stage.summary(node.inputs, out, at))
+                done += 1
+                if node.name == "pre_rl":
+                    log.info("before RL:\n%s", format_table(summary, "pre_rl/"))
+                if isinstance(node.inputs, SFTDataInputs) and is_empty(out):  # method.if_empty=base
+                    log.warning("no SFT data: SFT skipped, the run goes on from the base model (sft/skipped=1)")
+                    summary["sft/skipped"] = 1.0
+                    tracker.log({"sft/skipped": 1.0})
+                    nodes = nodes[:done] + [n for n in plan(dataclasses.replace(
+                        run, method=dataclasses.replace(run.method, name="none")), cache, model_dir)
+                        if n.inputs.STAGE != "subset"]  # what follows starts from the base model, keyed so
+                    _write_stages(run_dir, nodes)
         tracker.set_summary(summary)
         timing = write_timing(run_dir)  # before summary.json, whose presence marks the run finished
         log.info("time per phase (s): %s; peak RSS %s GiB", ", ".join(f"{k} {v:.0f}" for k, v in

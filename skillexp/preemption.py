@@ -167,6 +167,10 @@ def run(work: Callable[[], T]) -> T:
         result = work()
     except Preempted as p:
         exit_now(p.signum)
+    except BaseException:
+        if _state["signum"] is not None:  # the Preempted came out as another error: a library wrapped it (OmegaConf
+            exit_now(_state["signum"])    # re-raises what it catches as its own key errors); the rerun resumes
+        raise
     finally:
         _state["running"] = False
     finished()

@@ -134,6 +134,15 @@ def test_a_signal_that_lands_in_a_finaliser_or_a_broad_except_is_not_lost() -> N
     assert "Exception ignored" in proc.stderr and "finished" not in proc.stdout
 
 
+def test_a_signal_that_a_library_re_raises_as_its_own_error_still_exits_for_a_requeue() -> None:
+    """OmegaConf turns what it catches into its own key errors: a signal that lands inside it came out as a config
+    error naming a valid key (exit 2, no requeue). With the request standing, any error ends in EXIT_PREEMPTED."""
+    proc = _python("def work():\n    try:\n        os.kill(os.getpid(), signal.SIGTERM)\n        time.sleep(20)\n"
+                   "    except BaseException as e:\n        raise KeyError('rl.optim.betas') from e\n"
+                   "preemption.run(work)\n")
+    assert proc.returncode == EXIT_PREEMPTED and "KeyError" not in proc.stderr, proc.stderr
+
+
 def test_a_signal_after_the_work_finished_changes_nothing() -> None:
     proc = _python("preemption.run(lambda: None)\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(1)\n"
                    "print('done')\n")

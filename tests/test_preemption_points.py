@@ -24,23 +24,23 @@ SFT = ["experiment=smoke", "method.sft.max_steps=12", "trainer.save_every_steps=
 SIGNAL_AT = str(Path(__file__).with_name("signal_at.py"))
 SFT_POINTS = {  # point: (function, call, extra args, what the rerun says: None where it reuses nothing)
     "set-up": ("skillexp.training.sft:build_engine", 1, [], "stage sft_data: reusing"),
-    "data": ("skillexp.pipeline:sft_data_stage", 1, [], None),
+    "data": ("skillexp.methods.build:build_task", 1, [], None),
     "step": ("skillexp.training.sft:forward", 6, [], "resuming SFT at step"),
     "checkpoint": ("skillexp.training.engine:atomic_write_json", 1, ["trainer.save_every_steps=10"],
                    "resuming SFT at step 10"),
     "export": ("skillexp.training.sft:export_hf", 1, [], "SFT already done"),
-    "eval": ("skillexp.pipeline:eval_stage", 1, [], "stage sft: reusing"),
+    "eval": ("skillexp.eval.stage:run_eval", 1, [], "stage sft: reusing"),
 }
 GRPO_POINTS = {
     "set-up": ("skillexp.rl.grpo:build_engine", 1, [], "stage eval: reusing"),
-    "pre-RL eval": ("skillexp.pipeline:eval_stage", 1, [], None),
+    "pre-RL eval": ("skillexp.eval.stage:run_eval", 1, [], None),
     "step": ("skillexp.rl.grpo:collect", 3, [], "resuming GRPO at step 3"),
     "validation": ("skillexp.rl.grpo:run_eval", 1, ["rl.val_every_steps=2", "rl.val_before_train=false"],
                    "resuming GRPO at step 2"),
     "checkpoint": ("skillexp.training.engine:atomic_write_json", 1, ["rl.save_every_steps=3"],
                    "resuming GRPO at step 3"),
     "export": ("skillexp.rl.grpo:export_hf", 1, [], "GRPO already done"),
-    "eval": ("skillexp.pipeline:eval_stage", 2, [], "stage rl: reusing"),
+    "eval": ("skillexp.eval.stage:run_eval", 2, [], "stage rl: reusing"),
 }
 # the rest run in `make test-long`; SFT's checkpoint and signal paths are also in test_preemption.py's two-rank test
 IN_SUITE = {("grpo", "step")}

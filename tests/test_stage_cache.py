@@ -98,11 +98,11 @@ def test_a_difficult_subset_is_the_base_models_whatever_the_method_or_seed() -> 
     evals that read it follow it; GRPO's validation leaves subset variants out."""
     suite = ["eval=stat_math_cpu"]
     base = _keys(suite)
-    assert "subset:mathd" in base
+    assert "subset_mathd" in base
     for other in (["method=star"], ["rl=none"], ["seed=3"], ["rl.optim.lr=3e-5"]):
-        assert _keys([*suite, *other])["subset:mathd"] == base["subset:mathd"], other
+        assert _keys([*suite, *other])["subset_mathd"] == base["subset_mathd"], other
     detector = _keys([*suite, "eval.variants.mathd.subset.detector=consistency"])
-    assert _changed(base, detector) == {"subset:mathd", "pre_rl", "eval"}
+    assert _changed(base, detector) == {"subset_mathd", "pre_rl", "eval"}
     assert _changed(base, _keys([*suite, "model.max_model_len=512"])) == set(base)  # another base model
 
 
@@ -280,6 +280,7 @@ def test_a_run_that_reuses_the_rl_stage_still_logs_its_reward_curve(tmp_path: Pa
     assert "stage rl: reusing" in again.stdout + again.stderr
 
     def curve(run_dir: Path) -> list[tuple[int, float]]:
-        return [(r["step"], r["rl/reward_mean"]) for r in read_jsonl(run_dir / "metrics.jsonl") if "rl/reward_mean" in r]
+        return [(r["step"], r["rl/reward_mean"]) for r in read_jsonl(run_dir / "metrics.jsonl")
+                if "rl/reward_mean" in r]
 
     assert curve(tmp_path / "b") == curve(tmp_path / "a") and len(curve(tmp_path / "a")) == 3

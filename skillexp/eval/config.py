@@ -199,3 +199,4 @@ class SubsetInputs(StageInputs):
     generation: GenerationConfig
     seed: int
     data: dict[str, str] = field(default_factory=dict)
+    variant: Annotated[str, UNKEYED] = ""  # its name in the suite (messages and logs; the key holds its spec)

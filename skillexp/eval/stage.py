@@ -16,8 +16,8 @@ from skillexp.eval.metrics import variant_metrics
 from skillexp.eval.skill_use import SkillUse
 from skillexp.eval.subset import read_subset
 from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
-from skillexp.generation.shared import SharedEngine
 from skillexp.runtime import Runtime
+from skillexp.stages import Stage, register
 from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScoringConfig
@@ -98,16 +98,33 @@ def _sample(generator: Generator, prompts: list[list[int]], variants: dict[str, 
     return raw, forced
 
 
-def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime, engine: SharedEngine,
-               prefix: str = "") -> dict[str, float]:
-    """The eval stage: the suite on `inputs.model_dir`, sampled by `engine` (kept if a killed run already
-    finished it in `out_dir`)."""
-    if (out_dir / "eval_metrics.json").exists():
+METRICS = "eval_metrics.json"
+
+
+def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> None:
+    """The eval stage: the suite on `inputs.model_dir`, sampled by the run's engine `rt.engine`, its metrics logged
+    under `rt.prefix` (kept if a killed run already finished it in `out_dir`)."""
+    if (out_dir / METRICS).exists():
         log.info("eval already done in %s; reusing it", out_dir)
-        return {f"{prefix}{k}": v for k, v in json.loads((out_dir / "eval_metrics.json").read_text()).items()}
+        return
+    if rt.engine is None:
+        raise RuntimeError("the eval stage samples on the run's shared engine; none was lent to it")
     subsets = {name: read_subset(a.path) for name, a in inputs.subsets.items()}
-    return run_eval(inputs.suite, inputs.seed, engine.load(Path(inputs.model_dir.path)), out_dir, rt.tracker,
-                    rt.scoring, prefix=prefix, subsets=subsets)
+    run_eval(inputs.suite, inputs.seed, rt.engine.load(Path(inputs.model_dir.path)), out_dir, rt.tracker,
+             rt.scoring, prefix=rt.prefix, subsets=subsets)
+
+
+def eval_summary(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> dict[str, float]:
+    """The stage's metrics under the run's prefix for it (on disk they have none: one eval output serves as one
+    run's final eval and another's pre-RL eval)."""
+    return {f"{rt.prefix}{k}": v for k, v in json.loads((out_dir / METRICS).read_text()).items()}
+
+
+def _replay(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> None:
+    rt.tracker.log(eval_summary(inputs, out_dir, rt))
+
+
+register(Stage(EvalInputs, eval_stage, uses_engine=True, summary=eval_summary, replay=_replay))
 
 
 def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tracker: Tracker,
@@ -171,7 +188,7 @@ def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tra
     tracker.log_table(f"{prefix}eval/samples", ["variant", "sample", "question", "completion", "extracted", "score"],
                       table)
     # unprefixed on disk: the same eval output serves as one run's final eval and another's pre-RL eval
-    atomic_write_json(out_dir / "eval_metrics.json", {k.removeprefix(prefix): v for k, v in summary.items()})
+    atomic_write_json(out_dir / METRICS, {k.removeprefix(prefix): v for k, v in summary.items()})
     return summary
 
 

@@ -18,6 +18,7 @@ from skillexp.eval.config import SubsetInputs
 from skillexp.methods.sampling import base_generator, sample
 from skillexp.methods.stat.difficulty import assess
 from skillexp.runtime import Runtime
+from skillexp.stages import Stage, register
 from skillexp.tasks import build_task, task_spec
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
 
@@ -25,12 +26,12 @@ log = logging.getLogger(__name__)
 SUBSET_FILE = "subset.json"
 
 
-def subset_stage(inputs: SubsetInputs, out_dir: Path, rt: Runtime, name: str) -> Path:
-    """Sample the base model once per question of variant `name`'s split, judge each, and write `subset.json`
-    ({"ids": [...], ...}) and the judged rows into `out_dir`; returns the file (kept if a killed run wrote it)."""
-    out = out_dir / SUBSET_FILE
+def subset_stage(inputs: SubsetInputs, out_dir: Path, rt: Runtime) -> None:
+    """Sample the base model once per question of the variant's split, judge each, and write `subset.json`
+    ({"ids": [...], ...}) and the judged rows into `out_dir` (kept if a killed run wrote it)."""
+    out, name = out_dir / SUBSET_FILE, inputs.variant
     if out.exists():
-        return out
+        return
     task = build_task(*task_spec(inputs.task, f"eval.variants.{name}"), name=name)
     items = task.items(inputs.split)
     sub = inputs.subset
@@ -52,9 +53,11 @@ def subset_stage(inputs: SubsetInputs, out_dir: Path, rt: Runtime, name: str) ->
                          f"difficult ({sub.detector}), so the variant would have no questions: loosen the detector "
                          f"or drop the variant.")
     atomic_write_json(out, {"ids": ids, "questions": len(rows), "difficult": len(ids), "detector": sub.detector})
-    return out
 
 
 def read_subset(path: str | Path) -> set[str]:
     """The question ids a subset stage wrote."""
     return set(json.loads((Path(path) / SUBSET_FILE).read_text())["ids"])
+
+
+register(Stage(SubsetInputs, subset_stage))

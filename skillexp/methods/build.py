@@ -9,6 +9,7 @@ from skillexp.methods.reference import reference_rows
 from skillexp.methods.sampling import base_generator, sample
 from skillexp.methods.star import star_rows
 from skillexp.runtime import Runtime
+from skillexp.stages import Stage, register
 from skillexp.tasks import build_task, task_spec
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
 
@@ -16,13 +17,13 @@ log = logging.getLogger(__name__)
 SFT_DATA = "sft_data.jsonl"  # the stage's dataset, in its output dir
 
 
-def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> Path:
+def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
     """The sft_data stage: write `out_dir/sft_data.jsonl` ({"messages": [...], provenance...} per row) and its
     statistics, or reuse the file if a killed run finished it."""
     path = out_dir / SFT_DATA
     if path.exists():
         log.info("SFT data already built: %s", path)
-        return path
+        return
     m = inputs
     kind, params = task_spec(inputs.task, "task")
     task = build_task(kind, params)
@@ -54,8 +55,9 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> Path:
     if not rows and m.if_empty == "error":
         raise RuntimeError(f"method={m.method} produced no SFT rows from {len(items)} questions (stats: {stats}). "
                            "Read the rates: no correct samples means an easier task or more samples; no kept "
-                           "reflections means a model that writes verdict tags, or a lenient task (+task.lenient=true). "
-                           "method.if_empty=base skips SFT instead and goes on from the base model.")
+                           "reflections means a model that writes verdict tags, or a lenient task "
+                           "(+task.lenient=true). method.if_empty=base skips SFT instead and goes on from the base "
+                           "model.")
     if not rows:
         log.warning("method=%s produced no SFT rows from %d questions (%s); method.if_empty=base: SFT is skipped",
                     m.method, len(items), stats)
@@ -64,4 +66,11 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> Path:
     atomic_write_json(out_dir / "sft_data_stats.json", stats)
     rt.tracker.log(stats)
     log.info("method=%s: %d SFT rows from %d questions -> %s", m.method, len(rows), len(items), path)
-    return path
+
+
+def is_empty(out_dir: Path) -> bool:
+    """Whether the stage wrote no rows (method.if_empty=base let the build through): SFT is skipped."""
+    return (Path(out_dir) / SFT_DATA).stat().st_size == 0
+
+
+register(Stage(SFTDataInputs, sft_data_stage, output=SFT_DATA))

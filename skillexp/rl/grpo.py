@@ -5,8 +5,9 @@ backend (vLLM, whose weights follow the policy after every step, or HF generate 
 rewards in the scoring workers, group-relative advantages, then `epochs_per_batch` passes of mini-batch updates on
 the DeepSpeed engine. On N ranks (`trainer.num_processes`, launched through torchrun as SFT is) each rank samples
 its share of the step's prompts on its own engine and trains on its own rollouts; the update is the one a single
-rank would make on them all (rl/ranks.py). The loss printed is about 0 with one update per batch: the ratio is exactly 1 and the
-advantages are centred per group, yet the gradient is not 0. Progress shows in the reward, not in the loss.
+rank would make on them all (rl/ranks.py). The loss printed is about 0 with one update per batch: the ratio is
+exactly 1 and the advantages are centred per group, yet the gradient is not 0. Progress shows in the reward, not in
+the loss.
 Checkpoints hold the engine, the prompt position and every RNG, so a killed run resumes to the same weights.
 """
 from __future__ import annotations
@@ -40,7 +41,6 @@ from skillexp.tasks.scoring import ScorePool
 from skillexp.timing import phase
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint, unrecorded_grad_norm)
-from skillexp.training.launch import launched, run_ranks
 from skillexp.training.weights import policy_weights
 from skillexp.utils.io import atomic_write_json, rewind_jsonl
 
@@ -418,27 +418,11 @@ class GRPO:
             self.gen.close()
 
 
-def rl_stage(inputs: RLInputs, out_dir: Path, rt: Runtime, engine: SharedEngine | None = None) -> Path:
-    """The rl stage: GRPO from `inputs.start`; returns `out_dir/model` (reused if a finished run left it there).
-    In this process, rollouts come from `engine` when the pipeline lends one (vLLM), else from an engine of the
-    stage's own; on several ranks (torchrun), each rank samples on an engine of its own, and the lent one is shut
-    down first to give its memory back."""
-    if (out_dir / "rl_metrics.json").exists() and (out_dir / "model").exists():
-        log.info("GRPO already done in %s; reusing it", out_dir)
-        return out_dir / "model"
-    ranks = launched(inputs.trainer)
-    if not ranks:
-        return run_grpo(inputs, out_dir, rt, engine)
-    if engine is not None:
-        engine.close()
-    run_ranks("rl", inputs, out_dir, rt, ranks)
-    return out_dir / "model"
-
-
-def run_grpo(inputs: RLInputs, out_dir: Path, rt: Runtime, engine: SharedEngine | None = None) -> Path:
-    """GRPO in this process (one rank of a launched stage, or the whole stage)."""
+def run_grpo(inputs: RLInputs, out_dir: Path, rt: Runtime) -> Path:
+    """GRPO in this process (one rank of a launched stage, or the whole stage; rollouts on `rt.engine` when the
+    pipeline lent one)."""
     with rt.scoring.pool() as pool:
-        stage = GRPO(inputs, out_dir, rt, pool, engine)
+        stage = GRPO(inputs, out_dir, rt, pool, rt.engine)
         try:
             return stage.run_loop()
         finally:

@@ -21,11 +21,8 @@ import torch
 
 from skillexp import preemption
 from skillexp.runtime import Runtime
-from skillexp.tracking import LoggerConfig, Tracker
 from skillexp.stage_cache import StageInputs
-from skillexp.tasks.scoring import ScoringConfig
-from skillexp.training.config import SFTInputs, TrainerConfig
-from skillexp.training.sft import run_sft
+from skillexp.training.config import TrainerConfig
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import from_dict
 
@@ -67,11 +64,6 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
             f"--rdzv_id={job}", *stage]
 
 
-def _run(inputs: SFTInputs, out_dir: Path, tracker: Tracker, prefix: str) -> Path:
-    return run_sft(Path(inputs.data.path), Path(inputs.base.path), inputs.model, inputs.trainer, inputs.sft, out_dir,
-                   tracker, inputs.seed, prefix)
-
-
 def launched(trainer: TrainerConfig) -> int:
     """Ranks per node when the stage must run under torchrun (several ranks, or several Slurm nodes); 0 when it
     runs in this process."""
@@ -79,26 +71,15 @@ def launched(trainer: TrainerConfig) -> int:
     return 0 if n == 1 and len(slurm_nodes()) == 1 else n
 
 
-def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime, prefix: str = "sft") -> Path:
-    """The sft stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
-    of a multi-node Slurm allocation); writes `out_dir`, returns its model. Its metrics are `<prefix>/...`."""
-    n = launched(inputs.trainer)
-    if not n:
-        return _run(inputs, out_dir, rt.tracker, prefix)
-    run_ranks("sft", inputs, out_dir, rt, n, prefix)
-    return out_dir / "model"
-
-
-def run_ranks(stage: str, inputs: StageInputs, out_dir: Path, rt: Runtime, n: int, prefix: str | None = None) -> None:
-    """Run `stage` ("sft" or "rl") on `n` ranks per node through torchrun and wait for them. The ranks read their
-    arguments from `out_dir/launch.json`; rank 0 logs to this run's W&B run meanwhile (SFT under `prefix`)."""
+def run_ranks(inputs: StageInputs, out_dir: Path, rt: Runtime, n: int) -> None:
+    """Run the stage of `inputs` ("sft", "rl") on `n` ranks per node through torchrun and wait for them. The ranks
+    read their arguments from `out_dir/launch.json` and run the stage's `on_rank` (skillexp/stages.py); rank 0 logs
+    to this run's W&B run meanwhile."""
+    stage = inputs.STAGE
     spec = out_dir / "launch.json"
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(spec, {"stage": stage, "prefix": prefix or stage, "inputs": asdict(inputs),
-                             "out_dir": str(out_dir),
-                             "run_dir": str(rt.run_dir), "logger": asdict(rt.tracker.cfg),
-                             "config": rt.tracker.config, "scoring": asdict(rt.scoring),
-                             "root_dir": str(rt.root_dir), "cache_dir": str(rt.cache_dir)})
+    atomic_write_json(spec, {"stage": stage, "inputs": asdict(inputs), "out_dir": str(out_dir),
+                             "runtime": rt.to_dict()})
     cmd = torchrun_command(n, spec)
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own
     log.info("%s on %d processes per node: %s", stage.upper(), n, " ".join(cmd))
@@ -132,25 +113,19 @@ def _signal_ranks(agent: int, signum: int) -> None:
 
 
 def main(spec_path: str) -> None:
-    """One rank of a launched stage (torchrun sets RANK/WORLD_SIZE; the engine joins the group)."""
+    """One rank of a launched stage (torchrun sets RANK/WORLD_SIZE; the engine joins the group): the stage's
+    `on_rank`, found in the stage registry."""
+    from skillexp import stages
+
     spec = json.loads(Path(spec_path).read_text())
-    out_dir, run_dir = Path(spec["out_dir"]), Path(spec["run_dir"])
-    tracker = Tracker(from_dict(LoggerConfig, spec["logger"]), run_dir, spec["config"])
+    stage = stages.get(spec["stage"])
+    inputs = from_dict(stage.inputs, spec["inputs"])
+    rt = Runtime.from_dict(spec["runtime"])
     preemption.install()  # the agent ignores the scheduler's signals; each rank checkpoints and exits on them
     try:
-        if spec["stage"] == "sft":
-            inputs = from_dict(SFTInputs, spec["inputs"])
-            preemption.run(lambda: _run(inputs, out_dir, tracker, spec["prefix"]))
-        else:
-            from skillexp.rl.config import RLInputs
-            from skillexp.rl.grpo import run_grpo
-
-            rl = from_dict(RLInputs, spec["inputs"])
-            rt = Runtime(tracker, from_dict(ScoringConfig, spec["scoring"]), run_dir, Path(spec["root_dir"]),
-                         Path(spec["cache_dir"]))
-            preemption.run(lambda: run_grpo(rl, out_dir, rt))
+        preemption.run(lambda: stage.on_rank(inputs, Path(spec["out_dir"]), rt))
     finally:
-        tracker.finish()
+        rt.tracker.finish()
 
 
 if __name__ == "__main__":

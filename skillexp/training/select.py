@@ -8,6 +8,7 @@ candidates from the cache leaves it whole): what follows (the eval before RL, GR
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -15,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.stages import Stage, register
 from skillexp.utils.io import atomic_write_json
 
+log = logging.getLogger(__name__)
 SELECTION = "selection.json"
 SCORE = "avg/score"  # the eval stage's mean headline metric over the suite's variants (eval/stage.py)
 METRICS = "eval_metrics.json"
@@ -78,7 +82,7 @@ def link_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def select_stage(inputs: SFTSelectInputs, out_dir: Path) -> Path:
+def select_stage(inputs: SFTSelectInputs, out_dir: Path, rt: Runtime) -> None:
     """Write the chosen model to `out_dir/model` and the scores with the choice to `out_dir/selection.json`."""
     scores = [(c.lr, val_score(Path(c.val.path))) for c in inputs.candidates]
     lr = choose(scores)
@@ -87,7 +91,7 @@ def select_stage(inputs: SFTSelectInputs, out_dir: Path) -> Path:
     link_tree(Path(chosen.model.path), out_dir / "model")
     atomic_write_json(out_dir / SELECTION, {"metric": SCORE, "split": "val", "chosen_lr": lr,  # grid order
                                             "scores": [{"lr": a, "score": s} for a, s in scores]})
-    return out_dir / "model"
+    _replay(inputs, out_dir, rt)
 
 
 def read_selection(out_dir: Path) -> dict[str, Any]:
@@ -95,9 +99,20 @@ def read_selection(out_dir: Path) -> dict[str, Any]:
     return json.loads((Path(out_dir) / SELECTION).read_text())
 
 
-def selection_metrics(record: dict[str, Any]) -> dict[str, float]:
+def selection_metrics(inputs: SFTSelectInputs, out_dir: Path, rt: Runtime) -> dict[str, float]:
     """What a run logs of a selection: the chosen lr (`sft_select/lr`, in summary.json for the report) and each lr's
     val score."""
+    record = read_selection(out_dir)
     out = {"sft_select/lr": float(record["chosen_lr"])}
     out.update({f"sft_select/{lr_name(s['lr'])}/val_score": s["score"] for s in record["scores"]})
     return out
+
+
+def _replay(inputs: SFTSelectInputs, out_dir: Path, rt: Runtime) -> None:
+    record = read_selection(out_dir)
+    log.info("SFT learning rate chosen on the val split: %s (%s: %s)", lr_name(record["chosen_lr"]), record["metric"],
+             ", ".join(f"lr {lr_name(s['lr'])} {s['score']:.3f}" for s in record["scores"]))
+    rt.tracker.log(selection_metrics(inputs, out_dir, rt))
+
+
+register(Stage(SFTSelectInputs, select_stage, output="model", summary=selection_metrics, replay=_replay))

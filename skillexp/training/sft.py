@@ -19,11 +19,16 @@ from skillexp import preemption
 from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
 from skillexp.progress import Progress
-from skillexp.rl.forward import policy_head
+from skillexp.rl.forward import head_applies, policy_head
+from skillexp.rl.head import HEAD_CHUNK
+from skillexp.runtime import Runtime
+from skillexp.stages import Stage, register
 from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, TrainerConfig
+from skillexp.training.config import SFTConfig, SFTInputs, TrainerConfig
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint)
+from skillexp.training.launch import launched, num_processes, run_ranks, slurm_nodes
+from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
 from skillexp.training.sft_data import (Batch, Example, collate, length_grouped_batches, packed_batches, sft_loss,
                                         tokenize_dataset)
 from skillexp.utils.io import atomic_write_json, read_jsonl
@@ -142,3 +147,30 @@ def run_sft(data_path: Path, model_dir: Path, model_cfg: ModelConfig, trainer: T
             atomic_write_json(out_dir / "sft_metrics.json", {"steps": step, "examples": len(train)})
         finish_checkpoints(ckpt, trainer)
     return final
+
+
+def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> None:
+    """The sft stage in this process, or on `trainer.num_processes` ranks per node through torchrun (on every node
+    of a multi-node Slurm allocation); writes `out_dir/model`. Its metrics are `<rt.prefix>/loss` and so on
+    ("sft", or "sft_lr<lr>" for a candidate of an lr search)."""
+    n = launched(inputs.trainer)
+    if n:
+        run_ranks(inputs, out_dir, rt, n)
+    else:
+        _on_rank(inputs, out_dir, rt)
+
+
+def _on_rank(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> Path:
+    return run_sft(Path(inputs.data.path), Path(inputs.base.path), inputs.model, inputs.trainer, inputs.sft, out_dir,
+                   rt.tracker, inputs.seed, rt.prefix or "sft")
+
+
+def memory_plan(inputs: SFTInputs, hf_config: dict, gpu_bytes: int) -> MemoryPlan:
+    """The stage's per-GPU memory on cards of `gpu_bytes` (training/memory.py), on its engine's ranks."""
+    fused = inputs.sft.fused_head and head_applies(hf_config.get("model_type"))
+    world = num_processes(inputs.trainer.num_processes) * len(slurm_nodes())
+    return plan_for(ModelShape.from_hf_config(hf_config), inputs.trainer, seq_len=inputs.sft.max_length,
+                    world_size=world, gpu_bytes=gpu_bytes, logit_rows=HEAD_CHUNK if fused else None)
+
+
+register(Stage(SFTInputs, sft_stage, output="model", on_rank=_on_rank, memory_plan=memory_plan))

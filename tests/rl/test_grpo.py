@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from skillexp.config import RunConfig, load_run_config
 from skillexp.models import resolve_model_dir
 from skillexp.pipeline import runtime, stage_inputs
-from skillexp.rl.grpo import rl_stage
+from skillexp.rl.stage import rl_stage
 from skillexp.stage_cache import StageCache
 from skillexp.tracking import Tracker
 from skillexp.utils.io import read_jsonl
@@ -35,7 +35,8 @@ def grpo(run: RunConfig, model_dir: Path, out: Path) -> Path:
     tracker = Tracker(run.logger, out, {})
     try:
         inputs = stage_inputs(run, StageCache(None, out), model_dir)["rl"]
-        return rl_stage(inputs, out / "rl", runtime(run, out, tracker))
+        rl_stage(inputs, out / "rl", runtime(run, out, tracker))
+        return out / "rl" / "model"
     finally:
         tracker.finish()
 

@@ -67,7 +67,7 @@ def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir
     for x, y in zip(a, b):
         # off-policy (several updates a step), a skipped flat micro-batch has no ratio: ratio_mean then averages the
         # micro-batches that ran, and which ran differs with the ranks' split (the update itself does not)
-        for key in (k for k in STEP_KEYS if k != "rl/ratio_mean" or x[key] == 1.0):
+        for key in (k for k in STEP_KEYS if k != "rl/ratio_mean" or x[k] == 1.0):
             assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), (x["step"], key, x[key], y[key])
     wa, wb = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
     base = load_file(tiny_model_dir / "model.safetensors")
@@ -191,7 +191,7 @@ def test_tensor_parallel_engines_over_pairs_of_ranks_make_the_one_rank_update(tm
     for x, y in zip(a, b):
         # off-policy (several updates a step), a skipped flat micro-batch has no ratio: ratio_mean then averages the
         # micro-batches that ran, and which ran differs with the ranks' split (the update itself does not)
-        for key in (k for k in STEP_KEYS if k != "rl/ratio_mean" or x[key] == 1.0):
+        for key in (k for k in STEP_KEYS if k != "rl/ratio_mean" or x[k] == 1.0):
             assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), (x["step"], key, x[key], y[key])
     wa, wb = load_file(one / "model.safetensors"), load_file(tp / "model.safetensors")
     for k in wa:

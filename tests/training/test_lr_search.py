@@ -11,7 +11,10 @@ import pytest
 from skillexp.config import load_run_config
 from skillexp.pipeline import stage_inputs
 from skillexp.report.cli import main as report_main
+from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache
+from skillexp.tasks.scoring import ScoringConfig
+from skillexp.tracking import LoggerConfig, Tracker
 from skillexp.training.config import SFTInputs
 from skillexp.training.select import SELECTION, Candidate, SFTSelectInputs, choose, select_stage
 from skillexp.utils.schema import ConfigError
@@ -46,9 +49,14 @@ def _candidate(root: Path, lr: float, score: float) -> Candidate:
     return Candidate(lr, Artifact(f"k{lr:g}", str(model)), Artifact(f"v{lr:g}", str(val)))
 
 
+def _runtime(root: Path) -> Runtime:
+    return Runtime(Tracker(LoggerConfig(backend="none"), root, {}), ScoringConfig(workers=0), root, root, root)
+
+
 def test_the_select_stage_publishes_the_best_model_as_hard_links(tmp_path: Path) -> None:
     cands = tuple(_candidate(tmp_path, lr, s) for lr, s in [(5e-4, 0.25), (2e-4, 0.75), (1e-4, 0.5)])
-    model = select_stage(SFTSelectInputs(cands), tmp_path / "out")
+    model = tmp_path / "out" / "model"
+    select_stage(SFTSelectInputs(cands), tmp_path / "out", _runtime(tmp_path))
     assert (model / "model.safetensors").read_text() == "weights at 0.0002"
     src = Path(cands[1].model.path)
     for name in ("model.safetensors", "sub/tokenizer.json"):  # the same files, not copies
@@ -58,15 +66,15 @@ def test_the_select_stage_publishes_the_best_model_as_hard_links(tmp_path: Path)
     assert record["scores"] == [{"lr": 5e-4, "score": 0.25}, {"lr": 2e-4, "score": 0.75}, {"lr": 1e-4, "score": 0.5}]
     # a resumed build (the model dir half written) starts over from the chosen one
     (model / "model.safetensors").unlink()
-    select_stage(SFTSelectInputs(cands), tmp_path / "out")
+    select_stage(SFTSelectInputs(cands), tmp_path / "out", _runtime(tmp_path))
     assert (model / "model.safetensors").read_text() == "weights at 0.0002"
 
 
 def test_a_search_is_one_sft_stage_per_lr_keyed_as_a_plain_run_at_that_lr() -> None:
     plain = _records(["experiment=smoke", "rl=grpo_cpu"])  # smoke trains at lr 1e-3
     searched = _records(["experiment=smoke", "rl=grpo_cpu", SEARCH])
-    assert list(searched) == ["sft_data", "sft_lr0.001", "sft_val_lr0.001", "sft_lr0.0001", "sft_val_lr0.0001",
-                              "sft_select", "pre_rl", "rl", "eval"]
+    assert list(searched) == ["sft_data", "sft_lr0.001", "sft_lr0.0001", "sft_val_lr0.001", "sft_val_lr0.0001",
+                              "sft_select", "pre_rl", "rl", "eval"]  # no engine holds memory while one trains
     assert searched["sft_lr0.001"].key == plain["sft"].key  # a plain run at a grid lr reuses that candidate
     assert searched["sft_lr0.0001"].sft.optim.lr == 1e-4 and searched["sft_lr0.0001"].key != plain["sft"].key
     val = searched["sft_val_lr0.0001"]
