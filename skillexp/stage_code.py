@@ -3,8 +3,9 @@
 A stage's outputs are keyed by its inputs record and its `VERSION` (skillexp/stage_cache.py): a change to the code
 that alters what a stage writes must bump the VERSION, or a later run reuses outputs the new code would not write.
 `code_digest` hashes a stage's module and every skillexp module it imports, directly or not, at any depth and inside
-functions too: their syntax trees without docstrings, so comments, docs and formatting do not count. Modules that
-cannot change what a stage writes (logging, progress, timing, signals, the report) are left out.
+functions too: their syntax trees without docstrings, written back as source (stable across Python versions), so
+comments, docs and formatting do not count. Modules that cannot change what a stage writes (logging, progress,
+timing, signals, the report) are left out.
 
 `stage_code.json` (committed) holds each stage's VERSION and digest, and, when the code changed without a new
 VERSION, why. `tests/test_stage_code.py` fails when a digest moved and the record did not follow. After a change:
@@ -87,7 +88,7 @@ def code_digest(module: str, root: Path = PACKAGE.parent, neutral: tuple[str, ..
     """A short hash of the code of `module` and of what it imports (`closure`), docstrings and comments aside."""
     h = hashlib.sha256()
     for name, path in sorted(closure(module, root, neutral).items()):
-        h.update(name.encode() + b"\0" + ast.dump(_strip_docstrings(ast.parse(path.read_text()))).encode() + b"\0")
+        h.update(name.encode() + b"\0" + ast.unparse(_strip_docstrings(ast.parse(path.read_text()))).encode() + b"\0")
     return h.hexdigest()[:16]
 
 
