@@ -235,6 +235,10 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         run = from_dict(RunConfig, data)
     except UnknownKeyError as e:
         raise ConfigError(unknown_key_message(RunConfig, e.full_key, MOVED_KEYS)) from e
+    if run.teacher.kind == "openai" and run.teacher.base_url is None and os.environ.get("OPENAI_BASE_URL"):
+        # the endpoint the client would read from the environment, in the config (and the keys) instead
+        run = dataclasses.replace(run, teacher=dataclasses.replace(run.teacher,
+                                                                  base_url=os.environ["OPENAI_BASE_URL"]))
     try:
         run = resolve_precision(run)
         check_model(run.model, Path(run.paths.cache_dir))

@@ -32,7 +32,7 @@ from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
 from skillexp.eval.stage import format_table
 from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import is_empty
-from skillexp.methods.config import HeldOut, SFTDataInputs
+from skillexp.methods.config import HeldOut, SFTDataInputs, StatConfig
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
 from skillexp.runtime import Runtime
@@ -43,7 +43,8 @@ from skillexp.tasks.sources import fingerprint
 from skillexp.teachers import probe_teacher
 from skillexp.timing import phase, start_run, write_timing
 from skillexp.tracking import Tracker
-from skillexp.training.config import SFTInputs
+from skillexp.training.config import SFTInputs, TrainerConfig
+from skillexp.training.launch import num_processes, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape
 from skillexp.training.select import Candidate, SFTSelectInputs, lr_name
 from skillexp.utils.io import atomic_write_json, atomic_write_text
@@ -98,7 +99,7 @@ def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SF
         method=m.name, base=base, model=run.model, task=dict(run.task), num_questions=m.num_questions,
         samples_per_question=m.samples_per_question, sampling=m.sampling, if_empty=m.if_empty,
         generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
-        stat=m.stat if stat else None, teacher=run.teacher if stat else None,
+        stat=_with_prm(run, m.stat) if stat else None, teacher=run.teacher if stat else None,
         catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out,
         data=_part(data, "task:", *(["eval."] if held_out else [])))
 
@@ -128,15 +129,17 @@ def _sft(run: RunConfig, cache: StageCache, base: Artifact, rows: Artifact,
     sft_select stage that picks one (training/select.py)."""
     sft, search = run.method.sft, run.method.sft.lr_search
     engine = sft.engine(run.trainer)
+    world = _world(engine)
     if search is None:
         spec = SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(sft.optim.lr), trainer=engine,
-                         seed=run.seed)
+                         seed=run.seed, world=world)
         return [Node("sft", spec, "sft")], _artifact(cache, Node("sft", spec))
     suite = _val_suite(run, search.variants, search.num_items)
     assert suite is not None  # config.check_lr_search refused a search with no variant to decide
     data = _part(files, *(f"eval.variants.{n}:" for n in suite.variants))
     trained = [Node(f"sft_lr{lr_name(lr)}", SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(lr),
-                                                     trainer=engine, seed=run.seed), f"sft_lr{lr_name(lr)}")
+                                                     trainer=engine, seed=run.seed, world=world),
+                    f"sft_lr{lr_name(lr)}")
                for lr in search.grid]
     vals = [Node(VAL + lr_name(lr), EvalInputs(model_dir=_artifact(cache, node), model=run.model, suite=suite,
                                                generation=run.generation, seed=run.seed, data=data, subsets={}),
@@ -144,6 +147,22 @@ def _sft(run: RunConfig, cache: StageCache, base: Artifact, rows: Artifact,
     select = Node("sft_select", SFTSelectInputs(tuple(
         Candidate(lr, _artifact(cache, t), _artifact(cache, v)) for lr, t, v in zip(search.grid, trained, vals))))
     return [*trained, *vals, select], _artifact(cache, select)
+
+
+def _world(trainer: TrainerConfig) -> int:
+    """The training ranks `trainer` runs on here: its processes per node (0: the visible GPUs) x the Slurm nodes."""
+    return num_processes(trainer.num_processes) * len(slurm_nodes())
+
+
+def _local_or_name(run: RunConfig, name: str) -> str:
+    """A model named `name`: the folder of that name under the directory the command ran in when there is one
+    (a downloaded PRM), else the hub name; resolved here, so the record (and its key) says which one ran."""
+    path = Path(name) if Path(name).is_absolute() else Path(run.paths.root_dir) / name
+    return str(path) if path.exists() else name
+
+
+def _with_prm(run: RunConfig, stat: StatConfig) -> StatConfig:
+    return dataclasses.replace(stat, prm=dataclasses.replace(stat.prm, model=_local_or_name(run, stat.prm.model)))
 
 
 def _artifact(cache: StageCache, node: Node) -> Artifact:
@@ -156,6 +175,7 @@ def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, 
     out = {}
     for name, spec in run.eval.task_specs().items():
         if (sub := run.eval.subset(name)) is not None:
+            sub = dataclasses.replace(sub, prm=_with_prm(run, sub.stat()).prm)
             out[name] = SubsetInputs(base=base, model=run.model, task=spec, split=run.eval.split, subset=sub,
                                      generation=run.generation, seed=sub.seed,
                                      data=_part(data, f"eval.variants.{name}:"), variant=name)
@@ -182,7 +202,7 @@ def plan(run: RunConfig, cache: StageCache, base_dir: Path) -> list[Node]:
     if run.rl.name != "none":
         rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
                       generation=run.generation, seed=run.seed, validation=(val := _validation(run)),
-                      data=_part(files, "task:", *(["eval."] if val else [])))
+                      data=_part(files, "task:", *(["eval."] if val else [])), world=_world(run.trainer))
         nodes += [Node("pre_rl", evaluation(model), "pre_rl/"), Node("rl", rl)]
         model = _artifact(cache, nodes[-1])
     return nodes + [Node("eval", evaluation(model))]

@@ -30,11 +30,6 @@ class Runtime:
     prefix: str = ""  # before the names of the metrics the stage logs ("pre_rl/", "sft_lr0.0002")
     engine: SharedEngine | None = None  # the run's sampling engine, lent to the stages that sample (never to ranks)
 
-    def local_or_name(self, name: str) -> str:
-        """`name` as a path under `root_dir` when one exists there, else as given (a hub name)."""
-        path = Path(name) if Path(name).is_absolute() else self.root_dir / name
-        return str(path) if path.exists() else name
-
     def to_dict(self) -> dict[str, Any]:
         """What a launched rank rebuilds this from (`from_dict`): everything but the engine, which stays here."""
         return {"logger": asdict(self.tracker.cfg), "config": self.tracker.config, "scoring": asdict(self.scoring),

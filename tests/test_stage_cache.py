@@ -284,3 +284,66 @@ def test_a_run_that_reuses_the_rl_stage_still_logs_its_reward_curve(tmp_path: Pa
                 if "rl/reward_mean" in r]
 
     assert curve(tmp_path / "b") == curve(tmp_path / "a") and len(curve(tmp_path / "a")) == 3
+
+
+def test_the_ranks_a_training_stage_runs_on_are_in_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without method.sft.batch_size the ranks make SFT's batch, and GRPO's ranks sample with their own seeds: a
+    run on two nodes is keyed apart from one on one, resolved when the run is planned, not inside the stage."""
+    import skillexp.pipeline as pipeline
+
+    one = _keys([])
+    monkeypatch.setattr(pipeline, "slurm_nodes", lambda: ["node-a", "node-b"])
+    two = _keys([])
+    assert _changed(one, two) == {"sft", "pre_rl", "rl", "eval"}
+    run = load_run_config(_compose(BASE))
+    records = stage_inputs(run, StageCache(None, Path("run")), Path("base"))
+    assert records["sft"].world == 2 and records["rl"].world == 2
+
+
+def test_a_stage_refuses_ranks_it_was_not_planned_for(tmp_path: Path) -> None:
+    from skillexp.pipeline import runtime
+    from skillexp.tracking import Tracker
+    from skillexp.training.sft import sft_stage
+
+    run = load_run_config(_compose(["experiment=smoke"]))
+    spec = dataclasses.replace(stage_inputs(run, StageCache(None, tmp_path), tmp_path)["sft"], world=2)
+    tracker = Tracker(run.logger, tmp_path, {})
+    try:
+        with pytest.raises(RuntimeError, match=r"planned \(and keyed\) for 2 training rank\(s\) but would run on 1"):
+            sft_stage(spec, tmp_path / "sft", runtime(run, tmp_path, tracker))
+    finally:
+        tracker.finish()
+
+
+def test_a_local_prm_folder_is_resolved_into_the_record(tmp_path: Path) -> None:
+    """STAT's PRM from a folder under the directory the command ran in, when one is there: the record says so
+    (and its key moves), rather than the stage looking on its own."""
+    base = ["experiment=smoke", "method=stat_sel", "teacher=oracle", "method.stat.difficulty=prm",
+            f"paths.root_dir={tmp_path}"]
+    hub = stage_inputs(load_run_config(_compose(base)), StageCache(None, Path("run")), Path("base"))["sft_data"]
+    assert hub.stat.prm.model == "RLHFlow/Llama3.1-8B-PRM-Mistral-Data"
+    (tmp_path / "RLHFlow" / "Llama3.1-8B-PRM-Mistral-Data").mkdir(parents=True)
+    local = stage_inputs(load_run_config(_compose(base)), StageCache(None, Path("run")), Path("base"))["sft_data"]
+    assert local.stat.prm.model == str(tmp_path / "RLHFlow" / "Llama3.1-8B-PRM-Mistral-Data")
+    assert local.key != hub.key
+
+
+def test_the_teacher_endpoint_is_in_the_keys_and_read_from_the_environment_at_start_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from skillexp.teachers.chat import chat_request, request_key
+
+    base = ["experiment=smoke", "method=stat_sel", "teacher=openai", "teacher.model=m"]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-placeholder")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    default = _keys(base, base=[])
+    a = _keys([*base, "teacher.base_url=http://a:8000/v1"], base=[])
+    assert _changed(default, a) == {"sft_data", "sft", "eval"}
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://a:8000/v1")
+    run = load_run_config(_compose(base))
+    assert run.teacher.base_url == "http://a:8000/v1" and _keys(base, base=[]) == a
+    messages = [{"role": "user", "content": "2+2?"}]
+    plain = request_key(chat_request("m", messages, {"n": 1}))
+    assert plain == request_key(chat_request("m", messages, {"n": 1}, None))  # OpenAI's own API: keys as before
+    assert request_key(chat_request("m", messages, {"n": 1}, "http://a:8000/v1")) != plain
+    assert request_key(chat_request("m", messages, {"n": 1}, "http://a:8000/v1")) != request_key(
+        chat_request("m", messages, {"n": 1}, "http://b:8000/v1"))

@@ -145,3 +145,6 @@ class RLInputs(StageInputs):
     validation: EvalConfig | None
     # sha256 of every data file the task and the validation suite read, by config path
     data: dict[str, str] = field(default_factory=dict)
+    # the training ranks it runs on (trainer.num_processes, its 0 resolved to the GPUs, x the Slurm nodes): each
+    # rank samples its share of a step's prompts with its own seed, so the ranks change what it computes
+    world: int = 1

@@ -11,6 +11,7 @@ from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
 from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
+from skillexp.training.config import check_world
 from skillexp.training.launch import launched, num_processes, run_ranks, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
 
@@ -26,6 +27,7 @@ def rl_stage(inputs: RLInputs, out_dir: Path, rt: Runtime) -> None:
         log.info("GRPO already done in %s; reusing it", out_dir)
         return
     ranks = launched(inputs.trainer)
+    check_world(inputs, ranks * len(slurm_nodes()) if ranks else 1)
     if not ranks:
         run_grpo(inputs, out_dir, rt)
         return

@@ -31,10 +31,13 @@ Conversation = Sequence[dict[str, str]]
 OnResult = Callable[[int, "list[str] | None"], None]
 
 
-def chat_request(model: str, messages: Sequence[dict[str, str]], params: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a completion: everything that changes the answer, nothing that does not (no endpoint URL,
-    so a restarted server on another port, or the same model behind another gateway, hits the same entries)."""
-    return {"model": model, "messages": [dict(m) for m in messages], **params}
+def chat_request(model: str, messages: Sequence[dict[str, str]], params: dict[str, Any],
+                 endpoint: str | None = None) -> dict[str, Any]:
+    """What identifies a completion: the model name, the messages, the sampling parameters, and the endpoint when
+    it is not the model's own (`teacher.base_url`): two servers that serve the same model name may serve different
+    weights, so they never share answers (a server moved to another port is another endpoint: keep its URL stable)."""
+    request = {"model": model, "messages": [dict(m) for m in messages], **params}
+    return {**request, "endpoint": endpoint} if endpoint is not None else request
 
 
 def request_key(request: dict[str, Any]) -> str:
@@ -73,8 +76,9 @@ class ChatBackend(ABC):
     """`chat(conversations, n, temperature, max_tokens, seed) -> list[list[str]]`: n completions per conversation,
     in order; an empty list where the request failed (counted `chat/failed`), never an exception for a flake."""
 
-    def __init__(self, model_id: str, cache_dir: str | Path | None = None):
+    def __init__(self, model_id: str, cache_dir: str | Path | None = None, endpoint: str | None = None):
         self.model_id = model_id  # what the cache keys on: the served model name, or the local checkpoint
+        self.endpoint = endpoint  # and the server that answers for it, when the name alone does not say
         self.cache = ChatCache(cache_dir) if cache_dir is not None else None
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()  # why requests failed for good: "connection refused", "HTTP 503"
@@ -86,7 +90,7 @@ class ChatBackend(ABC):
         positions: dict[str, list[int]] = {}
         requests: dict[str, dict[str, Any]] = {}
         for i, conv in enumerate(conversations):
-            request = chat_request(self.model_id, conv, params)
+            request = chat_request(self.model_id, conv, params, self.endpoint)
             key = request_key(request)
             positions.setdefault(key, []).append(i)
             requests[key] = request

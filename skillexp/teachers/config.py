@@ -22,9 +22,10 @@ class TeacherConfig:
     # programmatic teacher (Countdown)
     kind: Literal["none", "openai", "local", "oracle"] = "none"
     model: str | None = None  # openai: the model name the endpoint serves (part of every cache key)
-    # where and how the endpoint is reached changes no answer (the answer cache ignores it too): UNKEYED
-    # openai: null = api.openai.com (or $OPENAI_BASE_URL); e.g. http://host:8000/v1
-    base_url: Annotated[str | None, UNKEYED] = None
+    # openai: null = api.openai.com ($OPENAI_BASE_URL, when set, is read at start-up into this key); e.g.
+    # http://host:8000/v1. Keyed, and part of every cached answer's key: two servers that serve one model name may
+    # serve different weights
+    base_url: str | None = None
     # the NAME of the variable holding the key; unset is fine with base_url
     api_key_env: Annotated[str, UNKEYED] = "OPENAI_API_KEY"
     concurrency: Annotated[int, AT_LEAST_1, UNKEYED] = 8  # requests in flight at once

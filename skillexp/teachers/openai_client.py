@@ -88,7 +88,7 @@ class OpenAIChat(ChatBackend):
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 8, max_retries: int = 5, timeout_s: float = 120.0,
                  cache_dir: str | Path | None = None):
-        super().__init__(model, cache_dir)
+        super().__init__(model, cache_dir, endpoint=base_url.rstrip("/") if base_url else None)
         key = os.environ.get(api_key_env)
         if not key and base_url is None:
             raise TeacherAPIError(f"teacher.kind=openai without teacher.base_url calls api.openai.com, which needs "

@@ -24,7 +24,7 @@ from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
 from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, SFTInputs, TrainerConfig
+from skillexp.training.config import SFTConfig, SFTInputs, TrainerConfig, check_world
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint)
 from skillexp.training.launch import launched, num_processes, run_ranks, slurm_nodes
@@ -154,6 +154,7 @@ def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> None:
     of a multi-node Slurm allocation); writes `out_dir/model`. Its metrics are `<rt.prefix>/loss` and so on
     ("sft", or "sft_lr<lr>" for a candidate of an lr search)."""
     n = launched(inputs.trainer)
+    check_world(inputs, n * len(slurm_nodes()) if n else 1)
     if n:
         run_ranks(inputs, out_dir, rt, n)
     else:

@@ -98,13 +98,17 @@ def test_a_server_that_dies_mid_run_stops_the_run_then_a_rerun_resumes_from_the_
         with pytest.raises(TeacherAPIError, match=r"cannot be reached \(connection refused\).*teacher.base_url"):
             chat.chat(CONVS)
         elapsed = time.perf_counter() - start
+        port = int(dying.base_url.rsplit(":", 1)[1].split("/")[0])
     assert len(ChatCache(cache)) == 4 and elapsed < 5  # not 6 questions x 4 attempts with backoff
-    with StubOpenAI() as healthy:
+    with StubOpenAI(port=port) as healthy:  # the server back at its address: the answers it gave are reused
         again = _client(healthy, cache).chat(CONVS)
     assert len(healthy.bodies) == 6 and again == [[f"<answer>question {i}</answer>"] for i in range(10)]
-    with StubOpenAI() as third:
+    with StubOpenAI(port=port) as third:
         assert _client(third, cache).chat(CONVS) == again
     assert third.bodies == []
+    with StubOpenAI() as elsewhere:  # another server under the same model name may serve other weights
+        assert _client(elsewhere, cache).chat(CONVS) == again
+    assert len(elsewhere.bodies) == 10
 
 
 def _closed_port() -> str:
@@ -180,12 +184,13 @@ def test_a_client_killed_mid_run_keeps_what_it_received(tmp_path: Path) -> None:
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+        port = int(slow.base_url.rsplit(":", 1)[1].split("/")[0])
     kept = len(ChatCache(cache))
     assert 4 <= kept < 20
     for f in cache.glob("??/*.json"):  # every entry is whole; no temp file is mistaken for one
         assert len(json.loads(f.read_text())["texts"]) == 1
     convs = [[{"role": "user", "content": f"question {i}"}] for i in range(20)]
-    with StubOpenAI() as healthy:
+    with StubOpenAI(port=port) as healthy:  # the same endpoint: its answers are reused
         out = _client(healthy, cache).chat(convs)
     assert len(healthy.bodies) == 20 - kept and out == [[f"<answer>question {i}</answer>"] for i in range(20)]
 

@@ -103,8 +103,7 @@ def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir
     try:
         with rt.scoring.pool() as pool:
             samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, task, val))
-            prm = rt.local_or_name(st.prm.model)
-            assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st, pool, prm))
+            assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st, pool))
             difficult = pick_difficult(assessed, st.num_difficult, seed)
             stats = difficulty_stats(assessed, len(difficult), prefix)
             if not difficult:
