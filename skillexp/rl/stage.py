@@ -11,8 +11,7 @@ from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
 from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
-from skillexp.training.config import check_world
-from skillexp.training.launch import launched, num_processes, run_ranks, slurm_nodes
+from skillexp.training.launch import check_world, launched, num_processes, run_ranks, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
 
 log = logging.getLogger(__name__)

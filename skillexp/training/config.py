@@ -209,12 +209,3 @@ class SFTInputs(StageInputs):
     # the training ranks it runs on (trainer.num_processes, its 0 resolved to the GPUs, x the Slurm nodes): they
     # split the batches, and without method.sft.batch_size they make the batch (micro x accumulation x ranks)
     world: int = 1
-
-
-def check_world(inputs: SFTInputs | StageInputs, ranks: int) -> None:
-    """Refuse to train `inputs` (a record with a `world`) on other ranks than it was keyed for."""
-    planned = getattr(inputs, "world")
-    if ranks != planned:
-        raise RuntimeError(f"this {inputs.STAGE} stage was planned (and keyed) for {planned} training rank(s) but "
-                           f"would run on {ranks}: the GPUs visible to the run changed after start-up; start it again "
-                           "where it is to run.")

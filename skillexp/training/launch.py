@@ -64,6 +64,15 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
             f"--rdzv_id={job}", *stage]
 
 
+def check_world(inputs: StageInputs, ranks: int) -> None:
+    """Refuse to train `inputs` (a record with a `world`) on other ranks than it was keyed for."""
+    planned = getattr(inputs, "world")
+    if ranks != planned:
+        raise RuntimeError(f"this {inputs.STAGE} stage was planned (and keyed) for {planned} training rank(s) but "
+                           f"would run on {ranks}: the GPUs visible to the run changed after start-up; start it again "
+                           "where it is to run.")
+
+
 def launched(trainer: TrainerConfig) -> int:
     """Ranks per node when the stage must run under torchrun (several ranks, or several Slurm nodes); 0 when it
     runs in this process."""

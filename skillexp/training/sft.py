@@ -24,10 +24,10 @@ from skillexp.rl.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
 from skillexp.tracking import Tracker
-from skillexp.training.config import SFTConfig, SFTInputs, TrainerConfig, check_world
+from skillexp.training.config import SFTConfig, SFTInputs, TrainerConfig
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
                                       load_checkpoint, load_model, save_checkpoint)
-from skillexp.training.launch import launched, num_processes, run_ranks, slurm_nodes
+from skillexp.training.launch import check_world, launched, num_processes, run_ranks, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape, plan_for
 from skillexp.training.sft_data import (Batch, Example, collate, length_grouped_batches, packed_batches, sft_loss,
                                         tokenize_dataset)
