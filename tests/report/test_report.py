@@ -308,12 +308,13 @@ def test_report_on_a_real_multirun(tmp_path: Path) -> None:
     runs = [line for line in md.split("## Runs")[1].splitlines() if line.startswith("| sft |")]
     assert len(runs) == 2
     header = next(line for line in md.split("## Runs")[1].splitlines() if line.startswith("| method |"))
-    assert header.split(" | ")[4:13] == ["minutes", "engines s", "SFT data s", "SFT s", "rollout s", "update s",
-                                         "RL other s", "evals s", "other s"]
+    assert header.split(" | ")[3:13] == ["minutes", "engines s", "SFT data s", "SFT s", "rollout s", "update s",
+                                         "RL other s", "evals s", "other s", "peak RSS GiB"]
     for line in runs:
         cells = line.split(" | ")
-        assert float(cells[6]) > 0 and float(cells[7]) > 0 and float(cells[11]) > 0  # SFT data, SFT, evals
-        assert 0.3 < float(cells[13]) < 20  # peak RSS GiB
+        assert all(float(c) >= 0 for c in cells[4:12])  # whole seconds: the tiny model's stages may round to 0
+        assert 0.3 < float(cells[12]) < 20  # peak RSS GiB
     for run in tmp_path.glob("*-sft-*"):
         timing = json.loads((run / "timing.json").read_text())
         assert abs(sum(timing["phases_s"].values()) - timing["wall_s"]) < 0.1
+        assert timing["phases_s"]["sft"] > 0 and timing["phases_s"]["eval"] > 0
