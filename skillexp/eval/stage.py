@@ -124,7 +124,7 @@ def _replay(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> None:
     rt.tracker.log(eval_summary(inputs, out_dir, rt))
 
 
-register(Stage(EvalInputs, eval_stage, uses_engine=True, summary=eval_summary, replay=_replay))
+register(Stage(EvalInputs, eval_stage, output=METRICS, uses_engine=True, summary=eval_summary, replay=_replay))
 
 
 def run_eval(ev: EvalConfig, seed: int, generator: Generator, out_dir: Path, tracker: Tracker,

@@ -26,7 +26,7 @@ def rl_stage(inputs: RLInputs, out_dir: Path, rt: Runtime) -> None:
         log.info("GRPO already done in %s; reusing it", out_dir)
         return
     ranks = launched(inputs.trainer)
-    check_world(inputs, ranks * len(slurm_nodes()) if ranks else 1)
+    check_world(inputs)
     if not ranks:
         run_grpo(inputs, out_dir, rt)
         return

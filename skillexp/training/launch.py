@@ -64,9 +64,10 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
             f"--rdzv_id={job}", *stage]
 
 
-def check_world(inputs: StageInputs, ranks: int) -> None:
-    """Refuse to train `inputs` (a record with a `world`) on other ranks than it was keyed for."""
-    planned = getattr(inputs, "world")
+def check_world(inputs: StageInputs) -> None:
+    """Refuse to train `inputs` (a record with `trainer` and `world`) on other ranks than it was keyed for."""
+    n = launched(getattr(inputs, "trainer"))
+    ranks, planned = n * len(slurm_nodes()) if n else 1, getattr(inputs, "world")
     if ranks != planned:
         raise RuntimeError(f"this {inputs.STAGE} stage was planned (and keyed) for {planned} training rank(s) but "
                            f"would run on {ranks}: the GPUs visible to the run changed after start-up; start it again "

@@ -24,12 +24,11 @@ from skillexp.utils.io import atomic_write_json
 log = logging.getLogger(__name__)
 SELECTION = "selection.json"
 SCORE = "avg/score"  # the eval stage's mean headline metric over the suite's variants (eval/stage.py)
-METRICS = "eval_metrics.json"
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One learning rate of the grid: the model its sft stage trained, and the output dir of that model's val eval."""
+    """One learning rate of the grid: the model its sft stage trained, and the metrics file of its val eval."""
 
     lr: float
     model: Artifact
@@ -52,9 +51,9 @@ def lr_name(lr: float) -> str:
     return f"{lr:g}"
 
 
-def val_score(val_dir: Path) -> float:
-    """A val eval's mean headline score (NaN when it has none)."""
-    value = json.loads((Path(val_dir) / METRICS).read_text()).get(SCORE)
+def val_score(metrics: Path) -> float:
+    """A val eval's mean headline score, from its metrics file (NaN when it has none)."""
+    value = json.loads(Path(metrics).read_text()).get(SCORE)
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 

@@ -154,7 +154,7 @@ def sft_stage(inputs: SFTInputs, out_dir: Path, rt: Runtime) -> None:
     of a multi-node Slurm allocation); writes `out_dir/model`. Its metrics are `<rt.prefix>/loss` and so on
     ("sft", or "sft_lr<lr>" for a candidate of an lr search)."""
     n = launched(inputs.trainer)
-    check_world(inputs, n * len(slurm_nodes()) if n else 1)
+    check_world(inputs)
     if n:
         run_ranks(inputs, out_dir, rt, n)
     else:

@@ -46,7 +46,7 @@ def _candidate(root: Path, lr: float, score: float) -> Candidate:
     (model / "sub" / "tokenizer.json").write_text("{}")
     val.mkdir()
     (val / "eval_metrics.json").write_text(json.dumps({"avg/score": score, "countdown_3/score": score}))
-    return Candidate(lr, Artifact(f"k{lr:g}", str(model)), Artifact(f"v{lr:g}", str(val)))
+    return Candidate(lr, Artifact(f"k{lr:g}", str(model)), Artifact(f"v{lr:g}", str(val / "eval_metrics.json")))
 
 
 def _runtime(root: Path) -> Runtime:
