@@ -102,14 +102,17 @@ def shared_prompt_logits(model, batch: dict[str, torch.Tensor], decoder: torch.n
     cache.batch_repeat_interleave(group)
     first = first.repeat_interleave(group, 0)  # [B, 1, .]: predicts each completion's first token
     comp = batch["completion_ids"]
-    if comp.shape[1] == 1:
-        return first
+    # the completions but their last token predict the rest; one-token completions have no rest, but the model
+    # still runs on them (the output unused): every batch calls the model twice, as ZeRO-3's collective forwards
+    # need on ranks whose batches differ
+    width = max(comp.shape[1] - 1, 1)
     lengths = attention.sum(-1).repeat_interleave(group, 0)
     comp_positions = lengths[:, None] + torch.arange(comp.shape[1], device=comp.device)[None]
     full_attention = torch.cat([attention.repeat_interleave(group, 0), torch.ones_like(comp)], 1)
-    rest, _ = _run(model, decoder, 0, input_ids=comp[:, :-1], attention_mask=full_attention[:, :-1],
-                   position_ids=comp_positions[:, :-1], past_key_values=cache, use_cache=True)
-    return torch.cat([first, rest], 1)
+    rest, _ = _run(model, decoder, 0, input_ids=comp[:, :width],
+                   attention_mask=full_attention[:, :attention.shape[1] + width], position_ids=comp_positions[:, :width],
+                   past_key_values=cache, use_cache=True)
+    return torch.cat([first, rest], 1) if comp.shape[1] > 1 else first
 
 
 def completion_logprobs(model, batch: dict[str, torch.Tensor], temperature: float, head: Head | None = None,

@@ -206,8 +206,11 @@ class GRPO:
         signal = adv != 0
         skip = cfg.skip_flat and cfg.kl_coef == 0
         on_policy = self.updates_per_step == 1  # then old log-probs are the current ones, detached
+        # old log-probs of the rows with a signal alone; but a ZeRO-3 forward is collective (it gathers every rank's
+        # shards), so on several ranks each scores all its rows: as many forwards as the others
+        lockstep = self.world > 1 and self.engine.zero_optimization_stage() == 3
         old = None if on_policy else self._fixed_logprobs(
-            ro, self.engine.module, [i for i in range(len(ro)) if signal[i] or not skip])
+            ro, self.engine.module, [i for i in range(len(ro)) if signal[i] or not skip or lockstep])
         ref = None
         if self.ref is not None:
             ref = self._fixed_logprobs(ro, self.ref)

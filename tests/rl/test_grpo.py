@@ -192,6 +192,34 @@ def test_every_forward_gives_the_full_forwards_logprobs_and_gradients(tiny_model
         torch.testing.assert_close(grads[name], g_ref[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_one_token_completions_share_the_prompt_and_still_call_the_model_twice(tiny_model_dir: Path) -> None:
+    """A batch of one-token completions has nothing after the prompt's prediction; the shared forward still calls
+    the model a second time (under ZeRO-3 every call is collective: a rank whose batch has longer completions
+    calls it twice, and the ranks must stay in step), with the full forward's log-probs."""
+    from transformers import AutoModelForCausalLM
+
+    from skillexp.generation.base import Completion
+    from skillexp.rl.forward import completion_logprobs
+    from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    prompts = [torch.randint(5, 300, (n,)).tolist() for n in (7, 12)]
+    ro = Rollouts(2, [None] * 4, [prompts[i // 2] for i in range(4)],  # type: ignore[list-item]
+                  [Completion("", [i + 5], "stop") for i in range(4)], [0.0] * 4)
+    calls = []
+    hook = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        with torch.no_grad():
+            ref, _ = completion_logprobs(model, rollout_tensors(ro, list(range(4)), 0), 1.0)
+            calls.clear()
+            shared, _ = completion_logprobs(model, group_tensors(ro, [0, 1], 0), 1.0)
+    finally:
+        hook.remove()
+    assert len(calls) == 2 and shared.shape == (4, 1)
+    torch.testing.assert_close(shared, ref, atol=1e-5, rtol=1e-5)
+
+
 def test_the_head_from_the_hidden_state_under_zero3_gives_the_logits_gradients(tiny_model_dir: Path,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Under ZeRO-3 the head's weight is a shard outside its module's forward: the head's function runs as the

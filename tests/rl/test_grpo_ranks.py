@@ -195,7 +195,11 @@ def test_tensor_parallel_engines_over_pairs_of_ranks_make_the_one_rank_update(tm
             assert y[key] == pytest.approx(x[key], rel=1e-4, abs=1e-6), (x["step"], key, x[key], y[key])
     wa, wb = load_file(one / "model.safetensors"), load_file(tp / "model.safetensors")
     for k in wa:
-        assert torch.allclose(wa[k], wb[k], rtol=0, atol=1e-4), (k, (wa[k] - wb[k]).abs().max().item())
+        # four ranks sum the gradient in yet another order, and Adam's first steps turn the rounding of a gradient
+        # near 0 (an embedding row whose uses nearly cancel) into lr x (its change / eps): seen up to 2e-4 here, on
+        # AVX2. A rank's rows lost or counted twice would move weights by ~lr (1e-2); the loss and the gradient norm
+        # above are held to 1e-4 relative
+        assert torch.allclose(wa[k], wb[k], rtol=0, atol=5e-4), (k, (wa[k] - wb[k]).abs().max().item())
     # validation ran on the first engine's two ranks, rank 0 alone logged it: the one-rank run's results
     val = [[r for r in read_jsonl(d / "metrics.jsonl") if "rl_val/avg/mean@1" in r] for d in (tmp_path / "one",
                                                                                            tmp_path / "tp")]
