@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skillexp.generation.config import GenerationConfig  # noqa: E402
-from skillexp.rl.head import HEAD_CHUNK  # noqa: E402
+from skillexp.training.head import HEAD_CHUNK  # noqa: E402
 from skillexp.training.config import LoraConfig  # noqa: E402
 from skillexp.training.memory import GiB, MARGIN_NOTE, MemoryPlan, ModelShape, plan  # noqa: E402
 

@@ -452,8 +452,8 @@ def case_trainer(case: MemCase):
 
 def case_plan(case: MemCase, gpu_bytes: int):
     """plan_for's numbers for a memory case (vllm_fraction 0: no vLLM beside the update; GRPO's head in blocks of
-    rl/head.py's HEAD_CHUNK rows, as pipeline.py plans it)."""
-    from skillexp.rl.head import HEAD_CHUNK
+    training/head.py's HEAD_CHUNK rows, as pipeline.py plans it)."""
+    from skillexp.training.head import HEAD_CHUNK
     from skillexp.training.memory import ModelShape, plan_for
 
     shape = ModelShape.from_hf_config({"model_type": "llama", **MEM_SHAPE})
@@ -493,7 +493,7 @@ def update_loss(engine, case: MemCase, ids, head):
     gradient on the completion tokens' log-probs with their entropies (as rl/grpo.py's update computes them)."""
     import torch
 
-    from skillexp.rl.forward import completion_logprobs
+    from skillexp.training.forward import completion_logprobs
     from skillexp.training.sft_data import forward
 
     if case.kind == "sft":
@@ -524,7 +524,7 @@ def memory_case(case: MemCase, out: Path) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from skillexp.rl.forward import policy_head
+    from skillexp.training.forward import policy_head
     from skillexp.training.config import OptimConfig
     from skillexp.training.engine import build_engine
     from skillexp.training.memory import ModelShape

@@ -214,10 +214,19 @@ def check_lr_search(run: RunConfig) -> None:
                               f"{sorted(set(run.eval.variants) - set(with_subset))}).")
 
 
+def prepare_command(data_dir: str, suite: str) -> str:
+    """The command that prepares what the current run reads: its own overrides when Hydra runs it, else its
+    eval suite."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = [o for o in (HydraConfig.get().overrides.task if HydraConfig.initialized() else [])
+                 if not o.startswith(("hydra.", "paths.data_dir"))]
+    return f"skillexp data prepare {' '.join(overrides) or suite} --out {data_dir}"
+
+
 def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
     from skillexp.models import check_model
-    from skillexp.prepare import prepare_command
     from skillexp.tasks import build_task
     from skillexp.tasks.sources import MissingData
 

@@ -132,15 +132,5 @@ def check_tables(path: str, task: Task, out: Path, staging: Path, staged: list[P
     return ok
 
 
-def prepare_command(data_dir: str, suite: str) -> str:
-    """The command that prepares what the current run reads: its own overrides when Hydra runs it, else its
-    eval suite."""
-    from hydra.core.hydra_config import HydraConfig
-
-    overrides = [o for o in (HydraConfig.get().overrides.task if HydraConfig.initialized() else [])
-                 if not o.startswith(("hydra.", "paths.data_dir"))]
-    return f"skillexp data prepare {' '.join(overrides) or suite} --out {data_dir}"
-
-
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

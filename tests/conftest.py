@@ -54,9 +54,12 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, **extra}
 
 
-def kill_when(code: str, ready, log_path: Path, timeout_s: float = 300) -> None:
-    """Run `python -c code` from the checkout and SIGKILL it as soon as `ready()` holds (polled every 50 ms);
-    fails with the child's log if it never does."""
+def kill_when(code: str, ready, log_path: Path, timeout_s: float = 300, kill=None) -> None:
+    """Run `python -c code` from the checkout in a session of its own and, as soon as `ready()` holds (polled every
+    50 ms), SIGKILL its whole process group: the child and all it started (torchrun and its ranks, engines, scoring
+    workers) at once. `kill(child)`, when given, kills first (e.g. one rank alone, then checks how the job ended);
+    what is left of the group is killed after it. Fails with the child's log if `ready()` never held."""
+    import contextlib
     import signal
     import subprocess
     import sys
@@ -64,13 +67,18 @@ def kill_when(code: str, ready, log_path: Path, timeout_s: float = 300) -> None:
 
     with open(log_path, "w") as log:
         child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), stdout=log,
-                                 stderr=log)
-        deadline = time.time() + timeout_s
-        while not ready() and child.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        hit = ready()
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+                                 stderr=log, start_new_session=True)
+        try:
+            deadline = time.time() + timeout_s
+            while not ready() and child.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            hit = ready()
+            if hit and kill is not None:
+                kill(child)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
     assert hit, Path(log_path).read_text()[-3000:]
 
 

@@ -1,5 +1,5 @@
 """Budget forcing (SkillFactory §6, after s1): when a completion stops before its token budget, re-open its
-reasoning with a trigger (by default `trace_format.BUDGET_TRIGGER`, the tag that opens an attempt, put where the
+reasoning with a trigger (by default `traces.format.BUDGET_TRIGGER`, the tag that opens an attempt, put where the
 reasoning closed) and let the model continue up to a larger total budget, so that a model which learned to retry
 can use more test-time compute."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from skillexp.generation.base import Completion, Generator, SamplingParams
-from skillexp.methods.skillfactory.trace_format import THINK_CLOSE
+from skillexp.traces.format import THINK_CLOSE
 
 BUCKET = 32  # continuations are batched by remaining budget, rounded down to this many tokens
 

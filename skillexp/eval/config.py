@@ -13,11 +13,11 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from skillexp.eval.paper import PaperTable, check_paper
 from skillexp.generation.config import GenerationConfig, SamplingConfig
-from skillexp.methods.config import PRMConfig, StatConfig
-from skillexp.methods.skillfactory.trace_format import BUDGET_TRIGGER
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.tasks.prompts import Prompt
+from skillexp.traces.config import DifficultyRule, PRMConfig
+from skillexp.traces.format import BUDGET_TRIGGER
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, UNKEYED, ConfigError, from_dict
 
 PROTOCOL = "protocol"  # the key of a variant's own protocol block
@@ -52,7 +52,7 @@ class ProtocolOverrides:
 class DifficultSubset:
     """A variant's `subset:` block: only the questions the BASE student finds difficult, the same ones for every
     row of a table (STAT's MATHD, §2.1: the student's one sample at T 0.1 per question of MATH's 4k test split,
-    judged by the PRM rule). Detected as STAT's stage 1 does (methods/stat/difficulty.py) in its own stage."""
+    judged by the PRM rule). Detected as STAT's stage 1 does (traces/difficulty.py) in its own stage."""
 
     detector: Literal["ground_truth", "prm", "consistency"] = "prm"
     samples: Annotated[int, AT_LEAST_1] = 1
@@ -63,10 +63,9 @@ class DifficultSubset:
     prm: PRMConfig = field(default_factory=PRMConfig)
     seed: int = 0  # the paper's; one subset per base model, whatever the run's seed
 
-    def stat(self) -> StatConfig:
-        """The same rule as STAT's stage 1 settings."""
-        return StatConfig(difficulty=self.detector, max_accuracy=self.max_accuracy,
-                          consistency_min_agree=self.consistency_min_agree, prm=self.prm)
+    def rule(self) -> DifficultyRule:
+        """The detector with its thresholds, as STAT's stage 1 applies it."""
+        return DifficultyRule(self.detector, self.max_accuracy, self.consistency_min_agree, self.prm)
 
 
 @dataclass(frozen=True)

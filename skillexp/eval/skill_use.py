@@ -2,14 +2,14 @@
 reflects, and how right its own verdicts are (precision/recall/F1 of `Correct` and `Incorrect` against the truth
 of the attempt each verdict follows).
 
-Model output is untrusted: the block scan (`trace_format.blocks`) reads only the end of a completion and stops
+Model output is untrusted: the block scan (`traces.format.blocks`) reads only the end of a completion and stops
 after a fixed number of blocks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skillexp.methods.skillfactory.trace_format import ANSWER_OPEN, SAMPLE, blocks, parse_verdict
+from skillexp.traces.format import ANSWER_OPEN, SAMPLE, blocks, parse_verdict
 from skillexp.tasks.answer import last_tag
 from skillexp.tasks.base import Item, Task
 

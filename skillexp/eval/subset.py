@@ -3,7 +3,7 @@
 STAT evaluates every method on MATHD, "the student's difficult subset of the 4k MATH test split" (§2.1): the base
 student answers each test question once at T 0.1 and the PRM rule flags the difficult ones, exactly as its stage 1
 does on the validation questions. So the subset depends on the base model only, and every row of a table (base,
-SFT, GRPO) is scored on the same questions. The detectors are STAT's (`methods/stat/difficulty.py`): the PRM of
+SFT, GRPO) is scored on the same questions. The detectors are STAT's (`traces/difficulty.py`): the PRM of
 the paper, ground truth, or answer consistency. The sampling engine is closed before a PRM loads, as in STAT's
 stage 1, so the two never share a GPU.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from statistics import fmean
 
 from skillexp.eval.config import SubsetInputs
-from skillexp.methods.sampling import base_generator, sample
-from skillexp.methods.stat.difficulty import assess
+from skillexp.generation.sampling import base_generator, sample
+from skillexp.traces.difficulty import assess
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
 from skillexp.tasks import build_task, task_spec
@@ -35,7 +35,7 @@ def subset_stage(inputs: SubsetInputs, out_dir: Path, rt: Runtime) -> None:
     task = build_task(*task_spec(inputs.task, f"eval.variants.{name}"), name=name)
     items = task.items(inputs.split)
     sub = inputs.subset
-    gen = base_generator(inputs, rt)
+    gen = base_generator(inputs, rt.sample_cache)
     try:
         comps = sample(gen, [task.messages(it) for it in items], sub.samples, sub.sampling, inputs.seed)
     finally:
@@ -43,7 +43,7 @@ def subset_stage(inputs: SubsetInputs, out_dir: Path, rt: Runtime) -> None:
     samples = [{"id": it.id, "completions": [c.text for c in cs], "truncated": [c.truncated for c in cs]}
                for it, cs in zip(items, comps, strict=True)]
     with rt.scoring.pool() as pool:
-        rows = assess(task, items, samples, sub.stat(), pool)
+        rows = assess(task, items, samples, sub.rule(), pool)
     atomic_write_jsonl(out_dir / "assessed.jsonl", [{**r, "question": it.question} for r, it in zip(rows, items)])
     ids = [r["id"] for r in rows if r["difficult"]]
     log.info("subset %s: %d of %d %s questions are difficult for the base model (%s; its accuracy %.3f)", name,

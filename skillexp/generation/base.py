@@ -9,7 +9,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 import torch
 
@@ -52,6 +52,18 @@ class Completion:
         return self.finish_reason == "length"
 
 
+def checkpoint_tensors(model_dir: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) pairs of an HF checkpoint directory's safetensors shards, one shard in memory at a time."""
+    from safetensors.torch import load_file
+
+    shards = sorted(Path(model_dir).glob("*.safetensors"))
+    if not shards:
+        raise FileNotFoundError(f"{model_dir} has no *.safetensors weights to load into the running engine; "
+                                "save the model with save_pretrained(safe_serialization=True).")
+    for shard in shards:
+        yield from load_file(str(shard)).items()
+
+
 class Generator(ABC):
     """A text generator over a fixed model. One instance is reused for a whole stage."""
 
@@ -68,8 +80,6 @@ class Generator(ABC):
 
     def load_checkpoint(self, model_dir: Path) -> None:
         """Replace the model's weights with those of an HF checkpoint directory's safetensors."""
-        from skillexp.generation.shared import checkpoint_tensors
-
         self.load_weights(checkpoint_tensors(model_dir))
 
     def sleep(self) -> None:

@@ -26,6 +26,8 @@ import torch
 
 from skillexp.generation.base import Completion, Generator, SamplingParams
 from skillexp.generation.config import GenerationConfig
+from skillexp.generation.vllm import BEFORE_SHUTDOWN, VLLMGenerator
+from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
 
 _IDLE: list[tuple[str, "Engine"]] = []  # (kind, engine): at most one
@@ -103,9 +105,6 @@ class Engine(Generator):
 def acquire(model_dir: Path | str, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int) -> Generator:
     """A vLLM engine holding `model_dir`'s weights: an idle one of the same kind if the pool has it, else a new one
     (and where engines are not pooled, a plain `VLLMGenerator`)."""
-    from skillexp.generation.vllm import VLLMGenerator
-    from skillexp.models import load_tokenizer
-
     model_dir = Path(model_dir).resolve()
     if not pools():
         return VLLMGenerator(model_dir, model_cfg, cfg, seed)
@@ -140,3 +139,6 @@ def close_all() -> None:
     """Shut every idle engine down (end of the process, or a test that needs the memory)."""
     while _IDLE:
         _IDLE.pop()[1].shutdown()
+
+
+BEFORE_SHUTDOWN.append(close_all)  # any engine's shutdown would break the idle one

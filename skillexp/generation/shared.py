@@ -10,25 +10,10 @@ the evals around it needs no more memory. The SFT data builder does not share it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
-
-import torch
 
 from skillexp.generation import Generator, build_generator
 from skillexp.generation.config import GenerationConfig
 from skillexp.models.config import ModelConfig
-
-
-def checkpoint_tensors(model_dir: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) pairs of an HF checkpoint directory's safetensors shards, one shard in memory at a time."""
-    from safetensors.torch import load_file
-
-    shards = sorted(Path(model_dir).glob("*.safetensors"))
-    if not shards:
-        raise FileNotFoundError(f"{model_dir} has no *.safetensors weights to load into the running engine; "
-                                "save the model with save_pretrained(safe_serialization=True).")
-    for shard in shards:
-        yield from load_file(str(shard)).items()
 
 
 class SharedEngine:

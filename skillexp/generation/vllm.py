@@ -38,7 +38,7 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -47,6 +47,9 @@ from skillexp.generation.config import GenerationConfig
 from skillexp.models import load_tokenizer, resolve_dtype
 from skillexp.models.config import ModelConfig
 
+
+# run before an engine of this process shuts down (pool.py's closes its idle engine)
+BEFORE_SHUTDOWN: list[Callable[[], None]] = []
 
 # Warnings vLLM repeats for nothing, by logger: the CPU worker replaces torch.set_num_threads by a warning that it
 # changes nothing (the threads are bound already); a second engine in one process (a sweep's next run, the basic
@@ -243,10 +246,9 @@ class VLLMGenerator(Generator):
         if llm is None:
             return
         # an in-process engine's shutdown tears down vLLM's process-wide parallel groups, which every other engine
-        # in this process runs on: the pool's idle engine (if this is not it) would be left broken, so it goes first
-        from skillexp.generation import pool
-
-        pool.close_all()
+        # in this process runs on: an idle engine kept for reuse (pool.py) would be left broken, so it goes first
+        for fn in BEFORE_SHUTDOWN:
+            fn()
         llm.llm_engine.engine_core.shutdown()
         del llm
         gc.collect()

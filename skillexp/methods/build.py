@@ -6,7 +6,7 @@ from pathlib import Path
 
 from skillexp.methods.config import SFTDataInputs
 from skillexp.methods.reference import reference_rows
-from skillexp.methods.sampling import base_generator, sample
+from skillexp.generation.sampling import base_generator, sample
 from skillexp.methods.star import star_rows
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
@@ -35,7 +35,7 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
 
         rows, stats = build_stat(inputs, task, items, out_dir, rt)
     else:
-        gen = base_generator(inputs, rt)
+        gen = base_generator(inputs, rt.sample_cache)
         try:
             with rt.scoring.pool() as pool:
                 if m.method == "star":

@@ -9,6 +9,7 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.teachers.config import TeacherConfig
+from skillexp.traces.config import DifficultyRule, PRMConfig
 from skillexp.training.config import SFTConfig
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE
 
@@ -25,26 +26,6 @@ class SkillFactoryConfig:
     drop_reflection_substrings: list[str] = field(default_factory=lambda: ["idea", "fast"])
     # paper App. C ablations
     ablation: Literal["none", "no_reflections", "no_prompt_diversity", "no_sample_order"] = "none"
-
-
-@dataclass
-class PRMConfig:
-    """STAT §2.1: a process reward model scores each step of the student's solution (AdaptMI's chat format: one
-    user turn per step, the PRM answers "+" or "-"; a step's reward is P(good_token) against bad_token)."""
-
-    model: str = "RLHFlow/Llama3.1-8B-PRM-Mistral-Data"  # HF name or local path
-    tau1: Annotated[float, FRACTION] = 0.85  # difficult if the last step's or the mean reward is <= tau1
-    tau2: Annotated[float, FRACTION] = 0.7  # ... or if an earlier step's reward is <= tau2
-    rule: Literal["paper", "adaptmi"] = "paper"  # tau2 over steps 1..t-1 (paper Eq. 1) or 2..t (AdaptMI's code)
-    step_separator: str = "\n\n"
-    max_steps: Annotated[int, AT_LEAST_1] = 32  # later steps are merged into the last one
-    # tokens per PRM input (older steps are cut from the left beyond this)
-    max_length: Annotated[int, AT_LEAST_1] = 4096
-    batch_size: Annotated[int, AT_LEAST_1] = 8
-    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    device: str = "auto"  # "auto": cuda when present
-    good_token: str = "+"
-    bad_token: str = "-"
 
 
 @dataclass
@@ -79,6 +60,10 @@ class StatConfig:
     solutions_per_question: Annotated[int, AT_LEAST_1] = 3
     min_agree: Annotated[int, AT_LEAST_1] = 2  # keep a synthetic question when at least this many solutions agree
     prm: PRMConfig = field(default_factory=PRMConfig)
+
+    def rule(self) -> DifficultyRule:
+        """Stage 1's rule for a difficult validation question."""
+        return DifficultyRule(self.difficulty, self.max_accuracy, self.consistency_min_agree, self.prm)
 
     def __post_init__(self) -> None:
         if self.min_agree > self.solutions_per_question:

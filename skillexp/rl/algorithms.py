@@ -6,13 +6,21 @@ tokens that count.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Literal
+from typing import Any, Literal, get_args
 
 import torch
 
+# each option's names, here alone: rl/config.py's fields take these types, and the checks below read them
 Aggregation = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 KLKind = Literal["k1", "k2", "k3"]
 AdvantageScale = Literal["group", "batch", "none"]
+
+
+def check_option(value: str, options: Any, what: str) -> None:
+    """Refuse a `value` that is not one of the `Literal` type `options`, naming those that are."""
+    names = get_args(options)
+    if value not in names:
+        raise ValueError(f"unknown {what} {value!r}: use {', '.join(names)}.")
 
 
 def _groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -49,8 +57,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: AdvantageSca
     eps: in float32, 16 x 0.3 / 16 is not 0.3, and the ~1e-8 residue over a ~1e-8 std + eps would otherwise be a
     visible advantage (3% at eps 1e-6, ~1 at eps 0) pushing on a group that has nothing to teach. The statistics
     are computed in float64 besides, which keeps residues in the other groups' centring small too."""
-    if scale not in ("group", "batch", "none"):
-        raise ValueError(f"unknown advantage scale {scale!r}: use 'group', 'batch' or 'none'.")
+    check_option(scale, AdvantageScale, "advantage scale")
     r32 = _groups(rewards.float(), group_size)  # float32 first: the values zero_std_groups compares
     valid = ~torch.isnan(r32)
     if group_size == 1:
@@ -79,77 +86,23 @@ def zero_std_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return _flat(r, ~torch.isnan(r))
 
 
-def _pieces(batch: int, length: int, chunk: int) -> Iterator[tuple[slice, slice]]:
-    """(sequence slice, position slice) blocks of at most `chunk` positions (one if `chunk` < length), in row-major
-    order. Slicing keeps views of the logits: reshaping a non-contiguous [B, T, V] to [B*T, V] would copy it."""
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}.")
-    if length <= chunk:
-        step = chunk // max(length, 1)
-        for i in range(0, batch, step):
-            yield slice(i, i + step), slice(None)
-    else:
-        for b in range(batch):
-            for t in range(0, length, chunk):
-                yield slice(b, b + 1), slice(t, t + chunk)
-
-
-def _chunked(logits: torch.Tensor, chunk: int, fn: Callable[[slice, slice], torch.Tensor]) -> torch.Tensor:
-    batch, length = logits.shape[:2]
-    parts = [fn(bs, ts).reshape(-1) for bs, ts in _pieces(batch, length, chunk)]
-    if not parts:
-        return logits.new_zeros(batch, length)
-    return torch.cat(parts).view(batch, length)
-
-
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """log softmax(logits)[target] per position, [B, T], differentiable.
-
-    Computed as logit[target] - logsumexp(logits) on blocks of at most `chunk` positions, so no [B, T, V]
-    log-softmax (a second copy of the largest tensor in the step) exists at once; backward also runs block by
-    block. Works in the logits' dtype: pass float32 logits (the trainer does) for precise ratios."""
-    def piece(bs: slice, ts: slice) -> torch.Tensor:
-        part = logits[bs, ts]
-        return part.gather(-1, targets[bs, ts, None]).squeeze(-1) - torch.logsumexp(part, -1)
-
-    return _chunked(logits, chunk, piece)
-
-
-@torch.no_grad()
-def token_entropy(logits: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """Entropy of each position's distribution, float32 [B, T], in the same blocks as `token_logprobs`. A
-    diagnostic: policy collapse shows as falling entropy."""
-    def piece(bs: slice, ts: slice) -> torch.Tensor:
-        logp = torch.log_softmax(logits[bs, ts].float(), -1)
-        return -(logp.exp() * logp).sum(-1)
-
-    return _chunked(logits, chunk, piece)
-
-
 def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: KLKind) -> torch.Tensor:
     """Per-token estimators of KL(pi || ref) from tokens sampled from pi (Schulman's k1/k2/k3).
 
     k1 = logp - ref is unbiased but noisy and can be negative; k2 = (logp - ref)^2 / 2 is biased, low-variance;
     k3 = exp(ref - logp) - (ref - logp) - 1 is unbiased and >= 0 (verl's low_var_kl, TRL's only choice), clamped
     to [-10, 10] as verl does, since exp() explodes where the policy has left the reference far behind."""
+    check_option(kind, KLKind, "KL estimator")
     delta = logp - ref_logp
     if kind == "k1":
         return delta
     if kind == "k2":
         return 0.5 * delta ** 2
-    if kind == "k3":
-        return (torch.exp(-delta) + delta - 1).clamp(-10, 10)
-    raise ValueError(f"unknown KL estimator {kind!r}: use k1, k2 or k3.")
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"):
-        raise ValueError(f"unknown loss aggregation {mode!r}: use token_mean, seq_mean_token_mean or "
-                         "seq_mean_token_sum_norm.")
+    return (torch.exp(-delta) + delta - 1).clamp(-10, 10)
 
 
 def _normaliser(keep: torch.Tensor, mode: Aggregation, norm_constant: float | None) -> torch.Tensor:
-    _check_mode(mode)
+    check_option(mode, Aggregation, "loss aggregation")
     if mode == "token_mean":
         return keep.sum()
     if mode == "seq_mean_token_mean":
@@ -184,7 +137,7 @@ def aggregate(values: torch.Tensor, mask: torch.Tensor, mode: Aggregation, norm_
     `agg_denominator`), so the parts add up to the update's exact aggregate instead of a mean of per-part means;
     norm_constant is then not needed. It is not clamped (a trainer that divides it by the accumulation steps may
     pass less than 1); 0 means nothing in the whole update counts, and gives 0."""
-    _check_mode(mode)
+    check_option(mode, Aggregation, "loss aggregation")
     keep = mask.bool()
     masked = torch.where(keep, values, torch.zeros_like(values))
     if mode == "seq_mean_token_mean":

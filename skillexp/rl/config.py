@@ -7,11 +7,12 @@ sizes count prompts, as verl's do: one step samples `prompts_per_step` x `group_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from skillexp.eval.config import EvalConfig
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
+from skillexp.rl.algorithms import AdvantageScale, Aggregation, KLKind
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.tasks.prompts import Prompt
 from skillexp.training.config import OptimConfig, TrainerConfig, largest_divisor, next_multiple
@@ -45,7 +46,7 @@ class GRPOConfig:
     rewards: list[RewardTerm] = field(default_factory=lambda: [RewardTerm("task", 1.0)])
     # advantages: r - group mean, divided by the group's std + eps ("group", GRPO), by the std of all the step's
     # rewards + eps ("batch", TRL's scale_rewards=batch) or by nothing ("none", Dr.GRPO); equal groups get exactly 0
-    advantage_scale: Literal["group", "batch", "none"] = "group"
+    advantage_scale: AdvantageScale = "group"
     advantage_eps: Annotated[float, POSITIVE] = 1e-6
     drop_zero_std_groups: bool = False  # DAPO dynamic sampling: refill the batch with groups that teach something
     # rollout batches tried per step to refill it; then zero-std groups fill the rest
@@ -55,17 +56,18 @@ class GRPOConfig:
     clip_high: Annotated[float, NON_NEGATIVE] = 0.2  # DAPO clip-higher: 0.28
     # verl's dual clip (its default 3.0): a token with negative advantage loses at most clip_ratio_c x |A|; null = off
     clip_ratio_c: Annotated[float | None, Range(1, open_low=True)] = None
-    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    loss_agg: Aggregation = "token_mean"
     # seq_mean_token_sum_norm (Dr.GRPO) divisor; null: sampling.max_tokens
     loss_norm_constant: Annotated[int | None, AT_LEAST_1] = None
     # > 0 keeps a frozen reference model and adds kl_coef x KL(pi || ref) per token
     kl_coef: Annotated[float, NON_NEGATIVE] = 0.0
-    kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    kl_kind: KLKind = "k3"
     # run each group's prompt once per micro-batch, its completions attending to the prompt's KV cache (exact, and
     # about G x fewer prompt tokens); applies when trainer.micro_batch_size is a multiple of group_size
     share_prompt: bool = True
-    # log-probs from the last hidden state in blocks, never the [B, T, V] logits (rl/head.py): the same values in
-    # less memory and time; models outside rl/forward.py's PLAIN_HEAD, and ZeRO-3, use the logits whatever this says
+    # log-probs from the last hidden state in blocks, never the [B, T, V] logits (training/head.py): the same values
+    # in less memory and time; models outside training/forward.py's PLAIN_HEAD, and ZeRO-3, use the logits whatever
+    # this says
     fused_head: bool = True
     mask_truncated: bool = False  # completions cut at max_tokens carry no loss (DAPO overlong filtering)
     # micro-batches whose rows all have advantage 0 (flat groups) contribute exactly 0 to the gradient when there is

@@ -31,7 +31,7 @@ from skillexp.models import load_tokenizer
 from skillexp.progress import Progress
 from skillexp.rl.algorithms import agg_denominator, group_advantages, policy_loss, zero_std_groups
 from skillexp.rl.config import GRPOConfig, RLInputs
-from skillexp.rl.forward import completion_logprobs, policy_head
+from skillexp.training.forward import completion_logprobs, policy_head
 from skillexp.rl.ranks import all_max, all_mean, all_sum, barrier, gather, share, world
 from skillexp.rl.rewards import Reward
 from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, rollout_tensors

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 from skillexp.rl.config import RLInputs
-from skillexp.rl.forward import head_applies
+from skillexp.training.forward import head_applies
 from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
-from skillexp.rl.head import HEAD_CHUNK
+from skillexp.training.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
 from skillexp.training.launch import check_world, launched, num_processes, run_ranks, slurm_nodes

@@ -7,7 +7,7 @@ that was never shown the format has a chance to use it, and every task is graded
 answers go in `\\boxed{}` (`answer_format: boxed`, STAT's math) is posed with the same words ending in "within
 \\boxed{}", and `original` is then STAT's harness prompt (tasks/answer.py holds both formats). The paper does
 not print its instruction prompt (its verl fork's verbose template is the likely one); ours names the same tags as
-SkillFactory's traces (methods/skillfactory/trace_format.py), in words a reader can check.
+SkillFactory's traces (traces/format.py), in words a reader can check.
 """
 from __future__ import annotations
 

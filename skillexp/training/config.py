@@ -143,7 +143,7 @@ class SFTConfig:
     # sequences (rows, with packing) per optimizer step over all ranks, whatever the number of GPUs: the gradient
     # accumulation follows from it (batch_size / (trainer.micro_batch_size x ranks)); null: trainer.grad_accum
     batch_size: Annotated[int | None, AT_LEAST_1] = None
-    # the loss from the last hidden state at the target tokens only, never the full-vocabulary logits (rl/head.py;
+    # the loss from the last hidden state at the target tokens only, never the full-vocabulary logits (training/head.py;
     # the same value, less time and memory); architectures without a plain output head use the logits
     fused_head: bool = True
     # SFT's own engine (a `trainer/` preset: `- /trainer@method.sft.trainer: qlora` in an experiment's defaults);

@@ -142,7 +142,7 @@ def activation_bytes(shape: ModelShape, micro_batch_size: int, seq_len: int, gra
 
 
 def logits_bytes(shape: ModelShape, micro_batch_size: int, seq_len: int, logit_rows: int | None = None) -> int:
-    """The logits of every position at once, or with `logit_rows` (the fused head in blocks, rl/head.py: SFT's and
+    """The logits of every position at once, or with `logit_rows` (the fused head in blocks, training/head.py: SFT's and
     GRPO's) one block of that many positions at a time plus a float32 copy of the head's gradient."""
     if logit_rows is None:
         return LOGITS_COPIES * micro_batch_size * seq_len * shape.vocab * 4
@@ -327,7 +327,8 @@ def plan_for(shape: ModelShape, trainer: TrainerConfig, *, seq_len: int, world_s
              logit_rows: int | None = None) -> MemoryPlan:
     """`plan` from the project's configs: `trainer`, and `generation` when vLLM samples on the same GPU (asleep
     during updates with `generation.sleep`); `seq_len` is the longest prompt + completion (GRPO) or
-    method.sft.max_length (SFT); `kl_reference`: rl.kl_coef > 0; `logit_rows`: the fused head's block (rl/head.py)."""
+    method.sft.max_length (SFT); `kl_reference`: rl.kl_coef > 0; `logit_rows`: the fused head's block
+    (training/head.py)."""
     vllm = generation is not None and generation.backend == "vllm"
     return plan(shape, precision=concrete(trainer.precision), zero_stage=trainer.zero_stage,
                 offload_optimizer=trainer.offload_optimizer, offload_param=trainer.offload_param, lora=trainer.lora,

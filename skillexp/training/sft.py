@@ -19,8 +19,8 @@ from skillexp import preemption
 from skillexp.models import load_tokenizer
 from skillexp.models.config import ModelConfig
 from skillexp.progress import Progress
-from skillexp.rl.forward import head_applies, policy_head
-from skillexp.rl.head import HEAD_CHUNK
+from skillexp.training.forward import head_applies, policy_head
+from skillexp.training.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
 from skillexp.tracking import Tracker

@@ -13,7 +13,7 @@ from typing import Literal, Sequence
 
 import torch
 
-from skillexp.rl.forward import target_logprobs
+from skillexp.training.forward import target_logprobs
 
 IGNORE = -100
 
@@ -157,8 +157,8 @@ def forward(model, batch: dict[str, torch.Tensor]):
 
 def sft_loss(model, batch: dict[str, torch.Tensor], head=None) -> tuple[torch.Tensor, int]:
     """(the mean cross-entropy over a collated batch's target tokens, how many there are). With `head` (the
-    decoder and output head from rl.forward.policy_head) the loss comes from the last hidden state, 512 target
-    positions at a time (rl/head.py): the [B, T, V] logits are never built, and positions that train nothing
+    decoder and output head from training.forward.policy_head) the loss comes from the last hidden state, 512 target
+    positions at a time (training/head.py): the [B, T, V] logits are never built, and positions that train nothing
     (prompts, padding) never reach the head. Without it, the model's own loss over its logits: the same value."""
     targets = batch["labels"][:, 1:]
     n = int((targets != IGNORE).sum())

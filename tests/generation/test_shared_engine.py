@@ -9,7 +9,8 @@ import torch
 from skillexp.generation import SamplingParams, render_chat
 from skillexp.generation.config import GenerationConfig
 from skillexp.generation.hf import HFGenerator
-from skillexp.generation.shared import SharedEngine, checkpoint_tensors
+from skillexp.generation.base import checkpoint_tensors
+from skillexp.generation.shared import SharedEngine
 from tests.conftest import TINY
 
 QUESTIONS = [f"What is {a} * {b}? <answer>" for a, b in [(3, 4), (12, 9), (7, 70), (250, 17)]]

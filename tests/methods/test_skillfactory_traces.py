@@ -1,5 +1,5 @@
 """SkillFactory traces on fixed inputs: exact text per seed for both samplers and every ablation, sampler
-properties, the released phrase lists, and the format module's writers and readers (`trace_format`: stitching,
+properties, the released phrase lists, and the format module's writers and readers (`traces/format.py`: stitching,
 block scan, verdicts) on hand-written strings and garbage, including inputs made to be slow.
 
 The exact strings are written out literally so that any change of the trace format fails here.
@@ -16,7 +16,7 @@ import pytest
 
 from skillexp.methods.skillfactory import phrases
 from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
-from skillexp.methods.skillfactory.trace_format import (BUDGET_TRIGGER, MAX_BLOCKS, MAX_REFLECTION_CHARS,
+from skillexp.traces.format import (BUDGET_TRIGGER, MAX_BLOCKS, MAX_REFLECTION_CHARS,
                                                         MAX_SCAN_CHARS, TRACE_TAGS, TraceStep, blocks, parse_verdict,
                                                         stitch_trace, tag_verdict, verdict_tag)
 from skillexp.methods.skillfactory.traces import (Attempt, keep_question, original_prompt_only, sample_alg1,
@@ -315,8 +315,8 @@ def test_readers_stay_fast_on_huge_adversarial_input() -> None:
 
 def test_format_module_imports_only_the_standard_library() -> None:
     """`skillexp.eval` (and its config) imports the format: that must not load the method, torch or transformers."""
-    code = ("import sys; import skillexp.methods.skillfactory.trace_format; "
+    code = ("import sys; import skillexp.traces.format; "
             "print(sorted(m for m in sys.modules if m.startswith(('skillexp.methods', 'torch', 'transformers'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(["skillexp.methods", "skillexp.methods.skillfactory",
-                               "skillexp.methods.skillfactory.trace_format"])
+                               "skillexp.traces.format"])

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from skillexp.config import load_run_config
-from skillexp.methods.config import PRMConfig, StatConfig
-from skillexp.methods.stat.difficulty import assess, difficulty_stats, largest_agreement, pick_difficult
+from skillexp.methods.config import StatConfig
+from skillexp.traces.config import DifficultyRule, PRMConfig
+from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult
+from skillexp.traces.difficulty import assess, largest_agreement
 from skillexp.methods.stat.profile import plot_profile, profile
-from skillexp.methods.stat.prm import PRMScorer, prm_difficult, solution_steps
+from skillexp.traces.prm import PRMScorer, prm_difficult, solution_steps
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
 from skillexp.methods.stat.skills import SkillMap, catalogue_source, subsample
 from skillexp.methods.stat.synth import agreeing, fresh_proposals
@@ -182,12 +184,12 @@ def test_the_three_difficulty_detectors(tiny_model_dir: Path) -> None:
                {"completions": ["<answer>4 * 3</answer>", "<answer>3 * 4</answer>"]},  # wrong twice, but agreeing
                {"completions": ["no idea", "<answer>2 + 3</answer>"]}]  # wrong, nothing agrees
     with ScorePool(workers=0) as pool:
-        truth = assess(COUNTDOWN, items, samples, StatConfig(difficulty="ground_truth"), pool)
-        consistent = assess(COUNTDOWN, items, samples, StatConfig(difficulty="consistency"), pool)
+        truth = assess(COUNTDOWN, items, samples, DifficultyRule("ground_truth"), pool)
+        consistent = assess(COUNTDOWN, items, samples, DifficultyRule("consistency"), pool)
         # thresholds of 0: only a missing answer (its final-step reward is 0) makes a sample difficult
         prm = PRMConfig(dtype="float32", device="cpu", tau1=0.0, tau2=0.0)
-        by_prm = assess(COUNTDOWN, items, samples, StatConfig(difficulty="prm", prm=prm), pool, str(tiny_model_dir))
-        alone = assess(COUNTDOWN, [it], [{"completions": ["no idea"]}], StatConfig(difficulty="prm", prm=prm), pool,
+        by_prm = assess(COUNTDOWN, items, samples, DifficultyRule("prm", prm=prm), pool, str(tiny_model_dir))
+        alone = assess(COUNTDOWN, [it], [{"completions": ["no idea"]}], DifficultyRule("prm", prm=prm), pool,
                        str(tiny_model_dir))
     assert [r["difficult"] for r in truth] == [False, True, True]
     assert [r["accuracy"] for r in truth] == [0.5, 0.0, 0.0]

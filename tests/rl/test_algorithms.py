@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from skillexp.rl.algorithms import (agg_denominator, aggregate, group_advantages, kl_estimate, policy_loss,
-                                    token_entropy, token_logprobs, zero_std_groups)
+                                    zero_std_groups)
 
 NAN = float("nan")
 
@@ -126,41 +126,7 @@ def test_zero_std_groups() -> None:
         zero_std_groups(torch.zeros(3), 2)
 
 
-# --- log-probs and entropy --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("chunk", [1, 2, 7, 1024])  # per-row position blocks, blocks of 2 / of 7 // 3 = 2 rows, all
-def test_token_logprobs_equal_log_softmax_gather_with_the_same_gradient(chunk: int) -> None:
-    torch.manual_seed(0)
-    logits = torch.randn(5, 3, 11, requires_grad=True)
-    targets = torch.randint(0, 11, (5, 3))
-    ours = token_logprobs(logits, targets, chunk=chunk)
-    ref = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
-    torch.testing.assert_close(ours, ref)
-    weights = torch.randn(5, 3)  # a gradient that differs per position
-    torch.testing.assert_close(grad_of((ours * weights).sum(), logits), grad_of((ref * weights).sum(), logits))
-
-
-def test_token_logprobs_on_a_non_contiguous_slice_and_a_hand_value() -> None:
-    torch.manual_seed(1)
-    full = torch.randn(2, 6, 5)
-    logits, targets = full[:, 1:4], torch.randint(0, 5, (2, 3))  # the trainer slices completion columns
-    ref = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
-    torch.testing.assert_close(token_logprobs(logits, targets, chunk=2), ref)
-    # logits [0, ln 3] -> p = [.25, .75]
-    close(token_logprobs(torch.tensor([[[0.0, math.log(3)]]]), torch.tensor([[1]])), [[-0.28768]])  # ln .75
-    close(token_logprobs(torch.tensor([[[0.0, math.log(3)]]]), torch.tensor([[0]])), [[-1.38629]])  # ln .25
-
-
-def test_entropy() -> None:
-    close(token_entropy(torch.zeros(2, 3, 8), chunk=2), [[2.07944] * 3] * 2)  # uniform over 8: ln 8
-    close(token_entropy(torch.tensor([[[100.0, 0.0, 0.0]]])), [[0.0]])  # certain
-    # p = [.25, .75]: -(.25 ln .25 + .75 ln .75) = .34657 + .21576 = .56233
-    close(token_entropy(torch.tensor([[[0.0, math.log(3)]]])), [[0.56233]])
-    logits = torch.randn(4, 5, 9)
-    torch.testing.assert_close(token_entropy(logits, chunk=3), token_entropy(logits))
-
-
-# --- KL ---------------------------------------------------------------------------------------------------------
+# --- KL --------------------------------------------------------------------------------------------------------
 
 def test_kl_estimators_on_two_tokens() -> None:
     logp, ref = torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0])  # logp - ref = [.5, -1]

@@ -157,12 +157,12 @@ def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
 def test_every_forward_gives_the_full_forwards_logprobs_and_gradients(tiny_model_dir: Path, share: bool,
                                                                        fused: bool) -> None:
     """Each group's prompt run once (KV cache repeated for its completions) and the log-probs taken from the last
-    hidden state (rl/head.py) give the same completion log-probs, entropies and gradients as running every prompt +
-    completion in full through the model's logits."""
+    hidden state (training/head.py) give the same completion log-probs, entropies and gradients as running every
+    prompt + completion in full through the model's logits."""
     from transformers import AutoModelForCausalLM
 
     from skillexp.generation.base import Completion
-    from skillexp.rl.forward import completion_logprobs, policy_head
+    from skillexp.training.forward import completion_logprobs, policy_head
     from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
 
     torch.manual_seed(0)
@@ -199,7 +199,7 @@ def test_one_token_completions_share_the_prompt_and_still_call_the_model_twice(t
     from transformers import AutoModelForCausalLM
 
     from skillexp.generation.base import Completion
-    from skillexp.rl.forward import completion_logprobs
+    from skillexp.training.forward import completion_logprobs
     from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
 
     torch.manual_seed(0)
@@ -229,7 +229,7 @@ def test_the_head_from_the_hidden_state_under_zero3_gives_the_logits_gradients(t
     from transformers import AutoModelForCausalLM
 
     from skillexp.generation.base import Completion
-    from skillexp.rl.forward import completion_logprobs, policy_head
+    from skillexp.training.forward import completion_logprobs, policy_head
     from skillexp.rl.rollout import Rollouts, rollout_tensors
     from skillexp.training.config import OptimConfig, TrainerConfig
     from skillexp.training.engine import build_engine

@@ -9,11 +9,7 @@ changes the gradient norm by ~1%)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +22,7 @@ from skillexp.rl import ranks
 from skillexp.rl.ranks import rollout_share
 from skillexp.utils.io import read_jsonl
 from skillexp.utils.schema import ConfigError
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import kill_when
 from tests.rl.test_grpo import grpo, tiny_run
 
 # two updates per step of 8 prompts x 4 rollouts, micro-batches of 4 sequences: one rank accumulates 4 of them per
@@ -98,16 +94,9 @@ def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_m
     out = tmp_path / "b"
     code = ("from pathlib import Path; from tests.rl.test_grpo_ranks import _run; "
             f"_run(Path({str(out)!r}), 2, ['rl.steps=3'])")
-    log = open(tmp_path / "child.log", "w")
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), stdout=log, stderr=log,
-                             start_new_session=True)
     latest = out / "rl" / "checkpoints" / "latest.json"
-    deadline = time.time() + 600
-    while not latest.exists() and child.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    if victim is None:
-        os.killpg(child.pid, signal.SIGKILL)  # the pipeline, the torchrun agent and both ranks at once
-    else:
+
+    def kill_rank(child: subprocess.Popen) -> None:
         def rank(p: psutil.Process) -> str | None:
             try:
                 return p.environ().get("RANK")
@@ -120,12 +109,9 @@ def test_killed_two_rank_grpo_resumes_to_the_same_weights(tmp_path: Path, tiny_m
         assert len(procs) == 1, procs
         procs[0].kill()
         assert child.wait(timeout=300) != 0, "the stage must fail when a rank dies"
-        try:
-            os.killpg(child.pid, signal.SIGKILL)  # anything the failed job left behind
-        except ProcessLookupError:
-            pass
-    child.wait()
-    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
+
+    # the whole job at once (the pipeline, the torchrun agent and both ranks), or one rank, then what is left
+    kill_when(code, latest.exists, tmp_path / "child.log", timeout_s=600, kill=None if victim is None else kill_rank)
     assert json.loads(latest.read_text())["step"] < 3
     resumed = _run(out, 2, ["rl.steps=3"])
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")

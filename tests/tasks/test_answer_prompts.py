@@ -98,7 +98,7 @@ def test_bad_params_fail_with_the_key_and_allowed_values() -> None:
 def test_the_instruction_prompt_names_the_tags_skillfactorys_traces_use() -> None:
     """SkillFactory's Instruction Prompt ablation describes the attempt / reflect / verdict / answer format in the
     prompt: the tags it names are those the traces, the skill-use metrics and budget forcing read."""
-    from skillexp.methods.skillfactory.trace_format import (ANSWER_CLOSE, ANSWER_OPEN, REFLECT_CLOSE, REFLECT_OPEN,
+    from skillexp.traces.format import (ANSWER_CLOSE, ANSWER_OPEN, REFLECT_CLOSE, REFLECT_OPEN,
                                                             SAMPLE_CLOSE, SAMPLE_OPEN, VERDICT_CLOSE, VERDICT_OPEN)
     from skillexp.tasks.prompts import build_messages
 

@@ -6,10 +6,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +19,7 @@ from skillexp.training.engine import build_engine, ds_config, load_model
 from skillexp.training.sft import run_sft
 from skillexp.utils.io import read_jsonl
 from skillexp.utils.schema import ConfigError
-from tests.conftest import ROOT, TINY, subprocess_env
+from tests.conftest import TINY, kill_when
 from tests.test_configs import _compose
 from tests.training.test_sft import OPTIM, write_dataset
 
@@ -111,15 +107,8 @@ def test_killed_lora_sft_resumes_to_the_same_weights(tmp_path: Path, tiny_model_
     out = tmp_path / "b" / "sft"
     code = (f"from pathlib import Path; from tests.training.test_lora import _lora_sft; "
             f"_lora_sft(Path({str(data)!r}), Path({str(tiny_model_dir)!r}), Path({str(out)!r}), max_steps=8)")
-    log = open(tmp_path / "child.log", "w")
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(), stdout=log, stderr=log)
     latest = out / "checkpoints" / "latest.json"
-    deadline = time.time() + 300
-    while not latest.exists() and child.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert latest.exists(), (tmp_path / "child.log").read_text()[-3000:]
+    kill_when(code, latest.exists, tmp_path / "child.log")
     step = json.loads(latest.read_text())["step"]
     assert step < 8 and not (out / "model").exists(), (tmp_path / "child.log").read_text()[-3000:]
     resumed = _lora_sft(data, tiny_model_dir, out, max_steps=8)

@@ -130,7 +130,7 @@ def test_activations_logits_vllm_and_phases_by_hand() -> None:
     assert replace_settings(p, gradient_checkpointing=True).activations == 2 * 2 * sbh + layer
     assert replace_settings(p, precision="fp32").activations == 2 * p.activations
     assert replace_settings(p, vllm_sleeps=False).vllm_asleep == 2 * GiB
-    # GRPO's head in blocks (rl/head.py): one block of logits rows at a time and a float32 copy of the head's grad
+    # GRPO's head in blocks (training/head.py): one block of logits rows at a time and a float32 copy of the head's grad
     assert replace_settings(p, logit_rows=64).logits == 3 * 64 * 256 * 4 + 256 * 64 * 4
     assert replace_settings(p, logit_rows=4096).logits == 3 * 2 * 100 * 256 * 4 + 256 * 64 * 4
     lines = "\n".join(p.lines())
@@ -268,7 +268,7 @@ def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_canno
     """At start-up, before any model loads: a 7B full fine-tune with GRPO on one 80 GB card is refused, naming the
     stage and the settings to change; the same run on eight cards with ZeRO-3 passes. No GPU: no plan."""
     from skillexp.pipeline import check_memory, memory_plans
-    from skillexp.rl.head import HEAD_CHUNK
+    from skillexp.training.head import HEAD_CHUNK
     from tests.rl.test_grpo import tiny_run
 
     (tmp_path / "config.json").write_text(json.dumps({

@@ -16,7 +16,7 @@ from skillexp.tasks import build_task
 from skillexp.tracking import Tracker
 from skillexp.training.config import OptimConfig, SFTConfig, TrainerConfig
 from skillexp.training.sft import run_sft
-from skillexp.rl.forward import policy_head
+from skillexp.training.forward import policy_head
 from skillexp.training.sft_data import (IGNORE, collate, forward, packed_batches, sft_loss, tokenize_conversation,
                                         tokenize_dataset)
 from skillexp.utils.io import read_jsonl

@@ -13,9 +13,9 @@ from statistics import fmean
 
 from skillexp.generation.base import Generator
 from skillexp.methods.config import SFTDataInputs
-from skillexp.methods.sampling import sample
+from skillexp.generation.sampling import sample
 from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflection_messages, valid_reflections
-from skillexp.methods.skillfactory.trace_format import ANSWER_CLOSE, ANSWER_OPEN, TRACE_TAGS
+from skillexp.traces.format import ANSWER_CLOSE, ANSWER_OPEN, TRACE_TAGS
 from skillexp.methods.skillfactory.traces import Attempt, keep_question, sample_alg1, sample_cfull
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool

@@ -1,9 +1,9 @@
-"""Reflections: the model judges one of its own attempts and ends with a verdict span (see `trace_format`).
+"""Reflections: the model judges one of its own attempts and ends with a verdict span (see `traces/format.py`).
 
 The paper's reflection prompt did not survive (App. E.3 is an image in every copy we have), so this one is ours: it
 shows the question and the attempt, asks for an independent step-by-step re-check, and requires a Correct or
 Incorrect verdict span. The filter is the released code's (`Response.filter_invalid_reflections`): keep a reflection
-only when its verdict (`trace_format.parse_verdict`) matches the attempt's true correctness, and (an undocumented
+only when its verdict (`traces.format.parse_verdict`) matches the attempt's true correctness, and (an undocumented
 extra) drop any whose lower-cased text contains "idea" or "fast".
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from skillexp.methods.skillfactory.trace_format import (ANSWER_OPEN, VERDICT_OPEN, parse_verdict, tag_verdict,
+from skillexp.traces.format import (ANSWER_OPEN, VERDICT_OPEN, parse_verdict, tag_verdict,
                                                       verdict_tag)
 
 DROP_SUBSTRINGS = ("idea", "fast")  # released code: `Reflection.is_valid_reflection`

@@ -1,5 +1,5 @@
 """Choose which of a question's attempts, reflections and glue phrases make up each SkillFactory trace: attempt,
-reflection with its verdict, glue, retry (the text itself is written by `trace_format.stitch_trace`).
+reflection with its verdict, glue, retry (the text itself is written by `traces.format.stitch_trace`).
 
 Two samplers (spec §9.2): the released code's `*C_full` (the default: it produced the released SFT data) and the
 paper's Algorithm 1. `sample_cfull` and `render_trace` draw from the rng in the released script's order
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skillexp.methods.skillfactory import phrases
-from skillexp.methods.skillfactory.trace_format import TraceStep, stitch_trace
+from skillexp.traces.format import TraceStep, stitch_trace
 
 ABLATIONS = ("none", "no_reflections", "no_prompt_diversity", "no_sample_order")
 
@@ -79,7 +79,7 @@ def keep_question(attempts: Sequence[Attempt], min_attempts: int = 5, ablation: 
 
 def render_trace(parts: Sequence[Attempt], rng: random.Random, with_reflections: bool = True,
                  fix_phrase_concatenation: bool = False) -> str:
-    """The released template (`trace_format.stitch_trace`) filled in the released draw order: the ending phrase,
+    """The released template (`traces.format.stitch_trace`) filled in the released draw order: the ending phrase,
     then per part a reflection and, after every part but the last, a glue line.
 
     Glue after part i comes from correct_glue + generic_glue when part i was correct, else incorrect_glue +

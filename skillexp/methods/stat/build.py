@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from skillexp.methods.config import SFTDataInputs
-from skillexp.methods.stat.difficulty import assess, difficulty_stats, pick_difficult, student_samples
+from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult, student_samples
+from skillexp.traces.difficulty import assess
 from skillexp.methods.stat.profile import judge_rows, profile, profile_stats, save_profile
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
 from skillexp.methods.stat.skills import SkillMap, cached, label_rows
@@ -103,7 +104,7 @@ def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir
     try:
         with rt.scoring.pool() as pool:
             samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, task, val))
-            assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st, pool))
+            assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st.rule(), pool))
             difficult = pick_difficult(assessed, st.num_difficult, seed)
             stats = difficulty_stats(assessed, len(difficult), prefix)
             if not difficult:

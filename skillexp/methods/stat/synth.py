@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from skillexp.methods.config import StatConfig
-from skillexp.methods.stat.difficulty import largest_agreement
+from skillexp.traces.difficulty import largest_agreement
 from skillexp.methods.stat.skills import SkillMap, item_row, row_item, sft_row, subsample
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool

@@ -7,9 +7,11 @@ gradient: with SmolLM2's 49k vocabulary that is most of an update's memory and e
 runs the head on blocks of `chunk` rows and keeps only one float per row (the log-sum-exp); its backward
 recomputes each block's logits and turns them straight into the gradients of the hidden states and of W (the
 same trade Liger's fused linear cross-entropy makes). The matmuls run in the model's dtype, as the head's own
-forward does, and the rest in float32, so the values are those of the logits path (rl/forward.py checks both).
+forward does, and the rest in float32, so the values are those of the logits path (training/forward.py checks both).
 """
 from __future__ import annotations
+
+from typing import Callable, Iterator
 
 import torch
 
@@ -84,3 +86,52 @@ def head_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Ten
         raise ValueError(f"chunk must be >= 1, got {chunk}.")
     logp, ent = _HeadLogprobs.apply(hidden, weight, targets, temperature, chunk, entropy)
     return logp, ent if entropy else None
+
+
+# the same log-probs and entropies from logits a model has already built (the path for models outside
+# forward.py's PLAIN_HEAD, and under ZeRO-3)
+def _pieces(batch: int, length: int, chunk: int) -> Iterator[tuple[slice, slice]]:
+    """(sequence slice, position slice) blocks of at most `chunk` positions (one if `chunk` < length), in row-major
+    order. Slicing keeps views of the logits: reshaping a non-contiguous [B, T, V] to [B*T, V] would copy it."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}.")
+    if length <= chunk:
+        step = chunk // max(length, 1)
+        for i in range(0, batch, step):
+            yield slice(i, i + step), slice(None)
+    else:
+        for b in range(batch):
+            for t in range(0, length, chunk):
+                yield slice(b, b + 1), slice(t, t + chunk)
+
+
+def _chunked(logits: torch.Tensor, chunk: int, fn: Callable[[slice, slice], torch.Tensor]) -> torch.Tensor:
+    batch, length = logits.shape[:2]
+    parts = [fn(bs, ts).reshape(-1) for bs, ts in _pieces(batch, length, chunk)]
+    if not parts:
+        return logits.new_zeros(batch, length)
+    return torch.cat(parts).view(batch, length)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """log softmax(logits)[target] per position, [B, T], differentiable.
+
+    Computed as logit[target] - logsumexp(logits) on blocks of at most `chunk` positions, so no [B, T, V]
+    log-softmax (a second copy of the largest tensor in the step) exists at once; backward also runs block by
+    block. Works in the logits' dtype: pass float32 logits (the trainer does) for precise ratios."""
+    def piece(bs: slice, ts: slice) -> torch.Tensor:
+        part = logits[bs, ts]
+        return part.gather(-1, targets[bs, ts, None]).squeeze(-1) - torch.logsumexp(part, -1)
+
+    return _chunked(logits, chunk, piece)
+
+
+@torch.no_grad()
+def token_entropy(logits: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Entropy of each position's distribution, float32 [B, T], in the same blocks as `token_logprobs`. A
+    diagnostic: policy collapse shows as falling entropy."""
+    def piece(bs: slice, ts: slice) -> torch.Tensor:
+        logp = torch.log_softmax(logits[bs, ts].float(), -1)
+        return -(logp.exp() * logp).sum(-1)
+
+    return _chunked(logits, chunk, piece)

@@ -1,35 +1,44 @@
-"""Sampling from the base model for the data-building methods (on the generation backend: vLLM where present).
+"""Sampling the base model for the stages that build on its answers (the data methods, the eval's difficult
+subsets), on the generation backend: vLLM where present.
 
-`base_generator` remembers the base model's samples in the stage cache (generation/cached.py), so the methods of
-a sweep that draw the same samples (SkillFactory and its ablations, STAT-Sel and STAT-Syn) draw them once.
+`base_generator` remembers the base model's samples in the stage cache (`cached.py`), so the stages of a sweep that
+draw the same samples (SkillFactory and its ablations, STAT-Sel and STAT-Syn) draw them once.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from skillexp.generation import build_generator
 from skillexp.generation.base import Completion, Generator, render_chat
 from skillexp.generation.cached import CachedGenerator
-from skillexp.generation.config import SamplingConfig
-from skillexp.methods.config import SFTDataInputs
+from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models import load_tokenizer
-from skillexp.runtime import Runtime
-from skillexp.stage_cache import digest, key_data
+from skillexp.models.config import ModelConfig
+from skillexp.stage_cache import Artifact, digest, key_data
 
 
-def base_generator(inputs: SFTDataInputs, rt: Runtime) -> Generator:
+class BaseSampling(Protocol):
+    """What a record that samples the base model holds (the sft_data and subset records do)."""
+
+    base: Artifact
+    model: ModelConfig
+    generation: GenerationConfig
+    seed: int
+
+
+def base_generator(inputs: BaseSampling, sample_cache: Path | None) -> Generator:
     """The base model's generator, behind the shared sample cache when there is one (the engine starts only when
-    a prompt is not in it). Any record with `base`, `model`, `generation` and `seed` will do (the eval's subset
-    stage passes its own)."""
+    a prompt is not in it)."""
     model_dir = Path(inputs.base.path)
 
     def start() -> Generator:
         return build_generator(model_dir, inputs.model, inputs.generation, seed=inputs.seed)
 
-    if rt.sample_cache is None:
+    if sample_cache is None:
         return start()
     identity = {"model": key_data(inputs.model), "generation": key_data(inputs.generation)}
-    path = rt.sample_cache / f"{inputs.model.name}-{digest(identity)}.sqlite"
+    path = sample_cache / f"{inputs.model.name}-{digest(identity)}.sqlite"
     return CachedGenerator(start, load_tokenizer(model_dir, inputs.model), path)
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 
 from skillexp.generation.base import render_chat
-from skillexp.methods.config import PRMConfig
+from skillexp.traces.config import PRMConfig
 
 
 def prm_difficult(rewards: Sequence[float], tau1: float, tau2: float, rule: str = "paper") -> bool:

@@ -1,4 +1,5 @@
-"""rl/head.py: log-probs and entropies from the last hidden state, against log_softmax over full logits."""
+"""training/head.py: log-probs and entropies from the last hidden state, against log_softmax over full logits; and
+the same from logits in blocks, against hand values."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 import pytest
 import torch
 
-from skillexp.rl.head import head_logprobs
+from skillexp.training.head import head_logprobs, token_entropy, token_logprobs
 
 
 def reference(hidden, weight, targets, temperature):
@@ -84,3 +85,46 @@ def test_bad_shapes_are_named() -> None:
         head_logprobs(torch.randn(2, 3, 4), torch.randn(5, 4), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="chunk must be >= 1"):
         head_logprobs(torch.randn(2, 4), torch.randn(5, 4), torch.tensor([1, 2]), chunk=0)
+
+
+# --- from logits, in blocks -------------------------------------------------------------------------------------
+
+def close(a: torch.Tensor, b: list | float, tol: float = 1e-5) -> None:
+    torch.testing.assert_close(a.detach(), torch.tensor(b, dtype=a.dtype), atol=tol, rtol=0)
+
+
+def grad_of(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.autograd.grad(loss, x)[0]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1024])  # per-row position blocks, blocks of 2 / of 7 // 3 = 2 rows, all
+def test_token_logprobs_equal_log_softmax_gather_with_the_same_gradient(chunk: int) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3, 11, requires_grad=True)
+    targets = torch.randint(0, 11, (5, 3))
+    ours = token_logprobs(logits, targets, chunk=chunk)
+    ref = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    torch.testing.assert_close(ours, ref)
+    weights = torch.randn(5, 3)  # a gradient that differs per position
+    torch.testing.assert_close(grad_of((ours * weights).sum(), logits), grad_of((ref * weights).sum(), logits))
+
+
+def test_token_logprobs_on_a_non_contiguous_slice_and_a_hand_value() -> None:
+    torch.manual_seed(1)
+    full = torch.randn(2, 6, 5)
+    logits, targets = full[:, 1:4], torch.randint(0, 5, (2, 3))  # the trainer slices completion columns
+    ref = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    torch.testing.assert_close(token_logprobs(logits, targets, chunk=2), ref)
+    # logits [0, ln 3] -> p = [.25, .75]
+    close(token_logprobs(torch.tensor([[[0.0, math.log(3)]]]), torch.tensor([[1]])), [[-0.28768]])  # ln .75
+    close(token_logprobs(torch.tensor([[[0.0, math.log(3)]]]), torch.tensor([[0]])), [[-1.38629]])  # ln .25
+
+
+def test_entropy() -> None:
+    close(token_entropy(torch.zeros(2, 3, 8), chunk=2), [[2.07944] * 3] * 2)  # uniform over 8: ln 8
+    close(token_entropy(torch.tensor([[[100.0, 0.0, 0.0]]])), [[0.0]])  # certain
+    # p = [.25, .75]: -(.25 ln .25 + .75 ln .75) = .34657 + .21576 = .56233
+    close(token_entropy(torch.tensor([[[0.0, math.log(3)]]])), [[0.56233]])
+    logits = torch.randn(4, 5, 9)
+    torch.testing.assert_close(token_entropy(logits, chunk=3), token_entropy(logits))
+

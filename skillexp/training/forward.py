@@ -6,7 +6,7 @@ Two choices, each with the same values (tests/rl/test_grpo.py checks them agains
   (`shared_prompt_logits`: a forward over the prompts fills a KV cache, with gradients, which the group's
   completions attend to; with G completions per prompt the tokens a step processes fall from
   G x (prompt + completion) to prompt + G x completion);
-- the log-probs come from the model's logits, or from the last hidden state through `rl/head.py` (`policy_head`
+- the log-probs come from the model's logits, or from the last hidden state through `training/head.py` (`policy_head`
   names the models where that is exact), which never materialises the [B, T, V] logits. The head's function runs
   as the head module's own forward (`_through`), so the hooks a module carries run around it as around its usual
   forward: under ZeRO-3, DeepSpeed gathers the sharded head weight for it, again for its backward, and
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from skillexp.rl.algorithms import token_entropy, token_logprobs
-from skillexp.rl.head import head_logprobs
+from skillexp.training.head import head_logprobs, token_entropy, token_logprobs
 
 # architectures whose logits are exactly last hidden state @ lm_head.weight.T (no soft-capping, scaling or bias)
 PLAIN_HEAD = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo2", "smollm3"})
