@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
 from skillexp.eval.stage import format_table
 from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import is_empty
-from skillexp.methods.config import HeldOut, SFTDataInputs, StatConfig
+from skillexp.methods.config import HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
 from skillexp.runtime import Runtime
@@ -51,6 +52,7 @@ from skillexp.utils.io import atomic_write_json, atomic_write_text
 from skillexp.utils.schema import ConfigError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 VAL = "sft_val_lr"  # the val eval of each candidate of method.sft.lr_search, by its lr
 
 
@@ -161,8 +163,10 @@ def _local_or_name(run: RunConfig, name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def _with_prm(run: RunConfig, stat: StatConfig) -> StatConfig:
-    return dataclasses.replace(stat, prm=dataclasses.replace(stat.prm, model=_local_or_name(run, stat.prm.model)))
+def _with_prm(run: RunConfig, settings: T) -> T:
+    """`settings` (STAT's, or a difficult subset's) with its PRM's location resolved."""
+    return dataclasses.replace(settings, prm=dataclasses.replace(settings.prm,
+                                                                  model=_local_or_name(run, settings.prm.model)))
 
 
 def _artifact(cache: StageCache, node: Node) -> Artifact:
@@ -175,7 +179,7 @@ def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, 
     out = {}
     for name, spec in run.eval.task_specs().items():
         if (sub := run.eval.subset(name)) is not None:
-            sub = dataclasses.replace(sub, prm=_with_prm(run, sub.stat()).prm)
+            sub = _with_prm(run, sub)
             out[name] = SubsetInputs(base=base, model=run.model, task=spec, split=run.eval.split, subset=sub,
                                      generation=run.generation, seed=sub.seed,
                                      data=_part(data, f"eval.variants.{name}:"), variant=name)
@@ -297,7 +301,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 node = nodes[done]
                 stage = node.stage
                 if stage.uses_engine and engine is None:
-                    engine = stack.enter_context(SharedEngine(run.model, run.generation, run.seed))
+                    engine = stack.enter_context(SharedEngine())
                 at = rt.at(node.prefix, engine if stage.uses_engine else None)
                 with phase(node.inputs.STAGE):
                     out = cache.run(node.inputs, lambda o, n=node, r=at: n.stage.run(n.inputs, o, r), node.name)

@@ -75,6 +75,9 @@ class StageInputs:
 
     STAGE: ClassVar[str]
     VERSION: ClassVar[int]
+    # fields the stage never reads, there only to key its output: digests of what it reads by other means (the
+    # contents of its data files); every other field is read by the stage (tests/test_records.py)
+    KEY_ONLY: ClassVar[tuple[str, ...]] = ()
 
     @property
     def name(self) -> str:

@@ -171,6 +171,7 @@ class EvalInputs(StageInputs):
 
     STAGE: ClassVar[str] = "eval"
     VERSION: ClassVar[int] = 2
+    KEY_ONLY: ClassVar[tuple[str, ...]] = ("data",)
 
     model_dir: Artifact
     model: ModelConfig
@@ -189,6 +190,7 @@ class SubsetInputs(StageInputs):
 
     STAGE: ClassVar[str] = "subset"
     VERSION: ClassVar[int] = 1
+    KEY_ONLY: ClassVar[tuple[str, ...]] = ("data",)
 
     base: Artifact
     model: ModelConfig

@@ -110,7 +110,8 @@ def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> None:
     if rt.engine is None:
         raise RuntimeError("the eval stage samples on the run's shared engine; none was lent to it")
     subsets = {name: read_subset(a.path) for name, a in inputs.subsets.items()}
-    run_eval(inputs.suite, inputs.seed, rt.engine.load(Path(inputs.model_dir.path)), out_dir, rt.tracker,
+    gen = rt.engine.load(Path(inputs.model_dir.path), inputs.model, inputs.generation, inputs.seed)
+    run_eval(inputs.suite, inputs.seed, gen, out_dir, rt.tracker,
              rt.scoring, prefix=rt.prefix, subsets=subsets)
 
 

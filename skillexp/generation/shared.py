@@ -9,26 +9,38 @@ the evals around it needs no more memory. The SFT data builder does not share it
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from skillexp.generation import Generator, build_generator
 from skillexp.generation.config import GenerationConfig
 from skillexp.models.config import ModelConfig
 
+log = logging.getLogger(__name__)
+
 
 class SharedEngine:
-    def __init__(self, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int):
-        self.model_cfg, self.cfg, self.seed = model_cfg, cfg, seed
+    """Each stage asks for the engine its own record describes (model settings, generation settings, seed): the
+    running engine when it is that one, else a new one (the old one closed first), so a stage always samples with
+    what its key says."""
+
+    def __init__(self) -> None:
         self._gen: Generator | None = None
+        self._spec: tuple[ModelConfig, GenerationConfig, int] | None = None
         self._weights: Path | None = None  # the checkpoint the engine now holds; None: changed in place
         self.starts = 0
         self.reloads = 0
 
-    def load(self, model_dir: Path) -> Generator:
-        """The engine holding `model_dir`'s weights (started on first use)."""
+    def load(self, model_dir: Path, model_cfg: ModelConfig, cfg: GenerationConfig, seed: int) -> Generator:
+        """The engine for (`model_cfg`, `cfg`, `seed`) holding `model_dir`'s weights (started on first use)."""
         model_dir = Path(model_dir).resolve()
+        spec = (model_cfg, cfg, seed)
+        if self._gen is not None and self._spec != spec:
+            log.info("the next stage samples with other engine settings: starting a new engine")
+            self.close()
         if self._gen is None:
-            self._gen = build_generator(model_dir, self.model_cfg, self.cfg, seed=self.seed)
+            self._gen = build_generator(model_dir, model_cfg, cfg, seed=seed)
+            self._spec = spec
             self.starts += 1
         elif self._weights != model_dir:
             self._gen.load_checkpoint(model_dir)
@@ -43,7 +55,7 @@ class SharedEngine:
     def close(self) -> None:
         if self._gen is not None:
             self._gen.close()
-        self._gen, self._weights = None, None
+        self._gen, self._spec, self._weights = None, None, None
 
     def __enter__(self) -> SharedEngine:
         return self

@@ -110,6 +110,7 @@ class SFTDataInputs(StageInputs):
 
     STAGE: ClassVar[str] = "sft_data"
     VERSION: ClassVar[int] = 2
+    KEY_ONLY: ClassVar[tuple[str, ...]] = ("data",)
 
     method: str
     base: Artifact

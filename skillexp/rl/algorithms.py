@@ -20,7 +20,7 @@ def check_option(value: str, options: Any, what: str) -> None:
     """Refuse a `value` that is not one of the `Literal` type `options`, naming those that are."""
     names = get_args(options)
     if value not in names:
-        raise ValueError(f"unknown {what} {value!r}: use {', '.join(names)}.")
+        raise ValueError(f"unknown {what} {value!r}: use one of {', '.join(names)}.")
 
 
 def _groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -136,6 +136,7 @@ class RLInputs(StageInputs):
     STAGE: ClassVar[str] = "rl"
     # 3: exact zero advantages for equal groups; update-wide loss normalisers; 4: groups with a signal lead each update
     VERSION: ClassVar[int] = 4
+    KEY_ONLY: ClassVar[tuple[str, ...]] = ("data",)
 
     start: Artifact
     model: ModelConfig

@@ -122,7 +122,7 @@ class GRPO:
                                               model=self.engine.module)
         else:
             self.shared = engine
-            self.gen = engine.load(model_dir) if engine else build_generator(
+            self.gen = engine.load(model_dir, inputs.model, inputs.generation, seed) if engine else build_generator(
                 model_dir, inputs.model, inputs.generation, seed=seed)
             if self.step:
                 self.sync()

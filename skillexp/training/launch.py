@@ -16,6 +16,7 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -64,10 +65,10 @@ def torchrun_command(nproc_per_node: int, spec: Path, env: dict[str, str] | None
             f"--rdzv_id={job}", *stage]
 
 
-def check_world(inputs: StageInputs) -> None:
+def check_world(inputs: Any) -> None:
     """Refuse to train `inputs` (a record with `trainer` and `world`) on other ranks than it was keyed for."""
-    n = launched(getattr(inputs, "trainer"))
-    ranks, planned = n * len(slurm_nodes()) if n else 1, getattr(inputs, "world")
+    n = launched(inputs.trainer)
+    ranks, planned = n * len(slurm_nodes()) if n else 1, inputs.world
     if ranks != planned:
         raise RuntimeError(f"this {inputs.STAGE} stage was planned (and keyed) for {planned} training rank(s) but "
                            f"would run on {ranks}: the GPUs visible to the run changed after start-up; start it again "

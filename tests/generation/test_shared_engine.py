@@ -45,20 +45,33 @@ def hf_greedy(model_dir: Path, prompts) -> list[list[int]]:
 @pytest.mark.vllm
 def test_one_engine_follows_each_checkpoint_it_is_given(tiny_model_dir: Path, tmp_path: Path) -> None:
     other = perturbed_copy(tiny_model_dir, tmp_path / "other")
-    with SharedEngine(TINY, GenerationConfig(backend="vllm", show_progress=False), seed=0) as engine:
-        gen = engine.load(tiny_model_dir)
+    spec = (TINY, GenerationConfig(backend="vllm", show_progress=False), 0)
+    with SharedEngine() as engine:
+        gen = engine.load(tiny_model_dir, *spec)
         prompts = render_chat(gen.tokenizer, [[{"role": "user", "content": q}] for q in QUESTIONS])
         base = greedy_ids(gen, prompts)
-        swapped = greedy_ids(engine.load(other), prompts)  # same prompts: a stale prefix cache would show here
+        swapped = greedy_ids(engine.load(other, *spec), prompts)  # same prompts: a stale prefix cache would show here
         assert swapped != base
         assert swapped == hf_greedy(other, prompts)
-        assert greedy_ids(engine.load(tiny_model_dir), prompts) == base
+        assert greedy_ids(engine.load(tiny_model_dir, *spec), prompts) == base
         assert (engine.starts, engine.reloads) == (1, 2)
-        engine.load(tiny_model_dir)  # already held: nothing to do
+        engine.load(tiny_model_dir, *spec)  # already held: nothing to do
         assert engine.reloads == 2
         engine.modified()  # a holder (GRPO) changed the weights in place: the next load reads the checkpoint
-        engine.load(tiny_model_dir)
+        engine.load(tiny_model_dir, *spec)
         assert engine.reloads == 3
+
+
+def test_a_stage_whose_record_asks_for_other_engine_settings_gets_an_engine_built_from_them(
+        tiny_model_dir: Path) -> None:
+    """The engine follows each stage's record, not the run's config: other settings (here the seed) close the
+    running engine and start one with the record's; the same settings keep it."""
+    hf = GenerationConfig(backend="hf", show_progress=False)
+    with SharedEngine() as engine:
+        first = engine.load(tiny_model_dir, TINY, hf, 0)
+        assert engine.load(tiny_model_dir, TINY, GenerationConfig(backend="hf", show_progress=False), 0) is first
+        other = engine.load(tiny_model_dir, TINY, hf, 1)
+        assert other is not first and (engine.starts, engine.reloads) == (2, 0)
 
 
 def test_checkpoint_tensors_name_the_fix_when_there_are_no_safetensors(tmp_path: Path) -> None:
