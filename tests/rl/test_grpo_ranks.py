@@ -52,7 +52,7 @@ def _steps(out: Path) -> list[dict]:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("zero", [[], pytest.param(["trainer.zero_stage=3"], marks=pytest.mark.long, id="zero3")])
+@pytest.mark.parametrize("zero", [[], pytest.param(["trainer.zero_stage=3"], id="zero3")])
 def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir: Path, zero: list[str]) -> None:
     """ZeRO-3 too: the head's sharded weight gathered for the log-probs, the weights gathered module by module
     for the engines."""
