@@ -16,7 +16,7 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.tasks.prompts import Prompt
-from skillexp.traces.config import DifficultyRule, PRMConfig
+from skillexp.traces.config import Detector, DifficultyRule, PRMConfig
 from skillexp.traces.format import BUDGET_TRIGGER
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, UNKEYED, ConfigError, from_dict
 
@@ -54,7 +54,7 @@ class DifficultSubset:
     row of a table (STAT's MATHD, §2.1: the student's one sample at T 0.1 per question of MATH's 4k test split,
     judged by the PRM rule). Detected as STAT's stage 1 does (traces/difficulty.py) in its own stage."""
 
-    detector: Literal["ground_truth", "prm", "consistency"] = "prm"
+    detector: Detector = "prm"
     samples: Annotated[int, AT_LEAST_1] = 1
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=0.1, top_p=1.0, top_k=-1, max_tokens=2048))

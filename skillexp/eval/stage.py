@@ -111,8 +111,7 @@ def eval_stage(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> None:
         raise RuntimeError("the eval stage samples on the run's shared engine; none was lent to it")
     subsets = {name: read_subset(a.path) for name, a in inputs.subsets.items()}
     gen = rt.engine.load(Path(inputs.model_dir.path), inputs.model, inputs.generation, inputs.seed)
-    run_eval(inputs.suite, inputs.seed, gen, out_dir, rt.tracker,
-             rt.scoring, prefix=rt.prefix, subsets=subsets)
+    run_eval(inputs.suite, inputs.seed, gen, out_dir, rt.tracker, rt.scoring, prefix=rt.prefix, subsets=subsets)
 
 
 def eval_summary(inputs: EvalInputs, out_dir: Path, rt: Runtime) -> dict[str, float]:

@@ -9,7 +9,7 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.teachers.config import TeacherConfig
-from skillexp.traces.config import DifficultyRule, PRMConfig
+from skillexp.traces.config import Detector, DifficultyRule, PRMConfig
 from skillexp.training.config import SFTConfig
 from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE
 
@@ -37,7 +37,7 @@ class StatConfig:
     max_skills: Annotated[int, AT_LEAST_1] = 5  # skills per training question in the skill map (paper: up to five)
     # questions of the val split the student answers (null: all)
     num_val_questions: Annotated[int | None, AT_LEAST_1] = None
-    difficulty: Literal["ground_truth", "prm", "consistency"] = "ground_truth"
+    difficulty: Detector = "ground_truth"
     # ground_truth: difficult when the student's accuracy over its samples is <= this
     max_accuracy: Annotated[float, FRACTION] = 0.0
     # consistency: difficult when fewer samples agree on an answer (paper: <2 of 5)
