@@ -25,7 +25,7 @@ SIGNAL_AT = str(Path(__file__).with_name("signal_at.py"))
 SFT_POINTS = {  # point: (function, call, extra args, what the rerun says: None where it reuses nothing)
     "set-up": ("skillexp.training.sft:build_engine", 1, [], "stage sft_data: reusing"),
     "data": ("skillexp.methods.build:build_task", 1, [], None),
-    "step": ("skillexp.training.sft:forward", 6, [], "resuming SFT at step"),
+    "step": ("skillexp.training.sft:sft_loss", 6, [], "resuming SFT at step"),
     "checkpoint": ("skillexp.training.engine:atomic_write_json", 1, ["trainer.save_every_steps=10"],
                    "resuming SFT at step 10"),
     "export": ("skillexp.training.sft:export_hf", 1, [], "SFT already done"),
