@@ -63,8 +63,8 @@ def largest_agreement(task: Task, items: Sequence[Item], answers: Sequence[Seque
     return out
 
 
-def assess(task: Task, items: Sequence[Item], samples: Sequence[dict[str, Any]], rule: DifficultyRule, pool: ScorePool,
-           prm_model: str | None = None) -> list[dict[str, Any]]:
+def assess(task: Task, items: Sequence[Item], samples: Sequence[dict[str, Any]], rule: DifficultyRule,
+           pool: ScorePool) -> list[dict[str, Any]]:
     """One row per question: difficult or not, the solution the teacher will judge, and the evidence."""
     texts = [row["completions"] for row in samples]
     flat = pool.score(task, [it for it, cs in zip(items, texts) for _ in cs], [c for cs in texts for c in cs])
@@ -83,18 +83,18 @@ def assess(task: Task, items: Sequence[Item], samples: Sequence[dict[str, Any]],
             rows.append({"id": item.id, "difficult": len(group) < rule.consistency_min_agree, "solution": cs[0],
                          "agreeing": len(group)})
     else:
-        rows = _assess_prm(task, items, texts, rule.prm, prm_model or rule.prm.model)
+        rows = _assess_prm(task, items, texts, rule.prm)
     for row, ss in zip(rows, scores):
         row["accuracy"] = fmean(ss)
     return rows
 
 
-def _assess_prm(task: Task, items: Sequence[Item], texts: Sequence[Sequence[str]], p: PRMConfig,
-                model: str) -> list[dict[str, Any]]:
+def _assess_prm(task: Task, items: Sequence[Item], texts: Sequence[Sequence[str]],
+                p: PRMConfig) -> list[dict[str, Any]]:
     flat = [(item, c) for item, cs in zip(items, texts) for c in cs]
     answers = [task.extract(c) for _, c in flat]
     steps = [solution_steps(c, a, p.step_separator, p.max_steps) for (_, c), a in zip(flat, answers)]
-    scorer = PRMScorer(p, model)
+    scorer = PRMScorer(p)
     try:
         rewards = scorer.step_rewards([it.question for it, _ in flat], steps)
     finally:

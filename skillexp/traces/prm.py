@@ -46,10 +46,10 @@ def solution_steps(solution: str, answer: str | None, separator: str, max_steps:
 class PRMScorer:
     """An HF causal LM used as a PRM, on one device; `close()` frees it before the teacher starts."""
 
-    def __init__(self, cfg: PRMConfig, model: str):
+    def __init__(self, cfg: PRMConfig):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.cfg = cfg
+        self.cfg, model = cfg, cfg.model
         device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, cfg.dtype)).to(device).eval()

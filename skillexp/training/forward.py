@@ -108,9 +108,8 @@ def shared_prompt_logits(model, batch: dict[str, torch.Tensor], decoder: torch.n
     lengths = attention.sum(-1).repeat_interleave(group, 0)
     comp_positions = lengths[:, None] + torch.arange(comp.shape[1], device=comp.device)[None]
     full_attention = torch.cat([attention.repeat_interleave(group, 0), torch.ones_like(comp)], 1)
-    rest, _ = _run(model, decoder, 0, input_ids=comp[:, :width],
-                   attention_mask=full_attention[:, :attention.shape[1] + width], position_ids=comp_positions[:, :width],
-                   past_key_values=cache, use_cache=True)
+    rest, _ = _run(model, decoder, 0, input_ids=comp[:, :width], position_ids=comp_positions[:, :width],
+                   attention_mask=full_attention[:, :attention.shape[1] + width], past_key_values=cache, use_cache=True)
     return torch.cat([first, rest], 1) if comp.shape[1] > 1 else first
 
 

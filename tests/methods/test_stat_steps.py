@@ -59,17 +59,17 @@ def test_prm_scorer_on_the_tiny_model(tiny_model_dir: Path) -> None:
     """A real causal LM read as a PRM: one reward per step, probabilities, independent of batching and padding."""
     questions = ["What is 2 + 3?", "Compute 7 * 6 and then subtract a number that is quite a bit longer."]
     steps = [["2 + 3 = 5", "The final answer is: \\boxed{5}."], ["7 * 6 = 42", "42 - 1 = 41", "so 41", "done"]]
-    one = PRMScorer(PRMConfig(dtype="float32", device="cpu", batch_size=1), str(tiny_model_dir))
-    many = PRMScorer(PRMConfig(dtype="float32", device="cpu", batch_size=8), str(tiny_model_dir))
+    one = PRMScorer(PRMConfig(model=str(tiny_model_dir), dtype="float32", device="cpu", batch_size=1))
+    many = PRMScorer(PRMConfig(model=str(tiny_model_dir), dtype="float32", device="cpu", batch_size=8))
     a, b = one.step_rewards(questions, steps), many.step_rewards(questions, steps)
     assert [len(r) for r in a] == [2, 4]
     assert all(0.0 < r < 1.0 for rs in a for r in rs)
     assert [r for rs in a for r in rs] == pytest.approx([r for rs in b for r in rs], abs=1e-5)
     assert len(set(a[1])) > 1  # each step's reward is read at its own position
-    short = PRMScorer(PRMConfig(dtype="float32", device="cpu", max_length=24), str(tiny_model_dir))
+    short = PRMScorer(PRMConfig(model=str(tiny_model_dir), dtype="float32", device="cpu", max_length=24))
     assert all(len(p) <= 24 for p in short.prompts(questions[1], steps[1]))
     with pytest.raises(ValueError, match="single tokens"):
-        PRMScorer(PRMConfig(dtype="float32", device="cpu", good_token="+++correct"), str(tiny_model_dir))
+        PRMScorer(PRMConfig(model=str(tiny_model_dir), dtype="float32", device="cpu", good_token="+++correct"))
 
 
 def test_largest_agreement_countdown_and_math() -> None:
@@ -187,10 +187,9 @@ def test_the_three_difficulty_detectors(tiny_model_dir: Path) -> None:
         truth = assess(COUNTDOWN, items, samples, DifficultyRule("ground_truth"), pool)
         consistent = assess(COUNTDOWN, items, samples, DifficultyRule("consistency"), pool)
         # thresholds of 0: only a missing answer (its final-step reward is 0) makes a sample difficult
-        prm = PRMConfig(dtype="float32", device="cpu", tau1=0.0, tau2=0.0)
-        by_prm = assess(COUNTDOWN, items, samples, DifficultyRule("prm", prm=prm), pool, str(tiny_model_dir))
-        alone = assess(COUNTDOWN, [it], [{"completions": ["no idea"]}], DifficultyRule("prm", prm=prm), pool,
-                       str(tiny_model_dir))
+        prm = PRMConfig(model=str(tiny_model_dir), dtype="float32", device="cpu", tau1=0.0, tau2=0.0)
+        by_prm = assess(COUNTDOWN, items, samples, DifficultyRule("prm", prm=prm), pool)
+        alone = assess(COUNTDOWN, [it], [{"completions": ["no idea"]}], DifficultyRule("prm", prm=prm), pool)
     assert [r["difficult"] for r in truth] == [False, True, True]
     assert [r["accuracy"] for r in truth] == [0.5, 0.0, 0.0]
     assert [r["solution"] for r in truth] == ["<answer>4 * 3</answer>", "<answer>4 * 3</answer>", "no idea"]
