@@ -25,7 +25,7 @@ from skillexp.generation.config import GenerationConfig
 from skillexp.methods.config import MethodConfig
 from skillexp.models.config import ModelConfig
 from skillexp.rl.config import GRPOConfig
-from skillexp.tasks import task_spec
+from skillexp.tasks import TaskSpec
 from skillexp.tasks.scoring import ScoringConfig
 from skillexp.teachers.config import TeacherConfig
 from skillexp.tracking import LoggerConfig
@@ -59,7 +59,7 @@ class RunConfig:
     run_name: str
     paths: PathsConfig
     model: ModelConfig
-    task: dict[str, Any]  # the training task: {kind: <task>, ...params}; validated by tasks.build_task
+    task: TaskSpec  # the training task: {kind: <task>, ...params} in the config, parsed when it is read
     method: MethodConfig
     rl: GRPOConfig
     trainer: TrainerConfig
@@ -147,10 +147,9 @@ def read_catalogue(run: RunConfig) -> SkillCatalogue:
     """STAT's skill catalogue: the file `method.stat.catalogue` names, else the task's shipped one (read at
     start-up, so that a bad file fails then, and its contents go into the sft_data stage's key)."""
     from skillexp.methods.stat.skills import catalogue_source
-    from skillexp.tasks import build_task
     from skillexp.teachers.base import SkillCatalogue
 
-    task = build_task(*task_spec(run.task, "task"), path="task")
+    task = run.task.build()
     try:
         return SkillCatalogue.load(catalogue_source(run.method.stat.catalogue, task, run.paths.root_dir))
     except (FileNotFoundError, ValueError) as e:
@@ -200,7 +199,7 @@ def check_lr_search(run: RunConfig) -> None:
     search = run.method.sft.lr_search
     if search is None or run.method.name == "none":
         return
-    with_subset = sorted(n for n in run.eval.variants if run.eval.subset(n) is not None)
+    with_subset = sorted(n for n in run.eval.variants if run.eval.variant(n).subset is not None)
     if search.variants is None and len(with_subset) == len(run.eval.variants):
         raise ConfigError(f"method.sft.lr_search decides on the eval variants without a difficult subset, and every "
                           f"variant of eval={run.eval.name} has one: name variants in method.sft.lr_search.variants.")
@@ -227,7 +226,6 @@ def prepare_command(data_dir: str, suite: str) -> str:
 def load_run_config(cfg: DictConfig) -> RunConfig:
     """Resolve interpolations, validate every group, and build every task once so bad task params fail now."""
     from skillexp.models import check_model
-    from skillexp.tasks import build_task
     from skillexp.tasks.sources import MissingData
 
     cfg = cfg.copy()
@@ -260,12 +258,9 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         raise ConfigError(str(e)) from e
     if run.paths.data_dir:  # where tasks read prepared hub datasets (skillexp/tasks/sources.py), in every process
         os.environ["SKILLEXP_DATA_DIR"] = str(Path(run.paths.data_dir).resolve())
-    kind, params = task_spec(run.task, "task")
-    tasks = {"task": build_task(kind, params, path="task")}
-    for name, spec in run.eval.task_specs().items():
-        path = f"eval.variants.{name}"
-        kind, params = task_spec(spec, path)
-        tasks[path] = build_task(kind, params, name=name, path=path)
+    tasks = {"task": run.task.build()}
+    for name, spec in run.eval.tasks().items():
+        tasks[f"eval.variants.{name}"] = spec.build(name=name, path=f"eval.variants.{name}")
     for path, task in tasks.items():  # every data file the run will read: opened and checked now
         try:
             task.check_source()

@@ -39,7 +39,6 @@ from skillexp.rl.config import RLInputs
 from skillexp.runtime import Runtime
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, digest
 from skillexp.stages import Stage
-from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.sources import fingerprint
 from skillexp.teachers import probe_teacher
 from skillexp.timing import phase, start_run, write_timing
@@ -49,7 +48,7 @@ from skillexp.training.launch import num_processes, slurm_nodes
 from skillexp.training.memory import MemoryPlan, ModelShape
 from skillexp.training.select import Candidate, SFTSelectInputs, lr_name
 from skillexp.utils.io import atomic_write_json, atomic_write_text
-from skillexp.utils.schema import ConfigError
+from skillexp.utils.schema import ConfigError, to_plain
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,11 +78,10 @@ class Node:
 def data_fingerprints(run: RunConfig) -> dict[str, str]:
     """sha256 of every file the training task and the eval suite's variants read, keyed `<config path>:<file>`;
     each stage keys on the part it reads: a stage whose data changed on disk gets a new key, never a stale reuse."""
-    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()}}
+    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.tasks().items()}}
     out = {}
     for path, spec in specs.items():
-        kind, params = task_spec(spec, path)
-        for file in build_task(kind, params, name=path.rsplit(".", 1)[-1], path=path).data_files():
+        for file in spec.build(name=path.rsplit(".", 1)[-1], path=path).data_files():
             out[f"{path}:{file.name}"] = fingerprint(file)
     return out
 
@@ -96,9 +94,9 @@ def _part(data: dict[str, str], *prefixes: str) -> dict[str, str]:
 def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SFTDataInputs:
     m = run.method
     stat = m.name.startswith("stat")
-    held_out = HeldOut(run.eval.task_specs(), run.eval.split) if m.name == "stat_syn" else None
+    held_out = HeldOut(run.eval.tasks(), run.eval.split) if m.name == "stat_syn" else None
     return SFTDataInputs(
-        method=m.name, base=base, model=run.model, task=dict(run.task), num_questions=m.num_questions,
+        method=m.name, base=base, model=run.model, task=run.task, num_questions=m.num_questions,
         samples_per_question=m.samples_per_question, sampling=m.sampling, if_empty=m.if_empty,
         generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
         stat=_with_prm(run, m.stat) if stat else None, teacher=run.teacher if stat else None,
@@ -177,10 +175,11 @@ def _artifact(cache: StageCache, node: Node) -> Artifact:
 def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, SubsetInputs]:
     """The subset stage of each eval variant with a `subset:` block, on the base model."""
     out = {}
-    for name, spec in run.eval.task_specs().items():
-        if (sub := run.eval.subset(name)) is not None:
-            sub = _with_prm(run, sub)
-            out[name] = SubsetInputs(base=base, model=run.model, task=spec, split=run.eval.split, subset=sub,
+    for name in run.eval.variants:
+        variant = run.eval.variant(name)
+        if variant.subset is not None:
+            sub = _with_prm(run, variant.subset)
+            out[name] = SubsetInputs(base=base, model=run.model, task=variant.task, split=run.eval.split, subset=sub,
                                      generation=run.generation, seed=sub.seed,
                                      data=_part(data, f"eval.variants.{name}:"), variant=name)
     return out
@@ -204,7 +203,7 @@ def plan(run: RunConfig, cache: StageCache, base_dir: Path) -> list[Node]:
                           data=_part(files, "eval."), subsets=subsets)
 
     if run.rl.name != "none":
-        rl = RLInputs(start=model, model=run.model, task=dict(run.task), rl=run.rl, trainer=run.trainer,
+        rl = RLInputs(start=model, model=run.model, task=run.task, rl=run.rl, trainer=run.trainer,
                       generation=run.generation, seed=run.seed, validation=(val := _validation(run)),
                       data=_part(files, "task:", *(["eval."] if val else [])), world=_world(run.trainer))
         nodes += [Node("pre_rl", evaluation(model), "pre_rl/"), Node("rl", rl)]
@@ -265,7 +264,7 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
     `run_dir`; returns the final metrics, also written to summary.json."""
     start_run()  # phases and peak RSS from zero: timing.json holds this run's alone
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.asdict(run)
+    config = to_plain(run)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     seed_everything(run.seed)
     cache_root = run.paths.stage_cache_dir

@@ -35,12 +35,9 @@ def compose_run(overrides: list[str]) -> RunConfig:
 def data_sources(run: RunConfig) -> Iterator[tuple[str, Task]]:
     """(config path, task) for every task of `run` that reads tables (`Task.sources`): hub datasets or local files
     named in the config (not the shipped sets, which `path: null` reads)."""
-    from skillexp.tasks import build_task, task_spec
-
-    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.task_specs().items()}}
+    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.tasks().items()}}
     for path, spec in specs.items():
-        kind, params = task_spec(spec, path)
-        task = build_task(kind, params, name=path.rsplit(".", 1)[-1], path=path)
+        task = spec.build(name=path.rsplit(".", 1)[-1], path=path)
         if task.sources():
             yield path, task
 

@@ -33,7 +33,7 @@ from filelock import FileLock
 
 from skillexp import preemption
 from skillexp.utils.io import atomic_write_json
-from skillexp.utils.schema import keyed
+from skillexp.utils.schema import keyed, parsed_value
 
 log = logging.getLogger(__name__)
 PROVENANCE = "stage.json"
@@ -58,6 +58,8 @@ def key_data(value: Any) -> Any:
     schema, an `Artifact`'s key (not its path), and containers recursively."""
     if isinstance(value, Artifact):
         return {"artifact": value.key}
+    if parsed_value(type(value)):  # as the config writes it (a task spec: {kind: ..., params})
+        return key_data(value.as_config())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: key_data(getattr(value, f.name)) for f in dataclasses.fields(value)
                 if keyed(type(value), f.name)}

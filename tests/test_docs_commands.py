@@ -143,6 +143,20 @@ def lists_the_stages(work: Path, output: str) -> None:
     assert "3 outputs" in output and output.rstrip().endswith("in outputs/stages"), output
 
 
+def every_stage_in_step(work: Path, output: str) -> None:
+    """Each registered stage's line, its code in step with its version."""
+    from skillexp import stages
+
+    for name in stages.MODULES:
+        assert re.search(rf"^{name} +VERSION \d+ +code \w+ +in step$", output, re.M), output
+
+
+def built_sft_data(work: Path, output: str) -> None:
+    """The method's rows and their statistics, linked from the run directory."""
+    stats = json.loads(next(work.glob("outputs/runs/*/*/sft_data/sft_data_stats.json")).read_text())
+    assert stats, output[-3000:]
+
+
 def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
@@ -201,6 +215,9 @@ CHECKS = {
     "python -m skillexp experiment=smoke method.sft.lr_search={grid:[1e-3,1e-4],variants:[countdown_3],num_items:3}":
         Run((), ("outputs/runs/*/*/sft_select/selection.json",), then=chose_an_lr),
     "skillexp cache list": Run(needs="skillexp experiment=smoke", then=lists_the_stages),
+    "python -m skillexp.stage_code": Run(then=every_stage_in_step),
+    "python -m skillexp experiment=smoke method=star": Run((), ("outputs/runs/*/*/sft_data/sft_data.jsonl",),
+                                                          then=built_sft_data),
     "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp experiment=stat_cpu method=stat_syn": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
     "python -m skillexp task=math eval=math method=stat_sel teacher=openai":

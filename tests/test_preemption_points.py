@@ -24,7 +24,7 @@ SFT = ["experiment=smoke", "method.sft.max_steps=12", "trainer.save_every_steps=
 SIGNAL_AT = str(Path(__file__).with_name("signal_at.py"))
 SFT_POINTS = {  # point: (function, call, extra args, what the rerun says: None where it reuses nothing)
     "set-up": ("skillexp.training.sft:build_engine", 1, [], "stage sft_data: reusing"),
-    "data": ("skillexp.methods.build:build_task", 1, [], None),
+    "data": ("skillexp.methods.build:reference_rows", 1, [], None),
     "step": ("skillexp.training.sft:sft_loss", 6, [], "resuming SFT at step"),
     "checkpoint": ("skillexp.training.engine:atomic_write_json", 1, ["trainer.save_every_steps=10"],
                    "resuming SFT at step 10"),
@@ -62,6 +62,20 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
         return made[args]
 
     return get
+
+
+@pytest.mark.parametrize(("kind", "point"), [(k, p) for k, points in (("sft", SFT_POINTS), ("grpo", GRPO_POINTS))
+                                            for p in points])
+def test_every_point_names_a_function_the_stage_calls_by_that_name(kind: str, point: str) -> None:
+    """The long cases below signal at a module's attribute; one renamed or no longer imported there would make
+    its case wait for a signal that never comes. Checked here, in the suite, in milliseconds."""
+    import importlib
+
+    module, attr = (SFT_POINTS if kind == "sft" else GRPO_POINTS)[point][0].split(":")
+    owner = importlib.import_module(module)
+    for part in attr.split("."):
+        owner = getattr(owner, part)
+    assert callable(owner)
 
 
 @pytest.mark.slow

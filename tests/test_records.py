@@ -8,7 +8,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from skillexp import stages
 from skillexp.stage_code import closure
 from skillexp.stage_cache import StageCache
+from skillexp.utils.schema import to_plain
 from tests.conftest import ROOT, subprocess_env
 
 
@@ -106,7 +106,7 @@ def test_stages_run_from_their_record_alone(tmp_path: Path, tiny_model_dir: Path
         record = records[name]
         out = cache.output(record, name)
         spec = tmp_path / f"{name}.json"
-        spec.write_text(json.dumps({"stage": record.STAGE, "inputs": asdict(record), "out_dir": str(out),
+        spec.write_text(json.dumps({"stage": record.STAGE, "inputs": to_plain(record), "out_dir": str(out),
                                     "runtime": rt, "prefix": ""}))
         done = subprocess.run([sys.executable, str(script), str(spec)], cwd=empty, capture_output=True, text=True,
                               env=subprocess_env(PYTHONPATH=str(ROOT)))

@@ -20,7 +20,7 @@ from skillexp.generation.cached import CachedGenerator
 from skillexp.generation.config import GenerationConfig
 from skillexp.pipeline import stage_inputs
 from skillexp.stage_cache import Artifact, StageCache, StageInputs, entries
-from skillexp.utils.schema import keyed
+from skillexp.utils.schema import keyed, parsed_value
 from tests.conftest import TINY
 from tests.test_configs import _compose
 from tests.test_main import ROOT, run_cli
@@ -107,8 +107,9 @@ def test_a_difficult_subset_is_the_base_models_whatever_the_method_or_seed() -> 
 
 
 def _leaves(value: object, path: tuple = ()) -> list[tuple]:
-    """Every settable leaf of a record: (path of field names, value); dataclasses are walked, the rest are leaves."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, Artifact):
+    """Every settable leaf of a record: (path of field names, value); dataclasses are walked, the rest (and values
+    kept in their config's form, a task spec) are leaves."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, Artifact) and not parsed_value(type(value)):
         return [leaf for f in dataclasses.fields(value) for leaf in _leaves(getattr(value, f.name), (*path, f.name))]
     return [(path, value)]
 

@@ -15,6 +15,7 @@ from skillexp.eval.paper import PaperTable, check_paper
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.tasks import TaskSpec
 from skillexp.tasks.prompts import Prompt
 from skillexp.traces.config import Detector, DifficultyRule, PRMConfig
 from skillexp.traces.format import BUDGET_TRIGGER
@@ -80,6 +81,16 @@ class Protocol:
     metric: str
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a suite as the config is read: its task, how it is evaluated, and its difficult subset (None
+    when it is evaluated on all its questions)."""
+
+    task: TaskSpec
+    protocol: Protocol
+    subset: DifficultSubset | None
+
+
 @dataclass
 class EvalConfig:
     """A suite: task variants, each evaluated on `num_items` questions of `split` with k samples."""
@@ -108,31 +119,38 @@ class EvalConfig:
             raise ValueError(f"eval.pass_k values must lie in [1, eval.k={self.k}], got {bad}.")
         if not self.variants:
             raise ValueError("eval.variants is empty: name at least one task variant.")
-        for name in self.variants:  # every variant's protocol and subset are checked when the config is read
-            self.protocol(name)
-            self.subset(name)
+        # every variant parsed once, here: its task spec, protocol and subset (a bad one fails when the config is read)
+        self._parsed = {name: self._parse(name, spec) for name, spec in self.variants.items()}
         for name, table in self.paper.items():
             check_paper(f"eval.paper.{name}", table, self)
 
-    def task_specs(self) -> dict[str, dict[str, Any]]:
-        """Each variant's task spec ({kind: ..., params}), without its protocol and subset blocks."""
-        return {name: {k: v for k, v in spec.items() if k not in (PROTOCOL, SUBSET)}
-                for name, spec in self.variants.items()}
+    def variant(self, name: str) -> Variant:
+        """Variant `name`, parsed."""
+        return self._parsed[name]
 
-    def subset(self, name: str) -> DifficultSubset | None:
-        """Variant `name`'s difficult-subset block, or None when it is evaluated on all its questions."""
-        raw = self.variants[name].get(SUBSET)
+    def tasks(self) -> dict[str, TaskSpec]:
+        """Each variant's task spec, by variant name."""
+        return {name: v.task for name, v in self._parsed.items()}
+
+    def _parse(self, name: str, spec: Any) -> Variant:
+        path = f"eval.variants.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path} must be a mapping {{kind: <task>, ...params}}, got {spec!r}.")
+        task = TaskSpec.from_config({k: v for k, v in spec.items() if k not in (PROTOCOL, SUBSET)}, path)
+        return Variant(task, self._protocol(path, spec.get(PROTOCOL)), self._subset(path, spec.get(SUBSET)))
+
+    @staticmethod
+    def _subset(path: str, raw: Any) -> DifficultSubset | None:
         if raw is None:
             return None
-        path = f"eval.variants.{name}.{SUBSET}"
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must be a mapping (detector, samples, sampling, ...), got {raw!r}.")
-        return from_dict(DifficultSubset, raw, path)
+            raise ConfigError(f"{path}.{SUBSET} must be a mapping (detector, samples, sampling, ...), got {raw!r}.")
+        return from_dict(DifficultSubset, raw, f"{path}.{SUBSET}")
 
-    def protocol(self, name: str) -> Protocol:
-        """Variant `name`'s decoding and headline metric: the suite's settings with its `protocol:` overrides."""
-        path = f"eval.variants.{name}.{PROTOCOL}"
-        raw = self.variants[name].get(PROTOCOL) or {}
+    def _protocol(self, path: str, raw: Any) -> Protocol:
+        """The variant's decoding and headline metric: the suite's settings with its `protocol:` overrides."""
+        path = f"{path}.{PROTOCOL}"
+        raw = raw or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must be a mapping of overrides (k, pass_k, greedy, num_items, sampling, "
                               f"metric), got {raw!r}.")
@@ -194,7 +212,7 @@ class SubsetInputs(StageInputs):
 
     base: Artifact
     model: ModelConfig
-    task: dict[str, Any]
+    task: TaskSpec
     split: str
     subset: DifficultSubset
     generation: GenerationConfig

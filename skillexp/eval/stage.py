@@ -18,7 +18,6 @@ from skillexp.eval.subset import read_subset
 from skillexp.generation.base import Completion, Generator, SamplingParams, render_chat
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
-from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScoringConfig
 from skillexp.tracking import Tracker
@@ -41,12 +40,11 @@ class _Variant:
 
 def _build_variants(suite: EvalConfig, subsets: dict[str, set[str]]) -> dict[str, _Variant]:
     variants, start = {}, 0
-    for name, spec in suite.task_specs().items():
-        kind, params = task_spec(spec, f"eval.variants.{name}")
-        task = build_task(kind, params, name=name, path=f"eval.variants.{name}")
-        protocol = suite.protocol(name)
+    for name in suite.variants:
+        variant = suite.variant(name)
+        task, protocol = variant.task.build(name=name, path=f"eval.variants.{name}"), variant.protocol
         items = task.items(suite.split)
-        if suite.subset(name) is not None:
+        if variant.subset is not None:
             if name not in subsets:
                 raise ValueError(f"eval variant {name!r} is a subset of its questions, and its subset stage did not "
                                  f"run (only the pipeline runs it).")

@@ -19,7 +19,6 @@ from skillexp.generation.sampling import base_generator, sample
 from skillexp.traces.difficulty import assess
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
-from skillexp.tasks import build_task, task_spec
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ def subset_stage(inputs: SubsetInputs, out_dir: Path, rt: Runtime) -> None:
     out, name = out_dir / SUBSET_FILE, inputs.variant
     if out.exists():
         return
-    task = build_task(*task_spec(inputs.task, f"eval.variants.{name}"), name=name)
+    task = inputs.task.build(name=name, path=f"eval.variants.{name}")
     items = task.items(inputs.split)
     sub = inputs.subset
     gen = base_generator(inputs, rt.sample_cache)

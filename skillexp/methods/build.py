@@ -10,7 +10,6 @@ from skillexp.generation.sampling import base_generator, sample
 from skillexp.methods.star import star_rows
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
-from skillexp.tasks import build_task, task_spec
 from skillexp.utils.io import atomic_write_json, atomic_write_jsonl
 
 log = logging.getLogger(__name__)
@@ -25,8 +24,7 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
         log.info("SFT data already built: %s", path)
         return
     m = inputs
-    kind, params = task_spec(inputs.task, "task")
-    task = build_task(kind, params)
+    task = inputs.task.build()
     items = task.items("train")[: m.num_questions]
     if m.method == "sft":
         rows, stats = reference_rows(task, items), {}

@@ -3,11 +3,12 @@ and the sft_data stage's inputs record."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.tasks import TaskSpec
 from skillexp.teachers.config import TeacherConfig
 from skillexp.traces.config import Detector, DifficultyRule, PRMConfig
 from skillexp.training.config import SFTConfig
@@ -98,7 +99,7 @@ class MethodConfig:
 class HeldOut:
     """Task variants whose questions synthetic training data must not contain (the eval suite's, on its split)."""
 
-    variants: dict[str, dict[str, Any]]
+    variants: dict[str, TaskSpec]
     split: str
 
 
@@ -115,7 +116,7 @@ class SFTDataInputs(StageInputs):
     method: str
     base: Artifact
     model: ModelConfig
-    task: dict[str, Any]
+    task: TaskSpec
     num_questions: int | None
     samples_per_question: int
     sampling: SamplingConfig

@@ -7,13 +7,14 @@ sizes count prompts, as verl's do: one step samples `prompts_per_step` x `group_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from skillexp.eval.config import EvalConfig
 from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.rl.algorithms import AdvantageScale, Aggregation, KLKind
 from skillexp.stage_cache import Artifact, StageInputs
+from skillexp.tasks import TaskSpec
 from skillexp.tasks.prompts import Prompt
 from skillexp.training.config import OptimConfig, TrainerConfig, largest_divisor, next_multiple
 from skillexp.utils.schema import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNKEYED, Range
@@ -140,7 +141,7 @@ class RLInputs(StageInputs):
 
     start: Artifact
     model: ModelConfig
-    task: dict[str, Any]
+    task: TaskSpec
     rl: GRPOConfig
     trainer: TrainerConfig
     generation: GenerationConfig

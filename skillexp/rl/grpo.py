@@ -36,7 +36,6 @@ from skillexp.rl.ranks import all_max, all_mean, all_sum, barrier, gather, share
 from skillexp.rl.rewards import Reward
 from skillexp.rl.rollout import PromptStream, Rollouts, collect, group_tensors, rollout_tensors
 from skillexp.runtime import Runtime
-from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.scoring import ScorePool
 from skillexp.timing import phase
 from skillexp.training.engine import (build_engine, checkpoint_due, export_hf, finish_checkpoints, init_distributed,
@@ -80,8 +79,7 @@ class GRPO:
         self.inputs, self.cfg, self.out_dir, self.rt, self.tracker = inputs, inputs.rl, out_dir, rt, rt.tracker
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg, seed, model_dir = self.cfg, inputs.seed, Path(inputs.start.path)
-        kind, params = task_spec(inputs.task, "task")
-        self.task = build_task(kind, params)
+        self.task = inputs.task.build()
         self.tokenizer = load_tokenizer(model_dir, inputs.model)
         init_distributed()
         self.rank, self.world = world()
@@ -304,9 +302,8 @@ class GRPO:
         if suite is None:
             return {}
         out = {}
-        for name, spec in suite.task_specs().items():
-            kind, params = task_spec(spec, f"eval.variants.{name}")
-            if build_task(kind, params, name=name).items("val"):
+        for name, spec in suite.tasks().items():
+            if spec.build(name=name).items("val"):
                 out[name] = suite.variants[name]
         if not out:
             raise ValueError(f"no eval variant of eval={suite.name} has a val split for RL validation: set "

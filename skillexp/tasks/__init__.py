@@ -1,6 +1,8 @@
-"""Tasks by name. `build_task` validates a variant's parameters against the task's config dataclass."""
+"""Tasks by name. A config names a task as `{kind: <task>, ...params}`, parsed once into a `TaskSpec` when the
+config is read; `build_task` validates the parameters against the task's config dataclass."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from skillexp.tasks.base import Item, Task
@@ -12,7 +14,7 @@ from skillexp.tasks.multiplication import MultiplicationConfig, MultiplicationTa
 from skillexp.tasks.words import AcronymConfig, AcronymTask, LetterCountdownConfig, LetterCountdownTask
 from skillexp.utils.schema import ConfigError, from_dict
 
-__all__ = ["Item", "Task", "TASKS", "build_task", "default_name"]
+__all__ = ["Item", "Task", "TASKS", "TaskSpec", "build_task", "default_name"]
 
 TASKS: dict[str, tuple[type, type[Task]]] = {
     "countdown": (CountdownConfig, CountdownTask),
@@ -51,10 +53,30 @@ def build_task(task: str, params: Mapping[str, Any], name: str | None = None, pa
     return built
 
 
-def task_spec(spec: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
-    """Split `{kind: countdown, num_numbers: 4}` into ("countdown", {num_numbers: 4})."""
-    params = dict(spec)
-    kind = params.pop("kind", None)
-    if not isinstance(kind, str):
-        raise ConfigError(f"{path}.kind is required: the task type, e.g. 'countdown', 'multiplication' or 'math'.")
-    return kind, params
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task as the config names it (`{kind: countdown, num_numbers: 4}`): its kind and its parameters. Schemas and
+    records hold it parsed; the config, the keys and the saved run config hold `as_config()`."""
+
+    kind: str
+    params: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, spec: Any, path: str) -> TaskSpec:
+        """Parse `{kind: <task>, ...params}` at `path` (for errors); an unknown kind is refused with the choices."""
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{path} must be a mapping {{kind: <task>, ...params}}, got {spec!r}.")
+        params = dict(spec)
+        kind = params.pop("kind", None)
+        if not isinstance(kind, str):
+            raise ConfigError(f"{path}.kind is required: the task type, e.g. 'countdown', 'multiplication' or 'math'.")
+        if kind not in TASKS:
+            raise ConfigError(f"{path}.kind={kind!r} is not a task; choose one of {sorted(TASKS)}.")
+        return cls(kind, params)
+
+    def as_config(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.params}
+
+    def build(self, name: str | None = None, path: str = "task") -> Task:
+        """The task (its items are built on first use); `name` is the variant's name in metric keys."""
+        return build_task(self.kind, self.params, name=name, path=path)

@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from skillexp.runtime import Runtime
 from skillexp.stage_cache import StageInputs
 from skillexp.training.config import TrainerConfig
 from skillexp.utils.io import atomic_write_json
-from skillexp.utils.schema import from_dict
+from skillexp.utils.schema import from_dict, to_plain
 
 log = logging.getLogger(__name__)
 LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
@@ -89,7 +88,7 @@ def run_ranks(inputs: StageInputs, out_dir: Path, rt: Runtime, n: int) -> None:
     stage = inputs.STAGE
     spec = out_dir / "launch.json"
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(spec, {"stage": stage, "inputs": asdict(inputs), "out_dir": str(out_dir),
+    atomic_write_json(spec, {"stage": stage, "inputs": to_plain(inputs), "out_dir": str(out_dir),
                              "runtime": rt.to_dict()})
     cmd = torchrun_command(n, spec)
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}  # a fresh process group of our own

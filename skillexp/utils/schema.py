@@ -23,6 +23,26 @@ class ConfigError(ValueError):
     """A config value or key is wrong; the message names the full key and what is allowed."""
 
 
+def parsed_value(tp: Any) -> bool:
+    """Whether `tp` is a type the config holds in its own form (a mapping such as a task's `{kind: ..., params}`)
+    and a schema holds parsed: it has `from_config(value, path)` and its instances `as_config()`, the inverse."""
+    return isinstance(tp, type) and hasattr(tp, "from_config") and hasattr(tp, "as_config")
+
+
+def to_plain(value: Any) -> Any:
+    """The config form of a schema value, the inverse of `from_dict`: dataclasses as dicts of their fields,
+    parsed values (`parsed_value`) as their `as_config()`, containers recursively."""
+    if parsed_value(type(value)):
+        return to_plain(value.as_config())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Range:
     """The values a number may take, as `Annotated[int, Range(1)]` in a schema: `low <= x <= high` (`<` where open);
@@ -99,6 +119,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if parsed_value(tp):
+        return value if isinstance(value, tp) else tp.from_config(value, path)
     if origin is typing.Annotated:
         base, *meta = typing.get_args(tp)
         value = _convert(base, value, path)
@@ -188,7 +210,7 @@ def _dataclass_of(tp: Any) -> type | None:
     if typing.get_origin(tp) in (Union, types.UnionType):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
         tp = inner[0] if len(inner) == 1 else None
-    return tp if dataclasses.is_dataclass(tp) else None
+    return tp if dataclasses.is_dataclass(tp) and not parsed_value(tp) else None
 
 
 def schema_tree(cls: type, prefix: str = "", out: dict | None = None) -> dict[str, list[str]]:

@@ -24,13 +24,13 @@ def suite(**variants: dict) -> EvalConfig:
 def test_a_protocol_is_the_suites_settings_with_the_variants_overrides() -> None:
     ev = suite(a=MULT, b={**MULT, "protocol": {"k": 64, "pass_k": [64], "greedy": False, "metric": "pass@64",
                                                 "sampling": {"temperature": 1.0, "max_tokens": 4096}}})
-    a, b = ev.protocol("a"), ev.protocol("b")
+    a, b = ev.variant("a").protocol, ev.variant("b").protocol
     assert (a.k, a.pass_k, a.greedy, a.metric, a.sampling.temperature) == (4, (1, 4), True, "mean@4", 0.7)
     assert (b.k, b.pass_k, b.greedy, b.metric) == (64, (64,), False, "pass@64")
     assert (b.sampling.temperature, b.sampling.max_tokens, b.sampling.top_p) == (1.0, 4096, 0.8)
-    assert ev.task_specs()["b"] == MULT  # the protocol is not a task parameter
+    assert ev.tasks()["b"].as_config() == MULT  # the protocol is not a task parameter
     # k below the suite's pass@4: the suite's pass_k values that fit
-    assert suite(c={**MULT, "protocol": {"k": 1}}).protocol("c").pass_k == (1,)
+    assert suite(c={**MULT, "protocol": {"k": 1}}).variant("c").protocol.pass_k == (1,)
 
 
 @pytest.mark.parametrize("protocol, expected", [

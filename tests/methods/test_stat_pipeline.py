@@ -12,7 +12,6 @@ from skillexp.config import RunConfig, load_run_config
 from skillexp.methods.stat.build import build_stat
 from skillexp.pipeline import runtime, stage_inputs
 from skillexp.stage_cache import StageCache
-from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item
 from skillexp.teachers.base import SkillCatalogue, Teacher
 from skillexp.teachers.oracle import CATALOGUE, oracle_teacher
@@ -26,8 +25,7 @@ OVERRIDES = ["model=tiny", "generation=hf", "teacher=oracle", "+task.num_train=8
 
 
 def _build(run: RunConfig, model_dir: Path, out: Path, factory) -> tuple[list[dict], dict[str, float]]:
-    kind, params = task_spec(run.task, "task")
-    task = build_task(kind, params)
+    task = run.task.build()
     tracker = Tracker(LoggerConfig(backend="none"), out, {})
     inputs = stage_inputs(run, StageCache(None, out), model_dir)["sft_data"]
     try:
@@ -39,8 +37,7 @@ def _build(run: RunConfig, model_dir: Path, out: Path, factory) -> tuple[list[di
 @pytest.mark.parametrize("method", ["stat_sel", "stat_syn"])
 def test_stat_builds_and_resumes_without_teacher(method: str, tiny_model_dir: Path, tmp_path: Path) -> None:
     run = load_run_config(_compose([f"method={method}", *OVERRIDES]))
-    kind, params = task_spec(run.task, "task")
-    task = build_task(kind, params)
+    task = run.task.build()
     built: list[Teacher] = []
 
     def factory() -> Teacher:

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from skillexp.tasks import TASKS, build_task
+from skillexp.methods.config import HeldOut
+from skillexp.tasks import TASKS, TaskSpec, build_task
 from skillexp.tasks.answer import MAX_ANSWER_CHARS, last_boxed, last_integer, last_tag
 from skillexp.tasks.prompts import VARIANTS
 from skillexp.utils.schema import ConfigError
@@ -107,3 +108,28 @@ def test_the_instruction_prompt_names_the_tags_skillfactorys_traces_use() -> Non
                 ANSWER_CLOSE):
         assert tag in user["content"], tag
     assert user["content"].startswith("What is 2 x 3?") and "final answer" in user["content"]
+
+
+def test_a_task_spec_is_parsed_once_and_written_back_as_the_config_wrote_it() -> None:
+    """`{kind: ..., params}` in a config, a `TaskSpec` in schemas and records, the same mapping in keys and in
+    the files a rank reads its record from (`to_plain` / `from_dict`)."""
+    from skillexp.eval.config import EvalConfig
+    from skillexp.stage_cache import key_data
+    from skillexp.utils.schema import from_dict, to_plain
+
+    raw = {"kind": "countdown", "num_numbers": 4}
+    spec = TaskSpec.from_config(raw, "task")
+    assert (spec.kind, dict(spec.params), spec.as_config()) == ("countdown", {"num_numbers": 4}, raw)
+    assert spec.build().name == "countdown_4" and spec.build(name="cd").name == "cd"
+    suite = EvalConfig(name="s", variants={"a": {**raw, "protocol": {"k": 1}}}, k=4)
+    assert suite.variant("a").task == spec and suite.variant("a").protocol.k == 1 and suite.variant("a").subset is None
+    assert key_data(suite)["variants"] == {"a": {**raw, "protocol": {"k": 1}}}
+    assert key_data(spec) == raw and to_plain({"t": spec}) == {"t": raw}
+    held = from_dict(HeldOut, {"variants": {"a": raw}, "split": "test"})
+    assert held.variants["a"] == spec and from_dict(HeldOut, to_plain(held)) == held
+    for bad, message in [({"num_numbers": 4}, r"task\.kind is required"), ("countdown", "must be a mapping"),
+                         ({"kind": "chess"}, r"task\.kind='chess' is not a task")]:
+        with pytest.raises(ConfigError, match=message):
+            TaskSpec.from_config(bad, "task")
+    with pytest.raises(ConfigError, match=r"eval\.variants\.b\.kind is required"):
+        EvalConfig(name="s", variants={"b": {"digits": 2}})

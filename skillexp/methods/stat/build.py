@@ -27,7 +27,6 @@ from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_r
 from skillexp.methods.stat.skills import SkillMap, cached, label_rows
 from skillexp.methods.stat.synth import fresh_proposals, proposal_rows, solution_rows, syn_rows
 from skillexp.runtime import Runtime
-from skillexp.tasks import build_task, task_spec
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
 from skillexp.teachers import build_teacher
@@ -81,8 +80,7 @@ def blocked_problems(inputs: SFTDataInputs, task: Task) -> set[str]:
     keys = {task.problem_key(it) for split in ("val", "test") for it in task.items(split)}
     held_out = inputs.held_out
     for name, spec in (held_out.variants if held_out else {}).items():
-        kind, params = task_spec(spec, f"eval.variants.{name}")
-        variant = build_task(kind, params, name=name)
+        variant = spec.build(name=name)
         keys |= {variant.problem_key(it) for it in variant.items(held_out.split)}
     return keys
 
