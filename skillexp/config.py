@@ -128,6 +128,17 @@ def help_groups() -> str:
                      for name, text in lines)
 
 
+def read_examples(run: RunConfig) -> list[dict[str, str]]:
+    """BOLT's in-context examples: the file `method.distill.examples` names, else the task's shipped one (read at
+    start-up, so that a bad file fails then, and its contents go into the sft_data stage's key)."""
+    from skillexp.methods.distill import load_examples
+
+    try:
+        return load_examples(run.method.distill, run.task.kind, run.paths.root_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"method.distill.examples: {e}") from e
+
+
 def register_schemas() -> None:
     """Store each group's full key set as `<group>/_schema`, which every option file lists first in its defaults,
     so that any key can be overridden from the command line without `+` and the composed config shows them all;
@@ -251,9 +262,12 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
         check_model(run.model, Path(run.paths.cache_dir))
         check_batches(run)
         check_lr_search(run)
-        if run.method.name.startswith("stat"):  # STAT's methods are the ones with a teacher and a catalogue
+        if run.method.needs_teacher():
             run.teacher.check_usable(run.method.name)
+        if run.method.name.startswith("stat"):  # STAT's methods are the ones with a catalogue
             read_catalogue(run)
+        if run.method.name == "bolt":
+            read_examples(run)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     if run.paths.data_dir:  # where tasks read prepared hub datasets (skillexp/tasks/sources.py), in every process

@@ -28,7 +28,7 @@ import torch
 from omegaconf import OmegaConf
 
 from skillexp import stages
-from skillexp.config import RunConfig, read_catalogue
+from skillexp.config import RunConfig, read_catalogue, read_examples
 from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
 from skillexp.eval.stage import format_table
 from skillexp.generation.shared import SharedEngine
@@ -99,8 +99,10 @@ def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SF
         method=m.name, base=base, model=run.model, task=run.task, num_questions=m.num_questions,
         samples_per_question=m.samples_per_question, sampling=m.sampling, if_empty=m.if_empty,
         generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
-        stat=_with_prm(run, m.stat) if stat else None, teacher=run.teacher if stat else None,
+        stat=_with_prm(run, m.stat) if stat else None, teacher=run.teacher if m.needs_teacher() else None,
         catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out,
+        distill=m.distill if m.name in ("distill", "bolt") else None,
+        examples=read_examples(run) if m.name == "bolt" else None,
         data=_part(data, "task:", *(["eval."] if held_out else [])))
 
 

@@ -32,6 +32,10 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
         from skillexp.methods.stat.build import build_stat
 
         rows, stats = build_stat(inputs, task, items, out_dir, rt)
+    elif m.method in ("distill", "bolt"):
+        from skillexp.methods.distill import build_distill
+
+        rows, stats = build_distill(inputs, task, items, out_dir, rt)
     else:
         gen = base_generator(inputs, rt.sample_cache)
         try:

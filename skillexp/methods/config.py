@@ -73,8 +73,29 @@ class StatConfig:
 
 
 @dataclass
+class DistillConfig:
+    """`method=distill` (SkillFactory's "R1 Distill", its OpenThoughts "QwQ distillation") and `method=bolt`: a
+    stronger model's whole replies to the training questions, reasoning included, kept when their answer is correct
+    (and, for BOLT, when they follow its examples' format), as the SFT data."""
+
+    # teacher: `teacher=` writes them; dataset: the traces the task's data carries (OpenThoughts' QwQ traces)
+    source: Literal["teacher", "dataset"] = "teacher"
+    traces_per_question: Annotated[int, AT_LEAST_1] = 1  # teacher replies asked per question
+    keep_per_question: Annotated[int, AT_LEAST_1] = 1  # distinct correct ones kept
+    temperature: Annotated[float, NON_NEGATIVE] = 0.6  # DeepSeek-R1's recommended sampling temperature
+    max_tokens: Annotated[int, AT_LEAST_1] = 16384  # per reply, reasoning included
+    # bolt: the in-context examples, a JSON-lines file of {"question", "response"}; null: the task's shipped ones
+    # (skillexp/data/bolt/<task>.jsonl); read at start-up, and part of the data's key
+    examples: str | None = None
+    num_examples: Annotated[int, AT_LEAST_1] = 10  # the first this many of the file (BOLT: 10)
+
+
+TEACHER_METHODS = ("stat_sel", "stat_syn", "distill", "bolt")  # the methods that ask a teacher (distill: by default)
+
+
+@dataclass
 class MethodConfig:
-    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn"] = "none"
+    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt"] = "none"
     # questions from the task's train split (null: all of them); STAT: the questions of the skill map
     num_questions: Annotated[int | None, AT_LEAST_1] = None
     # star: samples per question; skillfactory: per prompt variant; stat: student samples per val question
@@ -84,11 +105,18 @@ class MethodConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     skillfactory: SkillFactoryConfig = field(default_factory=SkillFactoryConfig)
     stat: StatConfig = field(default_factory=StatConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     # no SFT rows at all (a weak student solves nothing, judges nothing): stop with the build's rates ("error"), or
     # skip SFT and go on from the base model ("base"), recorded as sft/skipped=1 in the summary and the report
     if_empty: Literal["error", "base"] = "error"
 
+    def needs_teacher(self) -> bool:
+        """Whether the sft_data stage asks `teacher=` (and so checks it at start-up and keys on it)."""
+        return self.name in TEACHER_METHODS and not (self.name == "distill" and self.distill.source == "dataset")
+
     def __post_init__(self) -> None:
+        if self.name == "bolt" and self.distill.source != "teacher":
+            raise ValueError("method=bolt has a teacher write its traces: method.distill.source must be 'teacher'.")
         if (self.name.startswith("stat_") and self.stat.difficulty == "consistency"
                 and self.samples_per_question < self.stat.consistency_min_agree):
             raise ValueError(f"method.stat.difficulty=consistency needs samples_per_question >= "
@@ -106,8 +134,9 @@ class HeldOut:
 @dataclass(frozen=True)
 class SFTDataInputs(StageInputs):
     """The sft_data stage: `method` builds SFT rows from `num_questions` train questions of `task`, sampling the
-    base model where it samples. Only the chosen method's block is set (`skillfactory`, or `stat` with its teacher,
-    the catalogue's contents and, for stat_syn, the held-out questions)."""
+    base model where it samples. Only the chosen method's block is set (`skillfactory`; `stat` with its teacher,
+    the catalogue's contents and, for stat_syn, the held-out questions; `distill` with its teacher and, for bolt,
+    the examples)."""
 
     STAGE: ClassVar[str] = "sft_data"
     VERSION: ClassVar[int] = 2
@@ -128,5 +157,7 @@ class SFTDataInputs(StageInputs):
     teacher: TeacherConfig | None = None
     catalogue: dict[str, list[str]] | None = None  # STAT's skill catalogue as read at start-up: {subject: [skill]}
     held_out: HeldOut | None = None  # stat_syn
+    distill: DistillConfig | None = None  # distill, bolt
+    examples: list[dict[str, str]] | None = None  # bolt: its in-context examples as read at start-up
     # sha256 of every data file the task (and held_out) reads, by config path: a changed file is a new key
     data: dict[str, str] = field(default_factory=dict)

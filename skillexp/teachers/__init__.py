@@ -45,7 +45,7 @@ def build_teacher(cfg: TeacherConfig, method: str, task: Task, cache_dir: Path, 
         from skillexp.teachers.openai_client import OpenAIChat
 
         backend = OpenAIChat(cfg.model or "", cfg.base_url, cfg.api_key_env, cfg.concurrency, cfg.max_retries,
-                             cfg.timeout_s, answers)
+                             cfg.timeout_s, answers, cfg.max_tokens_param)
     else:
         from skillexp.teachers.local import LocalChat
 

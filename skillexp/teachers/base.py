@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from skillexp.tasks.base import Item
 
@@ -137,6 +137,13 @@ class Teacher(ABC):
     def solve(self, items: Sequence[Item], n: int = 1, seed: int = 0) -> list[list[str]]:
         """For each question, `n` solutions in the task's answer format (the final answer in <answer> tags)."""
 
+    @abstractmethod
+    def complete(self, conversations: Sequence[Sequence[dict[str, str]]], n: int = 1, seed: int = 0,
+                 temperature: float = 0.6, max_tokens: int = 16384, op: str = "trace") -> list[list[str]]:
+        """For each conversation (a question as the student is asked it, after in-context examples for BOLT), `n`
+        whole replies, the reasoning kept: a model that thinks apart has its thinking put first as <think>...</think>
+        (the distillation methods train on it)."""
+
     def metrics(self, prefix: str = "teacher") -> dict[str, float]:
         return {f"{prefix}/{k}": float(v) for k, v in sorted(self.counts.items())}
 
@@ -148,3 +155,46 @@ class Teacher(ABC):
     def close(self) -> None:
         """Release clients, engines and processes."""
 
+
+class LazyTeacher(Teacher):
+    """The run's teacher, built on first use: a run whose teacher steps are all on disk starts no client, engine or
+    model, and the student's engine is closed before a local teacher loads."""
+
+    def __init__(self, factory: Callable[[], Teacher]):
+        super().__init__()
+        self._factory = factory
+        self._teacher: Teacher | None = None
+
+    @property
+    def inner(self) -> Teacher:
+        if self._teacher is None:
+            self._teacher = self._factory()
+        return self._teacher
+
+    def label_skills(self, items: Sequence[Item], catalogue: SkillCatalogue, max_skills: int = 5) -> list[list[str]]:
+        return self.inner.label_skills(items, catalogue, max_skills)
+
+    def judge(self, items: Sequence[Item], solutions: Sequence[str], catalogue: SkillCatalogue) -> list[Judgement]:
+        return self.inner.judge(items, solutions, catalogue)
+
+    def propose(self, examples: Sequence[Sequence[Item]], skills: Sequence[str], n: int = 1,
+                seed: int = 0) -> list[list[Proposal]]:
+        return self.inner.propose(examples, skills, n, seed)
+
+    def solve(self, items: Sequence[Item], n: int = 1, seed: int = 0) -> list[list[str]]:
+        return self.inner.solve(items, n, seed)
+
+    def complete(self, conversations: Sequence[Sequence[dict[str, str]]], n: int = 1, seed: int = 0,
+                 temperature: float = 0.6, max_tokens: int = 16384, op: str = "trace") -> list[list[str]]:
+        return self.inner.complete(conversations, n, seed, temperature, max_tokens, op)
+
+    def metrics(self, prefix: str = "teacher") -> dict[str, float]:
+        return {} if self._teacher is None else self._teacher.metrics(prefix)
+
+    @property
+    def failed_requests(self) -> int:
+        return 0 if self._teacher is None else self._teacher.failed_requests
+
+    def close(self) -> None:
+        if self._teacher is not None:
+            self._teacher.close()

@@ -83,9 +83,14 @@ class ChatBackend(ABC):
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()  # why requests failed for good: "connection refused", "HTTP 503"
 
-    def chat(self, conversations: Sequence[Conversation], n: int = 1, temperature: float = 0.0,
-             max_tokens: int = 512, seed: int | None = None) -> list[list[str]]:
-        params = {"n": n, "temperature": float(temperature), "max_tokens": max_tokens, "seed": seed}
+    def chat(self, conversations: Sequence[Conversation], n: int = 1, temperature: float | None = 0.0,
+             max_tokens: int = 512, seed: int | None = None, keep_reasoning: bool = False) -> list[list[str]]:
+        """`temperature` None: the endpoint's default. `keep_reasoning`: a reasoning model's thinking stays in
+        each text as a leading <think> block (openai_client.with_reasoning)."""
+        params: dict[str, Any] = {"n": n, "temperature": None if temperature is None else float(temperature),
+                                  "max_tokens": max_tokens, "seed": seed}
+        if keep_reasoning:  # only then in the request (and its cache key): the other operations' keys stay as they were
+            params["keep_reasoning"] = True
         out: list[list[str]] = [[] for _ in conversations]
         positions: dict[str, list[int]] = {}
         requests: dict[str, dict[str, Any]] = {}
@@ -138,11 +143,12 @@ class LLMTeacher(Teacher):
         self.backend, self.task, self.cfg = backend, task, cfg
         self.counts = backend.counts  # one tally: request outcomes (chat/..., http/...) next to parse outcomes
 
-    def _chat(self, conversations: list[list[dict[str, str]]], op: str, temperature: float, n: int = 1,
-              seed: int | None = None) -> list[list[str]]:
+    def _chat(self, conversations: Sequence[Conversation], op: str, temperature: float, n: int = 1,
+              seed: int | None = None, max_tokens: int | None = None, keep_reasoning: bool = False) -> list[list[str]]:
         before = Counter(self.backend.failures)
-        outs = self.backend.chat(conversations, n=n, temperature=temperature, max_tokens=self.cfg.max_tokens,
-                                 seed=seed if temperature > 0 else None)
+        outs = self.backend.chat(conversations, n=n, temperature=temperature if self.cfg.send_temperature else None,
+                                 max_tokens=max_tokens or self.cfg.max_tokens,
+                                 seed=seed if temperature > 0 else None, keep_reasoning=keep_reasoning)
         failed = sum(not o for o in outs)
         if failed:
             self.counts[f"{op}/no_response"] += failed
@@ -213,6 +219,20 @@ class LLMTeacher(Teacher):
                 solutions.append(text)
             result.append(solutions)
         return result
+
+    def complete(self, conversations: Sequence[Conversation], n: int = 1, seed: int = 0, temperature: float = 0.6,
+                 max_tokens: int = 16384, op: str = "trace") -> list[list[str]]:
+        texts = self._chat(conversations, op, temperature, n=n, seed=seed, max_tokens=max_tokens, keep_reasoning=True)
+        return texts
+
+    def metrics(self, prefix: str = "teacher") -> dict[str, float]:
+        """The tallies, and the metered use: requests sent (retries included), tokens the endpoint counted, and
+        their estimated cost at `teacher.price` (answers from the cache cost nothing)."""
+        out = super().metrics(prefix)
+        if (price := self.cfg.price()) is not None:
+            out[f"{prefix}/cost_usd"] = price.cost(self.counts.get("openai/prompt_tokens", 0),
+                                                   self.counts.get("openai/completion_tokens", 0))
+        return out
 
     def close(self) -> None:
         self.backend.close()

@@ -16,6 +16,19 @@ from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE, POSITIVE, 
 
 
 @dataclass
+class TeacherPrice:
+    """What the endpoint charges for `teacher.model`, in US dollars per million tokens: runs report an estimated
+    cost from the tokens the endpoint counted, and the dry run (`skillexp teacher estimate`) one before any request."""
+
+    input: Annotated[float, NON_NEGATIVE] = 0.0  # per million prompt tokens
+    output: Annotated[float, NON_NEGATIVE] = 0.0  # per million completion tokens (a reasoning model's thinking too)
+    source: str = ""  # where the prices were read, and when (they change)
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
+
+
+@dataclass
 class TeacherConfig:
     # none: no teacher (methods that need one fail at start-up); openai: any OpenAI-compatible chat endpoint
     # (OpenAI, `vllm serve`, a gateway); local: a model on our generation backend; oracle: the task's
@@ -44,6 +57,12 @@ class TeacherConfig:
     propose_temperature: Annotated[float, NON_NEGATIVE] = 0.7
     solve_temperature: Annotated[float, NON_NEGATIVE] = 0.7
     max_tokens: Annotated[int, AT_LEAST_1] = 1024  # per completion, every operation
+    # reasoning models' APIs: OpenAI's o-series and gpt-5 refuse `max_tokens` (they take max_completion_tokens) and
+    # any temperature but their default; set these two for them (the request's other settings are unchanged)
+    max_tokens_param: Annotated[Literal["max_tokens", "max_completion_tokens"], UNKEYED] = "max_tokens"
+    send_temperature: bool = True  # false: the endpoint's default temperature, whatever an operation asks
+    # what the endpoint charges, by model name (`teacher.model`): runs and the dry run estimate the cost from it
+    prices: Annotated[dict[str, TeacherPrice], UNKEYED] = field(default_factory=dict)
     local_model: ModelConfig | None = None  # local: the teacher's weights (any `model=` option, e.g. a 7B)
     local_generation: GenerationConfig = field(default_factory=GenerationConfig)  # local: its engine
 
@@ -56,6 +75,10 @@ class TeacherConfig:
             # the value is not echoed: a key pasted here by mistake must not reach a log
             raise ValueError("teacher.api_key_env must be the NAME of an environment variable (letters, digits, _); "
                              "put the key itself in that variable, never in a config.")
+
+    def price(self) -> TeacherPrice | None:
+        """The price of `model` in `prices`, or None when the config gives none (no cost is estimated)."""
+        return self.prices.get(self.model or "")
 
     def check_usable(self, method: str) -> None:
         """That this teacher can serve `method` (which needs one), checked at start-up before the student samples

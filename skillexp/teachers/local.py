@@ -54,8 +54,9 @@ class LocalChat(ChatBackend):
 
     def _generate(self, conversations: Sequence[Conversation], params: dict[str, Any], on_result: OnResult) -> None:
         gen = self._generator()
-        greedy = params["temperature"] == 0
-        sampling = SamplingParams(n=1 if greedy else params["n"], temperature=params["temperature"],
+        temperature = 1.0 if params["temperature"] is None else params["temperature"]  # None: the default
+        greedy = temperature == 0
+        sampling = SamplingParams(n=1 if greedy else params["n"], temperature=temperature,
                                   max_tokens=params["max_tokens"], seed=params["seed"])
         limit = self.model_cfg.max_model_len - params["max_tokens"]
         for start in range(0, len(conversations), CHUNK):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -80,6 +81,37 @@ def _reason(e: openai.APIError) -> str:
     return type(e).__name__
 
 
+# a parameter a reasoning model's API refuses (HTTP 400 naming it) -> what to set instead
+PARAMETER_FIX = {
+    "max_tokens": "set teacher.max_tokens_param=max_completion_tokens",
+    "temperature": "set teacher.send_temperature=false (the model samples at its default temperature)",
+}
+
+
+def refused_parameter(e: openai.APIError) -> str | None:
+    """The request parameter a 400 says the model does not support (`max_tokens`, `temperature`), or None. Only
+    the parameter's name is taken from the response; its body is not repeated."""
+    if not isinstance(e, openai.BadRequestError):
+        return None
+    message = str(getattr(e, "message", "") or "")[:2000].lower()
+    if not re.search(r"unsupported|not supported|does not support", message):
+        return None
+    return next((p for p in PARAMETER_FIX if re.search(rf"\b{p}\b", message)), None)
+
+
+def with_reasoning(message: Any) -> str:
+    """A reply with its reasoning where the model wrote it: the content as it is when it holds a <think> block
+    already (a server without a reasoning parser), else the `reasoning_content` (DeepSeek, vLLM) or `reasoning`
+    field the endpoint sent beside it, put back in front as `<think>...</think>`: a distilled trace keeps what the
+    student must learn."""
+    content = message.content or ""
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning") or ""
+    if not isinstance(reasoning, str) or not reasoning.strip() or "<think>" in content:
+        return content
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content.lstrip()}"
+
+
 class TeacherAPIError(TeacherError):
     """The endpoint refuses every request (bad key, no access, unknown model or URL)."""
 
@@ -87,8 +119,9 @@ class TeacherAPIError(TeacherError):
 class OpenAIChat(ChatBackend):
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 8, max_retries: int = 5, timeout_s: float = 120.0,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, max_tokens_param: str = "max_tokens"):
         super().__init__(model, cache_dir, endpoint=base_url.rstrip("/") if base_url else None)
+        self.max_tokens_param = max_tokens_param
         key = os.environ.get(api_key_env)
         if not key and base_url is None:
             raise TeacherAPIError(f"teacher.kind=openai without teacher.base_url calls api.openai.com, which needs "
@@ -166,7 +199,9 @@ class OpenAIChat(ChatBackend):
 
     def _one(self, messages: Conversation, params: dict[str, Any]) -> list[str] | None:
         kwargs: dict[str, Any] = {"model": self.model_id, "messages": list(messages), "n": params["n"],
-                                  "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
+                                  self.max_tokens_param: params["max_tokens"]}
+        if params["temperature"] is not None:  # None: the model's default (teacher.send_temperature=false)
+            kwargs["temperature"] = params["temperature"]
         if params["seed"] is not None:
             kwargs["seed"] = params["seed"]
         if self._fatal is not None:  # a worker that picks up a queued request after the refusal sends nothing
@@ -183,6 +218,11 @@ class OpenAIChat(ChatBackend):
             if unreachable(e):  # every request would fail the same way: stop now, with the fix
                 self._fatal = self._unreachable_error(e)
                 raise self._fatal from None
+            if (refused := refused_parameter(e)) is not None:  # so would a parameter the model does not take
+                self._fatal = TeacherAPIError(
+                    f"the teacher endpoint {self.where} refused the parameter {refused!r} for model "
+                    f"{self.model_id!r} (HTTP 400), as reasoning models' APIs do: {PARAMETER_FIX[refused]}.")
+                raise self._fatal from None
             self._count(f"openai/error_{type(e).__name__}")
             with self._lock:
                 self.failures[_reason(e)] += 1
@@ -194,7 +234,11 @@ class OpenAIChat(ChatBackend):
             self._count("openai/completion_tokens", usage.completion_tokens or 0)
         self._count("openai/truncated", sum(c.finish_reason == "length" for c in choices))
         self._count("openai/empty_content", sum(not c.message.content for c in choices))
-        return [c.message.content or "" for c in choices]
+        if not params.get("keep_reasoning"):
+            return [c.message.content or "" for c in choices]
+        texts = [with_reasoning(c.message) for c in choices]
+        self._count("openai/reasoning_field", sum(t != (c.message.content or "") for t, c in zip(texts, choices)))
+        return texts
 
     def _generate(self, conversations: Sequence[Conversation], params: dict[str, Any], on_result: OnResult) -> None:
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="teacher-api")

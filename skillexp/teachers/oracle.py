@@ -214,6 +214,44 @@ class OracleTeacher(Teacher):
         return out
 
 
+    def complete(self, conversations: Sequence[Sequence[dict[str, str]]], n: int = 1, seed: int = 0,
+                 temperature: float = 0.6, max_tokens: int = 16384, op: str = "trace") -> list[list[str]]:
+        """Worked traces for the Countdown question the last user turn states (read from its wording): a rejected
+        first try when there is one, the search's solutions, each checked out loud, and the answer in the task's
+        format. A turn that states no Countdown question gets no trace (counted `<op>_not_countdown`)."""
+        out = []
+        for conv in conversations:
+            text = next((m["content"] for m in reversed(conv) if m.get("role") == "user"), "")
+            item = self.task.read_question(Item(f"oracle-{hashlib.sha256(text.encode()).hexdigest()[:12]}", text, ""))
+            if not {"numbers", "target"} <= set(item.meta):
+                self.counts[f"{op}_not_countdown"] += 1
+                out.append([])
+                continue
+            numbers, target = item.meta["numbers"], item.meta["target"]
+            found = [s for s in search(numbers, target, self.budget).solutions if self.task.check(item, s)]
+            if not found:
+                self.counts[f"{op}_failed"] += 1
+                out.append([])
+                continue
+            rng = random.Random(f"oracle-trace-{seed}-{item.id}")
+            out.append([worked_trace(numbers, target, found[rng.randrange(len(found))], rng) for _ in range(n)])
+        return out
+
+
+def worked_trace(numbers: Sequence[int], target: int, solution: str, rng: random.Random) -> str:
+    """A short reasoning trace that reaches `solution`: the problem restated, a first try that misses (a sum or
+    product of two numbers, when it is not the target), the solution checked, the answer in <answer> tags."""
+    a, b = rng.sample(list(numbers), 2)
+    miss = next((f"{e} = {v}" for e, v in ((f"{a} + {b}", a + b), (f"{a} * {b}", a * b)) if v != target), None)
+    lines = [f"The numbers are {list(numbers)} and the target is {target}; each number may be used at most once."]
+    if miss:
+        lines.append(f"First try: {miss}, which is not {target}. Wait, that does not work; let me combine them "
+                     "differently.")
+    lines.append(f"Trying {solution}: that evaluates to {target}, and it uses each number at most once.")
+    lines.append(f"Checking again: {solution} = {target}. Correct.")
+    return "<think>\n" + "\n".join(lines) + "\n</think>\n\n<answer>" + solution + "</answer>"
+
+
 def oracle_teacher(task: Task) -> OracleTeacher:
     """`teacher=oracle`: exact skills for Countdown; other tasks need an LLM teacher."""
     if not isinstance(task, CountdownTask):

@@ -30,49 +30,9 @@ from skillexp.runtime import Runtime
 from skillexp.tasks.base import Item, Task
 from skillexp.tasks.scoring import ScorePool
 from skillexp.teachers import build_teacher
-from skillexp.teachers.base import Judgement, Proposal, SkillCatalogue, Teacher
+from skillexp.teachers.base import LazyTeacher, SkillCatalogue, Teacher
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import ConfigError
-
-
-class LazyTeacher(Teacher):
-    """The run's teacher, built on first use: a run whose teacher steps are all on disk starts no client, engine or
-    model, and the student's engine is closed before a local teacher loads."""
-
-    def __init__(self, factory: Callable[[], Teacher]):
-        super().__init__()
-        self._factory = factory
-        self._teacher: Teacher | None = None
-
-    @property
-    def inner(self) -> Teacher:
-        if self._teacher is None:
-            self._teacher = self._factory()
-        return self._teacher
-
-    def label_skills(self, items: Sequence[Item], catalogue: SkillCatalogue, max_skills: int = 5) -> list[list[str]]:
-        return self.inner.label_skills(items, catalogue, max_skills)
-
-    def judge(self, items: Sequence[Item], solutions: Sequence[str], catalogue: SkillCatalogue) -> list[Judgement]:
-        return self.inner.judge(items, solutions, catalogue)
-
-    def propose(self, examples: Sequence[Sequence[Item]], skills: Sequence[str], n: int = 1,
-                seed: int = 0) -> list[list[Proposal]]:
-        return self.inner.propose(examples, skills, n, seed)
-
-    def solve(self, items: Sequence[Item], n: int = 1, seed: int = 0) -> list[list[str]]:
-        return self.inner.solve(items, n, seed)
-
-    def metrics(self, prefix: str = "teacher") -> dict[str, float]:
-        return {} if self._teacher is None else self._teacher.metrics(prefix)
-
-    @property
-    def failed_requests(self) -> int:
-        return 0 if self._teacher is None else self._teacher.failed_requests
-
-    def close(self) -> None:
-        if self._teacher is not None:
-            self._teacher.close()
 
 
 def blocked_problems(inputs: SFTDataInputs, task: Task) -> set[str]:
