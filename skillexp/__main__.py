@@ -1,7 +1,8 @@
 """`python -m skillexp` / `skillexp`: compose the Hydra config, validate it, run the pipeline.
 `skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), `skillexp cache`
-lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra, and `skillexp data prepare`
-downloads a run's hub datasets into local files (skillexp/prepare.py).
+lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra, `skillexp data prepare`
+downloads a run's hub datasets into local files (skillexp/prepare.py), and `skillexp teacher estimate` counts a
+run's teacher requests and their cost without sending any (skillexp/methods/estimate.py).
 
 A config error exits with status 2 and one message naming the key and the fix, before any heavy work. A
 scheduler's signal is caught from the first instant (skillexp/preemption.py): this module imports nothing heavy
@@ -91,6 +92,10 @@ def main() -> None:
         from skillexp.prepare import main as data
 
         sys.exit(data(sys.argv[2:]))
+    if sys.argv[1:2] == ["teacher"]:
+        from skillexp.methods.estimate import main as teacher
+
+        sys.exit(teacher(sys.argv[2:]))
     if sys.argv[1:2] == ["cache"]:
         from skillexp.stage_cache import main as cache
 

@@ -54,6 +54,7 @@ class Run:
     needs: str | None = None  # a documented command whose outputs this one reads (run first, same directory)
     timeout: int = 900
     then: Callable[[Path, str], None] | None = None  # more checks on the work dir and the console output
+    long: bool = False  # minutes even at the smallest budgets: in `make test-long`
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,23 @@ def built_sft_data(work: Path, output: str) -> None:
     assert stats, output[-3000:]
 
 
+def estimates_the_teacher(work: Path, output: str) -> None:
+    """Requests and cost for the paper recipe's 4,000 questions, and nothing sent (no key is set)."""
+    assert "| distill (trace) | 4,000 | 4,000 | 0 |" in output and "deepseek-reasoner" in output, output
+    assert re.search(r"\| \$[0-9.,]+ \| \$[0-9.,]+ \|$", output, re.M), output
+
+
+def every_paper_row(work: Path, output: str) -> None:
+    """Every row of SkillFactory's Table 6 under the paper's name, ours filled in, the paper's number beside it."""
+    table = next(work.glob("outputs/multiruns/skillfactory_countdown_cpu/report/results.md")).read_text()
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| ") and " | " in line}
+    for name in ("base model", "STaR", "SkillFactory", "R1 Distill", "BOLT", "RL Only", "STaR → GRPO",
+                 "SkillFactory → GRPO", "R1 Distill → GRPO", "BOLT → GRPO"):
+        assert name in rows, (name, table[:3000])
+        assert re.search(r"\| [0-9.]+(?: ·|\s\|)", rows[name].split(f"| {name} ", 1)[1]), rows[name]
+    assert "paper 42.1" in rows["SkillFactory → GRPO"], rows["SkillFactory → GRPO"]
+
+
 def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
@@ -216,6 +234,10 @@ CHECKS = {
         Run((), ("outputs/runs/*/*/sft_select/selection.json",), then=chose_an_lr),
     "skillexp cache list": Run(needs="skillexp experiment=smoke", then=lists_the_stages),
     "python -m skillexp.stage_code": Run(then=every_stage_in_step),
+    "skillexp teacher estimate experiment=skillfactory_countdown method=distill teacher=deepseek_r1":
+        Run(then=estimates_the_teacher),
+    "experiments/skillfactory_countdown_cpu.sh": Run(("eval.num_items=2",), then=every_paper_row, timeout=1800,
+                                                     long=True),
     "python -m skillexp experiment=smoke method=star": Run((), ("outputs/runs/*/*/sft_data/sft_data.jsonl",),
                                                           then=built_sft_data),
     "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),
@@ -404,7 +426,8 @@ def make_dry_run(target: str, work: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", list(CHECKS))
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.long) if getattr(check, "long", False) else c
+                                     for c, check in CHECKS.items()])
 def test_documented_command(command: str, finished: dict[str, Path], tmp_path: Path) -> None:
     check = CHECKS[command]
     if isinstance(check, Run):

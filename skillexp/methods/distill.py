@@ -88,13 +88,14 @@ def _posed(task: Task, question: str) -> str:
     return task.messages(Item("example", question, ""))[-1]["content"]
 
 
-def conversations(inputs: SFTDataInputs, task: Task, items: Sequence[Item]) -> list[list[dict[str, str]]]:
+def conversations(method: str, examples: Sequence[dict[str, str]] | None, task: Task,
+                  items: Sequence[Item]) -> list[list[dict[str, str]]]:
     """What the teacher is sent per question: the student's own prompt (distill), or BOLT's instruction and its
-    examples as earlier turns, then the question (bolt)."""
-    if inputs.method != "bolt":
+    `examples` as earlier turns, then the question (bolt)."""
+    if method != "bolt":
         return [task.messages(it) for it in items]
     shots: list[dict[str, str]] = []
-    for ex in inputs.examples or []:
+    for ex in examples or []:
         shots += [{"role": "user", "content": _posed(task, ex["question"])},
                   {"role": "assistant", "content": ex["response"]}]
     system = {"role": "system", "content": BOLT_SYSTEM}
@@ -117,8 +118,8 @@ def _candidates(inputs: SFTDataInputs, task: Task, items: Sequence[Item], teache
     assert cfg is not None
     if cfg.source == "dataset":
         return [[s] if isinstance(s := it.meta.get("solution"), str) and s else [] for it in items]
-    return teacher.complete(conversations(inputs, task, items), n=cfg.traces_per_question, seed=inputs.seed,
-                            temperature=cfg.temperature, max_tokens=cfg.max_tokens, op=inputs.method)
+    return teacher.complete(conversations(inputs.method, inputs.examples, task, items), n=cfg.traces_per_question,
+                            seed=inputs.seed, temperature=cfg.temperature, max_tokens=cfg.max_tokens, op=inputs.method)
 
 
 def build_distill(inputs: SFTDataInputs, task: Task, items: Sequence[Item], out_dir: Path, rt: Runtime,

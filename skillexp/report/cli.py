@@ -55,7 +55,7 @@ def slug(setting: tuple[tuple[str, str], ...]) -> str:
 
 
 def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str], ...], runs: list[Run],
-                   metric: str, baseline: str, out_dir: Path) -> None:
+                   metric: str, baseline: str, out_dir: Path, paper_model: str | None = None) -> None:
     """Tables, comparisons, figures, CSV rows and W&B summary values of one setting (one model, task, eval...)."""
     variants = list(dict.fromkeys(v for r in runs for v in r.variants))
     rows = build_rows(runs)
@@ -70,7 +70,7 @@ def report_setting(report: Report, sweep: Sweep, setting: tuple[tuple[str, str],
 
     grid = {row.label: {c.variant: c.stats for c in primary if c.row is row} for row in rows}
     md = report.markdown
-    md += [f"## {setting_name(setting) or 'Results'}", "", describe(runs[0]), "", *paper_section(rows),
+    md += [f"## {setting_name(setting) or 'Results'}", "", describe(runs[0]), "", *paper_section(rows, paper_model),
            *lr_section(rows), f"### {resolved}", "", markdown_table(grid, columns), "", *interval_notes(primary), ""]
     figures = [save(accuracy_figure(grid, columns, resolved, title, colour, is_proportion(resolved)),
                     out_dir / f"accuracy{suffix}.png")]
@@ -153,7 +153,8 @@ def runs_table(sweep: Sweep, named: bool) -> list[str]:
     return lines
 
 
-def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none") -> Report:
+def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none",
+                 paper_model: str | None = None) -> Report:
     """results.md, results.csv, comparisons.csv and the figures in `out_dir`; returns what was written."""
     check_metric(sweep.runs, metric)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,7 @@ def write_report(sweep: Sweep, out_dir: Path, metric: str, baseline: str = "none
                             "has its own section; runs are never averaged across settings.", ""]
     for setting in settings(sweep.runs):
         report_setting(report, sweep, setting, [r for r in sweep.runs if r.setting == setting], metric, baseline,
-                       out_dir)
+                       out_dir, paper_model)
     report.markdown += runs_table(sweep, bool(sweep.setting_keys))
     if skipped := [r for r in sweep.runs if r.summary.get("sft/skipped")]:
         report.markdown += ["", "## Runs without SFT", "", "Their method built no SFT data (`method.if_empty=base`), "
@@ -201,6 +202,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="per-variant metric of summary.json: mean@k (default; k from each run), greedy, pass@1...")
     parser.add_argument("--baseline", help="the method each row is compared with, after the same RL stage and on "
                         "the same seeds and questions (default: none, i.e. the base model / RL alone)")
+    parser.add_argument("--paper-model", help="quote the papers' numbers for this model (as the suites name it, e.g. "
+                        "qwen2.5-1.5b-instruct) whatever model the runs used: a CPU twin's layout check")
     parser.add_argument("--wandb", choices=MODES, default="auto",
                         help="log the report as a W&B run: auto follows the runs' logger and WANDB_MODE")
     return parser.parse_args(argv)
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skillexp report: warning: {warning}", file=sys.stderr)
         if args.baseline is not None:
             check_baseline(sweep.runs, args.baseline)
-        report = write_report(sweep, out_dir, args.metric, args.baseline or "none")
+        report = write_report(sweep, out_dir, args.metric, args.baseline or "none", args.paper_model)
     except ReportError as e:
         print(f"skillexp report: error: {e}", file=sys.stderr)
         return 2

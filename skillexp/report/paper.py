@@ -116,11 +116,17 @@ def paper_table(rows: list[Row], spec: dict[str, Any], model: str, eval_config: 
             f"Where this recipe's protocol differs from the paper's, and where the paper is silent: {FIDELITY}.", ""]
 
 
-def paper_section(rows: list[Row]) -> list[str]:
-    """The paper-layout tables of a setting's runs, one per table of their eval suite's `paper:` block."""
+def paper_section(rows: list[Row], paper_model: str | None = None) -> list[str]:
+    """The paper-layout tables of a setting's runs, one per table of their eval suite's `paper:` block, beside the
+    paper's numbers for the runs' model, or for `paper_model` (`skillexp report --paper-model`: a CPU twin's tiny
+    model against the paper's model, said so above each table)."""
     if not rows or not rows[0].runs:
         return []
     config = rows[0].runs[0].config
     tables = config["eval"].get("paper") or {}
+    ours = config["model"]["name"]
+    model = paper_model or ours
+    said = ([f"Ours are `{ours}`'s; the paper's numbers are for `{model}` (`--paper-model`): the layout and the rows "
+             "are the paper's, the comparison is not a like-for-like one.", ""] if model != ours else [])
     return [line for spec in tables.values() if spec.get("columns")
-            for line in paper_table(rows, spec, config["model"]["name"], config["eval"])]
+            for line in [*said, *paper_table(rows, spec, model, config["eval"])]]

@@ -121,7 +121,7 @@ def test_bolt_conversations_hold_the_examples_before_the_question(tmp_path) -> N
     task = run.task.build()
     inputs = stage_inputs(run, StageCache(None, tmp_path), tmp_path / "base")["sft_data"]
     item = task.items("train")[0]
-    conv = conversations(inputs, task, [item])[0]
+    conv = conversations(inputs.method, inputs.examples, task, [item])[0]
     assert conv[0] == {"role": "system", "content": BOLT_SYSTEM} and len(conv) == 1 + 2 * 10 + 1
     assert [m["role"] for m in conv[1:-1]] == ["user", "assistant"] * 10
     assert conv[2]["content"] == inputs.examples[0]["response"]
