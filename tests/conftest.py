@@ -84,7 +84,7 @@ def kill_when(code: str, ready, log_path: Path, timeout_s: float = 300, kill=Non
 
 # the suites and recipes that read hub datasets or local files; SUITE_DATA holds generated stand-ins for them
 DATA_RUNS = (["eval=skillfactory_ood"], ["eval=stat_math"], ["eval=skillfactory_openthoughts"],
-             ["experiment=stat_math"], ["task=gsm8k"], ["task=multiple_choice"])
+             ["experiment=stat_math"], ["task=gsm8k"], ["task=multiple_choice"], ["task=openthoughts"])
 SUITE_DATA = _TMP / "data"
 
 

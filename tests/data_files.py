@@ -12,6 +12,7 @@ from skillexp.prepare import compose_run, data_sources
 from skillexp.tasks.base import Task
 from skillexp.tasks.gsm8k import Gsm8kTask
 from skillexp.tasks.multiple_choice import MultipleChoiceTask
+from skillexp.tasks.openthoughts import OpenThoughtsTask
 from skillexp.tasks.sources import prepared_file
 
 
@@ -32,6 +33,10 @@ def fake_rows(task: Task, n: int, seed: int = 0) -> list[dict[str, Any]]:
             rows.append({"id": f"q{i}", "question": question, "question_concept": "sum",
                          "choices": {"label": list("ABCDE"), "text": texts},
                          "answerKey": "ABCDE"[texts.index(str(a + b))]})
+        elif isinstance(task, OpenThoughtsTask):  # OpenThoughts3: turns, the gold boxed after QwQ's </think>
+            trace = f"<think>\nAdd {a} and {b}: maybe $\\boxed{{{a}}}$? No.\n</think>\n\nSo $\\boxed{{{a + b}}}$."
+            turns = [{"from": "human", "value": question}, {"from": "gpt", "value": trace}]
+            rows.append({c.conversations_field: turns, "domain": "math", "source": "stand-in", "difficulty": i % 10})
         elif isinstance(task, Gsm8kTask):
             rows.append({c.question_field: question, c.answer_field: f"{a} + {b} = {a + b}\n#### {a + b}"})
         else:  # the math family: a worked solution or a bare answer, as the field's name says

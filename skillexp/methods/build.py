@@ -63,7 +63,9 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
     if not rows:
         log.warning("method=%s produced no SFT rows from %d questions (%s); method.if_empty=base: SFT is skipped",
                     m.method, len(items), stats)
-    stats = {**stats, f"{m.method}/rows": float(len(rows)), f"{m.method}/questions": float(len(items))}
+    stats = {**stats, f"{m.method}/rows": float(len(rows)), f"{m.method}/questions": float(len(items)),
+             # rows of the task's table it left out, by reason (task=openthoughts; other tasks leave none out)
+             **{f"task/rows_left_out/{why}": float(n) for why, n in sorted(getattr(task, "dropped", {}).items())}}
     atomic_write_jsonl(path, rows)
     atomic_write_json(out_dir / "sft_data_stats.json", stats)
     rt.tracker.log(stats)

@@ -9,6 +9,7 @@ from skillexp.generation.config import GenerationConfig, SamplingConfig
 from skillexp.models.config import ModelConfig
 from skillexp.stage_cache import Artifact, StageInputs
 from skillexp.tasks import TaskSpec
+from skillexp.tasks.prompts import SAMPLING_VARIANTS
 from skillexp.teachers.config import TeacherConfig
 from skillexp.traces.config import Detector, DifficultyRule, PRMConfig
 from skillexp.training.config import SFTConfig
@@ -17,6 +18,7 @@ from skillexp.utils.schema import AT_LEAST_1, FRACTION, NON_NEGATIVE
 
 @dataclass
 class SkillFactoryConfig:
+    # the four of App. E.2, and for OpenThoughts their `_hint` rationalization twins (App. E.5; tasks/prompts.py)
     prompt_variants: list[str] = field(
         default_factory=lambda: ["original", "plan_and_execute", "alternatively", "rephrase"])
     reflections_per_attempt: Annotated[int, AT_LEAST_1] = 4  # Countdown: 4 (OpenThoughts: 1)
@@ -27,6 +29,14 @@ class SkillFactoryConfig:
     drop_reflection_substrings: list[str] = field(default_factory=lambda: ["idea", "fast"])
     # paper App. C ablations
     ablation: Literal["none", "no_reflections", "no_prompt_diversity", "no_sample_order"] = "none"
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.prompt_variants if v not in SAMPLING_VARIANTS]
+        if unknown or not self.prompt_variants:
+            raise ValueError(f"method.skillfactory.prompt_variants: {unknown or 'none given'}; choose among "
+                             f"{list(SAMPLING_VARIANTS)}.")
+        if len(set(self.prompt_variants)) < len(self.prompt_variants):
+            raise ValueError(f"method.skillfactory.prompt_variants names a variant twice: {self.prompt_variants}.")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from skillexp.tasks.gsm8k import Gsm8kConfig, Gsm8kTask
 from skillexp.tasks.math import MathConfig, MathTask
 from skillexp.tasks.multiple_choice import MultipleChoiceConfig, MultipleChoiceTask
 from skillexp.tasks.multiplication import MultiplicationConfig, MultiplicationTask
+from skillexp.tasks.openthoughts import OpenThoughtsConfig, OpenThoughtsTask
 from skillexp.tasks.words import AcronymConfig, AcronymTask, LetterCountdownConfig, LetterCountdownTask
 from skillexp.utils.schema import ConfigError, from_dict
 
@@ -20,6 +21,7 @@ TASKS: dict[str, tuple[type, type[Task]]] = {
     "countdown": (CountdownConfig, CountdownTask),
     "multiplication": (MultiplicationConfig, MultiplicationTask),
     "math": (MathConfig, MathTask),
+    "openthoughts": (OpenThoughtsConfig, OpenThoughtsTask),
     "gsm8k": (Gsm8kConfig, Gsm8kTask),
     "multiple_choice": (MultipleChoiceConfig, MultipleChoiceTask),
     "acronym": (AcronymConfig, AcronymTask),

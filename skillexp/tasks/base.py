@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from skillexp.tasks.answer import ANSWER_FORMATS, last_tag
-from skillexp.tasks.prompts import build_messages
+from skillexp.tasks.prompts import HINT_SUFFIX, HINT_VARIANTS, build_messages, is_hint, with_hint
 from skillexp.tasks.sources import Source, source_file
 
 SPLITS = ("train", "rl", "val", "test")
@@ -82,8 +82,15 @@ class Task(ABC):
 
     def messages(self, item: Item, variant: str = "original") -> list[dict[str, str]]:
         """Chat messages that pose `item`, under one of SkillFactory's prompt variants, asking for the answer
-        where `extract` reads it."""
-        return build_messages(item.question, self.answer_type, variant, ANSWER_FORMATS[self.answer_format])
+        where `extract` reads it; a `<variant>_hint` (prompts.HINT_VARIANTS, for sampling solutions only) adds
+        the gold answer as a hint."""
+        if not is_hint(variant):
+            return build_messages(item.question, self.answer_type, variant, ANSWER_FORMATS[self.answer_format])
+        if variant not in HINT_VARIANTS:
+            raise ValueError(f"unknown prompt variant {variant!r}; the hint variants are {list(HINT_VARIANTS)}")
+        base = variant.removesuffix(HINT_SUFFIX)
+        messages = build_messages(item.question, self.answer_type, base, ANSWER_FORMATS[self.answer_format])
+        return with_hint(messages, item.answer, self.answer_type)
 
     def extract(self, completion: str) -> str | None:
         """The final answer where the prompt asked for it (the last `<answer>` span, or `\\boxed{}`), or with

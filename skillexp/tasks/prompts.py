@@ -8,6 +8,12 @@ answers go in `\\boxed{}` (`answer_format: boxed`, STAT's math) is posed with th
 \\boxed{}", and `original` is then STAT's harness prompt (tasks/answer.py holds both formats). The paper does
 not print its instruction prompt (its verl fork's verbose template is the likely one); ours names the same tags as
 SkillFactory's traces (traces/format.py), in words a reader can check.
+
+SkillFactory's OpenThoughts data (paper App. E.4-E.5) adds "rationalization" variants: the same prompts with the
+gold answer in context as a hint the model is told not to mention (`<variant>_hint`, SAMPLING_VARIANTS; the paper
+does not print their wording, ours is HINT). They exist for sampling solutions only: rl.prompt and eval.prompt
+cannot name them, reflections are never posed with a hint, and SkillFactory stores every SFT row under the
+un-hinted prompt, so the student never sees a gold answer in its input.
 """
 from __future__ import annotations
 
@@ -16,6 +22,13 @@ from typing import Literal, get_args
 from skillexp.tasks.answer import ANSWER_FORMATS, AnswerFormat
 
 VARIANTS = ("original", "plan_and_execute", "alternatively", "rephrase")  # SkillFactory's sampling prompts
+HINT_SUFFIX = "_hint"
+HINT_VARIANTS = tuple(v + HINT_SUFFIX for v in VARIANTS)  # the rationalization variants (OpenThoughts, App. E.5)
+SAMPLING_VARIANTS = VARIANTS + HINT_VARIANTS  # what method.skillfactory.prompt_variants may name
+# appended to a hint variant's user turn; a response that says "hint" anyway is dropped (methods/skillfactory)
+HINT = ("Hint: the correct {answer_type} is {answer}. Use it to guide your reasoning, but do not mention this hint "
+        "or that you were given the answer anywhere in your response: solve the question as if you had found the "
+        "answer on your own.")
 # what a run may pose its questions with (rl.prompt, eval.prompt)
 Prompt = Literal["original", "plan_and_execute", "alternatively", "rephrase", "instruction"]
 PROMPTS = get_args(Prompt)
@@ -72,3 +85,17 @@ def build_messages(question: str, answer_type: str, variant: str = "original",
     system = _SYSTEM[variant]
     return ([{"role": "system", "content": system.format(**words)}] if system else []) + [
         {"role": "user", "content": f"{question}\n\n{suffix}"}]
+
+
+def is_hint(variant: str) -> bool:
+    """Does `variant` put the gold answer in the prompt (a rationalization variant)?"""
+    return variant.endswith(HINT_SUFFIX)
+
+
+def with_hint(messages: list[dict[str, str]], answer: str, answer_type: str) -> list[dict[str, str]]:
+    """`messages` with the HINT (the gold `answer`) appended to the last user turn."""
+    if not str(answer).strip():
+        raise ValueError("a hint variant needs the item's gold answer, and this item has none.")
+    *head, last = messages
+    hint = HINT.format(answer_type=answer_type, answer=str(answer).strip())
+    return [*head, {**last, "content": f"{last['content']}\n\n{hint}"}]

@@ -10,12 +10,13 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from skillexp.utils.io import atomic_write_json, atomic_write_text
+from skillexp.utils.io import atomic_write_json
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # the checkout root
 LOCAL_SUFFIXES = (".jsonl", ".parquet", ".json", ".csv")  # a path ending so is a file, never a hub name
@@ -95,18 +96,22 @@ def _read_jsonl(path: Path, what: str) -> Rows:
         raise ValueError(f"{path}: byte {e.start} is not UTF-8 text; {what} reads {FORMATS}.") from None
     rows = []
     for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028 or \x85
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno}); each line must hold one JSON "
-                             f"object with the question and answer fields.") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{n}: a JSON {type(row).__name__}, not an object with the question and answer "
-                             f"fields.")
-        rows.append((f"{path}:{n}", row))
+        if line.strip():
+            rows.append((f"{path}:{n}", _json_row(line, path, n)))
     return rows
+
+
+def _json_row(line: str, path: Path, n: int) -> dict[str, Any]:
+    """Line `n` of the JSON-lines file `path`, a JSON object, or ValueError naming the file and the line."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno}); each line must hold one JSON "
+                         f"object with the question and answer fields.") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}:{n}: a JSON {type(row).__name__}, not an object with the question and answer "
+                         f"fields.")
+    return row
 
 
 def _read_parquet(path: Path, what: str) -> Rows:
@@ -120,23 +125,61 @@ def _read_parquet(path: Path, what: str) -> Rows:
     return [(f"{path} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
 
 
+def _readable(path: str | None, config: str | None, split: str, default: Path | None, what: str) -> Path:
+    """The file `read_rows` / `iter_rows` read: MissingData for an unprepared hub dataset, FileNotFoundError for a
+    missing file or one that is neither .jsonl nor .parquet."""
+    file = source_file(path, config, split, default)
+    if path and is_hub(path) and not file.is_file():
+        raise MissingData(f"{path} (config {config}, split {split})", file)
+    if not (file.is_file() and file.suffix in (".jsonl", ".parquet")):
+        why = "does not exist" if not file.exists() else "is not a .jsonl or .parquet file"
+        raise FileNotFoundError(f"{what}: {file} {why}; give {FORMATS} as task.path.")
+    return file
+
+
 def read_rows(path: str | None, config: str | None, split: str, default: Path | None, what: str) -> Rows:
     """(where, row) pairs, `where` naming the file and line (or row) for error messages. `path` None (or "") reads
     `default` (a task's shipped set); a hub name reads its prepared file (MissingData when there is none); `what`
     names the task in errors ("the math task")."""
-    file = source_file(path, config, split, default)
-    if path and is_hub(path) and not file.is_file():
-        raise MissingData(f"{path} (config {config}, split {split})", file)
-    if file.is_file() and file.suffix == ".jsonl":
-        rows = _read_jsonl(file, what)
-    elif file.is_file() and file.suffix == ".parquet":
-        rows = _read_parquet(file, what)
-    else:
-        why = "does not exist" if not file.exists() else "is not a .jsonl or .parquet file"
-        raise FileNotFoundError(f"{what}: {file} {why}; give {FORMATS} as task.path.")
+    file = _readable(path, config, split, default, what)
+    rows = _read_jsonl(file, what) if file.suffix == ".jsonl" else _read_parquet(file, what)
     if not rows:
         raise ValueError(f"{file} holds no rows; {what} reads {FORMATS}.")
     return rows
+
+
+def iter_rows(path: str | None, config: str | None, split: str, default: Path | None,
+              what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`read_rows` one row at a time, for a table too large to hold whole (OpenThoughts3: 1.2M rows, ~60 GB as
+    JSON lines): only the row being read is in memory. The same errors, raised when the reader gets there."""
+    file = _readable(path, config, split, default, what)
+    n = 0
+    if file.suffix == ".jsonl":
+        with open(file, "rb") as f:
+            for line_no, raw in enumerate(f, 1):  # split on b"\n" only, as `_read_jsonl` splits
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{file}:{line_no}: byte {e.start} of the line is not UTF-8 text; {what} reads "
+                                     f"{FORMATS}.") from None
+                if line.strip():
+                    n += 1
+                    yield f"{file}:{line_no}", _json_row(line, file, line_no)
+    else:
+        import pyarrow
+        import pyarrow.parquet as pq
+
+        try:
+            batches = pq.ParquetFile(file).iter_batches(batch_size=256)
+            for batch in batches:
+                for row in batch.to_pylist():
+                    n += 1
+                    yield f"{file} row {n}", row
+        except (pyarrow.ArrowException, OSError) as e:
+            raise ValueError(f"{file}: not a readable parquet file ({str(e)[:120]}); {what} reads "
+                             f"{FORMATS}.") from None
+    if not n:
+        raise ValueError(f"{file} holds no rows; {what} reads {FORMATS}.")
 
 
 def _json_safe(value: Any) -> Any:
@@ -164,14 +207,27 @@ def prepare(path: str, config: str | None, split: str, out: Path, revision: str 
     import datasets
 
     ds = datasets.load_dataset(path, config, split=split, revision=revision)
-    lines = [json.dumps(_json_safe(dict(row)), ensure_ascii=False) + "\n" for row in ds]
-    text = "".join(lines)
     file = prepared_file(path, config, split, Path(out))
-    atomic_write_text(file, text)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    digest, rows = hashlib.sha256(), 0
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+    try:  # a line at a time, renamed into place when whole: a 60 GB table never sits in memory
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in ds:
+                line = json.dumps(_json_safe(dict(row)), ensure_ascii=False) + "\n"
+                f.write(line)
+                digest.update(line.encode("utf-8"))
+                rows += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     atomic_write_json(file.with_suffix(".json"), {
         "source": {"path": path, "config": config, "split": split},
         "revision": _revision(ds, revision), "fingerprint": getattr(ds, "_fingerprint", None),
-        "rows": len(lines), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "rows": rows, "sha256": digest.hexdigest(),
         "prepared_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return file
 

@@ -90,10 +90,10 @@ def test_bad_params_fail_with_the_key_and_allowed_values() -> None:
         build_task("math", {"answer_format": "latex"})
     with pytest.raises(ConfigError, match=r"'chess' is not a task; choose one of \['acronym', 'countdown', "
                                           r"'gsm8k', 'letter_countdown', 'math', 'multiple_choice', "
-                                          r"'multiplication'\]"):
+                                          r"'multiplication', 'openthoughts'\]"):
         build_task("chess", {})
     assert sorted(TASKS) == ["acronym", "countdown", "gsm8k", "letter_countdown", "math", "multiple_choice",
-                            "multiplication"]
+                            "multiplication", "openthoughts"]
 
 
 def test_the_instruction_prompt_names_the_tags_skillfactorys_traces_use() -> None:

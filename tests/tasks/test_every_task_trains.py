@@ -13,7 +13,7 @@ from tests.test_main import run_cli
 
 SHORT = ["experiment=smoke", "rl=grpo_cpu", "rl.steps=1", "rl.prompts_per_step=2", "rl.group_size=2",
          "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16", "trainer.micro_batch_size=4", "eval.num_items=1"]
-SPLITS = {"gsm8k": ["task.num_val=2", "task.num_rl=2"], "multiple_choice": ["task.num_val=2", "task.num_rl=2"]}
+SPLITS = {t: ["task.num_val=2", "task.num_rl=2"] for t in ("gsm8k", "multiple_choice", "openthoughts")}
 
 
 def test_every_task_kind_is_a_task_option() -> None:

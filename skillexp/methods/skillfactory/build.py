@@ -3,6 +3,12 @@ verdict is right, and stitch traces that retry until a correct attempt (paper §
 
 Model output is untrusted: attempts that already contain trace tags, or no or several answers, would corrupt a
 trace's structure; they are skipped and counted.
+
+Rationalization (`<variant>_hint`, OpenThoughts, App. E.5): those prompts show the gold answer as a hint; a response
+to one that says "hint" (any case) is dropped before grading (counted as `attempts_skipped/mentions_hint`), and the
+rest enter traces like any attempt. Reflections are asked without the hint, and every SFT row is posed with the
+un-hinted `original` prompt, so the student never sees the gold answer. Responses to un-hinted prompts are not
+filtered: they cannot leak a hint they never saw.
 """
 from __future__ import annotations
 
@@ -18,7 +24,11 @@ from skillexp.methods.skillfactory.reflect import ReflectionFilterStats, reflect
 from skillexp.traces.format import ANSWER_CLOSE, ANSWER_OPEN, TRACE_TAGS
 from skillexp.methods.skillfactory.traces import Attempt, keep_question, sample_alg1, sample_cfull
 from skillexp.tasks.base import Item, Task
+from skillexp.tasks.prompts import is_hint
 from skillexp.tasks.scoring import ScorePool
+
+
+HINT_WORD = "hint"  # a response to a hint prompt that contains it (lower-cased) is dropped (paper App. E.5)
 
 
 def _malformed(text: str) -> str | None:
@@ -42,7 +52,15 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
     t0 = time.perf_counter()
     comps = sample(gen, [task.messages(item, v) for item, v in pairs], cfg.samples_per_question, cfg.sampling, seed)
     t1 = time.perf_counter()
-    flat = [(item, v, c.text) for (item, v), cs in zip(pairs, comps) for c in cs if not c.truncated]
+    flat, mentions_hint = [], 0
+    for (item, v), cs in zip(pairs, comps):
+        for c in cs:
+            if c.truncated:
+                continue
+            if is_hint(v) and HINT_WORD in c.text.lower():  # it gives its hint away: dropped
+                mentions_hint += 1
+            else:
+                flat.append((item, v, c.text))
     truncated = sum(c.truncated for cs in comps for c in cs)
     scores = pool.score(task, [f[0] for f in flat], [f[2] for f in flat])
     t2 = time.perf_counter()
@@ -81,6 +99,7 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
         kept_questions += 1
         sampler = sample_cfull if sf.sampler == "cfull" else sample_alg1
         for trace in sampler(attempts, rng, sf.max_attempts, sf.ablation):
+            # posed as the student is asked: the un-hinted `original` prompt, whatever the attempts were sampled under
             rows.append({"messages": task.messages(item) + [{"role": "assistant", "content": trace.text}],
                          "question_id": item.id, "attempts": trace.attempts, "correctness": trace.correctness,
                          "variants": trace.variants, "num_attempts": trace.num_attempts, "sampler": trace.sampler,
@@ -89,13 +108,15 @@ def build_skillfactory(task: Task, items: list[Item], gen: Generator, pool: Scor
     verdicts = rstats.total - rstats.no_verdict
     stats = {f"skillfactory/base_accuracy/{v}": a for v, a in accuracy.items()}
     stats.update({
-        "skillfactory/attempts": len(flat) + truncated, "skillfactory/attempts_truncated": truncated,
+        "skillfactory/attempts": len(flat) + truncated + mentions_hint, "skillfactory/attempts_truncated": truncated,
         "skillfactory/attempts_answer_tags_added": tagged,
         "skillfactory/seconds_sampling": t1 - t0, "skillfactory/seconds_scoring": t2 - t1,
         "skillfactory/seconds_reflecting": t3 - t2,
         "skillfactory/tokens_sampled": sum(len(c.token_ids) for cs in comps for c in cs),
         "skillfactory/tokens_reflected": reflected_tokens,
         **{f"skillfactory/attempts_skipped/{k}": float(n) for k, n in skipped.items()},
+        **({"skillfactory/attempts_skipped/mentions_hint": float(mentions_hint)}
+           if any(map(is_hint, variants)) else {}),
         "skillfactory/reflections": rstats.total, "skillfactory/reflections_kept": rstats.kept,
         "skillfactory/reflection_acceptance": rstats.kept / max(rstats.total, 1),
         "skillfactory/reflection_no_verdict": rstats.no_verdict / max(rstats.total, 1),
