@@ -42,6 +42,15 @@ def data_sources(run: RunConfig) -> Iterator[tuple[str, Task]]:
             yield path, task
 
 
+def write_suite_data(overrides: list[str], data_dir: Path, n: int = 12) -> list[Path]:
+    """Generated stand-ins (tasks/standins.py) for every hub dataset and local file the run of `overrides` reads,
+    where that run, with `paths.data_dir=data_dir`, reads them; returns their paths."""
+    from skillexp.tasks.standins import write_stand_ins
+
+    run = compose_run([*overrides, f"paths.data_dir={data_dir}"])
+    return write_stand_ins((task for _, task in data_sources(run)), data_dir, n)
+
+
 def main(argv: list[str]) -> int:
     """`skillexp data prepare`: download a run's hub datasets into local files its compute nodes read."""
     from skillexp.tasks.sources import prepare, prepared_file
@@ -53,12 +62,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, default=None, help="where to write (default: the run's paths.data_dir)")
     ap.add_argument("--force", action="store_true", help="download again even where a file is there")
     ap.add_argument("--list", action="store_true", help="say what would be downloaded, and download nothing")
+    ap.add_argument("--stand-ins", action="store_true",
+                    help="write small generated tables in each source's schema instead (simple sums, no download): "
+                         "a recipe's CPU twin, offline")
     args = ap.parse_args(argv)
     overrides = [o if "=" in o else f"eval={o}" for o in args.overrides]
     if args.out is not None:
         overrides.append(f"paths.data_dir={args.out.resolve()}")
     run = compose_run(overrides)
     out = Path(run.paths.data_dir or ".").resolve()
+    if args.stand_ins:
+        for path in write_suite_data(overrides, out):
+            print(f"wrote a generated stand-in {path}")
+        print(f"runs read them with paths.data_dir={out}: generated sums, not the datasets")
+        return 0
     done: set[Path] = set()
     for path, task in data_sources(run):
         staged: list[Path] = []  # this task's new tables, kept in a staging dir until the task has read them

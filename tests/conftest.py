@@ -90,9 +90,9 @@ SUITE_DATA = _TMP / "data"
 
 @pytest.fixture(scope="session")
 def _suite_data() -> Path:
-    """Generated files in place of every hub dataset and local file the shipped suites read (tests/data_files.py),
+    """Generated files in place of every hub dataset and local file the shipped suites read (tasks/standins.py),
     where `skillexp data prepare` would put them: configs that read data compose, validate and run offline."""
-    from tests.data_files import write_suite_data
+    from skillexp.prepare import write_suite_data
 
     for overrides in DATA_RUNS:
         write_suite_data(overrides, SUITE_DATA)

@@ -175,6 +175,15 @@ def every_paper_row(work: Path, output: str) -> None:
     assert "paper 42.1" in rows["SkillFactory → GRPO"], rows["SkillFactory → GRPO"]
 
 
+def every_table2_row(work: Path, output: str) -> None:
+    """Every row of SkillFactory's Table 2 under the paper's name, ours filled in, the paper's number beside it."""
+    table = next(work.glob("outputs/multiruns/skillfactory_openthoughts_cpu/report/results.md")).read_text()
+    for name, quote in (("RL Only", "paper 38.0"), ("SkillFactory 1k", "paper 42.1"),
+                        ("SkillFactory 10k", "paper 40.6"), ("QwQ distillation", "paper 42.5")):
+        row = next((line for line in table.splitlines() if f" | {name} | " in line), None)
+        assert row is not None and re.search(rf"\| {name} \| [0-9.]+", row) and quote in row, (name, table[:3000])
+
+
 def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
@@ -236,8 +245,9 @@ CHECKS = {
     "python -m skillexp.stage_code": Run(then=every_stage_in_step),
     "skillexp teacher estimate experiment=skillfactory_countdown method=distill teacher=deepseek_r1":
         Run(then=estimates_the_teacher),
-    "experiments/skillfactory_countdown_cpu.sh": Run(("eval.num_items=2",), then=every_paper_row, timeout=1800,
-                                                     long=True),
+    "experiments/skillfactory_openthoughts.sh": FakeSlurm(("#SBATCH --array=0-11",)),
+    "experiments/skillfactory_openthoughts_cpu.sh": Run(then=every_table2_row),
+    "experiments/skillfactory_countdown_cpu.sh": Run(("eval.num_items=2",), then=every_paper_row, timeout=1800),
     "python -m skillexp experiment=smoke method=star": Run((), ("outputs/runs/*/*/sft_data/sft_data.jsonl",),
                                                           then=built_sft_data),
     "python -m skillexp experiment=stat_cpu": Run(tuple(STAT), ("outputs/runs/*/*/summary.json",)),

@@ -1,5 +1,5 @@
 """The papers' suites end to end: their CPU twins run as one sweep on the tiny model, offline, against generated
-stand-ins for their hub data (tests/data_files.py, in SKILLEXP_DATA_DIR), and the report lays each out as its
+stand-ins for their hub data (skillexp/tasks/standins.py, in SKILLEXP_DATA_DIR), and the report lays each out as its
 paper's table."""
 from __future__ import annotations
 

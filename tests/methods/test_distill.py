@@ -178,3 +178,27 @@ def test_a_bad_examples_file_names_the_line_and_the_fix(tmp_path: Path, content:
         load_examples(DistillConfig(examples=str(path)), "countdown", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no BOLT examples ship for task 'math'.*method.distill.examples"):
         load_examples(DistillConfig(), "math", str(tmp_path))
+
+
+def test_the_dry_run_counts_requests_and_cost_and_what_the_cache_already_holds(scripted, tmp_path) -> None:
+    """`skillexp teacher estimate`: one request per question; after the build asked them all, every one is cached
+    (free), and no request reached the server while counting."""
+    from skillexp.methods.estimate import expand, plan, report
+
+    teacher, url = scripted(style="think")
+    extra = ["method=distill", "teacher=scripted", f"teacher.base_url={url}", f"teacher.cache_dir={tmp_path / 'a'}"]
+    overrides = [*SMALL, *extra]
+    run = load_run_config(_compose(overrides))
+    before = plan(run)[0]
+    assert (before.requests, before.replies, before.cached, before.max_tokens) == (24, 24, 0, 512 * 32)
+    assert before.prompt_tokens > 24 * 20 and before.completion_tokens() == 24 * 512 * 32
+    assert before.completion_tokens(2000) == 24 * 2000 and teacher.requests == 0
+    text = report(run, overrides, 2000)
+    price = run.teacher.price()
+    assert f"${price.cost(before.prompt_tokens, 24 * 2000):,.2f}" in text
+    _build(extra, tmp_path)
+    after = plan(run)[0]
+    assert (after.cached, after.prompt_tokens, after.completion_tokens()) == (24, 0, 0)
+    assert expand(["method=distill,bolt", "seed=0,1", "x={a:1,b:2}"]) == [
+        ["method=distill", "seed=0", "x={a:1,b:2}"], ["method=distill", "seed=1", "x={a:1,b:2}"],
+        ["method=bolt", "seed=0", "x={a:1,b:2}"], ["method=bolt", "seed=1", "x={a:1,b:2}"]]

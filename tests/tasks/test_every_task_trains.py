@@ -1,5 +1,5 @@
 """Every task kind is a `task=` option and trains as Countdown does: SFT data from its reference solutions, SFT,
-GRPO on its rl split, the eval (hub-backed tasks on the generated stand-ins of tests/data_files.py)."""
+GRPO on its rl split, the eval (hub-backed tasks on the generated stand-ins of skillexp/tasks/standins.py)."""
 from __future__ import annotations
 
 import json

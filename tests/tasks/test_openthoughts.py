@@ -1,6 +1,6 @@
 r"""task=openthoughts: the gold answer read from hand-written QwQ traces (the last \boxed{} after </think>, rows
 without one or with differing ones left out and counted, every scan bounded), and the task built from an
-OpenThoughts3-shaped table (tests/data_files.py's stand-in, and hand-written rows in both turn shapes)."""
+OpenThoughts3-shaped table (skillexp/tasks/standins.py's stand-in, and hand-written rows in both turn shapes)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from skillexp.tasks import build_task
 from skillexp.tasks.openthoughts import (MAX_FINAL_CHARS, MAX_SOLUTION_CHARS, boxed_spans, gold_answer, normalise,
                                          question_and_trace)
 from skillexp.tasks.sources import iter_rows, read_rows
-from tests.data_files import fake_rows
+from skillexp.tasks.standins import fake_rows
 
 
 @pytest.mark.parametrize(("trace", "gold", "why"), [
@@ -121,7 +121,7 @@ def test_a_table_without_the_turns_field_names_it_and_the_key(tmp_path: Path) ->
 
 
 def test_the_task_builds_from_the_generated_hub_stand_in() -> None:
-    """`task=openthoughts` reads the prepared hub table (tests/data_files.py writes an OT3-shaped stand-in where
+    """`task=openthoughts` reads the prepared hub table (skillexp/tasks/standins.py writes an OT3-shaped stand-in where
     `skillexp data prepare task=openthoughts` would put it; conftest points SKILLEXP_DATA_DIR there)."""
     task = build_task("openthoughts", {"num_val": 2, "num_rl": 4})
     (source,) = task.sources()

@@ -1,14 +1,15 @@
-"""Small generated stand-ins for the hub datasets and local files a suite reads, in each source's own schema,
-written where `skillexp data prepare` (or the user, for local files) would put them. Questions are simple sums
-with their answers, so a checker can tell right from wrong; nothing here is copied from the real datasets."""
+"""Small generated stand-ins for the hub datasets and local files a run reads, in each source's own schema,
+written where `skillexp data prepare` (or the user, for local files) would put them: `skillexp data prepare
+--stand-ins <overrides>` for a recipe's CPU twin, which runs offline, and the tests. Questions are simple sums with
+their answers, so a checker can tell right from wrong; nothing here is copied from the real datasets, and no
+number a run computes on them says anything about the real ones."""
 from __future__ import annotations
 
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from skillexp.prepare import compose_run, data_sources
 from skillexp.tasks.base import Task
 from skillexp.tasks.gsm8k import Gsm8kTask
 from skillexp.tasks.multiple_choice import MultipleChoiceTask
@@ -49,10 +50,10 @@ def fake_rows(task: Task, n: int, seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-def write_suite_data(overrides: list[str], data_dir: Path, n: int = 12) -> list[Path]:
-    """Generated files for every hub dataset and local file the composed run reads; returns their paths."""
+def write_stand_ins(tasks: Iterable[Task], data_dir: Path, n: int = 12) -> list[Path]:
+    """Generated files for every hub dataset and local file `tasks` read, where they read them; their paths."""
     written = []
-    for _, task in data_sources(compose_run([*overrides, f"paths.data_dir={data_dir}"])):
+    for task in tasks:
         for src in task.sources():
             path = prepared_file(src.path, src.hf_config, src.hf_split, data_dir) if src.hub else Path(src.path)
             path.parent.mkdir(parents=True, exist_ok=True)
