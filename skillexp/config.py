@@ -50,7 +50,8 @@ class PathsConfig:
 
 
 # keys that moved whose new name a close-match search would not find (renamed leaves): the error names the new one
-MOVED_KEYS = {"eval.score_workers": "scoring.workers", "eval.score_timeout_s": "scoring.timeout_s"}
+MOVED_KEYS = {"eval.score_workers": "scoring.workers", "eval.score_timeout_s": "scoring.timeout_s",
+              "method.stat.target_size": "method.num_pairs"}
 
 
 @dataclass

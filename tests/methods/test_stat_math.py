@@ -62,7 +62,7 @@ def test_stat_on_math_with_an_llm_teacher(method: str, tmp_path: Path) -> None:
         run_cli(["task=math", "model=tiny", "generation=hf", f"method={method}", "teacher=vllm_server",
                  f"teacher.base_url={stub.base_url}", "teacher.model=scripted",
                  f"teacher.cache_dir={tmp_path / 'cache'}", "method.sampling.max_tokens=8",
-                 "method.stat.target_size=300", "method.sft.max_steps=2", "method.sft.max_length=256",
+                 "method.num_pairs=300", "method.sft.max_steps=2", "method.sft.max_length=256",
                  "trainer.micro_batch_size=4", "trainer.grad_accum=1", "eval=math", "eval.num_items=2", "eval.k=1",
                  "eval.pass_k=[1]", "eval.sampling.max_tokens=8", "scoring.workers=0"], tmp_path / "run")
     run = tmp_path / "run"

@@ -21,7 +21,7 @@ from tests.test_configs import _compose
 
 OVERRIDES = ["model=tiny", "generation=hf", "teacher=oracle", "+task.num_train=80", "+task.num_val=10",
              "+task.num_test=6", "+task.num_rl=0", "method.sampling.max_tokens=8", "method.stat.k=2",
-             "method.stat.target_size=30", "scoring.workers=0", "generation.show_progress=false"]
+             "method.num_pairs=30", "scoring.workers=0", "generation.show_progress=false"]
 
 
 def _build(run: RunConfig, model_dir: Path, out: Path, factory) -> tuple[list[dict], dict[str, float]]:

@@ -115,13 +115,13 @@ def test_skill_map_draws_and_sel_rows() -> None:
     assert len(set(per_pair)) == 4  # without replacement within a pair
     by_id = {it.id: it for it in train}
     distinct = [by_id[i] for i in dict.fromkeys(d["id"] for d in draws)]
-    st = StatConfig(k=4, answers_per_question=2, target_size=1000)
+    st = StatConfig(k=4, answers_per_question=2)
     with ScorePool(workers=0) as pool:
         answers = answer_rows(COUNTDOWN, teacher, distinct, st, pool, seed=0)
     assert all(a["source"] == "teacher" and 1 <= len(a["answers"]) <= 2 for a in answers)
-    keep, keep_stats = sel_rows(COUNTDOWN, draws, answers, skill_map, by_id, st, 0, "stat_sel")
-    st_remove = StatConfig(k=4, answers_per_question=2, target_size=1000, duplicates="remove")
-    remove, stats = sel_rows(COUNTDOWN, draws, answers, skill_map, by_id, st_remove, 0, "stat_sel")
+    keep, keep_stats = sel_rows(COUNTDOWN, draws, answers, skill_map, by_id, st, 0, "stat_sel", 1000)
+    st_remove = StatConfig(k=4, answers_per_question=2, duplicates="remove")
+    remove, stats = sel_rows(COUNTDOWN, draws, answers, skill_map, by_id, st_remove, 0, "stat_sel", 1000)
     n_answers = {a["id"]: len(a["answers"]) for a in answers}
     assert len(keep) == sum(n_answers[d["id"]] for d in draws)
     assert len(remove) == sum(n_answers.values()) < len(keep)
@@ -129,7 +129,7 @@ def test_skill_map_draws_and_sel_rows() -> None:
     assert stats["stat_sel/rows"] == len(remove) and stats["stat_sel/unique_questions"] == len(n_answers)
     baseline = skill_map.stats("m")["m/skill_map/share/multiplication"]
     assert keep_stats["stat_sel/rows/share/multiplication"] > baseline  # the profiled skill is stressed
-    small, _ = sel_rows(COUNTDOWN, draws, answers, skill_map, by_id, StatConfig(target_size=5), 0, "stat_sel")
+    small, _ = sel_rows(COUNTDOWN, draws, answers, skill_map, by_id, StatConfig(), 0, "stat_sel", 5)
     assert len(small) == 5 and all(r in keep for r in small)
 
 

@@ -25,7 +25,7 @@ def test_a_teacher_outage_stops_the_step_saves_nothing_and_the_rerun_asks_again(
     cmd = [sys.executable, "-m", "skillexp", "task=math", "model=tiny", "generation=hf", "method=stat_syn",
            "teacher=vllm_server", f"teacher.base_url=http://127.0.0.1:{port}/v1", "teacher.model=scripted",
            "teacher.max_retries=0", "teacher.timeout_s=5", f"teacher.cache_dir={tmp_path / 'cache'}",
-           "method.sampling.max_tokens=8", "method.stat.target_size=300", "method.sft.max_steps=2",
+           "method.sampling.max_tokens=8", "method.num_pairs=300", "method.sft.max_steps=2",
            "method.sft.max_length=256", "trainer.micro_batch_size=4", "eval=math", "eval.num_items=2", "eval.k=1",
            "eval.pass_k=[1]", "eval.sampling.max_tokens=8", "scoring.workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
     env = subprocess_env(WANDB_MODE="offline")

@@ -101,7 +101,7 @@ def _select(inputs: SFTDataInputs, task: Task, train: Sequence[Item], pairs: lis
     by_id = {it.id: it for it in train}
     distinct = [by_id[i] for i in dict.fromkeys(d["id"] for d in draws)]
     answers = cached(work / "sel_answers.jsonl", lambda: answer_rows(task, teacher, distinct, st, pool, seed), teacher)
-    return sel_rows(task, draws, answers, skill_map, by_id, st, seed, prefix)
+    return sel_rows(task, draws, answers, skill_map, by_id, st, seed, prefix, inputs.num_pairs)
 
 
 def _synthesise(inputs: SFTDataInputs, task: Task, pairs: list[tuple[str, str]], skill_map: SkillMap, teacher: Teacher,
@@ -111,7 +111,7 @@ def _synthesise(inputs: SFTDataInputs, task: Task, pairs: list[tuple[str, str]],
                        lambda: proposal_rows(task, teacher, pairs, skill_map, st, seed), teacher)
     fresh, dropped = fresh_proposals(task, proposals, blocked_problems(inputs, task))
     solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, seed), teacher)
-    rows, stats = syn_rows(task, fresh, solutions, pool, st, seed, prefix)
+    rows, stats = syn_rows(task, fresh, solutions, pool, st, seed, prefix, inputs.num_pairs)
     stats[f"{prefix}/proposals"] = float(len(proposals))
     stats.update({f"{prefix}/proposals_dropped/{why}": float(n) for why, n in sorted(dropped.items())})
     return rows, stats

@@ -10,7 +10,7 @@ Answers (`answers`): `teacher` asks for `answers_per_question` solutions of each
 distinct ones the task's checker accepts against the gold answer. The paper has the teacher rewrite the reference
 three times; a verified solution needs no rewrite prompt and cannot teach a wrong answer. A question without an
 accepted solution keeps its reference solution (counted). `reference` uses the reference solutions. Each answer of
-each kept draw is a row; the rows are subsampled to `target_size`.
+each kept draw is a row; the rows are subsampled to `method.num_pairs`.
 """
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def answer_rows(task: Task, teacher: Teacher, items: Sequence[Item], st: StatCon
 
 
 def sel_rows(task: Task, draws: Sequence[dict[str, Any]], answers: Sequence[dict[str, Any]], skill_map: SkillMap,
-             items: dict[str, Item], st: StatConfig, seed: int, prefix: str) -> tuple[list[dict], dict[str, float]]:
+             items: dict[str, Item], st: StatConfig, seed: int, prefix: str,
+             num_pairs: int | None = None) -> tuple[list[dict], dict[str, float]]:
     """The SFT rows (one per answer per kept draw, subsampled) and their statistics."""
     kept = _first_draws(draws) if st.duplicates == "remove" else list(draws)
     by_id = {a["id"]: a for a in answers}
@@ -77,7 +78,7 @@ def sel_rows(task: Task, draws: Sequence[dict[str, Any]], answers: Sequence[dict
                     answer_source=by_id[d["id"]]["source"], source="stat_sel")
             for d in kept for text in by_id[d["id"]]["answers"]]
     pool_size = len(rows)
-    rows = subsample(rows, st.target_size, seed, "sel")
+    rows = subsample(rows, num_pairs or len(rows), seed, "sel")
     offered = sum(a.get("offered", 0) for a in answers)
     stats = {f"{prefix}/draws": float(len(draws)), f"{prefix}/draws_kept": float(len(kept)),
              f"{prefix}/unique_questions": float(len({d['id'] for d in draws})),

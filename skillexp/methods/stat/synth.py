@@ -9,7 +9,7 @@ least `min_agree` (2) solutions agree; its agreeing solutions are its answers (a
 where the task's checker can verify a solution on its own (`Task.checkable`: e.g. a task whose questions state
 their target; the oracle's proposals carry it, an LLM's are read back from its wording by `Task.read_question`)
 the solutions it accepts, else the largest group of equivalent final answers (math-verify for math). "The same
-question" is `Task.problem_key`. The rows are subsampled to `target_size`.
+question" is `Task.problem_key`. The rows are subsampled to `method.num_pairs`.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def agreeing(task: Task, items: Sequence[Item], texts: Sequence[Sequence[str | N
 
 
 def syn_rows(task: Task, proposals: Sequence[dict[str, Any]], solutions: Sequence[dict[str, Any]], pool: ScorePool,
-             st: StatConfig, seed: int, prefix: str) -> tuple[list[dict], dict[str, float]]:
+             st: StatConfig, seed: int, prefix: str, num_pairs: int | None = None) -> tuple[list[dict], dict[str, float]]:
     """The SFT rows (agreeing solutions of kept questions, subsampled) and their statistics."""
     items = [row_item(p["item"]) for p in proposals]
     texts = [[task.tag_answer(s) for s in row["solutions"]] for row in solutions]
@@ -101,7 +101,7 @@ def syn_rows(task: Task, proposals: Sequence[dict[str, Any]], solutions: Sequenc
             rows.append(sft_row(task, item, text, skill=p["skill"], difficult_id=p["difficult_id"],
                                 agreeing=len(group), source="stat_syn"))
     pool_size = len(rows)
-    rows = subsample(rows, st.target_size, seed, "syn")
+    rows = subsample(rows, num_pairs or len(rows), seed, "syn")
     n_solutions = sum(len(r["solutions"]) for r in solutions)
     stats = {f"{prefix}/questions_solved": float(len(items)), f"{prefix}/solutions": float(n_solutions),
              f"{prefix}/solutions_unreadable": float(sum(t is None for ts in texts for t in ts)),
