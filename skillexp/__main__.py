@@ -2,7 +2,7 @@
 `skillexp report <sweep dir>` writes a report over finished runs instead (skillexp/report/), `skillexp cache`
 lists or cleans the stage cache (skillexp/stage_cache.py), both without Hydra, `skillexp data prepare`
 downloads a run's hub datasets into local files (skillexp/prepare.py), and `skillexp teacher estimate` counts a
-run's teacher requests and their cost without sending any (skillexp/methods/estimate.py).
+run's teacher requests and their cost without sending any (skillexp/estimate.py).
 
 A config error exits with status 2 and one message naming the key and the fix, before any heavy work. A
 scheduler's signal is caught from the first instant (skillexp/preemption.py): this module imports nothing heavy
@@ -93,7 +93,7 @@ def main() -> None:
 
         sys.exit(data(sys.argv[2:]))
     if sys.argv[1:2] == ["teacher"]:
-        from skillexp.methods.estimate import main as teacher
+        from skillexp.estimate import main as teacher
 
         sys.exit(teacher(sys.argv[2:]))
     if sys.argv[1:2] == ["cache"]:

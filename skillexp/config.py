@@ -140,6 +140,17 @@ def read_examples(run: RunConfig) -> list[dict[str, str]]:
         raise ConfigError(f"method.distill.examples: {e}") from e
 
 
+def compose_run(overrides: list[str]) -> RunConfig:
+    """The run these overrides make, composed as `skillexp <overrides>` would (without Hydra's run dirs)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(PROJECT_DIR / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return from_dict(RunConfig, OmegaConf.to_container(cfg, resolve=True))
+
+
 def register_schemas() -> None:
     """Store each group's full key set as `<group>/_schema`, which every option file lists first in its defaults,
     so that any key can be overridden from the command line without `+` and the composed config shows them all;

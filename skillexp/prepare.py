@@ -18,20 +18,6 @@ if TYPE_CHECKING:
     from skillexp.config import RunConfig
 
 
-def compose_run(overrides: list[str]) -> RunConfig:
-    """The run these overrides make, composed as `skillexp <overrides>` would (without Hydra's run dirs)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from skillexp.config import PROJECT_DIR, RunConfig, register_schemas
-    from skillexp.utils.schema import from_dict
-
-    register_schemas()
-    with initialize_config_dir(config_dir=str(PROJECT_DIR / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    return from_dict(RunConfig, OmegaConf.to_container(cfg, resolve=True))
-
-
 def data_sources(run: RunConfig) -> Iterator[tuple[str, Task]]:
     """(config path, task) for every task of `run` that reads tables (`Task.sources`): hub datasets or local files
     named in the config (not the shipped sets, which `path: null` reads)."""
@@ -46,6 +32,8 @@ def write_suite_data(overrides: list[str], data_dir: Path, n: int = 12) -> list[
     """Generated stand-ins (tasks/standins.py) for every hub dataset and local file the run of `overrides` reads,
     where that run, with `paths.data_dir=data_dir`, reads them; returns their paths."""
     from skillexp.tasks.standins import write_stand_ins
+
+    from skillexp.config import compose_run
 
     run = compose_run([*overrides, f"paths.data_dir={data_dir}"])
     return write_stand_ins((task for _, task in data_sources(run)), data_dir, n)
@@ -69,6 +57,8 @@ def main(argv: list[str]) -> int:
     overrides = [o if "=" in o else f"eval={o}" for o in args.overrides]
     if args.out is not None:
         overrides.append(f"paths.data_dir={args.out.resolve()}")
+    from skillexp.config import compose_run
+
     run = compose_run(overrides)
     out = Path(run.paths.data_dir or ".").resolve()
     if args.stand_ins:

@@ -21,7 +21,7 @@ LAYERS = [
     ["training", "eval"],
     ["rl", "methods", "report"],
     ["config", "stage_code"],
-    ["pipeline", "prepare", "user_errors"],
+    ["pipeline", "prepare", "estimate", "user_errors"],
     ["__main__"],
 ]
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}

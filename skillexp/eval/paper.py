@@ -64,6 +64,9 @@ class PaperTable:
     numbers: dict[str, dict[str, Quote]] = field(default_factory=dict)
     note: str | None = None  # what a reader must know (the paper's settings we could not match)
     names: dict[str, str] = field(default_factory=dict)  # report row label -> the paper's name for that row
+    # model -> rows of the paper's comparison whose numbers its text does not print (SkillFactory's BOLT): named
+    # in `names`, shown after that model's quoted rows with ours alone
+    unquoted: dict[str, list[str]] = field(default_factory=dict)
     # non-empty: the paper's table has a row per column and, per method, a column per measure
     measures: list[PaperMeasure] = field(default_factory=list)
     percent: bool = True  # the metrics are fractions shown as percent; false: on their own scale
@@ -102,9 +105,13 @@ def check_paper(where: str, table: PaperTable, suite: Any) -> None:
         for label, values in rows.items():
             _check_quote(f"{where}.numbers.{model}.{label}", values, seen, measures)
     labels = {label for rows in table.numbers.values() for label in rows}
-    if bad := sorted(set(table.names) - labels):
+    for model, rows_ in table.unquoted.items():
+        if bad := sorted(set(rows_) & set(table.numbers.get(model, {}))):
+            raise ConfigError(f"{where}.unquoted.{model} has {bad}, which {where}.numbers.{model} quotes: list a "
+                              f"row in one of them.")
+    if bad := sorted(set(table.names) - labels - {r for rows_ in table.unquoted.values() for r in rows_}):
         raise ConfigError(f"{where}.names has {bad}, which no model's numbers quote: name rows of "
-                          f"{where}.numbers ({sorted(labels)}).")
+                          f"{where}.numbers ({sorted(labels)}) or of {where}.unquoted.")
     for i, n in enumerate(table.cell_notes):
         _check_note(f"{where}.cell_notes[{i}]", n, table, seen, measures)
     for key, value in table.requires.items():

@@ -22,15 +22,17 @@ from skillexp.report.tables import Row
 FIDELITY = "docs/fidelity.md in the skillexp checkout"
 
 
-def arrange(rows: list[Row], quoted: dict[str, Any], suffix: str) -> list[tuple[str, str, Row | None]]:
+def arrange(rows: list[Row], quoted: dict[str, Any], suffix: str,
+            unquoted: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str, Row | None]]:
     """(label shown, paper row key or "", our row or None): the paper's rows in its order, each with the report
-    rows it quotes (or alone), then the report rows it does not quote."""
+    rows it quotes (or alone), then the rows it has but prints no number for (`unquoted`), then the report rows it
+    does not have."""
     keyed = [(paper_key(r.label, suffix), r) for r in rows]
     out: list[tuple[str, str, Row | None]] = []
-    for key in quoted:
+    for key in [*quoted, *(k for k in unquoted if k not in quoted)]:
         mine = [r for k, r in keyed if k == key]
         out += [(r.label + suffix, key, r) for r in mine] or [(key, key, None)]
-    return out + [(r.label + suffix, "", r) for k, r in keyed if k not in quoted]
+    return out + [(r.label + suffix, "", r) for k, r in keyed if k not in quoted and k not in unquoted]
 
 
 def _legend(spec: dict[str, Any], model: str, quoted: bool, seeds: int, gaps: list[str]) -> list[str]:
@@ -57,7 +59,8 @@ def methods_table(rows: list[Row], spec: dict[str, Any], model: str, suffix: str
     digits = 1 if spec.get("percent", True) else 2
     head = ["method", *(["paper's row"] if named else []), *names]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for shown, key, row in arrange(rows, quoted, suffix):
+    unquoted = (spec.get("unquoted") or {}).get(model, []) if quoted else []
+    for shown, key, row in arrange(rows, quoted, suffix, unquoted):
         per_run = [column_values(r, row.prefix, columns, "score", spec.get("percent", True))
                    for r in row.runs] if row is not None and usable else []
         paper = quoted.get(key)

@@ -183,7 +183,7 @@ def test_a_bad_examples_file_names_the_line_and_the_fix(tmp_path: Path, content:
 def test_the_dry_run_counts_requests_and_cost_and_what_the_cache_already_holds(scripted, tmp_path) -> None:
     """`skillexp teacher estimate`: one request per question; after the build asked them all, every one is cached
     (free), and no request reached the server while counting."""
-    from skillexp.methods.estimate import expand, plan, report
+    from skillexp.estimate import expand, plan, report
 
     teacher, url = scripted(style="think")
     extra = ["method=distill", "teacher=scripted", f"teacher.base_url={url}", f"teacher.cache_dir={tmp_path / 'a'}"]

@@ -143,7 +143,7 @@ def test_no_hint_variant_no_hint_count() -> None:
 
 
 def test_the_openthoughts_recipe_composes() -> None:
-    from skillexp.prepare import compose_run
+    from skillexp.config import compose_run
 
     run = compose_run(["task=openthoughts", "method=skillfactory_openthoughts"])
     m, sf = run.method, run.method.skillfactory

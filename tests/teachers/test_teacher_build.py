@@ -25,10 +25,13 @@ TASK = build_task("countdown", {"num_numbers": 3, "num_train": 8, "num_rl": 0, "
 
 
 def test_every_teacher_option_composes_and_validates() -> None:
-    assert set(OPTIONS) == {"none", "openai", "vllm_server", "local", "oracle"}
+    api = {"vllm_server", "deepseek_r1", "scripted"}  # OpenAI-compatible endpoints
+    assert set(OPTIONS) == {"none", "openai", "local", "oracle", *api}
     for option in OPTIONS:
         run = load_run_config(_compose([f"teacher={option}"]))
-        assert run.teacher.kind == ("openai" if option == "vllm_server" else option)
+        assert run.teacher.kind == ("openai" if option in api else option)
+        if option in ("openai", "deepseek_r1", "scripted"):  # a paid API prices its model (a server you run: no)
+            assert run.teacher.price() is not None and run.teacher.price().source, option
     run = load_run_config(_compose(["teacher=local", "model@teacher.local_model=smollm2_135m"]))
     assert run.teacher.local_model is not None and run.teacher.local_model.source == "gguf"
     assert load_run_config(_compose([])).teacher.kind == "none"

@@ -115,7 +115,7 @@ def expand(overrides: list[str]) -> list[list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    from skillexp.prepare import compose_run
+    from skillexp.config import compose_run
     from skillexp.utils.schema import ConfigError
 
     ap = argparse.ArgumentParser(prog="skillexp teacher", description=__doc__.split("\n\n")[0])
