@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Groups whose options need extra overrides to be complete.
 EXTRA = {("model", "hf"): ["model.name=mine", "model.path=some-org/some-model"],  # a hub id: not looked up
-         **{("method", m): ["teacher=oracle"] for m in ("stat_sel", "stat_syn", "distill", "bolt")}}  # a teacher
+         **{("method", m): ["teacher=oracle"] for m in ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard",
+                                                        "embed_sel")}}  # a teacher
 
 
 def _compose(overrides: list[str]):
