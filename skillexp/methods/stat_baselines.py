@@ -12,18 +12,26 @@ followed by SFT and GRPO as STAT's rows are, so the rows differ only in which da
   cosine similarity of their embeddings (`baselines.embedder`: the paper's gte-Qwen2-7B-instruct on GPUs; the
   shipped all-MiniLM-L6-v2 on a CPU), answered as math_augment's; a question retrieved m times weighs m times,
   as stat_sel's draws do.
+- `embed_syn` (Embed-Syn): the same retrieval, then per difficult question `baselines.syn_groups` (5) groups of
+  `group_size` (3) of its retrieved questions, each shown to the teacher for one new question like them (STAT-Syn's
+  proposal prompt without a skill); the new questions are solved and kept as STAT-Syn's are (stat/synth.py:
+  `solutions_per_question` (3) solutions, kept when `min_agree` (2) agree).
 
 Each step's result is a file under `sft_data/baselines/`, so a killed build resumes where it stopped.
 """
 from __future__ import annotations
 
+import itertools
+import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from skillexp.methods.config import SFTDataInputs, StatBaselineConfig
 from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult, student_samples
+from skillexp.methods.stat.build import blocked_problems
 from skillexp.methods.stat.select import answer_rows
-from skillexp.methods.stat.skills import cached, sft_row, subsample
+from skillexp.methods.stat.skills import cached, item_row, sft_row, subsample
+from skillexp.methods.stat.synth import MAX_DRAFT_CHARS, fresh_proposals, solution_rows, syn_rows
 from skillexp.runtime import Runtime
 from skillexp.tasks.base import Item, Task
 from skillexp.teachers import build_teacher
@@ -98,10 +106,48 @@ def _difficult(inputs: SFTDataInputs, task: Task, rt: Runtime, work: Path, pool:
     return [by_id[r["id"]] for r in difficult], difficulty_stats(assessed, len(difficult), prefix)
 
 
+def _groups(found: Sequence[dict[str, Any]], cfg: StatBaselineConfig, seed: int) -> list[tuple[str, list[str]]]:
+    """(difficult question id, ids of `group_size` of its retrieved questions): `syn_groups` distinct groups each,
+    drawn with a seeded RNG from all the combinations (fewer when there are fewer)."""
+    rng = random.Random(f"embed-syn-{seed}")
+    out = []
+    for row in found:
+        ids = [n["id"] for n in row["neighbours"]]
+        combos = list(itertools.combinations(ids, min(cfg.group_size, len(ids))))
+        out += [(row["id"], list(c)) for c in rng.sample(combos, min(cfg.syn_groups, len(combos)))]
+    return out
+
+
+def _synthesise(inputs: SFTDataInputs, task: Task, found: Sequence[dict[str, Any]], by_id: dict[str, Item],
+                teacher: Teacher, pool: Any, work: Path) -> tuple[list[dict], dict[str, float]]:
+    """Embed-Syn's rows: new questions from groups of retrieved ones, kept when their solutions agree."""
+    st, cfg, seed, m = inputs.stat, inputs.baselines, inputs.seed, inputs.method
+    assert st is not None and cfg is not None
+    groups = _groups(found, cfg, seed)
+
+    def propose() -> list[dict[str, Any]]:
+        asked = [[by_id[i] for i in ids] for _, ids in groups]
+        proposals = teacher.propose(asked, [""] * len(asked), n=1, seed=seed)
+        return [{"pair": g, "skill": "", "difficult_id": difficult_id, "examples": ids,
+                 "item": item_row(task.read_question(p.item)), "draft": p.draft[:MAX_DRAFT_CHARS]}
+                for g, ((difficult_id, ids), ps) in enumerate(zip(groups, proposals, strict=True)) for p in ps]
+
+    proposals = cached(work / "syn_proposals.jsonl", propose, teacher)
+    fresh, dropped = fresh_proposals(task, proposals, blocked_problems(inputs, task))
+    solutions = cached(work / "syn_solutions.jsonl", lambda: solution_rows(teacher, fresh, st, seed), teacher)
+    rows, stats = syn_rows(task, fresh, solutions, pool, st, seed, m, inputs.num_pairs)
+    for row in rows:
+        row["source"] = m
+    stats |= {f"{m}/groups": float(len(groups)), f"{m}/proposals": float(len(proposals)),
+              **{f"{m}/proposals_dropped/{why}": float(n) for why, n in sorted(dropped.items())}}
+    return rows, stats
+
+
 def build_baseline(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir: Path, rt: Runtime,
                    make_teacher: Callable[[], Teacher] | None = None,
                    embed: Callable[[Sequence[str]], Any] | None = None) -> tuple[list[dict], dict[str, float]]:
-    """The SFT rows of `inputs.method` (math_augment, math_hard or embed_sel) and the build's statistics."""
+    """The SFT rows of `inputs.method` (math_augment, math_hard, embed_sel or embed_syn) and the build's
+    statistics."""
     st, cfg, m, seed = inputs.stat, inputs.baselines, inputs.method, inputs.seed
     assert st is not None and cfg is not None
     work = out_dir / "baselines"
@@ -116,7 +162,7 @@ def build_baseline(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out
                     raise ValueError(f"method=math_hard: none of {len(train)} training questions is of level "
                                      f"{cfg.hard_levels} (the task's items carry meta['level'], as MATH's do).")
                 draws = [it.id for it in chosen]
-            elif m == "embed_sel":
+            elif m in ("embed_sel", "embed_syn"):
                 difficult, stats = _difficult(inputs, task, rt, work, pool)
                 found = cached(work / "neighbours.jsonl", lambda: [
                     {"id": d.id, "neighbours": [{"id": train[i].id, "similarity": s} for i, s in hits]}
@@ -125,6 +171,9 @@ def build_baseline(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out
                 draws = [n["id"] for row in found for n in row["neighbours"]]
                 stats[f"{m}/mean_similarity"] = (sum(n["similarity"] for row in found for n in row["neighbours"])
                                                  / max(len(draws), 1))
+                if m == "embed_syn":
+                    rows, more = _synthesise(inputs, task, found, {it.id: it for it in train}, teacher, pool, work)
+                    return rows, stats | more | teacher.metrics(f"{m}/teacher")
             else:
                 draws = [it.id for it in train]
             by_id = {it.id: it for it in train}

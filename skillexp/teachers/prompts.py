@@ -66,8 +66,18 @@ def judge_messages(item: Item, solution: str, skills: Sequence[str]) -> list[dic
 
 
 def propose_messages(examples: Sequence[tuple[str, str]], skill: str) -> list[dict[str, str]]:
-    """A new question stressing `skill`, from (question, solution) examples (STAT C.3.3: STAT-Syn)."""
+    """A new question stressing `skill`, from (question, solution) examples (STAT C.3.3: STAT-Syn); with no skill,
+    a new question like the examples (Embed-Syn)."""
     shown = "\n".join(f"[QUESTION {i}] {q}\n[SOLUTION {i}] {s}" for i, (q, s) in enumerate(examples, 1))
+    if not skill:
+        return [{"role": "user", "content": (
+            f"[TASK] You will be given {len(examples)} example problems with their solutions. Write a new, original "
+            "problem that needs the same kind of reasoning. The new problem must not be a close copy of any example: "
+            "renaming variables or changing the numbers of an example is not allowed. It should be about as hard as "
+            "the examples and have a single, checkable final answer. Write (1) <reason> what the examples have in "
+            "common </reason>, (2) <draft> how you will design a new problem like them </draft>, and (3) "
+            "<question> the new problem, stated completely </question>.\n"
+            f"{shown}")}]
     return [{"role": "user", "content": (
         f"[TASK] You will be given {len(examples)} example problems with their solutions. Write a new, original "
         f"problem that exercises the skill [{skill}]. The new problem must not be a close copy of any example: "

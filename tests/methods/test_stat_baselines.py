@@ -127,3 +127,47 @@ def test_embed_sel_retrieves_the_nearest_training_questions_to_the_difficult_one
         assert [n["id"] for n in f["neighbours"]] == [train[i].id for i in np.argsort(-sims, kind="stable")[:4]]
     assert {r["question_id"] for r in rows} == {n["id"] for f in found for n in f["neighbours"]}
     assert stats["embed_sel/draws"] == 12
+
+
+class ProposingTeacher(ReferenceTeacher):
+    """Proposes one new question per group (its examples' ids in the text), and solves it 3 times: the same answer
+    for even-numbered proposals, three different ones for odd (so the agreement filter drops those)."""
+
+    def propose(self, examples, skills, n=1, seed=0) -> list[list[Proposal]]:
+        self.groups = [[e.id for e in ex] for ex in examples]
+        assert all(s == "" for s in skills)
+        return [[Proposal(Item(f"new-{g}", f"New problem {g} from {' '.join(ids)}: what is {g} + {g}?", ""), "")]
+                for g, ids in enumerate(self.groups)]
+
+    def solve(self, items, n=1, seed=0) -> list[list[str]]:
+        out = []
+        for it in items:
+            g = int(it.id.split("-")[1]) if it.id.startswith("new-") else 0
+            out.append([f"<answer>{2 * g}</answer>"] * n if g % 2 == 0 else [f"<answer>{j}</answer>" for j in range(n)])
+        return out
+
+
+def test_embed_syn_proposes_from_groups_of_3_retrieved_questions_and_keeps_agreeing_ones(
+        tmp_path: Path, tiny_model_dir: Path) -> None:
+    from skillexp.utils.io import read_jsonl
+
+    run = load_run_config(_compose([*MATH, "method=embed_syn", "teacher=oracle", "method.num_pairs=100000",
+                                    "method.stat.num_difficult=2"]))
+    task = run.task.build()
+    teacher = ProposingTeacher(task)
+    tracker = Tracker(LoggerConfig(backend="none"), tmp_path, {})
+    inputs = stage_inputs(run, StageCache(None, tmp_path), tiny_model_dir)["sft_data"]
+    try:
+        rows, stats = build_baseline(inputs, task, task.items("train"), tmp_path / "sft_data",
+                                     runtime(run, tmp_path, tracker), lambda: teacher)
+    finally:
+        tracker.finish()
+    found = {r["id"]: {n["id"] for n in r["neighbours"]}
+             for r in read_jsonl(tmp_path / "sft_data" / "baselines" / "neighbours.jsonl")}
+    proposals = read_jsonl(tmp_path / "sft_data" / "baselines" / "syn_proposals.jsonl")
+    assert len(found) == 2 and len(proposals) == 2 * 5 and stats["embed_syn/groups"] == 10
+    for p in proposals:  # every group: 3 distinct questions retrieved for its difficult question
+        assert len(set(p["examples"])) == 3 and set(p["examples"]) <= found[p["difficult_id"]]
+    kept = {r["question_id"] for r in rows}
+    assert kept == {f"new-{g}" for g in range(10) if g % 2 == 0}  # the disagreeing proposals are dropped
+    assert all(r["source"] == "embed_syn" for r in rows)
