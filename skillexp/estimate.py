@@ -7,17 +7,23 @@ length (`--reply-tokens`), and the cost of both at the teacher's price (`teacher
 characters / 4 (OpenAI's rule of thumb; no tokenizer of the teacher is at hand): an estimate, not a bill. The
 runs themselves record what the endpoint counted (`teacher/openai/*_tokens`, `teacher/cost_usd`).
 
-A comma list in an override (`method=distill,bolt`) estimates each of its runs, as a sweep would run them.
+Every method that asks a teacher is counted: distill and bolt exactly; STAT's steps and its comparison rows
+exactly where the config fixes the questions (labelling the skill map; MATH-Augment's and MATH-Hard's answers) and as
+upper bounds where earlier answers decide how many there are (judging, drawing, proposing). A comma list in an
+override (`method=distill,bolt`) estimates each of its runs, as a sweep would run them.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
+
+from skillexp.methods.config import STAT_FAMILY
 
 if TYPE_CHECKING:
     from skillexp.config import RunConfig
@@ -42,39 +48,113 @@ class Planned:
         return (self.requests - self.cached) * (self.replies // max(self.requests, 1)) * per
 
 
-def _tokens(conversation: list[dict[str, str]]) -> int:
+def _tokens(conversation: Sequence[dict[str, str]]) -> int:
     return sum(len(m.get("content", "")) for m in conversation) // CHARS_PER_TOKEN + 4 * len(conversation)
 
 
+class _Counter:
+    """Counts one run's requests as its teacher would send them, the answer cache looked up for exact ones."""
+
+    def __init__(self, run: RunConfig):
+        from skillexp.teachers.chat import ChatCache
+
+        t = run.teacher
+        self.run, self.model = run, t.model or ""
+        self.endpoint = t.base_url.rstrip("/") if t.base_url else None
+        cache_dir = Path(t.cache_dir or Path(run.paths.cache_dir) / "teacher")
+        self.cache = ChatCache(cache_dir) if t.cache and cache_dir.is_dir() and t.kind == "openai" else None
+
+    def exact(self, op: str, convs: Sequence[Sequence[dict[str, str]]], n: int, temperature: float,
+              max_tokens: int, keep_reasoning: bool = False) -> Planned:
+        """Requests the config fixes, conversation by conversation (identical ones merge, as the teacher's do)."""
+        from skillexp.teachers.chat import chat_request, request_key
+
+        t = self.run.teacher
+        params: dict = {"n": n, "temperature": float(temperature) if t.send_temperature else None,
+                        "max_tokens": max_tokens, "seed": self.run.seed if temperature > 0 else None}
+        if keep_reasoning:
+            params["keep_reasoning"] = True
+        requests = {}
+        for conv in convs:
+            request = chat_request(self.model, conv, params, self.endpoint)
+            requests[request_key(request)] = (request, conv)
+        cached = sum(self.cache is not None and self.cache.get(k, r) is not None for k, (r, _) in requests.items())
+        prompt = sum(_tokens(conv) for k, (r, conv) in requests.items()
+                     if self.cache is None or self.cache.get(k, r) is None)
+        return Planned(op, len(requests), len(requests) * n, cached, prompt, max_tokens)
+
+    def bound(self, op: str, requests: int, example: Sequence[dict[str, str]], n: int, max_tokens: int) -> Planned:
+        """At most `requests` requests like `example` (what they hold depends on earlier answers)."""
+        return Planned(f"{op} (at most)", requests, requests * n, 0, requests * _tokens(example), max_tokens)
+
+
+def _stat_family(run: RunConfig, count: _Counter) -> list[Planned]:
+    """STAT's steps and its comparison rows: exact where the config fixes the questions (labelling the skill map,
+    answering MATH-Augment's and MATH-Hard's questions), upper bounds where earlier answers decide (every validation
+    question difficult, every judgement naming `max_missing_skills` skills, every draw a new question)."""
+    from skillexp.config import read_catalogue
+    from skillexp.methods.stat_baselines import level
+    from skillexp.teachers import prompts
+
+    m, t = run.method, run.teacher
+    st, b = m.stat, m.baselines
+    task = run.task.build()
+    train = task.items("train")[: m.num_questions]
+    val = task.items("val")[: st.num_val_questions]
+    difficult = min(st.num_difficult, len(val))
+    hint = "" if "answer" in task.answer_type else f" (your {task.answer_type})"
+    solve = [prompts.solve_messages(it, hint) for it in train] or [[{"role": "user", "content": ""}]]
+    typical_solve = max(solve, key=_tokens)  # the longest, for bounds
+    answers = st.answers_per_question if st.answers == "teacher" else 0
+    out = []
+    if m.name in ("stat_sel", "stat_syn"):
+        catalogue = read_catalogue(run)
+        out.append(count.exact("label", [prompts.label_messages(it, catalogue.skills(it), st.max_skills)
+                                         for it in train], 1, t.label_temperature, t.max_tokens))
+        worst = "x" * (CHARS_PER_TOKEN * m.sampling.max_tokens)  # a student solution as long as it may be
+        judge = [prompts.judge_messages(it, worst, catalogue.skills(it)) for it in val] or [[]]
+        out.append(count.bound("judge", difficult, max(judge, key=_tokens), 1, t.max_tokens))
+    pairs = difficult * st.max_missing_skills
+    examples = [(it.question, task.reference_solution(it)) for it in train[: st.examples_per_proposal]]
+    if m.name == "stat_sel" and answers:
+        out.append(count.bound("solve", min(len(train), pairs * st.k), typical_solve, answers, t.max_tokens))
+    elif m.name == "stat_syn":
+        out.append(count.bound("propose", pairs, prompts.propose_messages(examples, "x" * 40),
+                               st.questions_per_pair, t.max_tokens))
+        out.append(count.bound("solve", pairs * st.questions_per_pair, typical_solve, st.solutions_per_question,
+                               t.max_tokens))
+    elif m.name in ("math_augment", "math_hard") and answers:
+        chosen = train if m.name == "math_augment" else [it for it in train if level(it) in set(b.hard_levels)]
+        out.append(count.exact("solve", [prompts.solve_messages(it, hint) for it in chosen], answers,
+                               t.solve_temperature, t.max_tokens))
+    elif m.name == "embed_sel" and answers:
+        out.append(count.bound("solve", min(len(train), difficult * b.neighbours), typical_solve, answers,
+                               t.max_tokens))
+    elif m.name == "embed_syn":
+        groups = difficult * b.syn_groups
+        out.append(count.bound("propose", groups, prompts.propose_messages(examples[: b.group_size], ""), 1,
+                               t.max_tokens))
+        out.append(count.bound("solve", groups, typical_solve, st.solutions_per_question, t.max_tokens))
+    return out
+
+
 def plan(run: RunConfig) -> list[Planned]:
-    """The teacher operations of `run`'s SFT-data build whose size the config fixes."""
+    """The teacher operations of `run`'s SFT-data build (see `_stat_family` for what is exact and what a bound)."""
     m = run.method
     if not m.needs_teacher():
         return []
-    if m.name not in ("distill", "bolt"):
-        raise NotImplementedError(f"the dry run does not count method={m.name}'s teacher requests yet")
+    count = _Counter(run)
+    if m.name in STAT_FAMILY:
+        return _stat_family(run, count)
     from skillexp.config import read_examples
     from skillexp.methods.distill import conversations
-    from skillexp.teachers.chat import ChatCache, chat_request, request_key
 
     task = run.task.build()
-    items = task.items("train")[: m.num_questions]
-    convs = conversations(m.name, read_examples(run) if m.name == "bolt" else None, task, items)
-    cfg, teacher = m.distill, run.teacher
-    params = {"n": cfg.traces_per_question, "temperature": cfg.temperature if teacher.send_temperature else None,
-              "max_tokens": cfg.max_tokens, "seed": run.seed if cfg.temperature > 0 else None, "keep_reasoning": True}
-    cache_dir = Path(teacher.cache_dir or Path(run.paths.cache_dir) / "teacher")
-    cache = ChatCache(cache_dir) if teacher.cache and cache_dir.is_dir() else None
-    endpoint = teacher.base_url.rstrip("/") if teacher.base_url else None
-    cached, prompt = 0, 0
-    for conv in convs:
-        request = chat_request(teacher.model or "", conv, params, endpoint)
-        if cache is not None and cache.get(request_key(request), request) is not None:
-            cached += 1
-        else:
-            prompt += _tokens(conv)
-    return [Planned(f"{m.name} (trace)", len(convs), len(convs) * cfg.traces_per_question, cached, prompt,
-                    cfg.max_tokens)]
+    convs = conversations(m.name, read_examples(run) if m.name == "bolt" else None, task,
+                          task.items("train")[: m.num_questions])
+    cfg = m.distill
+    return [count.exact(f"{m.name} (trace)", convs, cfg.traces_per_question, cfg.temperature, cfg.max_tokens,
+                        keep_reasoning=True)]
 
 
 def _money(x: float | None) -> str:
@@ -91,7 +171,8 @@ def report(run: RunConfig, overrides: list[str], reply_tokens: int) -> str:
     if not planned:
         return "\n".join([*lines, f"method={run.method.name} asks no teacher.", ""])
     rate = (f"${price.input:g} per million prompt tokens, ${price.output:g} per million completion tokens "
-            f"({price.source})" if price else f"no price for {t.model!r} in teacher.prices: costs not estimated")
+            f"({price.source})" if price else "not an API: nothing is charged" if t.kind != "openai"
+            else f"no price for {t.model!r} in teacher.prices: costs not estimated")
     lines += [f"teacher: {t.kind} model {t.model!r} at {where}; {rate}", "",
               f"| operation | requests | replies | cached | prompt tokens | completion tokens at most | "
               f"at {reply_tokens:,} per reply | cost at most | cost at {reply_tokens:,} per reply |",
@@ -128,9 +209,13 @@ def main(argv: list[str]) -> int:
     for overrides in expand(args.overrides):
         try:
             run = compose_run(overrides)  # no key or endpoint is needed to count
+            if run.paths.data_dir:  # where its tasks read prepared hub tables, as a run reads them
+                os.environ["SKILLEXP_DATA_DIR"] = str(Path(run.paths.data_dir).resolve())
             print(report(run, overrides, args.reply_tokens))
-        except (ConfigError, NotImplementedError) as e:
+        except (ConfigError, ValueError, FileNotFoundError) as e:
             print(f"skillexp teacher: {' '.join(overrides)}: {e}", file=sys.stderr)
             return 2
-    print(f"Tokens are characters / {CHARS_PER_TOKEN}; completion tokens count the replies not already cached.")
+    print(f"Tokens are characters / {CHARS_PER_TOKEN}; completion tokens count the replies not already cached. "
+          "`(at most)`: how many depends on earlier answers (how many questions are difficult, how many skills a "
+          "judgement names); the bound takes the most the config allows, with the longest prompt.")
     return 0
