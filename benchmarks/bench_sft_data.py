@@ -1,6 +1,7 @@
 """Time and peak memory of each method's SFT-data build at the CPU study's sizes (`experiment=cpu_study`).
 
-Run: .venv/bin/python benchmarks/bench_sft_data.py [--methods sft,star,skillfactory,stat_sel,stat_syn,distill,bolt]
+Run: .venv/bin/python benchmarks/bench_sft_data.py [--methods sft,star,...] (default: every method that runs on
+Countdown; math_hard needs MATH's levels)
 Each method's sft_data stage alone, in its own process, from an empty stage and sample cache (the base model's
 engine is started inside the build, as in a run). STAT asks the oracle (the study's teacher); distill and bolt ask
 the scripted teacher on loopback (skillexp/teachers/scripted.py), whose answers cost it little, so their figures
@@ -22,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-METHODS = ("sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt")
+METHODS = ("sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt", "math_augment", "embed_sel",
+           "embed_syn")
 
 
 def tree_rss_gib(pid: int) -> float:

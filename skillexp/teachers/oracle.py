@@ -9,7 +9,8 @@ noiseless stand-in for an LLM teacher that lets the whole STAT pipeline run, and
   names only what it can see is missing, it does not guess.
 - `propose`: new items from the task's own generator (same number ranges, as many numbers as the examples) whose
   reference shows the skill and where the skill is *needed*: every solution an exhaustive search finds shows it.
-  Past the search budget (5-6 numbers) the reference alone decides, counted `propose_unverified`.
+  Past the search budget (5-6 numbers) the reference alone decides, counted `propose_unverified`. With no skill
+  (Embed-Syn's proposals), any new item of the examples' size.
 - `solve`: distinct solutions from the same search, the reference first, then those sharing most of its skills
   (a rewrite keeps the original's method), in the reference's format.
 The search covers the generator's space: each number at most once, integer non-negative intermediates.
@@ -162,7 +163,7 @@ class OracleTeacher(Teacher):
                 for i, (group, skill) in enumerate(zip(examples, skills, strict=True))]
 
     def _propose(self, group: Sequence[Item], skill: str, n: int, rng: random.Random) -> list[Proposal]:
-        if skill not in self.skills:
+        if skill and skill not in self.skills:  # no skill (Embed-Syn): any new item of the examples' size
             self.counts["propose_unknown_skill"] += 1
             return []
         c = self.task.cfg
@@ -177,17 +178,18 @@ class OracleTeacher(Teacher):
             key = (tuple(sorted(numbers)), target)
             if not c.min_target <= target <= c.max_target or target in numbers or key in seen:
                 continue
-            if skill not in (expression_skills(expr) or ()):
+            if skill and skill not in (expression_skills(expr) or ()):
                 continue
             found = search(numbers, target, self.budget)
-            if found.complete and not all(skill in (expression_skills(s) or ()) for s in found.solutions):
+            if skill and found.complete and not all(skill in (expression_skills(s) or ()) for s in found.solutions):
                 continue
             self.counts["propose_unverified"] += not found.complete
             seen.add(key)
             question = CountdownTask.question(numbers, target)
             item = Item(id=f"{self.task.name}-oracle-{hashlib.sha1(question.encode()).hexdigest()[:12]}",
                         question=question, answer=expr, meta={"numbers": numbers, "target": target})
-            why = "every solution shows it" if found.complete else "the reference shows it (search incomplete)"
+            why = ("like the examples" if not skill else "every solution shows it" if found.complete
+                   else "the reference shows it (search incomplete)")
             out.append(Proposal(item, skill, draft=f"{skill}: {why}"))
         self.counts["proposed"] += len(out)
         self.counts["propose_short"] += n - len(out)

@@ -117,3 +117,15 @@ def test_oracle_only_knows_countdown_and_ships_its_catalogue() -> None:
     with pytest.raises(ValueError, match="only Countdown"):
         oracle_teacher(build_task("math", {}))
     assert TASK.skill_catalogue == CATALOGUE and set(SKILLS) == oracle_teacher(TASK).skills
+
+
+def test_propose_without_a_skill_makes_new_items_like_the_examples() -> None:
+    """Embed-Syn's proposals name no skill: the oracle makes any new solvable item of the examples' size."""
+    teacher = oracle_teacher(TASK)
+    examples = TASK.items("train")[:3]
+    proposals = teacher.propose([examples], [""], n=4, seed=2)[0]
+    keys = {(tuple(sorted(e.meta["numbers"])), e.meta["target"]) for e in examples}
+    assert len(proposals) == 4 and teacher.counts["propose_unknown_skill"] == 0
+    for p in proposals:
+        assert len(p.item.meta["numbers"]) == 3 and TASK.score(p.item, TASK.reference_solution(p.item)) == 1.0
+        assert (tuple(sorted(p.item.meta["numbers"])), p.item.meta["target"]) not in keys
