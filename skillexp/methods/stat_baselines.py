@@ -21,6 +21,7 @@ Each step's result is a file under `sft_data/baselines/`, so a killed build resu
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from pathlib import Path
@@ -48,8 +49,10 @@ def level(item: Item) -> int | None:
     return int(digits) if digits else None
 
 
+@functools.lru_cache(maxsize=1)
 def load_embedder(name: str) -> Any:
-    """The sentence-transformers model `name`: the shipped MiniLM package, a local folder, or a hub id."""
+    """The sentence-transformers model `name`: the shipped MiniLM package, a local folder, or a hub id (loaded once
+    per process: embed_sel's and embed_syn's builds in one sweep share it)."""
     from sentence_transformers import SentenceTransformer
 
     if name == SHIPPED_EMBEDDER:
