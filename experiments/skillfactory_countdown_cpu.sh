@@ -2,7 +2,7 @@
 # The CPU twin of skillfactory_countdown.sh: every row of SkillFactory's Table 6 as one local sweep on the tiny
 # model, with the scripted teacher (an OpenAI-compatible server on loopback, reasoning style, every 4th answer
 # wrong) standing in for DeepSeek-R1 and GPT-4o-mini, then the report in the paper's layout beside the paper's
-# numbers for Qwen2.5-1.5B-Instruct. A few minutes on 2 cores.
+# numbers for Qwen2.5-1.5B-Instruct. About a minute on a 2-core AVX2 machine (docs/studies.md).
 #   experiments/skillfactory_countdown_cpu.sh [extra Hydra overrides]
 set -euo pipefail
 py=${SKILLEXP_PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}  # outputs go under the current directory

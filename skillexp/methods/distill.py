@@ -20,16 +20,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence
 
 from skillexp.methods.config import DistillConfig, SFTDataInputs
 from skillexp.runtime import Runtime
+from skillexp.tasks.answer import last_boxed, last_tag
 from skillexp.tasks.base import Item, Task
 from skillexp.teachers import build_teacher
 from skillexp.teachers.base import LazyTeacher, Teacher
-from skillexp.teachers.prompts import parse_answer
 from skillexp.utils.io import atomic_write_jsonl
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "bolt"
@@ -107,7 +106,7 @@ def with_answer(task: Task, item: Item, text: str) -> str | None:
     in `\\boxed{}` or tags restated after it in the task's format (`Task.reference_solution`); None without one."""
     if task.extract(text) is not None:
         return text
-    answer = parse_answer(text[-20_000:], Counter())
+    answer = last_tag(text) or last_boxed(text)  # both read a bounded tail
     if answer is None:
         return None
     return f"{text.rstrip()}\n\n{task.reference_solution(dataclasses.replace(item, answer=answer))}"

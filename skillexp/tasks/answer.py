@@ -13,7 +13,8 @@ from typing import Callable
 MAX_SCAN_CHARS = 20_000
 MAX_ANSWER_CHARS = 1_000  # a longer "answer" is not an answer to any of our tasks; refusing it bounds the checkers
 _TAGS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
-_BOXED = re.compile(r"\\boxed\s{0,4}\{")
+BOXED_OPEN = re.compile(r"\\boxed\s{0,4}\{")  # bounded: a literal, at most four spaces, a brace
+_BRACE = re.compile(r"[{}]")
 _INT = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|-?[0-9]+")
 
 
@@ -56,18 +57,22 @@ def last_boxed(text: str | None) -> str | None:
         return None
     tail = text[-MAX_SCAN_CHARS:]
     start = None
-    for start in _BOXED.finditer(tail):
+    for start in BOXED_OPEN.finditer(tail):
         pass
     if start is None:
         return None
-    depth, begin = 1, start.end()
-    for j in range(begin, min(len(tail), begin + MAX_ANSWER_CHARS + 1)):
-        if tail[j] == "{":
-            depth += 1
-        elif tail[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return tail[begin:j].strip()
+    end = closing_brace(tail, start.end())
+    return None if end is None else tail[start.end():end].strip()
+
+
+def closing_brace(text: str, begin: int, max_chars: int = MAX_ANSWER_CHARS) -> int | None:
+    """The index of the `}` that closes a `{` opened just before `begin`, or None when it is not closed within
+    `max_chars` characters (each one looked at once)."""
+    depth = 1
+    for brace in _BRACE.finditer(text, begin, min(len(text), begin + max_chars + 1)):
+        depth += 1 if brace.group() == "{" else -1
+        if depth == 0:
+            return brace.start()
     return None
 
 

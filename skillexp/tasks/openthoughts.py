@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from skillexp.tasks.answer import MAX_ANSWER_CHARS
+from skillexp.tasks.answer import BOXED_OPEN, MAX_ANSWER_CHARS, closing_brace
 from skillexp.tasks.base import Item, partition
 from skillexp.tasks.math import MathTask
 from skillexp.tasks.sources import Source, iter_rows, source_file
@@ -40,8 +40,6 @@ THINK_CLOSE = "</think>"
 MAX_QUESTION_CHARS = 20_000  # a longer "question" is not one of OpenThoughts' math problems: dropped unread
 MAX_SOLUTION_CHARS = 400_000  # QwQ traces run to ~30k tokens; a longer gpt turn is dropped unscanned
 MAX_FINAL_CHARS = 20_000  # the answer after </think> is a short summary; a longer one is dropped unscanned
-_BOXED = re.compile(r"\\boxed\s{0,4}\{")  # bounded: a literal, at most four spaces, a brace
-_BRACE = re.compile(r"[{}]")
 _NOISE = re.compile(r"\\left|\\right|\\[,;:! ]|\s+")  # spacing commands, \left/\right, whitespace
 HUMAN, GPT = ("human", "user"), ("gpt", "assistant")
 
@@ -76,14 +74,8 @@ def boxed_spans(text: str, max_span: int = MAX_ANSWER_CHARS) -> list[str] | None
     one), or None when one is not closed within `max_span` characters. Linear in len(text): each character is
     looked at once, whatever the input."""
     spans, pos = [], 0
-    while (start := _BOXED.search(text, pos)) is not None:
-        depth, end = 1, None
-        limit = min(len(text), start.end() + max_span + 1)
-        for brace in _BRACE.finditer(text, start.end(), limit):
-            depth += 1 if brace.group() == "{" else -1
-            if depth == 0:
-                end = brace.start()
-                break
+    while (start := BOXED_OPEN.search(text, pos)) is not None:
+        end = closing_brace(text, start.end(), max_span)
         if end is None:
             return None
         spans.append(text[start.end():end].strip())

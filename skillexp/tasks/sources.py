@@ -10,13 +10,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from skillexp.utils.io import atomic_write_json
+from skillexp.utils.io import atomic_write_json, atomic_writer
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # the checkout root
 LOCAL_SUFFIXES = (".jsonl", ".parquet", ".json", ".csv")  # a path ending so is a file, never a hub name
@@ -89,18 +88,6 @@ class MissingData(FileNotFoundError):
         return (type(self), (self.source, self.file))
 
 
-def _read_jsonl(path: Path, what: str) -> Rows:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: byte {e.start} is not UTF-8 text; {what} reads {FORMATS}.") from None
-    rows = []
-    for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028 or \x85
-        if line.strip():
-            rows.append((f"{path}:{n}", _json_row(line, path, n)))
-    return rows
-
-
 def _json_row(line: str, path: Path, n: int) -> dict[str, Any]:
     """Line `n` of the JSON-lines file `path`, a JSON object, or ValueError naming the file and the line."""
     try:
@@ -112,17 +99,6 @@ def _json_row(line: str, path: Path, n: int) -> dict[str, Any]:
         raise ValueError(f"{path}:{n}: a JSON {type(row).__name__}, not an object with the question and answer "
                          f"fields.")
     return row
-
-
-def _read_parquet(path: Path, what: str) -> Rows:
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (pyarrow.ArrowException, OSError) as e:
-        raise ValueError(f"{path}: not a readable parquet file ({str(e)[:120]}); {what} reads {FORMATS}.") from None
-    return [(f"{path} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
 
 
 def _readable(path: str | None, config: str | None, split: str, default: Path | None, what: str) -> Path:
@@ -141,27 +117,25 @@ def read_rows(path: str | None, config: str | None, split: str, default: Path | 
     """(where, row) pairs, `where` naming the file and line (or row) for error messages. `path` None (or "") reads
     `default` (a task's shipped set); a hub name reads its prepared file (MissingData when there is none); `what`
     names the task in errors ("the math task")."""
-    file = _readable(path, config, split, default, what)
-    rows = _read_jsonl(file, what) if file.suffix == ".jsonl" else _read_parquet(file, what)
-    if not rows:
-        raise ValueError(f"{file} holds no rows; {what} reads {FORMATS}.")
-    return rows
+    return list(iter_rows(path, config, split, default, what))
 
 
 def iter_rows(path: str | None, config: str | None, split: str, default: Path | None,
               what: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """`read_rows` one row at a time, for a table too large to hold whole (OpenThoughts3: 1.2M rows, ~60 GB as
-    JSON lines): only the row being read is in memory. The same errors, raised when the reader gets there."""
+    JSON lines): only the row being read is in memory. Errors name the file and the line (or byte, or row)."""
     file = _readable(path, config, split, default, what)
-    n = 0
+    n = offset = 0
     if file.suffix == ".jsonl":
         with open(file, "rb") as f:
-            for line_no, raw in enumerate(f, 1):  # split on b"\n" only, as `_read_jsonl` splits
+            # split on b"\n" only, not splitlines(): JSON strings may hold U+2028 or \x85
+            for line_no, raw in enumerate(f, 1):
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8").removesuffix("\n")
                 except UnicodeDecodeError as e:
-                    raise ValueError(f"{file}:{line_no}: byte {e.start} of the line is not UTF-8 text; {what} reads "
+                    raise ValueError(f"{file}: byte {offset + e.start} is not UTF-8 text; {what} reads "
                                      f"{FORMATS}.") from None
+                offset += len(raw)
                 if line.strip():
                     n += 1
                     yield f"{file}:{line_no}", _json_row(line, file, line_no)
@@ -208,22 +182,13 @@ def prepare(path: str, config: str | None, split: str, out: Path, revision: str 
 
     ds = datasets.load_dataset(path, config, split=split, revision=revision)
     file = prepared_file(path, config, split, Path(out))
-    file.parent.mkdir(parents=True, exist_ok=True)
     digest, rows = hashlib.sha256(), 0
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    try:  # a line at a time, renamed into place when whole: a 60 GB table never sits in memory
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in ds:
-                line = json.dumps(_json_safe(dict(row)), ensure_ascii=False) + "\n"
-                f.write(line)
-                digest.update(line.encode("utf-8"))
-                rows += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(file) as f:  # a line at a time, renamed into place when whole: 60 GB never sit in memory
+        for row in ds:
+            line = json.dumps(_json_safe(dict(row)), ensure_ascii=False) + "\n"
+            f.write(line)
+            digest.update(line.encode("utf-8"))
+            rows += 1
     atomic_write_json(file.with_suffix(".json"), {
         "source": {"path": path, "config": config, "split": split},
         "revision": _revision(ds, revision), "fingerprint": getattr(ds, "_fingerprint", None),

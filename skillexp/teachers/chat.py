@@ -222,8 +222,7 @@ class LLMTeacher(Teacher):
 
     def complete(self, conversations: Sequence[Conversation], n: int = 1, seed: int = 0, temperature: float = 0.6,
                  max_tokens: int = 16384, op: str = "trace") -> list[list[str]]:
-        texts = self._chat(conversations, op, temperature, n=n, seed=seed, max_tokens=max_tokens, keep_reasoning=True)
-        return texts
+        return self._chat(conversations, op, temperature, n=n, seed=seed, max_tokens=max_tokens, keep_reasoning=True)
 
     def metrics(self, prefix: str = "teacher") -> dict[str, float]:
         """The tallies, and the metered use: requests sent (retries included), tokens the endpoint counted, and

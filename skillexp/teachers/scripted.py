@@ -90,21 +90,25 @@ class ScriptedTeacher:
                                "total_tokens": prompt + completion}}
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers in JSON (`_send`): the base of this server's and the tests' stub's."""
+
+    def log_message(self, *args: object) -> None:  # keep the console quiet
+        pass
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def serve(teacher: ScriptedTeacher, port: int = 0) -> ThreadingHTTPServer:
     """A server for `teacher` on 127.0.0.1:`port` (0: any free one), not yet serving."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JSONHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.rstrip("/").endswith("/models"):
                 self._send(200, {"object": "list", "data": [{"id": teacher.model, "object": "model"}]})

@@ -1,5 +1,6 @@
 """A real HTTP server on loopback that speaks the chat-completions shape, with scripted misbehaviour: the far end
-of the OpenAI client in tests of retries, timeouts, crashes and key handling (stdlib only, one thread per request).
+of the OpenAI client in tests of retries, timeouts, crashes and key handling (one thread per request; its JSON
+handler is the scripted teacher's).
 """
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from skillexp.teachers.scripted import JSONHandler
 from typing import Any, Callable
 
 Reply = Callable[[dict[str, Any]], str]
@@ -84,18 +87,7 @@ class StubOpenAI:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:  # noqa: N802 - the models list a start-up check asks for
                 if self.path.rstrip("/").endswith("/v1/models"):
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in stub.models]})
