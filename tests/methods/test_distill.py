@@ -202,3 +202,41 @@ def test_the_dry_run_counts_requests_and_cost_and_what_the_cache_already_holds(s
     assert expand(["method=distill,bolt", "seed=0,1", "x={a:1,b:2}"]) == [
         ["method=distill", "seed=0", "x={a:1,b:2}"], ["method=distill", "seed=1", "x={a:1,b:2}"],
         ["method=bolt", "seed=0", "x={a:1,b:2}"], ["method=bolt", "seed=1", "x={a:1,b:2}"]]
+
+
+class SlowTeacher(ScriptedTeacher):
+    """The scripted teacher at 0.1 s a reply, so that a run can be killed between two of them."""
+
+    def reply(self, body):
+        import time
+
+        time.sleep(0.1)
+        return super().reply(body)
+
+
+def test_a_killed_distill_build_resumes_asking_only_what_it_lacks(tmp_path: Path) -> None:
+    """SIGKILL the whole run while the teacher is answering; the same command then finishes, asking the teacher only
+    the questions it had no answer to (one more at most: the one in flight), and writes the whole data."""
+    from tests.conftest import kill_when
+    from tests.test_main import run_cli
+
+    teacher = SlowTeacher(style="reasoning", wrong_every=4)
+    server = serve(teacher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    args = ["experiment=smoke", "method=distill", "method.num_questions=24", "teacher=scripted",
+            f"teacher.base_url={url}", "teacher.concurrency=1", f"teacher.cache_dir={tmp_path / 'answers'}",
+            f"paths.stage_cache_dir={tmp_path / 'stages'}", "method.sft.max_steps=1", "eval.num_items=1"]
+    try:
+        code = (f"import sys; from skillexp.__main__ import main; sys.argv = ['skillexp', *{args!r}, "
+                f"'hydra.run.dir={tmp_path / 'killed'}']; main()")
+        kill_when(code, lambda: teacher.requests >= 8, tmp_path / "killed.log")
+        asked = teacher.requests
+        assert 8 <= asked < 24
+        run_cli(args, tmp_path / "run")
+        assert teacher.requests <= 24 + 1  # each question asked once, the one cut off in flight twice at most
+        stats = json.loads(next((tmp_path / "run").glob("sft_data/sft_data_stats.json")).read_text())
+        assert stats["teacher/chat/cache_hits"] >= asked - 1 and stats["distill/traces"] == 24
+    finally:
+        server.shutdown()
+        server.server_close()
