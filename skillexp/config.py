@@ -74,6 +74,13 @@ class RunConfig:
     # (skillexp/precision.py); model.dtype and trainer.precision hold the resolved values
     precision: dict[str, Any] = field(default_factory=dict)
 
+    def task_specs(self) -> dict[str, TaskSpec]:
+        """Every task the run reads, by its config path: the training task, a continual method's profile task and
+        the eval suite's variants."""
+        profile = self.method.continual.profile if self.method.parent() is not None else None
+        return {"task": self.task, **({"method.continual.profile": profile} if profile else {}),
+                **{f"eval.variants.{n}": s for n, s in self.eval.tasks().items()}}
+
 
 def schema_defaults(cls: type) -> dict[str, Any]:
     """Every field of a schema dataclass with its default ("???" when required), as plain data."""
@@ -278,15 +285,17 @@ def load_run_config(cfg: DictConfig) -> RunConfig:
             run.teacher.check_usable(run.method.name)
         if run.method.name.startswith("stat"):  # STAT's methods are the ones with a catalogue
             read_catalogue(run)
+        profile = run.method.continual.profile
+        if run.method.parent() is not None and profile is not None and profile.kind != run.task.kind:
+            raise ValueError(f"method.continual.profile.kind={profile.kind!r}: the profile is judged against the "
+                             f"training task's skill catalogue, so it must be a {run.task.kind!r} task too.")
         if run.method.name == "bolt":
             read_examples(run)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     if run.paths.data_dir:  # where tasks read prepared hub datasets (skillexp/tasks/sources.py), in every process
         os.environ["SKILLEXP_DATA_DIR"] = str(Path(run.paths.data_dir).resolve())
-    tasks = {"task": run.task.build()}
-    for name, spec in run.eval.tasks().items():
-        tasks[f"eval.variants.{name}"] = spec.build(name=name, path=f"eval.variants.{name}")
+    tasks = {path: spec.build(name=path.rsplit(".", 1)[-1], path=path) for path, spec in run.task_specs().items()}
     for path, task in tasks.items():  # every data file the run will read: opened and checked now
         try:
             task.check_source()

@@ -9,7 +9,8 @@ runs themselves record what the endpoint counted (`teacher/openai/*_tokens`, `te
 
 Every method that asks a teacher is counted: distill and bolt exactly; STAT's steps and its comparison rows
 exactly where the config fixes the questions (labelling the skill map; MATH-Augment's and MATH-Hard's answers) and as
-upper bounds where earlier answers decide how many there are (judging, drawing, proposing). A comma list in an
+upper bounds where earlier answers decide how many there are (judging, drawing, proposing); a continual method
+(stat_consel, stat_consyn) as the method it continues followed by its own steps (its labels come from the cache). A comma list in an
 override (`method=distill,bolt`) estimates each of its runs, as a sweep would run them.
 """
 from __future__ import annotations
@@ -19,11 +20,11 @@ import itertools
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from skillexp.methods.config import STAT_FAMILY
+from skillexp.methods.config import STAT_FAMILY, STAT_SEL, STAT_SYN
 
 if TYPE_CHECKING:
     from skillexp.config import RunConfig
@@ -100,14 +101,16 @@ def _stat_family(run: RunConfig, count: _Counter) -> list[Planned]:
     st, b = m.stat, m.baselines
     task = run.task.build()
     train = task.items("train")[: m.num_questions]
-    val = task.items("val")[: st.num_val_questions]
+    profile = m.continual.profile if m.parent() is not None else None
+    asked = profile.build(name="profile", path="method.continual.profile") if profile else task
+    val = asked.items(m.continual.split if profile else "val")[: st.num_val_questions]
     difficult = min(st.num_difficult, len(val))
     hint = "" if "answer" in task.answer_type else f" (your {task.answer_type})"
     solve = [prompts.solve_messages(it, hint) for it in train] or [[{"role": "user", "content": ""}]]
     typical_solve = max(solve, key=_tokens)  # the longest, for bounds
     answers = st.answers_per_question if st.answers == "teacher" else 0
     out = []
-    if m.name in ("stat_sel", "stat_syn"):
+    if m.name in (*STAT_SEL, *STAT_SYN):
         catalogue = read_catalogue(run)
         out.append(count.exact("label", [prompts.label_messages(it, catalogue.skills(it), st.max_skills)
                                          for it in train], 1, t.label_temperature, t.max_tokens))
@@ -116,9 +119,9 @@ def _stat_family(run: RunConfig, count: _Counter) -> list[Planned]:
         out.append(count.bound("judge", difficult, max(judge, key=_tokens), 1, t.max_tokens))
     pairs = difficult * st.max_missing_skills
     examples = [(it.question, task.reference_solution(it)) for it in train[: st.examples_per_proposal]]
-    if m.name == "stat_sel" and answers:
+    if m.name in STAT_SEL and answers:
         out.append(count.bound("solve", min(len(train), pairs * st.k), typical_solve, answers, t.max_tokens))
-    elif m.name == "stat_syn":
+    elif m.name in STAT_SYN:
         out.append(count.bound("propose", pairs, prompts.propose_messages(examples, "x" * 40),
                                st.questions_per_pair, t.max_tokens))
         out.append(count.bound("solve", pairs * st.questions_per_pair, typical_solve, st.solutions_per_question,
@@ -144,6 +147,12 @@ def plan(run: RunConfig) -> list[Planned]:
     if not m.needs_teacher():
         return []
     count = _Counter(run)
+    parent = m.parent()
+    if parent is not None:  # the method it continues runs first; its skill map's labels are asked once
+        first = [replace(p, op=f"{parent.name}: {p.op}") for p in plan(replace(run, method=parent))]
+        own = [replace(p, op=f"{p.op} (cached by {parent.name})", cached=p.requests, prompt_tokens=0)
+               if p.op == "label" and run.teacher.cache else p for p in _stat_family(run, count)]
+        return first + own
     if m.name in STAT_FAMILY:
         return _stat_family(run, count)
     from skillexp.config import read_examples

@@ -33,7 +33,7 @@ from skillexp.eval.config import SUBSET, EvalConfig, EvalInputs, SubsetInputs
 from skillexp.eval.stage import format_table
 from skillexp.generation.shared import SharedEngine
 from skillexp.methods.build import is_empty
-from skillexp.methods.config import BASELINES, STAT_FAMILY, HeldOut, SFTDataInputs
+from skillexp.methods.config import BASELINES, STAT_FAMILY, STAT_SYN, HeldOut, SFTDataInputs
 from skillexp.models import resolve_model_dir
 from skillexp.rl.config import RLInputs
 from skillexp.runtime import Runtime
@@ -78,9 +78,8 @@ class Node:
 def data_fingerprints(run: RunConfig) -> dict[str, str]:
     """sha256 of every file the training task and the eval suite's variants read, keyed `<config path>:<file>`;
     each stage keys on the part it reads: a stage whose data changed on disk gets a new key, never a stale reuse."""
-    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.tasks().items()}}
     out = {}
-    for path, spec in specs.items():
+    for path, spec in run.task_specs().items():
         for file in spec.build(name=path.rsplit(".", 1)[-1], path=path).data_files():
             out[f"{path}:{file.name}"] = fingerprint(file)
     return out
@@ -94,7 +93,8 @@ def _part(data: dict[str, str], *prefixes: str) -> dict[str, str]:
 def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SFTDataInputs:
     m = run.method
     stat = m.name.startswith("stat")
-    held_out = HeldOut(run.eval.tasks(), run.eval.split) if m.name in ("stat_syn", "embed_syn") else None
+    held_out = HeldOut(run.eval.tasks(), run.eval.split) if m.name in (*STAT_SYN, "embed_syn") else None
+    continual = m.parent() is not None
     return SFTDataInputs(
         method=m.name, base=base, model=run.model, task=run.task, num_questions=m.num_questions,
         num_pairs=m.num_pairs, samples_per_question=m.samples_per_question, sampling=m.sampling,
@@ -106,7 +106,8 @@ def _sft_data_inputs(run: RunConfig, base: Artifact, data: dict[str, str]) -> SF
         baselines=m.baselines if m.name in BASELINES else None,
         distill=m.distill if m.name in ("distill", "bolt") else None,
         examples=read_examples(run) if m.name == "bolt" else None,
-        data=_part(data, "task:", *(["eval."] if held_out else [])))
+        profile=m.continual.profile if continual else None, profile_split=m.continual.split if continual else None,
+        data=_part(data, "task:", *(["eval."] if held_out else []), *(["method.continual."] if continual else [])))
 
 
 def _val_suite(run: RunConfig, names: list[str] | None, num_items: int | None) -> EvalConfig | None:
@@ -126,30 +127,31 @@ def _validation(run: RunConfig) -> EvalConfig | None:
     return _val_suite(run, None, run.rl.val_num_items) if run.rl.val_every_steps else None
 
 
-def _sft(run: RunConfig, cache: StageCache, base: Artifact, rows: Artifact,
-         files: dict[str, str]) -> tuple[list[Node], Artifact]:
+def _sft(run: RunConfig, cache: StageCache, base: Artifact, rows: Artifact, files: dict[str, str],
+         tag: str = "") -> tuple[list[Node], Artifact]:
     """The SFT nodes and the model what follows starts from: one sft stage at `method.sft.optim.lr`, or with
     `method.sft.lr_search` one per lr of its grid (`sft_lr<lr>`), then each model's eval on the val split
     (`sft_val_lr<lr>`: after every candidate trained, so no sampling engine holds memory while one trains) and the
-    sft_select stage that picks one (training/select.py)."""
+    sft_select stage that picks one (training/select.py). Node names and prefixes start with `tag`."""
     sft, search = run.method.sft, run.method.sft.lr_search
     engine = sft.engine(run.trainer)
     world = _world(engine)
     if search is None:
         spec = SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(sft.optim.lr), trainer=engine,
                          seed=run.seed, world=world)
-        return [Node("sft", spec, "sft")], _artifact(cache, Node("sft", spec))
+        return [Node(f"{tag}sft", spec, f"{tag}sft")], _artifact(cache, Node(f"{tag}sft", spec))
     suite = _val_suite(run, search.variants, search.num_items)
     assert suite is not None  # config.check_lr_search refused a search with no variant to decide
     data = _part(files, *(f"eval.variants.{n}:" for n in suite.variants))
-    trained = [Node(f"sft_lr{lr_name(lr)}", SFTInputs(base=base, data=rows, model=run.model, sft=sft.at_lr(lr),
-                                                     trainer=engine, seed=run.seed, world=world),
-                    f"sft_lr{lr_name(lr)}")
+    trained = [Node(f"{tag}sft_lr{lr_name(lr)}", SFTInputs(base=base, data=rows, model=run.model,
+                                                          sft=sft.at_lr(lr), trainer=engine, seed=run.seed,
+                                                          world=world),
+                    f"{tag}sft_lr{lr_name(lr)}")
                for lr in search.grid]
-    vals = [Node(VAL + lr_name(lr), EvalInputs(model_dir=_artifact(cache, node), model=run.model, suite=suite,
+    vals = [Node(tag + VAL + lr_name(lr), EvalInputs(model_dir=_artifact(cache, node), model=run.model, suite=suite,
                                                generation=run.generation, seed=run.seed, data=data, subsets={}),
-                 f"sft_val/lr{lr_name(lr)}/") for lr, node in zip(search.grid, trained)]
-    select = Node("sft_select", SFTSelectInputs(tuple(
+                 f"{tag}sft_val/lr{lr_name(lr)}/") for lr, node in zip(search.grid, trained)]
+    select = Node(f"{tag}sft_select", SFTSelectInputs(tuple(
         Candidate(lr, _artifact(cache, t), _artifact(cache, v)) for lr, t, v in zip(search.grid, trained, vals))))
     return [*trained, *vals, select], _artifact(cache, select)
 
@@ -190,17 +192,33 @@ def _subsets(run: RunConfig, base: Artifact, data: dict[str, str]) -> dict[str, 
     return out
 
 
-def plan(run: RunConfig, cache: StageCache, base_dir: Path) -> list[Node]:
+def _method(run: RunConfig, cache: StageCache, base: Artifact, files: dict[str, str], own: bool = True,
+            tag: str = "") -> tuple[list[Node], Artifact]:
+    """The sft_data and SFT nodes of `run.method` on `base` (names starting with `tag`), and the model they make.
+    A continual method first runs the method it continues (nodes named `<that method>_sft_data`, ...; the same
+    records, so the same keys, as a run of that method): its SFT model is the student whose new profile the
+    data targets, and where SFT starts. `own=False`: without the method's own nodes (its data came out empty)."""
+    nodes: list[Node] = []
+    parent = run.method.parent()
+    if parent is not None:
+        nodes, base = _method(dataclasses.replace(run, method=parent), cache, base, files, tag=f"{parent.name}_")
+    if not own:
+        return nodes, base
+    nodes.append(Node(f"{tag}sft_data", _sft_data_inputs(run, base, files)))
+    sft, model = _sft(run, cache, base, _artifact(cache, nodes[-1]), files, tag)
+    return nodes + sft, model
+
+
+def plan(run: RunConfig, cache: StageCache, base_dir: Path, own_sft: bool = True) -> list[Node]:
     """The nodes `run` runs, in order, from the config alone; each consumes the artifact (key and path) of the
-    stage before it, starting from the base model at `base_dir`."""
+    stage before it, starting from the base model at `base_dir`. `own_sft=False`: without the method's own SFT
+    data and SFT (what follows starts from the model before them)."""
     files = data_fingerprints(run)
     model = Artifact(digest({"base_model": dataclasses.asdict(run.model)}), str(base_dir))
     nodes = [Node(f"subset_{name}", spec) for name, spec in _subsets(run, model, files).items()]
     subsets = {n.inputs.variant: _artifact(cache, n) for n in nodes}
     if run.method.name != "none":
-        data = _sft_data_inputs(run, model, files)
-        nodes.append(Node("sft_data", data))
-        sft, model = _sft(run, cache, model, _artifact(cache, nodes[-1]), files)
+        sft, model = _method(run, cache, model, files, own_sft)
         nodes += sft
 
     def evaluation(of: Artifact) -> EvalInputs:
@@ -317,12 +335,15 @@ def run_pipeline(run: RunConfig, run_dir: Path) -> dict[str, float]:
                 if node.name == "pre_rl":
                     log.info("before RL:\n%s", format_table(summary, "pre_rl/"))
                 if isinstance(node.inputs, SFTDataInputs) and is_empty(out):  # method.if_empty=base
-                    log.warning("no SFT data: SFT skipped, the run goes on from the base model (sft/skipped=1)")
+                    own = node.name == "sft_data"  # not the data of the method a continual one continues
+                    log.warning("no SFT data: SFT skipped, the run goes on from the %s model (sft/skipped=1)",
+                                "previous" if own and run.method.parent() else "base")
                     summary["sft/skipped"] = 1.0
                     tracker.log({"sft/skipped": 1.0})
-                    nodes = nodes[:done] + [n for n in plan(dataclasses.replace(
+                    after = plan(run, cache, model_dir, own_sft=False) if own else plan(dataclasses.replace(
                         run, method=dataclasses.replace(run.method, name="none")), cache, model_dir)
-                        if n.inputs.STAGE != "subset"]  # what follows starts from the base model, keyed so
+                    ran = {n.inputs.key for n in nodes[:done]}  # what follows starts from that model, keyed so
+                    nodes = nodes[:done] + [n for n in after if n.inputs.key not in ran]
                     _write_stages(run_dir, nodes)
         tracker.set_summary(summary)
         timing = write_timing(run_dir)  # before summary.json, whose presence marks the run finished

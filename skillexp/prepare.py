@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 def data_sources(run: RunConfig) -> Iterator[tuple[str, Task]]:
     """(config path, task) for every task of `run` that reads tables (`Task.sources`): hub datasets or local files
     named in the config (not the shipped sets, which `path: null` reads)."""
-    specs = {"task": run.task, **{f"eval.variants.{n}": s for n, s in run.eval.tasks().items()}}
-    for path, spec in specs.items():
+    for path, spec in run.task_specs().items():
         task = spec.build(name=path.rsplit(".", 1)[-1], path=path)
         if task.sources():
             yield path, task

@@ -10,14 +10,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException
 
 from skillexp.config import load_run_config
+from skillexp.methods.config import TEACHER_METHODS
 from skillexp.utils.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Groups whose options need extra overrides to be complete.
 EXTRA = {("model", "hf"): ["model.name=mine", "model.path=some-org/some-model"],  # a hub id: not looked up
-         **{("method", m): ["teacher=oracle"] for m in ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard",
-                                                        "embed_sel", "embed_syn")}}  # a teacher
+         **{("method", m): ["teacher=oracle"] for m in TEACHER_METHODS}}  # a teacher
 
 
 def _compose(overrides: list[str]):

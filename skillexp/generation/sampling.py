@@ -28,8 +28,9 @@ class BaseSampling(Protocol):
 
 
 def base_generator(inputs: BaseSampling, sample_cache: Path | None) -> Generator:
-    """The base model's generator, behind the shared sample cache when there is one (the engine starts only when
-    a prompt is not in it)."""
+    """The generator of the model the record samples (`inputs.base`: the base model, or the SFT model a continual
+    method profiles), behind the shared sample cache when there is one (the engine starts only when a prompt is not
+    in it); the cache is the weights' own: its file is named by their key."""
     model_dir = Path(inputs.base.path)
 
     def start() -> Generator:
@@ -37,7 +38,8 @@ def base_generator(inputs: BaseSampling, sample_cache: Path | None) -> Generator
 
     if sample_cache is None:
         return start()
-    identity = {"model": key_data(inputs.model), "generation": key_data(inputs.generation)}
+    identity = {"model": key_data(inputs.model), "generation": key_data(inputs.generation),
+                "weights": inputs.base.key}
     path = sample_cache / f"{inputs.model.name}-{digest(identity)}.sqlite"
     return CachedGenerator(start, load_tokenizer(model_dir, inputs.model), path)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from skillexp.methods.config import BASELINES, SFTDataInputs
+from skillexp.methods.config import BASELINES, STAT_SEL, STAT_SYN, SFTDataInputs
 from skillexp.methods.reference import reference_rows
 from skillexp.methods.stat.skills import subsample
 from skillexp.generation.sampling import base_generator, sample
@@ -29,7 +29,7 @@ def sft_data_stage(inputs: SFTDataInputs, out_dir: Path, rt: Runtime) -> None:
     items = task.items("train")[: m.num_questions]
     if m.method == "sft":
         rows, stats = reference_rows(task, items), {}
-    elif m.method in ("stat_sel", "stat_syn"):
+    elif m.method in (*STAT_SEL, *STAT_SYN):
         from skillexp.methods.stat.build import build_stat
 
         rows, stats = build_stat(inputs, task, items, out_dir, rt)

@@ -2,6 +2,7 @@
 and the sft_data stage's inputs record."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Literal
 
@@ -115,15 +116,30 @@ class StatBaselineConfig:
     group_size: Annotated[int, AT_LEAST_1] = 3
 
 
-TEACHER_METHODS = ("stat_sel", "stat_syn", "distill", "bolt", "math_augment", "math_hard", "embed_sel", "embed_syn")
+@dataclass
+class ContinualConfig:
+    """Continual STAT (`stat_consel` / `stat_consyn`, STAT §3.3): after STAT-Sel's (STAT-Syn's) SFT, that model's
+    new Missing-Skill-Profile on the `split` questions of `profile` (the paper: MATH-perturb hard), the data still
+    chosen from (synthesised after) `task=`'s training questions, and SFT continued from the STAT model."""
+
+    # {kind: ..., params}: the task whose `split` questions the new profile is built on; null: the training task
+    # (its val questions again: a second round of STAT); experiment=stat_math: MATH-perturb hard, as the paper
+    profile: TaskSpec | None = None
+    split: Literal["train", "rl", "val", "test"] = "val"
+
+
+# the continual methods and the method whose SFT model each continues
+CONTINUAL = {"stat_consel": "stat_sel", "stat_consyn": "stat_syn"}
+STAT_SEL, STAT_SYN = ("stat_sel", "stat_consel"), ("stat_syn", "stat_consyn")  # STAT's select and synthesise builds
 BASELINES = ("math_augment", "math_hard", "embed_sel", "embed_syn")  # STAT's comparison rows (stat_baselines.py)
-STAT_FAMILY = ("stat_sel", "stat_syn", *BASELINES)  # the methods that read `method.stat` (answers, stage 1)
+STAT_FAMILY = (*STAT_SEL, *STAT_SYN, *BASELINES)  # the methods that read `method.stat` (answers, stage 1)
+TEACHER_METHODS = (*STAT_FAMILY, "distill", "bolt")
 
 
 @dataclass
 class MethodConfig:
-    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt", "math_augment",
-                  "math_hard", "embed_sel", "embed_syn"] = "none"
+    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "stat_consel", "stat_consyn", "distill",
+                  "bolt", "math_augment", "math_hard", "embed_sel", "embed_syn"] = "none"
     # questions from the task's train split (null: all of them); STAT: the questions of the skill map
     num_questions: Annotated[int | None, AT_LEAST_1] = None
     # the question-answer pairs every method's SFT set is cut to, a seeded random subset (never padded: fewer stay
@@ -138,6 +154,7 @@ class MethodConfig:
     stat: StatConfig = field(default_factory=StatConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     baselines: StatBaselineConfig = field(default_factory=StatBaselineConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)  # stat_consel, stat_consyn
     # no SFT rows at all (a weak student solves nothing, judges nothing): stop with the build's rates ("error"), or
     # skip SFT and go on from the base model ("base"), recorded as sft/skipped=1 in the summary and the report
     if_empty: Literal["error", "base"] = "error"
@@ -145,6 +162,11 @@ class MethodConfig:
     def needs_teacher(self) -> bool:
         """Whether the sft_data stage asks `teacher=` (and so checks it at start-up and keys on it)."""
         return self.name in TEACHER_METHODS and not (self.name == "distill" and self.distill.source == "dataset")
+
+    def parent(self) -> MethodConfig | None:
+        """A continual method's first stage: the same settings under the name of the method it continues (so its
+        data and SFT model are those of a run of that method, shared through the stage cache); else None."""
+        return dataclasses.replace(self, name=CONTINUAL[self.name]) if self.name in CONTINUAL else None
 
     def __post_init__(self) -> None:
         if self.name == "bolt" and self.distill.source != "teacher":
@@ -193,5 +215,8 @@ class SFTDataInputs(StageInputs):
     distill: DistillConfig | None = None  # distill, bolt
     baselines: StatBaselineConfig | None = None  # math_augment, math_hard, embed_sel, embed_syn
     examples: list[dict[str, str]] | None = None  # bolt: its in-context examples as read at start-up
+    # stat_consel / stat_consyn: the task and split whose questions the profile is built on (else the task's val)
+    profile: TaskSpec | None = None
+    profile_split: str | None = None
     # sha256 of every data file the task (and held_out) reads, by config path: a changed file is a new key
     data: dict[str, str] = field(default_factory=dict)

@@ -1,13 +1,15 @@
 """`python -m skillexp.teachers.scripted`: an OpenAI-compatible chat server on loopback that answers Countdown
-questions with the oracle's worked traces (teachers/oracle.py). It stands in for an API teacher (R1, GPT-4o-mini)
-where none can be reached: the CPU twins of the paper recipes (experiments/*_cpu.sh) and the tests.
+questions with the oracle's worked traces (teachers/oracle.py), or with `--task math` STAT's four prompts on a math
+task's questions from their gold answers (teachers/scripted_math.py). It stands in for an API teacher (R1,
+GPT-4o-mini) where none can be reached: the CPU twins of the paper recipes (experiments/*_cpu.sh) and the tests.
 
-- A reply answers the Countdown question the last user turn states; a turn that states none gets a refusal.
+- A reply answers the question the last user turn states; a turn it cannot read gets a refusal.
 - `--style think`: the reasoning inside the text as `<think>...</think>` (QwQ, or R1 served without a reasoning
   parser); `--style reasoning`: beside it in `reasoning_content`, as DeepSeek's API and vLLM's reasoning parser send
   it; `--style plain`: the answer alone.
-- `--wrong-every N`: every N-th question (by a hash of its text, so the same ones every time) gets a wrong answer,
-  so that a method's correctness filter has something to drop.
+- `--wrong-every N`: every N-th question (by a hash of its text, so the same ones every time; with `--task math`, of
+  the text and the request's seed, so that one question's answers can disagree) gets a wrong answer, so that a
+  method's correctness filter has something to drop. Labels, judgements and proposals are never made wrong.
 - `--reasoning-api`: refuses `max_tokens` and any temperature but 1 with HTTP 400, as OpenAI's reasoning models do.
 - Usage is reported per request (tokens counted as characters / 4), so runs meter it as they meter a real API.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 from skillexp.tasks import build_task
 from skillexp.teachers.oracle import OracleTeacher
+from skillexp.teachers.scripted_math import MathScript
 
 MAX_BODY = 8 << 20  # bytes of a request body read; larger ones are refused
 
@@ -37,9 +40,10 @@ class ScriptedTeacher:
     """The replies: `reply(body) -> (status, payload)` for one chat-completions request body."""
 
     def __init__(self, model: str = "scripted-teacher", style: str = "think", wrong_every: int = 0,
-                 reasoning_api: bool = False):
+                 reasoning_api: bool = False, math: MathScript | None = None):
         self.model, self.style, self.wrong_every, self.reasoning_api = model, style, wrong_every, reasoning_api
         self.oracle = OracleTeacher(build_task("countdown", {}))  # reads any stated question, 2 to 8 numbers
+        self.math = math  # None: Countdown
         self.lock = threading.Lock()
         self.requests = 0
 
@@ -53,6 +57,13 @@ class ScriptedTeacher:
 
     def _text(self, messages: list[dict[str, str]], seed: int) -> tuple[str, str]:
         """(reasoning, content) of one reply."""
+        if self.math is not None:
+            prompt = str(messages[-1].get("content", "")) if messages else ""
+            got = self.math.reply(prompt, seed)
+            if got is None:
+                return "", "I cannot answer this: I do not know this question."
+            reasoning, content = got  # an answer comes with reasoning; labels, judgements and proposals without
+            return reasoning, (self.math.wrong(content) if reasoning and self._wrong(f"{seed}:{prompt}") else content)
         traces = self.oracle.complete([messages], n=1, seed=seed)[0]
         if not traces:
             return "", "I cannot answer this: it states no Countdown question."
@@ -140,8 +151,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--style", choices=("think", "reasoning", "plain"), default="think")
     ap.add_argument("--wrong-every", type=int, default=0, help="every N-th question answered wrongly (0: none)")
     ap.add_argument("--reasoning-api", action="store_true", help="refuse max_tokens and temperatures but 1")
+    ap.add_argument("--task", choices=("countdown", "math"), default="countdown",
+                    help="math: STAT's prompts on a math task's questions (task=math's fields)")
+    ap.add_argument("--data", help="--task math: the task's file (default: the MATH-style set skillexp ships)")
     args = ap.parse_args(argv)
-    server = serve(ScriptedTeacher(args.model, args.style, args.wrong_every, args.reasoning_api), args.port)
+    math = MathScript(build_task("math", {"path": args.data})) if args.task == "math" else None
+    server = serve(ScriptedTeacher(args.model, args.style, args.wrong_every, args.reasoning_api, math), args.port)
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file.with_suffix(".tmp")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from skillexp.methods.config import SFTDataInputs
+from skillexp.methods.config import STAT_SEL, SFTDataInputs
 from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult, student_samples
 from skillexp.traces.difficulty import assess
 from skillexp.methods.stat.profile import judge_rows, profile, profile_stats, save_profile
@@ -35,9 +35,21 @@ from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import ConfigError
 
 
+def profiled(inputs: SFTDataInputs, task: Task) -> tuple[Task, list[Item]]:
+    """The task and questions the student's missing skills are profiled on: the task's val split, or a continual
+    method's profile task (`method.continual`), at most `method.stat.num_val_questions` of them."""
+    if inputs.profile is not None:
+        task = inputs.profile.build(name="profile", path="method.continual.profile")
+    split = inputs.profile_split or "val"
+    return task, task.items(split)[: inputs.stat.num_val_questions]
+
+
 def blocked_problems(inputs: SFTDataInputs, task: Task) -> set[str]:
-    """Problems synthetic data must not contain: the task's val and test questions and the held-out suite's."""
+    """Problems synthetic data must not contain: the task's val and test questions, the held-out suite's and the
+    questions a continual method profiled."""
     keys = {task.problem_key(it) for split in ("val", "test") for it in task.items(split)}
+    if inputs.profile is not None:
+        keys |= {task.problem_key(it) for it in profiled(inputs, task)[1]}
     held_out = inputs.held_out
     for name, spec in (held_out.variants if held_out else {}).items():
         variant = spec.build(name=name)
@@ -54,15 +66,18 @@ def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir
     work = out_dir / "stat"
     catalogue = SkillCatalogue(inputs.catalogue)
     atomic_write_json(work / "catalogue.json", {"source": st.catalogue or "shipped", "subjects": catalogue.subjects})
-    val = task.items("val")[: st.num_val_questions]
+    asked, val = profiled(inputs, task)
     if not val or not train:
-        raise ConfigError(f"method={prefix} needs val questions (stage 1) and train questions (the skill map); "
-                           f"the task has {len(val)} and {len(train)}: raise the task's num_val / num_train.")
+        where = ("method.continual.profile's " + str(inputs.profile_split) if inputs.profile is not None
+                 else "the task's val")
+        raise ConfigError(f"method={prefix} needs questions to profile the student on (stage 1: {where} split) "
+                          f"and train questions (the skill map); it has {len(val)} and {len(train)}: raise the "
+                          "task's num_val / num_train (or the profile task's split).")
     teacher = LazyTeacher(make_teacher or (lambda: build_teacher(inputs.teacher, prefix, task, rt.cache_dir, seed)))
     try:
         with rt.scoring.pool() as pool:
-            samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, task, val))
-            assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st.rule(), pool))
+            samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, asked, val))
+            assessed = cached(work / "difficulty.jsonl", lambda: assess(asked, val, samples, st.rule(), pool))
             difficult = pick_difficult(assessed, st.num_difficult, seed)
             stats = difficulty_stats(assessed, len(difficult), prefix)
             if not difficult:
@@ -84,7 +99,7 @@ def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir
                                    f"{len(judgements)} difficult questions (see {work / 'judgements.jsonl'}).")
             stats[f"{prefix}/pairs"] = float(len(pairs))
             stats[f"{prefix}/pairs_without_questions"] = float(sum(not skill_map.questions.get(s) for _, s in pairs))
-            if prefix == "stat_sel":
+            if prefix in STAT_SEL:
                 rows, more = _select(inputs, task, train, pairs, skill_map, teacher, pool, work)
             else:
                 rows, more = _synthesise(inputs, task, pairs, skill_map, teacher, pool, work)
