@@ -184,6 +184,25 @@ def every_table2_row(work: Path, output: str) -> None:
         assert row is not None and re.search(rf"\| {name} \| [0-9.]+", row) and quote in row, (name, table[:3000])
 
 
+def every_stat_row(work: Path, output: str) -> None:
+    """Every row of STAT's Table 3 and Fig. 3 under the paper's name, ours filled in, the paper's number beside it;
+    every run that asks the teacher metered its requests and their price."""
+    sweep = work / "outputs" / "multiruns" / "stat_math_cpu"
+    table = (sweep / "report" / "results.md").read_text()
+    rows = {line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| ") and " | " in line}
+    names = ["MATH-Train", "MATH-Augment", "MATH-Hard", "Embed-Sel", "Embed-Syn", "STAT-Sel", "STAT-Syn"]
+    for name in ("base model", *names, *[f"GRPO on {n}" for n in ("base model", *names)], "STAT-ConSel",
+                 "STAT-ConSyn"):
+        assert name in rows, (name, table[:3000])
+        assert re.search(r"\| [0-9.]+ · paper [0-9.]+", rows[name]), rows[name]
+    assert "paper 40.7" in rows["GRPO on STAT-Sel"] and "paper 17.6" in rows["STAT-ConSyn"], table[:3000]
+    for summary in sweep.glob("*/*/summary.json"):
+        method = OmegaConf.load(summary.parent / "config.yaml").method.name
+        if method not in ("none", "sft"):
+            data = json.loads((summary.parent / "sft_data" / "sft_data_stats.json").read_text())
+            assert f"{method}/teacher/cost_usd" in data, (method, sorted(data))
+
+
 def the_cpu_study(work: Path, output: str) -> None:
     """The main job's recipe as a multirun from the experiment file: method x seed, every job in the launching
     process (Hydra's basic launcher), one W&B group for the sweep, ending with the report over both seeds."""
@@ -260,6 +279,7 @@ CHECKS = {
     "method=none,sft,star,skillfactory seed=0,1,2": FakeSlurm(("#SBATCH --partition=a100", "#SBATCH --array=0-11")),
     "experiments/skillfactory_countdown.sh": FakeSlurm(("#SBATCH --array=0-20",)),
     "experiments/stat_math.sh": FakeSlurm(("#SBATCH --array=0-",)),
+    "experiments/stat_math_cpu.sh": Run(("eval.num_items=2",), then=every_stat_row, timeout=1800, long=True),
     # the hub cannot be reached here: the command runs up to the downloads, which --list names instead
     ".venv/bin/python -m skillexp data prepare stat_math --out /shared/skillexp-data":
         Run(("--list",), then=lists_the_hub_datasets),
