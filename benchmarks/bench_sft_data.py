@@ -1,11 +1,12 @@
 """Time and peak memory of each method's SFT-data build at the CPU study's sizes (`experiment=cpu_study`).
 
 Run: .venv/bin/python benchmarks/bench_sft_data.py [--methods sft,star,...] (default: every method that runs on
-Countdown; math_hard needs MATH's levels)
+Countdown), or with `--task math` STAT's rows on the MATH-style set skillexp ships (its levels let math_hard run)
 Each method's sft_data stage alone, in its own process, from an empty stage and sample cache (the base model's
-engine is started inside the build, as in a run). STAT asks the oracle (the study's teacher); distill and bolt ask
-the scripted teacher on loopback (skillexp/teachers/scripted.py), whose answers cost it little, so their figures
-are the method's own work and the HTTP round trips, not a real API's latency. Peak memory is the largest resident
+engine is started inside the build, as in a run). On Countdown STAT asks the oracle (the study's teacher); distill
+and bolt, and every teacher on `--task math`, ask the scripted teacher on loopback (skillexp/teachers/scripted.py),
+whose answers cost it little, so their figures are the method's own work and the HTTP round trips, not a real
+API's latency. Peak memory is the largest resident
 size of the process and its children (the vLLM engine), sampled every 0.1 s.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 METHODS = ("sft", "star", "skillfactory", "stat_sel", "stat_syn", "distill", "bolt", "math_augment", "embed_sel",
            "embed_syn")
+MATH_METHODS = ("sft", "math_augment", "math_hard", "embed_sel", "embed_syn", "stat_sel", "stat_syn")
+# the CPU study's sizes on the shipped MATH-style set (400 questions; the training split gets what is left)
+MATH = ["task=math", "~task.num_numbers", "+task.answer_format=boxed"]
 
 
 def tree_rss_gib(pid: int) -> float:
@@ -44,7 +48,7 @@ def tree_rss_gib(pid: int) -> float:
     return total / 2**30
 
 
-def child(method: str, teacher_url: str | None, work: Path) -> None:
+def child(method: str, teacher_url: str | None, work: Path, task: str) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
@@ -57,7 +61,7 @@ def child(method: str, teacher_url: str | None, work: Path) -> None:
 
     register_schemas()
     overrides = ["experiment=cpu_study", f"method={method}", f"paths.stage_cache_dir={work / 'stages'}",
-                 "logger=none"]
+                 "logger=none", *(MATH if task == "math" else [])]
     if teacher_url:
         overrides += ["teacher=scripted", f"teacher.base_url={teacher_url}", f"teacher.cache_dir={work / 'answers'}"]
     with initialize_config_dir(config_dir=str(PROJECT_DIR / "conf"), version_base="1.3"):
@@ -78,10 +82,10 @@ def child(method: str, teacher_url: str | None, work: Path) -> None:
                                   "questions": run.method.num_questions}), flush=True)
 
 
-def measure(method: str, teacher_url: str | None) -> dict:
+def measure(method: str, teacher_url: str | None, task: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, __file__, "--child", method, "--work", tmp] + (["--teacher", teacher_url]
-                                                                            if teacher_url else [])
+        cmd = [sys.executable, __file__, "--child", method, "--work", tmp, "--task", task] + (
+            ["--teacher", teacher_url] if teacher_url else [])
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
         peak = [0.0]
@@ -103,24 +107,30 @@ def measure(method: str, teacher_url: str | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", help=f"default: {','.join(METHODS)}; with --task math {','.join(MATH_METHODS)}")
+    ap.add_argument("--task", choices=("countdown", "math"), default="countdown")
     ap.add_argument("--child")
     ap.add_argument("--work", type=Path)
     ap.add_argument("--teacher")
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.teacher, args.work)
+        child(args.child, args.teacher, args.work, args.task)
         return
     from benchmarks.machine import header
+    from skillexp.tasks import build_task
     from skillexp.teachers.scripted import ScriptedTeacher, serve
+    from skillexp.teachers.scripted_math import MathScript
 
-    server = serve(ScriptedTeacher(style="reasoning"))
+    math = MathScript(build_task("math", {})) if args.task == "math" else None
+    server = serve(ScriptedTeacher(style="reasoning", math=math))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     print(header("auto"))
-    print("\n| method | questions | SFT rows | build s | peak memory GiB |\n|---|---|---|---|---|")
-    for method in args.methods.split(","):
-        r = measure(method, url if method in ("distill", "bolt") else None)
+    print(f"\ntask: {args.task}\n\n| method | questions | SFT rows | build s | peak memory GiB |\n|---|---|---|---|---|")
+    methods = args.methods or ",".join(MATH_METHODS if math else METHODS)
+    for method in methods.split(","):
+        asks = method in ("distill", "bolt") or (math is not None and method != "sft")
+        r = measure(method, url if asks else None, args.task)
         print(f"| {method} | {r['questions']} | {r['rows']} | {r['seconds']:.1f} | {r['peak_gib']:.2f} |", flush=True)
     server.shutdown()
 
