@@ -88,5 +88,15 @@ def test_the_new_profile_samples_the_stat_model_not_the_base_model(tiny_model_di
         gen.close()
     assert [r["completions"] for r in second] == [[c.text for c in cs] for cs in own]
     assert [r["completions"] for r in second] != [r["completions"] for r in first]
+    for data in ("stat_sel_sft_data", "sft_data"):  # both builds obey the common size
+        assert len(read_jsonl(run_dir / data / "sft_data.jsonl")) == 64
     stages = json.loads((run_dir / "stages.json").read_text())
     assert sorted(stages) == ["eval", "sft", "sft_data", "stat_sel_sft", "stat_sel_sft_data"]
+
+
+def test_without_its_own_data_a_continual_run_goes_on_from_the_stat_model(tmp_path: Path) -> None:
+    """What `method.if_empty=base` runs after a continual build came out empty: the STAT model, evaluated."""
+    run = load_run_config(_compose(["model=tiny", "teacher=oracle", *TASK, "method=stat_consel"]))
+    nodes = plan(run, StageCache(tmp_path / "cache", tmp_path / "run"), tmp_path / "base", own_sft=False)
+    assert [n.name for n in nodes] == ["stat_sel_sft_data", "stat_sel_sft", "eval"]
+    assert nodes[-1].inputs.model_dir.key == nodes[1].inputs.key
