@@ -19,9 +19,10 @@ teacher=$!
 trap 'kill "$teacher" 2>/dev/null || true' EXIT
 for _ in $(seq 600); do [ -s "$port_file" ] || ! kill -0 "$teacher" 2>/dev/null && break; sleep 0.1; done
 [ -s "$port_file" ] || { echo "the scripted teacher did not start: $sweep/teacher.log" >&2; exit 1; }
-common=(experiment=stat_math_cpu seed=0 paths.data_dir="$(cd "$data" && pwd)"
-        teacher.base_url="http://127.0.0.1:$(cat "$port_file")/v1")
-"$py" -m skillexp -m "${common[@]}" \
+data=$(cd "$data" && pwd)
+url="http://127.0.0.1:$(cat "$port_file")/v1"
+"$py" -m skillexp -m experiment=stat_math_cpu seed=0 paths.data_dir="$data" teacher.base_url="$url" \
   method=none,sft,math_augment,math_hard,embed_sel,embed_syn,stat_sel,stat_syn hydra.sweep.dir="$sweep/table3" "$@"
-"$py" -m skillexp -m "${common[@]}" method=stat_consel,stat_consyn rl=none hydra.sweep.dir="$sweep/fig3" "$@"
+"$py" -m skillexp -m experiment=stat_math_cpu seed=0 paths.data_dir="$data" teacher.base_url="$url" \
+  method=stat_consel,stat_consyn rl=none hydra.sweep.dir="$sweep/fig3" "$@"
 "$py" -m skillexp report "$sweep" --paper-model llama-3.2-3b-instruct
