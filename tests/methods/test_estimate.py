@@ -2,8 +2,6 @@
 where earlier answers decide, from the config alone (no request, no model)."""
 from __future__ import annotations
 
-import pytest
-
 from skillexp.config import load_run_config
 from skillexp.estimate import plan, report
 from tests.test_configs import _compose
@@ -12,8 +10,8 @@ BASE = ["model=tiny", "teacher=openai", "teacher.base_url=http://127.0.0.1:9/v1"
         "+task.num_val=10", "method.stat.num_difficult=6", "method.stat.max_missing_skills=2", "method.stat.k=3"]
 
 
-def _ops(method: str, *extra: str) -> dict[str, tuple[int, int]]:
-    run = load_run_config(_compose([*BASE, f"method={method}", *extra]))
+def _ops(method: str, *extra: str, base: list[str] = BASE) -> dict[str, tuple[int, int]]:
+    run = load_run_config(_compose([*base, f"method={method}", *extra]))
     return {p.op: (p.requests, p.replies) for p in plan(run)}
 
 
@@ -37,15 +35,11 @@ def test_the_report_prices_each_operation() -> None:
     assert f"${price.cost(label.prompt_tokens, 40 * 500):,.2f} |" in text
 
 
-@pytest.mark.parametrize("method", ["math_hard"])
-def test_math_hard_counts_only_its_levels(method: str) -> None:
-    run = load_run_config(_compose([*BASE[:3], "task=math", "+task.num_train=100", f"method={method}"]))
-    task = run.task.build()
+def test_math_hard_counts_only_its_levels() -> None:
     from skillexp.methods.stat_baselines import level
+    from skillexp.tasks import build_task
 
-    hard = [it for it in task.items("train") if level(it) in (4, 5)]
-    assert _ops_from(run) == {"solve": (len(hard), 3 * len(hard))} and 0 < len(hard) < 100
-
-
-def _ops_from(run) -> dict[str, tuple[int, int]]:
-    return {p.op: (p.requests, p.replies) for p in plan(run)}
+    hard = [it for it in build_task("math", {"num_train": 100}).items("train") if level(it) in (4, 5)]
+    assert 0 < len(hard) < 100
+    assert _ops("math_hard", base=[*BASE[:3], "task=math", "+task.num_train=100"]) == {
+        "solve": (len(hard), 3 * len(hard))}

@@ -11,10 +11,12 @@ import pytest
 from skillexp.config import load_run_config
 from skillexp.generation import build_generator
 from skillexp.generation.sampling import sample
-from skillexp.methods.stat.build import blocked_problems, profiled
+from skillexp.methods.stat.build import blocked_problems
+from skillexp.methods.stat.difficulty import profiled
 from skillexp.pipeline import plan
 from skillexp.stage_cache import StageCache
 from skillexp.utils.io import read_jsonl
+from skillexp.utils.schema import ConfigError
 from tests.test_configs import _compose
 from tests.test_main import run_cli
 
@@ -59,7 +61,7 @@ def test_the_profile_is_of_the_profile_tasks_split_and_kept_out_of_synthetic_dat
 
 
 def test_a_kind_other_than_the_tasks_is_refused() -> None:
-    with pytest.raises(Exception, match="method.continual.profile.kind='math'"):
+    with pytest.raises(ConfigError, match="method.continual.profile.kind='math'"):
         load_run_config(_compose(["model=tiny", "teacher=oracle", "method=stat_consel",
                                   "method.continual.profile={kind: math}"]))
 

@@ -8,9 +8,9 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
 
 from skillexp.teachers.scripted import JSONHandler
-from typing import Any, Callable
 
 Reply = Callable[[dict[str, Any]], str]
 

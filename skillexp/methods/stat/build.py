@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from skillexp.methods.config import STAT_SEL, SFTDataInputs
-from skillexp.methods.stat.difficulty import difficulty_stats, pick_difficult, student_samples
-from skillexp.traces.difficulty import assess
+from skillexp.methods.stat.difficulty import find_difficult, profiled
 from skillexp.methods.stat.profile import judge_rows, profile, profile_stats, save_profile
 from skillexp.methods.stat.select import answer_rows, draw, missing_pairs, sel_rows
 from skillexp.methods.stat.skills import SkillMap, cached, label_rows
@@ -33,15 +32,6 @@ from skillexp.teachers import build_teacher
 from skillexp.teachers.base import LazyTeacher, SkillCatalogue, Teacher
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import ConfigError
-
-
-def profiled(inputs: SFTDataInputs, task: Task) -> tuple[Task, list[Item]]:
-    """The task and questions the student's missing skills are profiled on: the task's val split, or a continual
-    method's profile task (`method.continual`), at most `method.stat.num_val_questions` of them."""
-    if inputs.profile is not None:
-        task = inputs.profile.build(name="profile", path="method.continual.profile")
-    split = inputs.profile_split or "val"
-    return task, task.items(split)[: inputs.stat.num_val_questions]
 
 
 def blocked_problems(inputs: SFTDataInputs, task: Task) -> set[str]:
@@ -66,23 +56,13 @@ def build_stat(inputs: SFTDataInputs, task: Task, train: Sequence[Item], out_dir
     work = out_dir / "stat"
     catalogue = SkillCatalogue(inputs.catalogue)
     atomic_write_json(work / "catalogue.json", {"source": st.catalogue or "shipped", "subjects": catalogue.subjects})
-    asked, val = profiled(inputs, task)
-    if not val or not train:
-        where = ("method.continual.profile's " + str(inputs.profile_split) if inputs.profile is not None
-                 else "the task's val")
-        raise ConfigError(f"method={prefix} needs questions to profile the student on (stage 1: {where} split) "
-                          f"and train questions (the skill map); it has {len(val)} and {len(train)}: raise the "
-                          "task's num_val / num_train (or the profile task's split).")
+    if not train:
+        raise ConfigError(f"method={prefix} needs train questions (the skill map), and the task has none: raise "
+                          "its num_train.")
     teacher = LazyTeacher(make_teacher or (lambda: build_teacher(inputs.teacher, prefix, task, rt.cache_dir, seed)))
     try:
         with rt.scoring.pool() as pool:
-            samples = cached(work / "student_samples.jsonl", lambda: student_samples(inputs, rt, asked, val))
-            assessed = cached(work / "difficulty.jsonl", lambda: assess(asked, val, samples, st.rule(), pool))
-            difficult = pick_difficult(assessed, st.num_difficult, seed)
-            stats = difficulty_stats(assessed, len(difficult), prefix)
-            if not difficult:
-                raise RuntimeError(f"method={prefix}: the student found none of {len(val)} val questions difficult "
-                                   f"(difficulty={st.difficulty}); STAT has nothing to target. Stats: {stats}")
+            val, difficult, stats = find_difficult(inputs, task, rt, work, pool)
             map_rows = cached(work / "skill_map.jsonl",
                               lambda: label_rows(teacher, train, catalogue, st.max_skills), teacher)
             skill_map = SkillMap(train, map_rows)
