@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_sft.py [--model smollm2|tiny] [--steps 6] [--batch 8]
                                              [--precision auto|fp32|bf16] [--batches padded,packed]
-                                             [--only ours,ours-logits,trl]
+                                             [--only ours,ours-logits,trl] [--checkpointing false|selective|true]
 Each trainer runs in its own process (so peak RSS is its own); the first step is a warm-up and not timed. All
 train on the same chat rows (Countdown-3 reference answers under the four SkillFactory prompts), unpacked (batch =
 sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasing with a block-diagonal mask, TRL's
@@ -10,7 +10,8 @@ sequences) and packed (batch = rows of up to 1024 tokens: ours best-fit-decreasi
 peak (a 2048³ matmul in the run's dtype, timed first) allows at 6·N FLOPs a token. `ours-logits` is our loop with
 the loss from the full logits (`sft.fused_head=false`) instead of the last hidden state at the target tokens.
 `auto` is the precision skillexp picks on this CPU (bf16 where it is native, else fp32); TRL trains in the same one
-(its `bf16` flag).
+(its `bf16` flag). Activation checkpointing: ours as `trainer=cpu` sets it (selective: the elementwise ops run again
+in the backward) unless `--checkpointing` says otherwise; TRL with its default, full checkpointing.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 
 LABELS = {"ours": "skillexp (DeepSpeed ZeRO-0)",
-          "ours-logits": "skillexp, loss from the logits (`sft.fused_head=false`)", "trl": "TRL SFTTrainer"}
+          "ours-logits": "skillexp, loss from the logits (`sft.fused_head=false`)",
+          "trl": "TRL SFTTrainer (its default: full gradient checkpointing)"}
+CHECKPOINTING = {False: "no checkpointing", True: "full checkpointing", "selective": "selective checkpointing"}
 
 
 def make_data(path: Path, n: int) -> None:
@@ -69,7 +72,7 @@ def run_ours(args, data: Path, out: Path) -> dict:
     from skillexp.utils.io import read_jsonl
 
     trainer = TrainerConfig(name="bench", precision=args.precision, micro_batch_size=args.batch, grad_accum=1,
-                            save_every_steps=10**6)
+                            save_every_steps=10**6, gradient_checkpointing=args.checkpointing)
     tracker = Tracker(LoggerConfig(backend="none"), out, {})
     run_sft(data, model_dir(args.model), MODELS[args.model], trainer,
             SFTConfig(max_steps=args.steps, max_length=1024, val_fraction=0.0, packing=args.packing,
@@ -104,6 +107,7 @@ def run_trl(args, data: Path, out: Path) -> dict:
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=ds, callbacks=[Clock()], args=SFTConfig(
         output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=1e-5,
         assistant_only_loss=False, completion_only_loss=None, packing=args.packing, max_length=1024, use_cpu=True,
+        gradient_checkpointing=True,  # TRL's default, pinned
         bf16=args.precision == "bf16", report_to="none", save_strategy="no", logging_steps=1,
         dataloader_drop_last=True))
     loader = trainer.get_train_dataloader()
@@ -114,6 +118,20 @@ def run_trl(args, data: Path, out: Path) -> dict:
         tokens.append(int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel())
     trainer.train()
     return {"tokens_per_s": sum(tokens[1:]) / sum(times[1:])}
+
+
+def _checkpointing(value: str) -> bool | str:
+    modes = {"false": False, "true": True, "selective": "selective"}
+    if value.lower() not in modes:
+        raise argparse.ArgumentTypeError(f"{value!r}: choose one of {', '.join(modes)}")
+    return modes[value.lower()]
+
+
+def cpu_preset_checkpointing() -> bool | str:
+    """trainer=cpu's gradient_checkpointing (what `make run` trains with)."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "conf/trainer/cpu.yaml").read_text()).get("gradient_checkpointing", False)
 
 
 def child(args) -> None:
@@ -132,6 +150,8 @@ def main() -> None:
     ap.add_argument("--packing", action="store_true")
     ap.add_argument("--batches", default="padded,packed", help="which batch layouts to compare (comma-separated)")
     ap.add_argument("--only", default="ours,trl", help="which trainers (ours, ours-logits, trl; comma-separated)")
+    ap.add_argument("--checkpointing", type=_checkpointing, default=cpu_preset_checkpointing(),
+                    help="our trainer.gradient_checkpointing (false, true, selective); default: trainer=cpu's")
     ap.add_argument("--which")
     ap.add_argument("--data")
     ap.add_argument("--out")
@@ -156,8 +176,9 @@ def main() -> None:
         raise SystemExit(f"--only takes trl and any of {', '.join(LABELS)} (comma-separated), got {args.only!r}.")
     for which, packing in [(w, p) for p in layouts for w in trainers]:
         flags = ["--packing"] if packing else []
+        flags += ["--checkpointing", str(args.checkpointing)]
         proc = subprocess.run([sys.executable, __file__, "--which", which, "--data", str(tmp / "data.jsonl"),
-                               "--out", str(tmp / f"{which}{len(flags)}"), "--model", args.model, "--steps",
+                               "--out", str(tmp / f"{which}{int(packing)}"), "--model", args.model, "--steps",
                                str(args.steps), "--batch", str(args.batch), "--precision", args.precision, *flags],
                               capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -167,7 +188,8 @@ def main() -> None:
     print(f"model={args.model} batch={args.batch} steps={args.steps} precision={args.precision}\n")
     print("| trainer | batches | tokens/s | of bound | peak RSS GB |\n|---|---|---|---|---|")
     for which, packing, r in rows:
-        print(f"| {LABELS[which]} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | "
+        label = LABELS[which] if which == "trl" else f"{LABELS[which]}, {CHECKPOINTING[args.checkpointing]}"
+        print(f"| {label} | {'packed' if packing else 'padded'} | {r['tokens_per_s']:,.0f} | "
               f"{r['tokens_per_s'] / bound:.0%} | {r['peak_rss_gb']:.2f} |")
     print()
     for which, packing, ours in rows:

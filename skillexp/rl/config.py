@@ -90,6 +90,13 @@ class GRPOConfig:
     sample_table_every_steps: Annotated[int, NON_NEGATIVE, UNKEYED] = 5  # a W&B table of completions
     save_every_steps: Annotated[int, AT_LEAST_1, UNKEYED] = 25
 
+    def shares_prompt(self, trainer: TrainerConfig) -> bool:
+        """Does the update run each group's prompt once (`share_prompt`)? Only where a micro-batch holds whole
+        groups, and not under full checkpointing: a checkpointed layer cannot write the prompt's KV cache (under
+        selective checkpointing the shared forward runs without recomputation, training/recompute.py)."""
+        return (self.share_prompt and trainer.micro_batch_size % self.group_size == 0
+                and trainer.gradient_checkpointing is not True)
+
     def batch_problems(self, micro: int, ranks: int) -> list[str]:
         """Everything that keeps a step's prompts from splitting into whole updates of whole groups over `ranks`
         ranks and micro-batches of `micro` sequences, each with values that would fit (empty: it splits)."""

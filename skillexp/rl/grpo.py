@@ -90,9 +90,7 @@ class GRPO:
             raise ValueError("GRPO with trainer.zero_stage=3 on several ranks samples with generation=vllm: HF "
                              "generate would need every rank in every forward of every other rank.")
         self.gas = update_geometry(cfg, inputs.trainer.micro_batch_size, self.world)
-        # the shared-prompt forward needs the prompt's KV cache, which transformers drops under gradient checkpointing
-        self.share_prompt = (cfg.share_prompt and inputs.trainer.micro_batch_size % cfg.group_size == 0
-                             and not inputs.trainer.gradient_checkpointing)
+        self.share_prompt = cfg.shares_prompt(inputs.trainer)
         self.updates_per_step = cfg.prompts_per_step // cfg.mini_batch_prompts * cfg.epochs_per_batch
         trainer = dataclasses.replace(inputs.trainer, grad_accum=self.gas, save_every_steps=cfg.save_every_steps)
         torch.manual_seed(seed)

@@ -2,12 +2,14 @@
 a run that reuses it logs again and its per-GPU memory plan."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 from skillexp.rl.config import RLInputs
 from skillexp.training.forward import head_applies
 from skillexp.rl.grpo import STEP_LOG, replayed_steps, run_grpo
+from skillexp.training.config import SELECTIVE
 from skillexp.training.head import HEAD_CHUNK
 from skillexp.runtime import Runtime
 from skillexp.stages import Stage, register
@@ -48,7 +50,10 @@ def memory_plan(inputs: RLInputs, hf_config: dict, gpu_bytes: int) -> MemoryPlan
     rollout engine's share, and the reference model when a KL term needs one."""
     fused = inputs.rl.fused_head and head_applies(hf_config.get("model_type"))
     world = num_processes(inputs.trainer.num_processes) * len(slurm_nodes())
-    return plan_for(ModelShape.from_hf_config(hf_config), inputs.trainer, seq_len=inputs.model.max_model_len,
+    trainer = inputs.trainer
+    if trainer.gradient_checkpointing == SELECTIVE and inputs.rl.shares_prompt(trainer):
+        trainer = dataclasses.replace(trainer, gradient_checkpointing=False)  # the shared forward recomputes nothing
+    return plan_for(ModelShape.from_hf_config(hf_config), trainer, seq_len=inputs.model.max_model_len,
                     world_size=world, gpu_bytes=gpu_bytes, generation=inputs.generation,
                     kl_reference=inputs.rl.kl_coef > 0, logit_rows=HEAD_CHUNK if fused else None)
 

@@ -22,6 +22,7 @@ import torch
 from skillexp import preemption
 from skillexp.precision import concrete
 from skillexp.training.config import ALL_LINEAR, LoraConfig, OptimConfig, TrainerConfig
+from skillexp.training.recompute import enable_checkpointing
 from skillexp.training.weights import policy_weights
 from skillexp.utils.io import atomic_write_json
 from skillexp.utils.schema import ConfigError
@@ -140,7 +141,7 @@ def load_model(model_dir: Path | str, trainer: TrainerConfig) -> torch.nn.Module
     model = AutoModelForCausalLM.from_pretrained(
         str(model_dir), quantization_config=quantization, dtype=torch.bfloat16,
         device_map={"": int(os.environ.get("LOCAL_RANK", 0))})  # 4-bit weights are quantized onto the GPU
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=trainer.gradient_checkpointing)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=trainer.gradient_checkpointing is True)
 
 
 def add_lora(model: torch.nn.Module, lora: LoraConfig) -> torch.nn.Module:
@@ -179,9 +180,7 @@ def build_engine(model: torch.nn.Module, cfg: TrainerConfig, optim: OptimConfig,
     import deepspeed
 
     init_distributed()
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.config.use_cache = False
+    enable_checkpointing(model, cfg.gradient_checkpointing)
     if cfg.lora is not None:  # TrainerConfig refuses ZeRO-3 with it
         model = add_lora(model, cfg.lora)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from skillexp.training.head import head_logprobs, token_entropy, token_logprobs
+from skillexp.training.recompute import no_recompute
 
 # architectures whose logits are exactly last hidden state @ lm_head.weight.T (no soft-capping, scaling or bias)
 PLAIN_HEAD = frozenset({"llama", "mistral", "qwen2", "qwen3", "olmo2", "smollm3"})
@@ -91,7 +92,13 @@ def completion_logits(model, batch: dict[str, torch.Tensor], decoder: torch.nn.M
 def shared_prompt_logits(model, batch: dict[str, torch.Tensor], decoder: torch.nn.Module | None = None
                          ) -> torch.Tensor:
     """The same as `completion_logits`, with each group's prompt run once. The prompt's last position predicts
-    the first completion token."""
+    the first completion token. The KV cache it fills and reads rules out recomputing a layer in the backward: the
+    layers keep every activation here (`no_recompute`), whatever `trainer.gradient_checkpointing` says."""
+    with no_recompute(model):
+        return _shared_prompt_logits(model, batch, decoder)
+
+
+def _shared_prompt_logits(model, batch: dict[str, torch.Tensor], decoder: torch.nn.Module | None) -> torch.Tensor:
     group = batch["completion_ids"].shape[0] // batch["prompt_ids"].shape[0]
     attention = batch["prompt_attention"]
     positions = (attention.cumsum(-1) - 1).clamp(min=0)

@@ -153,17 +153,26 @@ def test_rl_only_pipeline_with_vllm_rollouts(tmp_path: Path) -> None:
     assert (tmp_path / "rl" / "model" / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("share, fused", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("share, fused, checkpointing", [(True, False, False), (False, True, False),
+                                                         (True, True, False), (True, True, "selective"),
+                                                         (False, True, "selective")])
 def test_every_forward_gives_the_full_forwards_logprobs_and_gradients(tiny_model_dir: Path, share: bool,
-                                                                       fused: bool) -> None:
+                                                                       fused: bool, checkpointing,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Each group's prompt run once (KV cache repeated for its completions) and the log-probs taken from the last
     hidden state (training/head.py) give the same completion log-probs, entropies and gradients as running every
-    prompt + completion in full through the model's logits."""
+    prompt + completion in full through the model's logits; so does either under selective checkpointing, which
+    recomputes the full forward's layers and leaves the shared forward's alone (its KV cache)."""
     from transformers import AutoModelForCausalLM
 
     from skillexp.generation.base import Completion
+    from skillexp.training import recompute
     from skillexp.training.forward import completion_logprobs, policy_head
     from skillexp.rl.rollout import Rollouts, group_tensors, rollout_tensors
+
+    recomputed = []
+    policy = recompute._policy
+    monkeypatch.setattr(recompute, "_policy", lambda *a, **k: recomputed.append(1) or policy(*a, **k))
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
@@ -185,7 +194,9 @@ def test_every_forward_gives_the_full_forwards_logprobs_and_gradients(tiny_model
     head = policy_head(model)
     assert head is not None and head[1] is model.lm_head
     lp_ref, ent_ref, g_ref = run(full, None)
+    recompute.enable_checkpointing(model.train(), checkpointing)  # the tiny model has no dropout
     lp, ent, grads = run(shared if share else full, head if fused else None)
+    assert bool(recomputed) == (checkpointing == "selective" and not share)
     torch.testing.assert_close(lp, lp_ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ent, ent_ref, atol=1e-5, rtol=1e-5)
     for name in g_ref:

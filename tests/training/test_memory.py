@@ -128,6 +128,10 @@ def test_activations_logits_vllm_and_phases_by_hand() -> None:
     assert p.peak == static + 2 * GiB and p.peak_phase == "rollout"
     assert p.margin == int(SAFETY_FRACTION * p.peak) + SAFETY_BYTES and p.fits
     assert replace_settings(p, gradient_checkpointing=True).activations == 2 * 2 * sbh + layer
+    # selective: q, SDPA's, o's and down's outputs and the input (10 bytes per hidden width), k and v (4 per kv
+    # width: 2 heads x 16), gate and up (4 per MLP width), and one layer's whole set while it runs again
+    kept = (10 * 64 + 4 * 2 * 16 + 4 * 128) * 100 * 2
+    assert replace_settings(p, gradient_checkpointing="selective").activations == 2 * kept + layer
     assert replace_settings(p, precision="fp32").activations == 2 * p.activations
     assert replace_settings(p, vllm_sleeps=False).vllm_asleep == 2 * GiB
     # GRPO's head in blocks (training/head.py): one block of logits rows at a time and a float32 copy of the head's grad
@@ -212,6 +216,10 @@ def test_activations_dominating_suggest_checkpointing_and_smaller_micro_batches(
     with pytest.raises(ValueError) as err:
         p.check()
     assert "trainer.gradient_checkpointing=true" in str(err.value) and "trainer.micro_batch_size" in str(err.value)
+    assert "trainer.gradient_checkpointing=selective" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        replace_settings(p, gradient_checkpointing="selective").check()
+    assert "gradient_checkpointing=true" in str(err.value) and "gradient_checkpointing=selective" not in str(err.value)
 
 
 def test_plan_for_reads_the_project_configs() -> None:
@@ -283,6 +291,11 @@ def test_the_pipeline_prints_each_training_stage_plan_and_refuses_one_that_canno
     sft = [tiny_run(["method=sft", "trainer.zero_stage=2", *extra]) for extra in ([], ["method.sft.fused_head=false"])]
     assert [memory_plans(run, tmp_path, gpu_bytes=80 * GiB)["sft"].settings["logit_rows"] for run in sft] == [
         HEAD_CHUNK, None]  # SFT's loss takes the head in blocks too, unless told not to
+    # selective checkpointing: GRPO's shared-prompt forward keeps every activation (its KV cache rules out recompute)
+    sel = ["method=sft", "trainer.gradient_checkpointing=selective", "trainer.micro_batch_size=8"]
+    for extra, rl_mode in (([], False), (["rl.share_prompt=false"], "selective")):
+        sel_plans = memory_plans(tiny_run([*sel, *extra]), tmp_path, gpu_bytes=80 * GiB)
+        assert [sel_plans[s].settings["gradient_checkpointing"] for s in ("sft", "rl")] == ["selective", rl_mode]
     with pytest.raises(ValueError, match=r"(?s)the rl stage would not fit on this GPU.*offload_optimizer=true"):
         check_memory(plans)
     eight = tiny_run(["trainer.precision=bf16", "trainer.zero_stage=3", "trainer.num_processes=8",
