@@ -38,8 +38,8 @@ SUB_GROUP = 1_000_000_000  # ZeRO-3's sub_group_size: its optimizer steps this m
 # a time. Selective checkpointing (training/recompute.py) keeps the matmuls' and attention's outputs: q, SDPA's
 # output, o_proj's, down_proj's and the layer's input (10 per hidden width), k and v (4 per kv width: kv heads x
 # head dim), gate and up (4 per MLP width), and recomputes one layer's elementwise ops at a time. On SmolLM2 in fp32
-# a forward keeps 11,206 floats a token and layer without checkpointing and 6,404 with selective (counted by
-# tests/training/test_recompute.py's way), 6% and 5% under these estimates.
+# a forward's layers keep 11,148 floats a token and layer without checkpointing and 6,346 with selective (counted by
+# benchmarks/bench_checkpointing.py), 6% under these estimates.
 ACT_PER_H, ACT_PER_I = 20, 8
 CKPT_PER_H = 2
 SEL_PER_H, SEL_PER_KV, SEL_PER_I = 10, 4, 4

@@ -23,7 +23,7 @@ from skillexp.rl.ranks import rollout_share
 from skillexp.utils.io import read_jsonl
 from skillexp.utils.schema import ConfigError
 from tests.conftest import kill_when
-from tests.rl.test_grpo import grpo, tiny_run
+from tests.rl.test_grpo import ZERO3, grpo, tiny_run
 
 # two updates per step of 8 prompts x 4 rollouts, micro-batches of 4 sequences: one rank accumulates 4 of them per
 # update, each of two ranks 2, and completions of different lengths make a per-rank token mean differ
@@ -52,7 +52,7 @@ def _steps(out: Path) -> list[dict]:
 
 @pytest.mark.vllm
 @pytest.mark.slow
-@pytest.mark.parametrize("zero", [[], pytest.param(["trainer.zero_stage=3"], id="zero3")])
+@pytest.mark.parametrize("zero", [[], pytest.param(ZERO3, id="zero3")])
 def test_two_ranks_make_the_update_one_rank_makes(tmp_path: Path, tiny_model_dir: Path, zero: list[str]) -> None:
     """ZeRO-3 too: the head's sharded weight gathered for the log-probs, the weights gathered module by module
     for the engines."""

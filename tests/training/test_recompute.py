@@ -1,70 +1,23 @@
 """Activation checkpointing (training/recompute.py): what each mode keeps after a forward, measured by following
-every tensor the forward creates, against the memory plan's estimate; the same loss and gradients in every mode;
-and a forward with a KV cache (GRPO's shared prompt) run without recomputation."""
+every tensor its layers make (benchmarks/bench_checkpointing.py's `KeptBytes`), against the memory plan's
+estimate; the same loss and gradients in every mode; and a forward with a KV cache (GRPO's shared prompt) run
+without recomputation."""
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
+from benchmarks.bench_checkpointing import MODES, KeptBytes, load, sft_loss
 from skillexp.training import recompute
 from skillexp.training.config import SELECTIVE
-from skillexp.training.forward import policy_head, target_logprobs
 from skillexp.training.memory import ModelShape, activation_bytes
-from skillexp.training.recompute import enable_checkpointing, no_recompute
-
-MODES = (False, SELECTIVE, True)
-
-
-class KeptBytes(TorchDispatchMode):
-    """Follows the storage of every tensor an op of a decoder layer makes while active; `bytes()` is what of it is
-    still alive (what the autograd graph, or a checkpoint's cache, keeps for the backward), parameters and their
-    views left out."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.refs: dict[int, weakref.ref] = {}
-        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        self.inside = False
-        self.hooks = []
-        for layer in model.model.layers:
-            self.hooks += [layer.register_forward_pre_hook(lambda *_: setattr(self, "inside", True)),
-                           layer.register_forward_hook(lambda *_: setattr(self, "inside", False))]
-
-    def __exit__(self, *exc):
-        for hook in self.hooks:
-            hook.remove()
-        return super().__exit__(*exc)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out) if self.inside else ():
-            if isinstance(t, torch.Tensor):
-                storage = t.untyped_storage()
-                old = self.refs.get(storage.data_ptr())
-                if old is None or old() is None:  # a freed storage's address may be reused by a new one
-                    self.refs[storage.data_ptr()] = weakref.ref(storage)
-        return out
-
-    def bytes(self) -> int:
-        return sum(s.nbytes() for ptr, ref in self.refs.items() if (s := ref()) is not None and ptr not in self.params)
+from skillexp.training.recompute import no_recompute
 
 
 def _model(model_dir: Path, mode) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).train()
-    enable_checkpointing(model, mode)
-    return model
-
-
-def _loss(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    return -target_logprobs(model, policy_head(model), ids.roll(-1, 1), input_ids=ids,
-                            attention_mask=torch.ones_like(ids), use_cache=False).mean()
+    return load(model_dir, mode, torch.float32)
 
 
 def test_each_mode_keeps_what_the_plan_says_with_the_same_loss_and_gradients(tiny_model_dir: Path) -> None:
@@ -76,7 +29,7 @@ def test_each_mode_keeps_what_the_plan_says_with_the_same_loss_and_gradients(tin
     for mode in MODES:
         model = _model(tiny_model_dir, mode)
         with KeptBytes(model) as probe:
-            loss = _loss(model, ids)
+            loss = sft_loss(model, ids)
         kept[mode] = probe.bytes()
         loss.backward()
         grads[mode] = (loss.detach(), {n: p.grad for n, p in model.named_parameters()})
@@ -106,7 +59,7 @@ def test_selective_recomputes_every_op_but_the_matmuls_and_attention(tiny_model_
 
     monkeypatch.setattr(recompute, "_policy", watched)
     model = _model(tiny_model_dir, SELECTIVE)
-    _loss(model, torch.randint(5, 300, (2, 16))).backward()
+    sft_loss(model, torch.randint(5, 300, (2, 16))).backward()
     assert {"aten.mm.default", "aten._scaled_dot_product_flash_attention_for_cpu.default"} <= decisions["save"]
     assert {"aten.mul.Tensor", "aten.silu.default", "aten.add.Tensor", "aten.rsqrt.default"} <= decisions["recompute"]
     assert not decisions["save"] & decisions["recompute"]
@@ -120,18 +73,21 @@ def test_no_recompute_runs_the_plain_layers_and_turns_checkpointing_back_on(tiny
     with no_recompute(model):
         assert not any(m.gradient_checkpointing for m in layers)
         with KeptBytes(model) as plain:
-            plain_loss = _loss(model, ids)
+            plain_loss = sft_loss(model, ids)
     assert all(m.gradient_checkpointing for m in layers)
     with KeptBytes(model) as selective:
-        selective_loss = _loss(model, ids)
+        selective_loss = sft_loss(model, ids)
     assert 0 < selective.bytes() < 0.65 * plain.bytes()
     torch.testing.assert_close(selective_loss, plain_loss)
 
 
-def test_the_modes_are_what_the_trainer_config_accepts() -> None:
+def test_the_modes_are_what_the_trainer_config_accepts_and_zero3_refuses_selective() -> None:
     from skillexp.training.config import TrainerConfig
     from skillexp.utils.schema import ConfigError, from_dict
 
     assert from_dict(TrainerConfig, {"gradient_checkpointing": "selective"}).gradient_checkpointing == SELECTIVE
     with pytest.raises(ConfigError, match=r"gradient_checkpointing='some'.*\[False, True, 'selective'\]"):
         from_dict(TrainerConfig, {"gradient_checkpointing": "some"})
+    with pytest.raises((ConfigError, ValueError), match="selective does not run under trainer.zero_stage=3: set "
+                                                       "trainer.gradient_checkpointing=true"):
+        from_dict(TrainerConfig, {"gradient_checkpointing": "selective", "zero_stage": 3})
