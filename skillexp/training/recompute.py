@@ -41,12 +41,13 @@ def _selective_contexts():
 
 def enable_checkpointing(model: torch.nn.Module, mode: bool | str) -> None:
     """Turn on `mode` (`trainer.gradient_checkpointing`: False, True or "selective") on a transformers model (or a
-    peft model around one); the model's KV cache is off from then on while it trains."""
+    peft model around one). The model's config is left as it was (it is exported with the weights, and a config
+    that differs from the base's would keep the model off the base's pooled vLLM engine): the training forwards ask
+    for no KV cache themselves, and a checkpointed layer refuses one anyway."""
     if not mode:
         return
     kwargs = {"use_reentrant": False, "context_fn": _selective_contexts} if mode == SELECTIVE else None
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    model.config.use_cache = False
 
 
 @contextlib.contextmanager

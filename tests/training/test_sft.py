@@ -55,19 +55,27 @@ TRAINER = TrainerConfig(name="cpu", micro_batch_size=8, grad_accum=1, save_every
 OPTIM = OptimConfig(lr=3e-3, warmup_ratio=0.1)
 
 
-def _sft(data: Path, model_dir: Path, out: Path, max_steps: int) -> Path:
+def _sft(data: Path, model_dir: Path, out: Path, max_steps: int, trainer: TrainerConfig = TRAINER) -> Path:
     tracker = Tracker(LoggerConfig(backend="none"), out.parent, {})
     try:
-        return run_sft(data, model_dir, TINY, TRAINER, SFTConfig(max_steps=max_steps, max_length=256,
+        return run_sft(data, model_dir, TINY, trainer, SFTConfig(max_steps=max_steps, max_length=256,
                                                                  val_fraction=0.15, eval_every_steps=4, optim=OPTIM),
                        out, tracker, seed=0)
     finally:
         tracker.finish()
 
 
-def test_sft_lowers_validation_loss_and_exports(tmp_path: Path, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("checkpointing", [False, "selective", True])
+def test_sft_lowers_validation_loss_and_exports(tmp_path: Path, tiny_model_dir: Path, checkpointing) -> None:
+    """In every checkpointing mode; the exported model's config is the base's (a training setting such as
+    `use_cache=False` left in it would, among other things, keep it from the base model's pooled vLLM engine)."""
+    from skillexp.generation.config import GenerationConfig
+    from skillexp.generation.pool import _kind
+
     data = write_dataset(tmp_path / "data.jsonl")
-    model = _sft(data, tiny_model_dir, tmp_path / "sft", max_steps=12)
+    model = _sft(data, tiny_model_dir, tmp_path / "sft", max_steps=12,
+                 trainer=dataclasses.replace(TRAINER, gradient_checkpointing=checkpointing))
+    assert _kind(model, TINY, GenerationConfig()) == _kind(tiny_model_dir, TINY, GenerationConfig())
     val = [r["sft/val_loss"] for r in read_jsonl(tmp_path / "metrics.jsonl") if "sft/val_loss" in r]
     assert len(val) == 3 and val[-1] < val[0] - 0.5, val
     from transformers import AutoModelForCausalLM
