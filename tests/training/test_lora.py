@@ -134,5 +134,6 @@ def test_qlora_on_this_machine_fails_naming_the_fix(tiny_model_dir: Path) -> Non
     if importlib.util.find_spec("bitsandbytes") is None:
         assert "pip install bitsandbytes" in message
     paged = dataclasses.replace(TRAINER, lora=LoraConfig(optimizer="paged_adamw_8bit"))
-    with pytest.raises(ConfigError, match="trainer.lora.optimizer=paged_adamw_8bit needs .*trainer.lora.optimizer=adamw"):
+    with pytest.raises(ConfigError,
+                       match="trainer.lora.optimizer=paged_adamw_8bit needs .*trainer.lora.optimizer=adamw"):
         build_engine(load_model(tiny_model_dir, paged), paged, OptimConfig(), total_steps=1)

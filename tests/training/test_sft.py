@@ -231,7 +231,8 @@ def test_the_sft_batch_is_fixed_whatever_the_number_of_ranks() -> None:
     assert [cfg.grad_accum(TrainerConfig(micro_batch_size=1), w) for w in (1, 2, 4, 8)] == [8, 4, 2, 1]
     assert cfg.grad_accum(TrainerConfig(micro_batch_size=2), 2) == 2
     assert SFTConfig().grad_accum(TrainerConfig(grad_accum=3), 4) == 3  # unset: the trainer's
-    with pytest.raises(ValueError, match=r"batch_size=8 is not a multiple of trainer.micro_batch_size x ranks = 1 x 16"):
+    with pytest.raises(ValueError,
+                       match=r"batch_size=8 is not a multiple of trainer.micro_batch_size x ranks = 1 x 16"):
         cfg.grad_accum(TrainerConfig(micro_batch_size=1), 16)
 
 
