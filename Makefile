@@ -15,7 +15,7 @@ run: setup  ## the main job: the CPU study (every method -> GRPO -> eval, 2 seed
 test: setup  ## the test suite (CI's command; under 20 minutes on 2 cores): two workers, a test file each at a time
 	cd $(ROOT) && $(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
-test-long: setup  ## the long end-to-end tests the suite leaves out (SmolLM2 on every method, ~16 minutes)
+test-long: setup  ## the long end-to-end tests the suite leaves out (SmolLM2 on every method; 16-33 minutes)
 	cd $(ROOT) && $(PY) -m pytest -q -m long $(PYTEST_ARGS)
 
 bench: setup
