@@ -24,7 +24,7 @@ from skillexp.training.config import SELECTIVE
 
 _aten = torch.ops.aten
 # the ops whose outputs a layer keeps under `selective`: every matmul, every fused attention kernel (CPU and CUDA)
-SAVED_OPS = frozenset(op for op in (
+SAVED_OPS = frozenset((
     _aten.mm.default, _aten.addmm.default, _aten.bmm.default, _aten.baddbmm.default,
     _aten._scaled_dot_product_flash_attention_for_cpu.default, _aten._scaled_dot_product_flash_attention.default,
     _aten._scaled_dot_product_efficient_attention.default, _aten._scaled_dot_product_cudnn_attention.default,

@@ -22,7 +22,7 @@ def _model(model_dir: Path, mode) -> torch.nn.Module:
 
 def test_each_mode_keeps_what_the_plan_says_with_the_same_loss_and_gradients(tiny_model_dir: Path) -> None:
     """Selective keeps under 65% of what no checkpointing keeps, full about a hidden state per layer; each within 15%
-    of the memory plan's estimate; the loss and every gradient equal in the three modes."""
+    of the memory plan's estimate; the loss and every gradient bit for bit the same in the three modes (fp32, CPU)."""
     torch.manual_seed(0)
     ids = torch.randint(5, 300, (2, 96))
     kept, grads = {}, {}
@@ -42,9 +42,9 @@ def test_each_mode_keeps_what_the_plan_says_with_the_same_loss_and_gradients(tin
     ref_loss, ref_grads = grads[False]
     for mode in (SELECTIVE, True):
         loss, g = grads[mode]
-        torch.testing.assert_close(loss, ref_loss, atol=1e-6, rtol=1e-6)
+        assert torch.equal(loss, ref_loss), mode  # on a CPU in fp32 the recompute is bit for bit the forward
         for name, grad in ref_grads.items():
-            torch.testing.assert_close(g[name], grad, atol=1e-6, rtol=1e-5, msg=f"{mode}: {name}")
+            assert torch.equal(g[name], grad), f"{mode}: {name}"
 
 
 def test_selective_recomputes_every_op_but_the_matmuls_and_attention(tiny_model_dir: Path,
@@ -88,6 +88,6 @@ def test_the_modes_are_what_the_trainer_config_accepts_and_zero3_refuses_selecti
     assert from_dict(TrainerConfig, {"gradient_checkpointing": "selective"}).gradient_checkpointing == SELECTIVE
     with pytest.raises(ConfigError, match=r"gradient_checkpointing='some'.*\[False, True, 'selective'\]"):
         from_dict(TrainerConfig, {"gradient_checkpointing": "some"})
-    with pytest.raises((ConfigError, ValueError), match="selective does not run under trainer.zero_stage=3: set "
-                                                       "trainer.gradient_checkpointing=true"):
+    with pytest.raises(ConfigError, match="selective does not run under trainer.zero_stage=3: set "
+                                          "trainer.gradient_checkpointing=true"):
         from_dict(TrainerConfig, {"gradient_checkpointing": "selective", "zero_stage": 3})
